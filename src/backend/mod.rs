@@ -1,0 +1,1 @@
+//! Compute backends behind one seam: CPU now, CUDA later.

@@ -1,0 +1,155 @@
+//! Flags of every command, in one place so the frame stays stable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "scdreamer", version, about = "scDREAMER single-cell data integration (adversarial VAE)", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print shape, X encoding, obs columns and a batch x label table of an .h5ad file.
+    Inspect(InspectArgs),
+    /// Train scDREAMER on raw counts and write the integrated embedding.
+    Integrate(Box<IntegrateArgs>),
+}
+
+/// Where the counts come from and how they are checked. Shared by every command that reads data.
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Input .h5ad with raw counts (default: the bundled demo, cellbench_3cl_10xsub).
+    #[arg(long, short = 'i')]
+    pub input: Option<PathBuf>,
+    /// Read counts from `layers/NAME` instead of X.
+    #[arg(long, value_name = "NAME")]
+    pub layer: Option<String>,
+    /// obs column holding the batch (donor, lab, protocol...).
+    #[arg(long, default_value = "batch")]
+    pub batch_key: String,
+    /// Accept non-integer values in X (the likelihood is for counts, so this is refused by default).
+    #[arg(long)]
+    pub allow_non_integer: bool,
+    /// Accept a batch key with a single batch (nothing to integrate, but the model still trains).
+    #[arg(long)]
+    pub allow_single_batch: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InspectArgs {
+    /// The .h5ad file (default: the bundled demo).
+    pub file: Option<PathBuf>,
+    /// Read counts from `layers/NAME` instead of X.
+    #[arg(long, value_name = "NAME")]
+    pub layer: Option<String>,
+    /// obs column with batches for the table (default: `batch` if present).
+    #[arg(long)]
+    pub batch_key: Option<String>,
+    /// obs column with labels for the table (default: `cell_type` if present).
+    #[arg(long)]
+    pub labels_key: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HvgFlavor {
+    /// scanpy `flavor="seurat_v3"` on raw counts (the scvi-tools recommendation).
+    SeuratV3,
+    /// scanpy `flavor="seurat"` on log-normalised data (the authors' choice).
+    Seurat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// The method with measured fixes of the authors' code (see README).
+    Default,
+    /// Reproduces the authors' TensorFlow code exactly.
+    Authors,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Likelihood {
+    Zinb,
+    Nb,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// A GPU when one is usable, else the CPU (says why).
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// Gene selection flags.
+#[derive(Args, Debug, Clone)]
+pub struct GeneArgs {
+    /// Number of highly variable genes to keep; with no more genes than this, all are kept.
+    #[arg(long, default_value_t = 2000)]
+    pub n_top_genes: usize,
+    /// HVG method (default: seurat_v3; the authors preset uses seurat).
+    #[arg(long, value_enum)]
+    pub hvg_flavor: Option<HvgFlavor>,
+    /// Use the genes listed in FILE (one name per line) instead of HVG selection.
+    #[arg(long, value_name = "FILE", conflicts_with = "all_genes")]
+    pub genes: Option<PathBuf>,
+    /// Use every gene (no HVG selection).
+    #[arg(long)]
+    pub all_genes: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IntegrateArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output .h5ad (default: `<input>_scdreamer.h5ad` beside the input, or `demo_scdreamer.h5ad`).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// obs column with cell-type labels: switches to scDREAMER-Sup.
+    #[arg(long)]
+    pub labels_key: Option<String>,
+    /// Label value that marks an unlabelled cell (missing values count as unlabelled too).
+    #[arg(long, default_value = "Unknown")]
+    pub unlabeled_category: String,
+    #[command(flatten)]
+    pub genes: GeneArgs,
+    /// Hyper-parameter preset.
+    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    pub preset: Preset,
+    /// Latent dimension.
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// Training epochs (default: chosen from the number of cells).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Minibatch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate of the autoencoder (adversaries keep their preset ratio).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Count likelihood of the decoder.
+    #[arg(long, value_enum, default_value_t = Likelihood::Zinb)]
+    pub likelihood: Likelihood,
+    /// Batch whose decoder gives `layers["scdreamer_normalized"]`, or `all` to average over batches.
+    #[arg(long, default_value = "all")]
+    pub transform_batch: String,
+    /// Random seed: same seed, backend and thread count give the same result.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Save the trained model (safetensors weights + JSON config) in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub save_model: Option<PathBuf>,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}

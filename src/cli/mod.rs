@@ -1,0 +1,15 @@
+//! Command-line interface. Verbs mirror the scvi-tools calls a user knows:
+//! `inspect` (a first look at a file), `integrate` (setup + train + get_latent_representation),
+//! `embed` (a saved model applied to new cells), `simulate` and `bench`.
+
+pub mod args;
+
+pub use args::{Cli, Command};
+
+/// Run one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Inspect(_a) => anyhow::bail!("inspect is not available yet in this build"),
+        Command::Integrate(_a) => anyhow::bail!("integrate is not available yet in this build"),
+    }
+}

@@ -1,0 +1,8 @@
+//! Data layer: the in-memory AnnData subset we need, h5ad I/O, validation and
+//! preprocessing (highly variable genes, library sizes).
+
+pub mod anndata;
+pub mod csr;
+
+pub use anndata::{AnnData, Column, Frame};
+pub use csr::Csr;

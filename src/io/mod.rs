@@ -1,0 +1,1 @@
+//! Outputs (h5ad results) and model checkpoints.

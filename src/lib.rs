@@ -1,0 +1,19 @@
+//! scdreamer: scDREAMER single-cell integration in Rust.
+//!
+//! The module layout follows the data flow:
+//! `data` (h5ad, CSR, validation, HVG) -> `tape` + `backend` (autodiff on CPU/CUDA)
+//! -> `nn` (layers, optimisers) -> `model` (scDREAMER, scDREAMER-Sup) -> `train`
+//! -> `io` (outputs, checkpoints) -> `metrics` (evaluation).
+
+pub mod backend;
+pub mod cli;
+pub mod data;
+pub mod io;
+pub mod metrics;
+pub mod model;
+pub mod nn;
+pub mod tape;
+pub mod train;
+
+/// Version string written into every output (`uns["scdreamer"]["version"]`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

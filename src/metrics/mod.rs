@@ -1,0 +1,1 @@
+//! Integration metrics computed in Rust (kNN label purity, batch entropy).

@@ -1,0 +1,1 @@
+//! scDREAMER and scDREAMER-Sup networks and losses.

@@ -1,0 +1,1 @@
+//! Layers and optimisers built on the tape.

@@ -1,0 +1,1 @@
+//! Minimal reverse-mode autodiff tape.

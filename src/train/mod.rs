@@ -1,0 +1,1 @@
+//! Training loop: minibatches, alternating adversarial updates, logging.
