@@ -3,6 +3,8 @@
 
 pub mod anndata;
 pub mod csr;
+pub mod hvg;
+pub mod preprocess;
 
 pub use anndata::{AnnData, Column, Frame};
 pub use csr::Csr;
