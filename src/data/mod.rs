@@ -6,3 +6,4 @@ pub mod csr;
 
 pub use anndata::{AnnData, Column, Frame};
 pub use csr::Csr;
+pub mod h5ad;
