@@ -8,3 +8,4 @@ pub mod preprocess;
 
 pub use anndata::{AnnData, Column, Frame};
 pub use csr::Csr;
+pub mod h5ad;
