@@ -10,7 +10,8 @@ Outputs (all under tests/fixtures/hvg/):
 - synthetic_counts.tsv: a 50 x 30 random count matrix, one cell per line,
   first field the batch code.
 - synthetic.seurat_v3.tsv / synthetic.seurat.tsv: scanpy's per-gene statistics
-  and selection on that matrix.
+  and selection on that matrix; synthetic.seurat_v3_paper.txt: the selected
+  gene indices of flavor="seurat_v3_paper".
 - <dataset>.<flavor>.txt for every /work/shared/data/*.h5ad: scanpy's HVG list,
   first line "# n_top=N", then one gene name per line in var order.
 """
@@ -90,6 +91,15 @@ def write_synthetic(rng: np.random.Generator) -> None:
                 f"{i}\t{float(r['variances_norm'])!r}\t{float(r['highly_variable_rank'])!r}\t"
                 f"{int(r['highly_variable_nbatches'])}\t{int(r['highly_variable'])}\n"
             )
+
+    a = make()
+    df = sc.pp.highly_variable_genes(
+        a, flavor="seurat_v3_paper", n_top_genes=SYN_TOP, batch_key="batch", inplace=False
+    )
+    with open(os.path.join(OUT, "synthetic.seurat_v3_paper.txt"), "w") as f:
+        f.write(f"# n_top={SYN_TOP}\tselected gene indices\n")
+        for i in np.flatnonzero(df["highly_variable"].to_numpy()):
+            f.write(f"{i}\n")
 
     a = make()
     sc.pp.normalize_total(a, target_sum=1e4)

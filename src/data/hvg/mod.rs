@@ -10,7 +10,7 @@ mod seurat_v3;
 mod stats;
 
 pub use seurat::seurat;
-pub use seurat_v3::seurat_v3;
+pub use seurat_v3::{seurat_v3, seurat_v3_paper};
 
 /// Outcome of a highly-variable-gene selection.
 #[derive(Clone, Debug, PartialEq)]

@@ -20,12 +20,37 @@ const SPAN: f64 = 0.3;
 /// genes are ranked by it within the batch. Genes are then ordered by median rank
 /// over the batches where they are in the top `n_top` (ascending), ties by that
 /// number of batches (descending), then by gene index; the first `n_top` win.
+/// Exact ties in normalised variance within a batch are ranked by gene index
+/// (numpy's unstable argsort orders them arbitrarily, which can swap a gene at
+/// the cut-off).
 /// With `n_top >= genes` all genes are kept. `batch = None` means one batch.
 pub fn seurat_v3(
     x: &Csr,
     batch: Option<&[u32]>,
     n_batches: usize,
     n_top: usize,
+) -> anyhow::Result<HvgResult> {
+    seurat_v3_ordered(x, batch, n_batches, n_top, false)
+}
+
+/// Like [`seurat_v3`], but ordered as scanpy's `flavor="seurat_v3_paper"` (and
+/// Seurat's `SelectIntegrationFeatures`): first by the number of batches where
+/// the gene is in the top `n_top` (descending), then by median rank (ascending).
+pub fn seurat_v3_paper(
+    x: &Csr,
+    batch: Option<&[u32]>,
+    n_batches: usize,
+    n_top: usize,
+) -> anyhow::Result<HvgResult> {
+    seurat_v3_ordered(x, batch, n_batches, n_top, true)
+}
+
+fn seurat_v3_ordered(
+    x: &Csr,
+    batch: Option<&[u32]>,
+    n_batches: usize,
+    n_top: usize,
+    batches_first: bool,
 ) -> anyhow::Result<HvgResult> {
     let (codes, n_batches, cells_per_batch) = batch_layout(x.n_rows, batch, n_batches)?;
     let g = x.n_cols;
@@ -107,7 +132,13 @@ pub fn seurat_v3(
 
     let mut order: Vec<usize> = (0..g).collect();
     order.sort_by(|&p, &q| {
-        asc_nan_last(median_rank[p], median_rank[q]).then(n_batches_hvg[q].cmp(&n_batches_hvg[p]))
+        let by_rank = asc_nan_last(median_rank[p], median_rank[q]);
+        let by_batches = n_batches_hvg[q].cmp(&n_batches_hvg[p]);
+        if batches_first {
+            by_batches.then(by_rank)
+        } else {
+            by_rank.then(by_batches)
+        }
     });
     Ok(HvgResult {
         selected: take_top(order, n_top),

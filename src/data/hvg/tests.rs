@@ -91,6 +91,20 @@ fn seurat_v3_matches_scanpy_on_synthetic_counts() {
 }
 
 #[test]
+fn seurat_v3_paper_matches_scanpy_on_synthetic_counts() {
+    let (x, batch) = synthetic();
+    let text = fixture("synthetic.seurat_v3_paper.txt");
+    let want: Vec<usize> = text.lines().skip(1).map(|l| l.parse().unwrap()).collect();
+    let r = seurat_v3_paper(&x, Some(&batch), 2, want.len()).unwrap();
+    assert_eq!(r.selected, want);
+    // The two orderings must differ on this matrix, or the test proves nothing.
+    assert_ne!(
+        seurat_v3(&x, Some(&batch), 2, want.len()).unwrap().selected,
+        want
+    );
+}
+
+#[test]
 fn seurat_matches_scanpy_on_synthetic_counts() {
     let (x, batch) = synthetic();
     let (n_top, rows) = expected("synthetic.seurat.tsv");
