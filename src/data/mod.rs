@@ -3,6 +3,9 @@
 
 pub mod anndata;
 pub mod csr;
+pub mod hvg;
+pub mod preprocess;
 
 pub use anndata::{AnnData, Column, Frame};
 pub use csr::Csr;
+pub mod h5ad;

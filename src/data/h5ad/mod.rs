@@ -1,0 +1,10 @@
+//! h5ad (AnnData on HDF5) reading and writing, following the anndata >= 0.8 on-disk
+//! specification: X as CSR/CSC groups or a dense array, obs/var dataframes with
+//! categorical, string, numeric and bool columns.
+
+pub mod attrs;
+mod frame;
+mod matrix;
+mod read;
+
+pub use read::{ReadOptions, layer_names, open_h5, read_h5ad};
