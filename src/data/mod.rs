@@ -3,7 +3,8 @@
 
 pub mod anndata;
 pub mod csr;
+pub mod dense;
+pub mod h5ad;
 
 pub use anndata::{AnnData, Column, Frame};
 pub use csr::Csr;
-pub mod h5ad;
