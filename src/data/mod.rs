@@ -3,8 +3,10 @@
 
 pub mod anndata;
 pub mod csr;
+pub mod demo;
 pub mod dense;
 pub mod h5ad;
+pub mod validate;
 
 pub use anndata::{AnnData, Column, Frame};
 pub use csr::Csr;
