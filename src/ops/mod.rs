@@ -1,0 +1,3 @@
+//! Numerical kernels below the autodiff tape.
+
+pub mod losses;
