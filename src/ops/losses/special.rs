@@ -12,8 +12,7 @@
 /// ln(2π)/2.
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
-/// Arguments at or above this use the asymptotic series directly (f64). At 10 the first
-/// dropped lgamma term is ~2e-14 of the value, the first dropped digamma term ~8e-13/1e2.
+/// Arguments at or above this use the asymptotic series directly (f64).
 pub(crate) const ASYMPTOTIC_FROM: f64 = 10.0;
 
 /// Stirling correction `lgamma(z) - [(z - 1/2) ln z - z + ln(2π)/2]` for z ≥ 10.
@@ -21,23 +20,30 @@ pub(crate) const ASYMPTOTIC_FROM: f64 = 10.0;
 pub(crate) fn stirling_tail(z: f64) -> f64 {
     let w = 1.0 / z;
     let w2 = w * w;
-    // Bernoulli terms B_2k / (2k(2k-1) z^(2k-1)), k = 1..5.
+    // Bernoulli terms B_2k / (2k(2k-1) z^(2k-1)), k = 1..7; the first dropped one is
+    // ~3e-17 at z = 10.
     w * (1.0 / 12.0
-        + w2 * (-1.0 / 360.0 + w2 * (1.0 / 1260.0 + w2 * (-1.0 / 1680.0 + w2 * (1.0 / 1188.0)))))
+        + w2 * (-1.0 / 360.0
+            + w2 * (1.0 / 1260.0
+                + w2 * (-1.0 / 1680.0
+                    + w2 * (1.0 / 1188.0 + w2 * (-691.0 / 360_360.0 + w2 * (1.0 / 156.0)))))))
 }
 
 /// Digamma correction `digamma(z) - [ln z - 1/(2z)]` for z ≥ 10.
 #[inline]
 pub(crate) fn digamma_tail(z: f64) -> f64 {
     let w2 = 1.0 / (z * z);
-    // -B_2k / (2k z^(2k)), k = 1..5.
+    // -B_2k / (2k z^(2k)), k = 1..7; the first dropped one is ~1e-16 at z = 10.
     w2 * (-1.0 / 12.0
-        + w2 * (1.0 / 120.0 + w2 * (-1.0 / 252.0 + w2 * (1.0 / 240.0 + w2 * (-1.0 / 132.0)))))
+        + w2 * (1.0 / 120.0
+            + w2 * (-1.0 / 252.0
+                + w2 * (1.0 / 240.0
+                    + w2 * (-1.0 / 132.0 + w2 * (691.0 / 32_760.0 + w2 * (-1.0 / 12.0)))))))
 }
 
 /// ln Γ(z) for z > 0 (f64).
 pub fn lgamma(z: f64) -> f64 {
-    if !(z > 0.0) {
+    if z.is_nan() || z <= 0.0 {
         return if z == 0.0 { f64::INFINITY } else { f64::NAN };
     }
     if z >= ASYMPTOTIC_FROM {
@@ -55,7 +61,7 @@ pub fn lgamma(z: f64) -> f64 {
 
 /// ψ(z) = d/dz ln Γ(z) for z > 0 (f64).
 pub fn digamma(z: f64) -> f64 {
-    if !(z > 0.0) {
+    if z.is_nan() || z <= 0.0 {
         return if z == 0.0 {
             f64::NEG_INFINITY
         } else {
@@ -77,7 +83,7 @@ const ASYMPTOTIC_FROM_F32: f32 = 7.0;
 
 /// ln Γ(z) for z > 0 in f32 arithmetic (~1e-6 relative, ~1e-6 absolute near z = 1, 2).
 pub fn lgamma_f32(z: f32) -> f32 {
-    if !(z > 0.0) {
+    if z.is_nan() || z <= 0.0 {
         return if z == 0.0 { f32::INFINITY } else { f32::NAN };
     }
     let mut prod = 1.0f32;
@@ -94,7 +100,7 @@ pub fn lgamma_f32(z: f32) -> f32 {
 
 /// ψ(z) for z > 0 in f32 arithmetic (~1e-6 relative away from the root at 1.4616).
 pub fn digamma_f32(z: f32) -> f32 {
-    if !(z > 0.0) {
+    if z.is_nan() || z <= 0.0 {
         return if z == 0.0 {
             f32::NEG_INFINITY
         } else {
@@ -218,7 +224,7 @@ mod tests {
             (1.0, -euler),
             (0.5, -euler - 2.0 * 2f64.ln()),
             (2.0, 1.0 - euler),
-            (10.0, 2.251_752_589_066_721_1),
+            (10.0, 2.251_752_589_066_721),
             (1.461_632_144_968_362_3, 0.0),
         ];
         for (z, want) in cases {
