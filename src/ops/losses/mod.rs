@@ -11,6 +11,7 @@
 
 pub mod bhattacharyya;
 pub mod cross_entropy;
+mod fastmath;
 pub mod kl;
 pub mod nb;
 pub mod special;
@@ -58,8 +59,8 @@ impl LossFloat for f64 {
 /// precision in both tails (σ(-z) is not formed as 1 - σ(z)).
 #[inline]
 pub(crate) fn softplus_sigmoids(z: f64) -> (f64, f64, f64) {
-    let e = (-z.abs()).exp();
-    let sp = z.max(0.0) + e.ln_1p();
+    let e = fastmath::exp(-z.abs());
+    let sp = z.max(0.0) + fastmath::ln_1p(e);
     let inv = 1.0 / (1.0 + e);
     if z >= 0.0 {
         (sp, inv, e * inv)

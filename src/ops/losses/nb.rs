@@ -8,6 +8,7 @@
 //! - `ln(m+e) - ln(t+m+e) = -ln1p(t/(m+e))`;
 //! - lgamma(x+t) - lgamma(t) from the stable series difference ([`special::GammaShift`]).
 
+use super::fastmath as fm;
 use super::special::{self, GammaShift};
 use super::{ElemGrad, LossFloat, check_len, likelihood_rows_fwd, likelihood_rows_fwd_bwd};
 
@@ -41,15 +42,16 @@ impl GeneConsts {
     }
 }
 
-/// f(u) = ln(1+u) - u/(1+u) ≥ 0. For small u both terms are ≈ u and the result ≈ u²/2, so
-/// use the Taylor series Σ_{k≥2} (-1)^k (k-1)/k u^k there (truncation error < u^6).
+/// f(u) = ln(1+u) - u/(1+u) ≥ 0, given `ln1p_u` = ln(1+u) and `ratio` = u/(1+u). For small
+/// u both terms are ≈ u and the result ≈ u²/2, so use the Taylor series
+/// Σ_{k≥2} (-1)^k (k-1)/k u^k there (truncation error < u^6).
 #[inline]
-fn log1p_minus_ratio(u: f64) -> f64 {
+fn log1p_minus_ratio(u: f64, ln1p_u: f64, ratio: f64) -> f64 {
     if u.abs() < 1e-3 {
         let u2 = u * u;
         u2 * (0.5 + u * (-2.0 / 3.0 + u * (0.75 + u * (-0.8 + u * (5.0 / 6.0)))))
     } else {
-        u.ln_1p() - u / (1.0 + u)
+        ln1p_u - ratio
     }
 }
 
@@ -58,11 +60,14 @@ fn log1p_minus_ratio(u: f64) -> f64 {
 pub(crate) fn nb_zero_term(m: f64, g: &GeneConsts) -> (f64, f64, f64) {
     let t = g.t;
     let u = m * g.inv_t_eps;
-    let d = -t * u.ln_1p();
+    let ln1p_u = fm::ln_1p(u);
+    let d = -t * ln1p_u;
     let inv_tme = 1.0 / (t + m + g.eps);
     let dd_dm = -t * inv_tme;
-    // dd/dt = ln((t+e)/(t+m+e)) + t m / ((t+e)(t+m+e)) = -f(u) - (e/(t+e)) u/(1+u).
-    let dd_dt = -log1p_minus_ratio(u) - g.eps_frac * u / (1.0 + u);
+    // dd/dt = ln((t+e)/(t+m+e)) + t m / ((t+e)(t+m+e)) = -f(u) - (e/(t+e)) u/(1+u), and
+    // u/(1+u) = m/(t+m+e).
+    let ratio = m * inv_tme;
+    let dd_dt = -log1p_minus_ratio(u, ln1p_u, ratio) - g.eps_frac * ratio;
     (d, dd_dm, dd_dt)
 }
 
@@ -82,9 +87,9 @@ pub(crate) fn nb_elem(x: f64, m: f64, g: &GeneConsts) -> ElemGrad {
     let t = g.t;
     let me = m + g.eps;
     let inv_tme = 1.0 / (t + me);
-    let log_m_over_tm = -(t / me).ln_1p();
+    let log_m_over_tm = -fm::ln_1p(t / me);
     let (lg_diff, dg_diff) = g.gamma.lgamma_digamma_diff(x);
-    let ll = d + x * log_m_over_tm + lg_diff - special::lgamma(x + 1.0);
+    let ll = d + x * log_m_over_tm + lg_diff - special::lgamma_1p(x);
     // x/(m+e) - (t+x)/(t+m+e) over a common denominator: no cancellation.
     let dmu = (t * inv_tme) * ((x - me) / me);
     let dtheta = dd_dt - x * inv_tme + dg_diff;
@@ -99,12 +104,12 @@ pub(crate) fn nb_elem(x: f64, m: f64, g: &GeneConsts) -> ElemGrad {
 /// NB log-likelihood of one element (forward only: no digamma).
 #[inline]
 pub(crate) fn nb_elem_ll(x: f64, m: f64, g: &GeneConsts) -> f64 {
-    let d = -g.t * (m * g.inv_t_eps).ln_1p();
+    let d = -g.t * fm::ln_1p(m * g.inv_t_eps);
     if x == 0.0 {
         return d;
     }
     let me = m + g.eps;
-    d - x * (g.t / me).ln_1p() + g.gamma.lgamma_diff(x) - special::lgamma(x + 1.0)
+    d - x * fm::ln_1p(g.t / me) + g.gamma.lgamma_diff(x) - special::lgamma_1p(x)
 }
 
 /// NB log-likelihood per row and its gradients in one pass (scVI's `log_nb_positive`).

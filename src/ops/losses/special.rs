@@ -9,6 +9,8 @@
 //! Domain: z > 0 (all callers pass θ > 0, x + θ > 0 or x + 1 ≥ 1). z == 0 gives +inf for
 //! lgamma and -inf for digamma (the pole), z < 0 or NaN gives NaN.
 
+use super::fastmath as fm;
+
 /// ln(2π)/2.
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
@@ -47,7 +49,7 @@ pub fn lgamma(z: f64) -> f64 {
         return if z == 0.0 { f64::INFINITY } else { f64::NAN };
     }
     if z >= ASYMPTOTIC_FROM {
-        return (z - 0.5) * z.ln() - z + HALF_LN_2PI + stirling_tail(z);
+        return (z - 0.5) * fm::ln(z) - z + HALF_LN_2PI + stirling_tail(z);
     }
     // lgamma(z) = lgamma(z + n) - ln(z (z+1) ... (z+n-1)); one log for the whole product.
     let mut prod = 1.0;
@@ -56,26 +58,58 @@ pub fn lgamma(z: f64) -> f64 {
         prod *= w;
         w += 1.0;
     }
-    (w - 0.5) * w.ln() - w + HALF_LN_2PI + stirling_tail(w) - prod.ln()
+    (w - 0.5) * fm::ln(w) - w + HALF_LN_2PI + stirling_tail(w) - fm::ln(prod)
 }
 
 /// ψ(z) = d/dz ln Γ(z) for z > 0 (f64).
 pub fn digamma(z: f64) -> f64 {
+    lgamma_digamma(z).1
+}
+
+/// (ln Γ(z), ψ(z)) for z > 0, sharing the recurrence shift and its logarithms.
+pub fn lgamma_digamma(z: f64) -> (f64, f64) {
     if z.is_nan() || z <= 0.0 {
         return if z == 0.0 {
-            f64::NEG_INFINITY
+            (f64::INFINITY, f64::NEG_INFINITY)
         } else {
-            f64::NAN
+            (f64::NAN, f64::NAN)
         };
     }
-    // ψ(z) = ψ(z + n) - Σ_{k<n} 1/(z + k).
-    let mut shift = 0.0;
+    // Shift: Γ(z) = Γ(z+n) / Π, ψ(z) = ψ(z+n) - Σ 1/(z+k). The sum is kept as one fraction
+    // num/Π (num·w + Π over Π·w at each step) so the loop has no division.
+    let mut prod = 1.0;
+    let mut num = 0.0;
     let mut w = z;
     while w < ASYMPTOTIC_FROM {
-        shift += 1.0 / w;
+        num = num * w + prod;
+        prod *= w;
         w += 1.0;
     }
-    w.ln() - 0.5 / w + digamma_tail(w) - shift
+    let ln_w = fm::ln(w);
+    let mut lg = (w - 0.5) * ln_w - w + HALF_LN_2PI + stirling_tail(w);
+    let mut dg = ln_w - 0.5 / w + digamma_tail(w);
+    if w != z {
+        lg -= fm::ln(prod);
+        dg -= num / prod;
+    }
+    (lg, dg)
+}
+
+/// Integer arguments below this use a table for ln Γ(x + 1) = ln x!.
+const LN_FACTORIAL_TABLE: usize = 1024;
+
+fn ln_factorial_table() -> &'static [f64; LN_FACTORIAL_TABLE] {
+    static TABLE: std::sync::OnceLock<[f64; LN_FACTORIAL_TABLE]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|n| lgamma(n as f64 + 1.0)))
+}
+
+/// ln Γ(x + 1) for x ≥ 0; small integer x (counts) come from a table.
+#[inline]
+pub fn lgamma_1p(x: f64) -> f64 {
+    if x >= 0.0 && x < LN_FACTORIAL_TABLE as f64 && x == x.trunc() {
+        return ln_factorial_table()[x as usize];
+    }
+    lgamma(x + 1.0)
 }
 
 /// f32 threshold: at 7 the first dropped lgamma term (z^-7/1680) is ~7e-10.
@@ -138,7 +172,7 @@ impl GammaShift {
             GammaShift {
                 t,
                 large: true,
-                a: t.ln(),
+                a: fm::ln(t),
                 b: stirling_tail(t),
                 c: digamma_tail(t),
             }
@@ -160,7 +194,7 @@ impl GammaShift {
     pub(crate) fn lgamma_diff(&self, x: f64) -> f64 {
         if self.large {
             let t = self.t;
-            let l1 = (x / t).ln_1p();
+            let l1 = fm::ln_1p(x / t);
             (t + x - 0.5) * l1 + x * self.a - x + (stirling_tail(t + x) - self.b)
         } else {
             lgamma(self.t + x) - self.a
@@ -173,14 +207,14 @@ impl GammaShift {
         if self.large {
             let t = self.t;
             let tx = t + x;
-            let l1 = (x / t).ln_1p();
+            let l1 = fm::ln_1p(x / t);
             let lg = (tx - 0.5) * l1 + x * self.a - x + (stirling_tail(tx) - self.b);
             // ψ(t+x) - ψ(t) = ln(1 + x/t) + x / (2 t (t+x)) + Δtail.
             let dg = l1 + x / (2.0 * t * tx) + (digamma_tail(tx) - self.c);
             (lg, dg)
         } else {
-            let tx = self.t + x;
-            (lgamma(tx) - self.a, digamma(tx) - self.b)
+            let (lg, dg) = lgamma_digamma(self.t + x);
+            (lg - self.a, dg - self.b)
         }
     }
 }

@@ -8,19 +8,49 @@
 //! The zero test is the spec's `x < eps` (scVI additionally drops x == eps exactly; the
 //! authors' TF code, which the spec follows, does not). x may be non-integer.
 
+use super::fastmath as fm;
 use super::nb::{GeneConsts, nb_elem, nb_elem_ll, nb_zero_term};
 use super::softplus_sigmoids;
 use super::{ElemGrad, LossFloat, check_len, likelihood_rows_fwd, likelihood_rows_fwd_bwd};
 
+/// e^{-|ℓ|}, σ(ℓ), σ(-ℓ), each with full relative precision.
+#[inline(always)]
+fn sigmoids(l: f64) -> (f64, f64, f64) {
+    let e = fm::exp(-l.abs());
+    let inv = 1.0 / (1.0 + e);
+    if l >= 0.0 {
+        (e, inv, e * inv)
+    } else {
+        (e, e * inv, inv)
+    }
+}
+
+/// Zero case: (LL, σ(d - ℓ), dd/dμ, dd/dθ) with d = θ ln((θ+e)/(θ+μ+e)).
+///
+/// `-softplus(-ℓ) + softplus(d - ℓ) = ln(σ(ℓ) + σ(-ℓ) e^d) = ln1p(w)`, w = σ(-ℓ)(e^d - 1):
+/// two logs fewer than the softplus form. When w ≤ -1/2, 1 + w would lose digits (tiny
+/// σ(ℓ) and e^d), so fall back to the softplus form, which is exact there.
+#[inline(always)]
+fn zero_case(m: f64, l: f64, e_l: f64, sig_neg_l: f64, g: &GeneConsts) -> (f64, f64, f64, f64) {
+    let (d, dd_dm, dd_dt) = nb_zero_term(m, g);
+    let (ed, em) = fm::exp_and_expm1(d);
+    let w = sig_neg_l * em;
+    if w > -0.5 {
+        // σ(d - ℓ) = σ(-ℓ) e^d / (σ(ℓ) + σ(-ℓ) e^d).
+        (fm::ln_1p(w), sig_neg_l * ed / (1.0 + w), dd_dm, dd_dt)
+    } else {
+        let sp_l = l.max(0.0) + fm::ln_1p(e_l);
+        let (sp_z, sig_z, _) = softplus_sigmoids(d - l);
+        (l - sp_l + sp_z, sig_z, dd_dm, dd_dt)
+    }
+}
+
 /// ZINB log-likelihood of one element and its partials (ll, d/dμ, d/dθ, d/dℓ).
 #[inline]
 pub(crate) fn zinb_elem(x: f64, m: f64, l: f64, g: &GeneConsts, eps: f64) -> ElemGrad {
-    let (sp_l, sig_l, sig_neg_l) = softplus_sigmoids(l);
+    let (e_l, sig_l, sig_neg_l) = sigmoids(l);
     if x < eps {
-        let (d, dd_dm, dd_dt) = nb_zero_term(m, g);
-        let (sp_z, sig_z, _) = softplus_sigmoids(d - l);
-        // -softplus(-ℓ) = ℓ - softplus(ℓ).
-        let ll = l - sp_l + sp_z;
+        let (ll, sig_z, dd_dm, dd_dt) = zero_case(m, l, e_l, sig_neg_l, g);
         ElemGrad {
             ll,
             dmu: sig_z * dd_dm,
@@ -28,6 +58,8 @@ pub(crate) fn zinb_elem(x: f64, m: f64, l: f64, g: &GeneConsts, eps: f64) -> Ele
             dlogit: sig_neg_l - sig_z,
         }
     } else {
+        // -softplus(-ℓ) - ℓ = -softplus(ℓ).
+        let sp_l = l.max(0.0) + fm::ln_1p(e_l);
         let nb = nb_elem(x, m, g);
         ElemGrad {
             ll: nb.ll - sp_l,
@@ -37,17 +69,14 @@ pub(crate) fn zinb_elem(x: f64, m: f64, l: f64, g: &GeneConsts, eps: f64) -> Ele
     }
 }
 
-/// ZINB log-likelihood of one element (forward only).
+/// ZINB log-likelihood of one element (forward only; bit-identical to `zinb_elem`'s).
 #[inline]
 pub(crate) fn zinb_elem_ll(x: f64, m: f64, l: f64, g: &GeneConsts, eps: f64) -> f64 {
+    let (e_l, _, sig_neg_l) = sigmoids(l);
     if x < eps {
-        let (d, _, _) = nb_zero_term(m, g);
-        let (sp_l, _, _) = softplus_sigmoids(l);
-        let (sp_z, _, _) = softplus_sigmoids(d - l);
-        l - sp_l + sp_z
+        zero_case(m, l, e_l, sig_neg_l, g).0
     } else {
-        let (sp_l, _, _) = softplus_sigmoids(l);
-        nb_elem_ll(x, m, g) - sp_l
+        nb_elem_ll(x, m, g) - (l.max(0.0) + fm::ln_1p(e_l))
     }
 }
 
