@@ -7,7 +7,6 @@ pub mod adam;
 pub mod csr;
 pub mod elementwise;
 pub mod gemm;
-mod losses_tmp;
 pub mod par;
 pub mod random;
 pub mod reduce;
@@ -15,14 +14,17 @@ pub mod special;
 
 use super::{AdamStep, Backend, Binary, GemmSpec, InputTransform, Unary};
 use crate::data::Csr;
+use crate::ops::losses;
 use csr::{CpuCsr, CscScratch};
-use losses_tmp as losses;
 use std::sync::{Arc, Mutex};
 
 /// The CPU backend handle (cheap to clone). Uses rayon's global pool.
 #[derive(Clone, Default)]
 pub struct Cpu {
     scratch: Arc<Mutex<CscScratch>>,
+    /// Reusable host vectors for kernel outputs nobody reads (e.g. the gradients a
+    /// fused value+gradient kernel writes during a forward-only call).
+    spare: Arc<Mutex<Vec<Vec<f32>>>>,
 }
 
 impl Cpu {
@@ -280,10 +282,11 @@ impl Backend for Cpu {
         dtheta: &mut Vec<f32>,
         dlogit: &mut Vec<f32>,
     ) {
-        let mut ll = self.ll_scratch(rows);
-        losses::zinb_fwd_bwd(
-            x, mu, theta, logit, rows, cols, eps, g, &mut ll, dmu, dtheta, dlogit,
-        );
+        self.with_spare(&[rows], |s| {
+            losses::zinb_fwd_bwd(
+                x, mu, theta, logit, rows, cols, eps, g, &mut s[0], dmu, dtheta, dlogit,
+            )
+        });
     }
     fn nb_fwd(
         &self,
@@ -309,12 +312,15 @@ impl Backend for Cpu {
         dmu: &mut Vec<f32>,
         dtheta: &mut Vec<f32>,
     ) {
-        let mut ll = self.ll_scratch(rows);
-        losses::nb_fwd_bwd(x, mu, theta, rows, cols, eps, g, &mut ll, dmu, dtheta);
+        self.with_spare(&[rows], |s| {
+            losses::nb_fwd_bwd(x, mu, theta, rows, cols, eps, g, &mut s[0], dmu, dtheta)
+        });
     }
     fn bhattacharyya_fwd(&self, a: &Vec<f32>, b: &Vec<f32>, loss: &mut Vec<f32>) {
-        let (mut da, mut db) = (vec![0.0; a.len()], vec![0.0; b.len()]);
-        loss[0] = losses::bhattacharyya_fwd_bwd(a, b, 1.0, &mut da, &mut db);
+        self.with_spare(&[a.len(), b.len()], |s| {
+            let [da, db] = s else { unreachable!() };
+            loss[0] = losses::bhattacharyya_fwd_bwd(a, b, da, db);
+        });
     }
     fn bhattacharyya_bwd(
         &self,
@@ -324,13 +330,15 @@ impl Backend for Cpu {
         da: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) {
-        losses::bhattacharyya_fwd_bwd(a, b, g[0], da, db);
+        losses::bhattacharyya_fwd_bwd(a, b, da, db);
+        da.iter_mut().chain(db.iter_mut()).for_each(|v| *v *= g[0]);
     }
     fn kl_std_normal_fwd(&self, mean: &Vec<f32>, var: &Vec<f32>, cols: usize, kl: &mut Vec<f32>) {
-        let n = mean.len();
-        let (mut dm, mut dv) = (vec![0.0; n], vec![0.0; n]);
-        let up = vec![0.0; kl.len()];
-        losses::kl_std_normal_fwd_bwd(mean, var, kl.len(), cols, &up, kl, &mut dm, &mut dv);
+        let (n, rows) = (mean.len(), kl.len());
+        self.with_spare(&[rows, n, n], |s| {
+            let [up, dm, dv] = s else { unreachable!() };
+            losses::kl_std_normal_fwd_bwd(mean, var, rows, cols, up, kl, dm, dv);
+        });
     }
     fn kl_std_normal_bwd(
         &self,
@@ -341,8 +349,10 @@ impl Backend for Cpu {
         dmean: &mut Vec<f32>,
         dvar: &mut Vec<f32>,
     ) {
-        let mut kl = vec![0.0; g.len()];
-        losses::kl_std_normal_fwd_bwd(mean, var, g.len(), cols, g, &mut kl, dmean, dvar);
+        let rows = g.len();
+        self.with_spare(&[rows], |s| {
+            losses::kl_std_normal_fwd_bwd(mean, var, rows, cols, g, &mut s[0], dmean, dvar);
+        });
     }
     fn kl_normal_fwd(
         &self,
@@ -353,11 +363,11 @@ impl Backend for Cpu {
         cols: usize,
         kl: &mut Vec<f32>,
     ) {
-        let n = m1.len();
-        let mut d = [vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]];
-        let up = vec![0.0; kl.len()];
-        let [a, b, c, e] = &mut d;
-        losses::kl_normal_fwd_bwd(m1, v1, m2, v2, kl.len(), cols, &up, kl, [a, b, c, e]);
+        let (n, rows) = (m1.len(), kl.len());
+        self.with_spare(&[rows, n, n, n, n], |s| {
+            let [up, a, b, c, d] = s else { unreachable!() };
+            losses::kl_normal_fwd_bwd(m1, v1, m2, v2, rows, cols, up, kl, a, b, c, d);
+        });
     }
     fn kl_normal_bwd(
         &self,
@@ -369,9 +379,11 @@ impl Backend for Cpu {
         g: &Vec<f32>,
         grads: [&mut Vec<f32>; 4],
     ) {
-        let mut kl = vec![0.0; g.len()];
-        let [a, b, c, e] = grads;
-        losses::kl_normal_fwd_bwd(m1, v1, m2, v2, g.len(), cols, g, &mut kl, [a, b, c, e]);
+        let rows = g.len();
+        let [a, b, c, d] = grads;
+        self.with_spare(&[rows], |s| {
+            losses::kl_normal_fwd_bwd(m1, v1, m2, v2, rows, cols, g, &mut s[0], a, b, c, d);
+        });
     }
     fn cross_entropy_fwd(
         &self,
@@ -382,9 +394,11 @@ impl Backend for Cpu {
         cols: usize,
         loss: &mut Vec<f32>,
     ) {
-        let mut d = vec![0.0; logits.len()];
         let m = mask.map(|m| m.as_slice());
-        loss[0] = losses::cross_entropy_masked_fwd_bwd(logits, labels, m, rows, cols, 1.0, &mut d);
+        self.with_spare(&[logits.len()], |s| {
+            loss[0] =
+                losses::cross_entropy_masked_fwd_bwd(logits, labels, m, rows, cols, &mut s[0]);
+        });
     }
     fn cross_entropy_bwd(
         &self,
@@ -397,7 +411,8 @@ impl Backend for Cpu {
         dlogits: &mut Vec<f32>,
     ) {
         let m = mask.map(|m| m.as_slice());
-        losses::cross_entropy_masked_fwd_bwd(logits, labels, m, rows, cols, g[0], dlogits);
+        losses::cross_entropy_masked_fwd_bwd(logits, labels, m, rows, cols, dlogits);
+        dlogits.iter_mut().for_each(|v| *v *= g[0]);
     }
 
     fn adam(
@@ -413,7 +428,17 @@ impl Backend for Cpu {
 }
 
 impl Cpu {
-    fn ll_scratch(&self, rows: usize) -> Vec<f32> {
-        vec![0.0; rows]
+    /// Run `f` with zero-filled spare vectors of the given lengths (capacity is kept
+    /// between calls, so steady-state calls do not allocate).
+    fn with_spare<R>(&self, lens: &[usize], f: impl FnOnce(&mut [Vec<f32>]) -> R) -> R {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < lens.len() {
+            spare.resize_with(lens.len(), Vec::new);
+        }
+        for (v, &n) in spare.iter_mut().zip(lens) {
+            v.clear();
+            v.resize(n, 0.0);
+        }
+        f(&mut spare[..lens.len()])
     }
 }

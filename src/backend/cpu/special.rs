@@ -1,45 +1,7 @@
-//! Special functions (f64 inside, for accuracy at f32 output).
+//! Elementwise special functions of the CPU kernels (lgamma/digamma come from the loss
+//! kernels' implementation, shared).
 
-/// ln Gamma(x) for x > 0 (Lanczos, g = 7, n = 9; relative error ~1e-15).
-pub fn lgamma(x: f64) -> f64 {
-    const G: f64 = 7.0;
-    const C: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Gamma(x) = Gamma(x + 1) / x keeps the argument positive for our x > 0 domain.
-        return lgamma(x + 1.0) - x.ln();
-    }
-    let x = x - 1.0;
-    let mut a = C[0];
-    let t = x + G + 0.5;
-    for (i, &c) in C.iter().enumerate().skip(1) {
-        a += c / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
-
-/// Digamma psi(x) = d/dx ln Gamma(x) for x > 0 (recurrence up to x >= 6, then asymptotic).
-pub fn digamma(mut x: f64) -> f64 {
-    let mut acc = 0.0;
-    while x < 6.0 {
-        acc -= 1.0 / x;
-        x += 1.0;
-    }
-    let r = 1.0 / x;
-    let r2 = r * r;
-    acc + x.ln()
-        - 0.5 * r
-        - r2 * (1.0 / 12.0 - r2 * (1.0 / 120.0 - r2 * (1.0 / 252.0 - r2 * (1.0 / 240.0))))
-}
+pub use crate::ops::losses::special::{digamma, lgamma};
 
 /// Numerically stable softplus ln(1 + e^x).
 #[inline(always)]
