@@ -1,7 +1,7 @@
 //! Counts heap allocations per training step with a counting global allocator: after
 //! warm-up, a fixed-shape step must not allocate in the tape, the ops or the CPU backend.
 
-#[path = "common_step.rs"]
+#[path = "common/step.rs"]
 mod common_step;
 
 use common_step::{Model, random_csr};
