@@ -4,7 +4,7 @@
 //! versions are a few FMAs (fdlibm's log polynomial, a degree-13 Taylor exp), accurate to
 //! ~2 ulp on the ranges the kernels use, and compile inline into the element loop.
 
-const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
 const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 const SQRT2: f64 = std::f64::consts::SQRT_2;
 
@@ -49,28 +49,6 @@ pub(crate) fn exp(x: f64) -> f64 {
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let scale = f64::from_bits(((n as i64 + 1023) as u64) << 52);
     (1.0 + expm1_reduced(r)) * scale
-}
-
-/// e^x - 1 without cancellation for small |x|.
-#[inline(always)]
-pub(crate) fn expm1(x: f64) -> f64 {
-    if x.abs() <= 0.5 * LN2_HI {
-        expm1_reduced(x)
-    } else {
-        exp(x) - 1.0
-    }
-}
-
-/// (e^x, e^x - 1), each without cancellation (e^x directly, not 1 + expm1, for x < -ln2/2).
-#[inline(always)]
-pub(crate) fn exp_and_expm1(x: f64) -> (f64, f64) {
-    if x.abs() <= 0.5 * LN2_HI {
-        let em = expm1_reduced(x);
-        (1.0 + em, em)
-    } else {
-        let e = exp(x);
-        (e, e - 1.0)
-    }
 }
 
 /// ln(1 + f) for f = m - 1, m in [sqrt(2)/2, sqrt(2)] (fdlibm e_log.c polynomial, < 1 ulp).
@@ -127,6 +105,61 @@ pub(crate) fn ln_1p(u: f64) -> f64 {
     ln(w) + (u - (w - 1.0)) / w
 }
 
+// ---- Branch-free lane versions: straight-line code with selects only, so that LLVM
+// vectorises loops calling them (4 f64 lanes with AVX2). Inputs must be finite; results for
+// arguments outside the stated ranges are unspecified (callers discard them).
+
+/// 1.5 · 2^52: adding it rounds to an integer and leaves that integer in the low mantissa bits.
+const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
+
+/// e^x for finite x (clamped to [-708, 709]), branch-free.
+#[inline(always)]
+pub(crate) fn exp_lane(x: f64) -> f64 {
+    let x = x.clamp(-708.0, 709.0);
+    let kd = x.mul_add(std::f64::consts::LOG2_E, ROUND_MAGIC);
+    let n = kd - ROUND_MAGIC;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // Low bits of kd hold n (two's complement within the mantissa): 2^n = (n + 1023) << 52.
+    let scale = f64::from_bits((kd.to_bits().wrapping_add(1023)) << 52);
+    (1.0 + expm1_reduced(r)) * scale
+}
+
+/// (e^x, e^x - 1) for finite x, branch-free, both without cancellation.
+#[inline(always)]
+pub(crate) fn exp_and_expm1_lane(x: f64) -> (f64, f64) {
+    let e = exp_lane(x);
+    let em_small = expm1_reduced(x);
+    let small = x.abs() <= 0.5 * LN2_HI;
+    (
+        if small { 1.0 + em_small } else { e },
+        if small { em_small } else { e - 1.0 },
+    )
+}
+
+/// 2^52 as f64 bits: OR-ing a small integer into the mantissa and subtracting 2^52 converts
+/// it to f64 without an integer-to-float instruction AVX2 lacks for 64-bit lanes.
+const TWO52_BITS: u64 = 0x4330_0000_0000_0000;
+
+/// ln x for finite normal x > 0, branch-free.
+#[inline(always)]
+pub(crate) fn ln_lane(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let biased = f64::from_bits(TWO52_BITS | (bits >> 52)) - f64::from_bits(TWO52_BITS);
+    let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    let big = m > SQRT2;
+    let m = if big { 0.5 * m } else { m };
+    let k = biased - if big { 1022.0 } else { 1023.0 };
+    k * LN2_HI + (log1p_reduced(m - 1.0) + k * LN2_LO)
+}
+
+/// ln(1 + u) for finite u > -1, branch-free: ln(w) of the rounded w = 1 + u plus the
+/// first-order correction (u - (w - 1))/w for that rounding.
+#[inline(always)]
+pub(crate) fn ln_1p_lane(u: f64) -> f64 {
+    let w = 1.0 + u;
+    ln_lane(w) + (u - (w - 1.0)) / w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,12 +186,9 @@ mod tests {
         for x in [
             -0.3, -1e-3, -1e-9, -1e-300, 0.0, 1e-12, 0.2, 0.4, -0.4, 3.0, -30.0,
         ] {
-            let want = f64::exp_m1(x);
-            assert!(
-                ulps(expm1(x), want) < 4.0,
-                "expm1({x}) = {} vs {want}",
-                expm1(x)
-            );
+            let (e, em) = exp_and_expm1_lane(x);
+            assert!(ulps(em, f64::exp_m1(x)) < 4.0, "expm1({x}) = {em}");
+            assert!(ulps(e, x.exp()) < 4.0, "exp({x}) = {e}");
         }
         assert_eq!(exp(-1000.0), 0.0);
         assert_eq!(exp(1000.0), f64::INFINITY);
@@ -177,7 +207,7 @@ mod tests {
             );
             x *= 1.0731;
         }
-        for x in [0.999_999_999, 1.0, 1.000_000_1, 0.7071, 1.4142, 1.4143] {
+        for x in [0.999_999_999, 1.0, 1.000_000_1, 0.707, 1.414, 1.4143] {
             assert!(
                 (ln(x) - x.ln()).abs() <= 2.0 * f64::EPSILON * x.ln().abs().max(1e-300) + 1e-300
             );
@@ -207,5 +237,42 @@ mod tests {
         assert_eq!(ln_1p(-1.0), f64::NEG_INFINITY);
         assert_eq!(ln(f64::INFINITY), f64::INFINITY);
         assert!(ulps(ln(1e-310), (1e-310f64).ln()) < 2.0);
+    }
+
+    #[test]
+    fn lane_versions_match_std() {
+        let mut x = -707.0;
+        while x < 709.0 {
+            assert!(ulps(exp_lane(x), x.exp()) < 4.0, "exp_lane({x})");
+            let (e, em) = exp_and_expm1_lane(x);
+            assert!(
+                ulps(e, x.exp()) < 4.0 && ulps(em, x.exp_m1()) < 4.0,
+                "exp_and_expm1_lane({x})"
+            );
+            x += 0.0731;
+        }
+        for x in [-1e-12, 1e-300, 0.346, -0.347, -0.3466] {
+            let (e, em) = exp_and_expm1_lane(x);
+            assert!(
+                ulps(e, x.exp()) < 4.0 && ulps(em, x.exp_m1()) < 4.0,
+                "exp_and_expm1_lane({x})"
+            );
+        }
+        let mut x = 1e-300;
+        while x < 1e300 {
+            assert!(ulps(ln_lane(x), x.ln()) < 2.0, "ln_lane({x})");
+            x *= 1.0731;
+        }
+        for u in [
+            -0.999, -0.5, -0.3, -1e-5, -1e-17, 0.0, 1e-300, 1e-17, 1e-9, 0.3, 1.0, 1e5, 1e14, 1e300,
+        ] {
+            assert!(
+                ulps(ln_1p_lane(u), u.ln_1p()) < 3.0,
+                "ln_1p_lane({u}) = {} vs {}",
+                ln_1p_lane(u),
+                u.ln_1p()
+            );
+        }
+        assert_eq!(ln_1p_lane(0.0), 0.0);
     }
 }

@@ -84,7 +84,6 @@ pub(crate) struct ElemGrad {
     pub ll: f64,
     pub dmu: f64,
     pub dtheta: f64,
-    pub dlogit: f64,
 }
 
 /// Split `s` into `n` consecutive pieces of `len` (the last may be shorter); an empty `s`
@@ -100,9 +99,11 @@ fn split_pieces<T>(mut s: &mut [T], len: usize, n: usize) -> Vec<&mut [T]> {
     out
 }
 
-/// Shared driver of the per-gene-θ likelihoods (NB, ZINB): runs `elem(index, gene)` over all
-/// elements in parallel row chunks, writes per-row sums, `upstream`-weighted element
-/// gradients, and the ordered row-sum of the θ gradient. `dlogit` may be empty (NB).
+/// Shared driver of the per-gene-θ likelihoods (NB, ZINB): runs
+/// `row_fn(r, upstream[r], dmu_row, dlogit_row, dtheta_partial)` over all rows in parallel
+/// fixed row chunks. `row_fn` returns the row's log-likelihood, writes the
+/// upstream-weighted element gradients and adds upstream-weighted θ gradients into the
+/// chunk's partial row, which is then summed in chunk order. `dlogit` may be empty (NB).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn likelihood_rows_fwd_bwd<T: LossFloat, F>(
     rows: usize,
@@ -112,9 +113,9 @@ pub(crate) fn likelihood_rows_fwd_bwd<T: LossFloat, F>(
     dmu: &mut [T],
     dtheta: &mut [T],
     dlogit: &mut [T],
-    elem: F,
+    row_fn: F,
 ) where
-    F: Fn(usize, usize) -> ElemGrad + Sync,
+    F: Fn(usize, f64, &mut [T], &mut [T], &mut [f64]) -> f64 + Sync,
 {
     if cols == 0 {
         ll_rows.iter_mut().for_each(|v| *v = T::from_f64(0.0));
@@ -135,21 +136,14 @@ pub(crate) fn likelihood_rows_fwd_bwd<T: LossFloat, F>(
     items
         .into_par_iter()
         .for_each(|(c, (((ll, dm), dl), part))| {
-            let row0 = c * chunk_rows;
-            for (i, ll_r) in ll.iter_mut().enumerate() {
-                let r = row0 + i;
-                let up = upstream[r].to_f64();
-                let mut sum = 0.0f64;
-                for g in 0..cols {
-                    let e = elem(r * cols + g, g);
-                    sum += e.ll;
-                    dm[i * cols + g] = T::from_f64(up * e.dmu);
-                    if with_logit {
-                        dl[i * cols + g] = T::from_f64(up * e.dlogit);
-                    }
-                    part[g] += up * e.dtheta;
-                }
-                *ll_r = T::from_f64(sum);
+            for (i, (ll_r, dm_row)) in ll.iter_mut().zip(dm.chunks_mut(cols)).enumerate() {
+                let r = c * chunk_rows + i;
+                let dl_row: &mut [T] = if with_logit {
+                    &mut dl[i * cols..(i + 1) * cols]
+                } else {
+                    &mut []
+                };
+                *ll_r = T::from_f64(row_fn(r, upstream[r].to_f64(), dm_row, dl_row, part));
             }
         });
     for g in 0..cols {
@@ -161,10 +155,10 @@ pub(crate) fn likelihood_rows_fwd_bwd<T: LossFloat, F>(
     }
 }
 
-/// Forward-only driver: per-row sums of `elem(index, gene)`.
-pub(crate) fn likelihood_rows_fwd<T: LossFloat, F>(cols: usize, ll_rows: &mut [T], elem: F)
+/// Forward-only driver: `ll_rows[r] = row_fn(r)` over parallel row chunks.
+pub(crate) fn likelihood_rows_fwd<T: LossFloat, F>(cols: usize, ll_rows: &mut [T], row_fn: F)
 where
-    F: Fn(usize, usize) -> f64 + Sync,
+    F: Fn(usize) -> f64 + Sync,
 {
     let chunk_rows = rows_per_chunk(cols);
     ll_rows
@@ -172,12 +166,7 @@ where
         .enumerate()
         .for_each(|(c, ll)| {
             for (i, ll_r) in ll.iter_mut().enumerate() {
-                let r = c * chunk_rows + i;
-                let mut sum = 0.0f64;
-                for g in 0..cols {
-                    sum += elem(r * cols + g, g);
-                }
-                *ll_r = T::from_f64(sum);
+                *ll_r = T::from_f64(row_fn(c * chunk_rows + i));
             }
         });
 }

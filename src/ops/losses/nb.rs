@@ -15,11 +15,11 @@ use super::{ElemGrad, LossFloat, check_len, likelihood_rows_fwd, likelihood_rows
 /// Per-gene constants: everything that depends on θ only, computed once per call.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GeneConsts {
-    t: f64,
+    pub(crate) t: f64,
     eps: f64,
     /// e / (t + e): the part of dθ that eps contributes.
-    eps_frac: f64,
-    inv_t_eps: f64,
+    pub(crate) eps_frac: f64,
+    pub(crate) inv_t_eps: f64,
     gamma: GammaShift,
 }
 
@@ -71,6 +71,47 @@ pub(crate) fn nb_zero_term(m: f64, g: &GeneConsts) -> (f64, f64, f64) {
     (d, dd_dm, dd_dt)
 }
 
+/// Branch-free [`nb_zero_term`] for vectorised loops over a row (u ≥ 0 finite).
+#[inline(always)]
+pub(crate) fn nb_zero_term_lane(
+    m: f64,
+    t: f64,
+    inv_t_eps: f64,
+    eps: f64,
+    eps_frac: f64,
+) -> (f64, f64, f64) {
+    let u = m * inv_t_eps;
+    let ln1p_u = fm::ln_1p_lane(u);
+    let d = -t * ln1p_u;
+    let inv_tme = 1.0 / (t + m + eps);
+    let ratio = m * inv_tme;
+    let u2 = u * u;
+    let series = u2 * (0.5 + u * (-2.0 / 3.0 + u * (0.75 + u * (-0.8 + u * (5.0 / 6.0)))));
+    let f = if u < 1e-3 { series } else { ln1p_u - ratio };
+    (d, -t * inv_tme, -f - eps_frac * ratio)
+}
+
+/// The x > 0 NB element given its zero term d and dd/dθ: (ll, d/dμ, d/dθ).
+#[inline]
+pub(crate) fn nb_nonzero(x: f64, m: f64, g: &GeneConsts, d: f64, dd_dt: f64) -> (f64, f64, f64) {
+    let t = g.t;
+    let me = m + g.eps;
+    let inv_tme = 1.0 / (t + me);
+    let log_m_over_tm = -fm::ln_1p(t / me);
+    let (lg_diff, dg_diff) = g.gamma.lgamma_digamma_diff(x);
+    let ll = d + x * log_m_over_tm + lg_diff - special::lgamma_1p(x);
+    // x/(m+e) - (t+x)/(t+m+e) over a common denominator: no cancellation.
+    let dmu = (t * inv_tme) * ((x - me) / me);
+    (ll, dmu, dd_dt - x * inv_tme + dg_diff)
+}
+
+/// Value of [`nb_nonzero`] alone (no digamma); bit-identical to its `ll`.
+#[inline]
+pub(crate) fn nb_nonzero_ll(x: f64, m: f64, g: &GeneConsts, d: f64) -> f64 {
+    let me = m + g.eps;
+    d + x * -fm::ln_1p(g.t / me) + g.gamma.lgamma_diff(x) - special::lgamma_1p(x)
+}
+
 /// NB log-likelihood of one element and its partials (ll, d/dm, d/dt) for x ≥ 0.
 #[inline]
 pub(crate) fn nb_elem(x: f64, m: f64, g: &GeneConsts) -> ElemGrad {
@@ -81,24 +122,10 @@ pub(crate) fn nb_elem(x: f64, m: f64, g: &GeneConsts) -> ElemGrad {
             ll: d,
             dmu: dd_dm,
             dtheta: dd_dt,
-            dlogit: 0.0,
         };
     }
-    let t = g.t;
-    let me = m + g.eps;
-    let inv_tme = 1.0 / (t + me);
-    let log_m_over_tm = -fm::ln_1p(t / me);
-    let (lg_diff, dg_diff) = g.gamma.lgamma_digamma_diff(x);
-    let ll = d + x * log_m_over_tm + lg_diff - special::lgamma_1p(x);
-    // x/(m+e) - (t+x)/(t+m+e) over a common denominator: no cancellation.
-    let dmu = (t * inv_tme) * ((x - me) / me);
-    let dtheta = dd_dt - x * inv_tme + dg_diff;
-    ElemGrad {
-        ll,
-        dmu,
-        dtheta,
-        dlogit: 0.0,
-    }
+    let (ll, dmu, dtheta) = nb_nonzero(x, m, g, d, dd_dt);
+    ElemGrad { ll, dmu, dtheta }
 }
 
 /// NB log-likelihood of one element (forward only: no digamma).
@@ -108,8 +135,7 @@ pub(crate) fn nb_elem_ll(x: f64, m: f64, g: &GeneConsts) -> f64 {
     if x == 0.0 {
         return d;
     }
-    let me = m + g.eps;
-    d - x * fm::ln_1p(g.t / me) + g.gamma.lgamma_diff(x) - special::lgamma_1p(x)
+    nb_nonzero_ll(x, m, g, d)
 }
 
 /// NB log-likelihood per row and its gradients in one pass (scVI's `log_nb_positive`).
@@ -149,7 +175,17 @@ pub fn nb_fwd_bwd<T: LossFloat>(
         dmu,
         dtheta,
         &mut [],
-        |i, g| nb_elem(x[i].to_f64(), mu[i].to_f64(), &genes[g]),
+        |r, up, dm, _, part| {
+            let row = r * cols..(r + 1) * cols;
+            let mut sum = 0.0;
+            for (g, ((&xv, &m), dm)) in x[row.clone()].iter().zip(&mu[row]).zip(dm).enumerate() {
+                let e = nb_elem(xv.to_f64(), m.to_f64(), &genes[g]);
+                sum += e.ll;
+                *dm = T::from_f64(up * e.dmu);
+                part[g] += up * e.dtheta;
+            }
+            sum
+        },
     );
 }
 
@@ -169,7 +205,12 @@ pub fn nb_fwd<T: LossFloat>(
     check_len("theta", theta.len(), cols);
     check_len("ll_rows", ll_rows.len(), rows);
     let genes = GeneConsts::all(theta, eps.to_f64());
-    likelihood_rows_fwd(cols, ll_rows, |i, g| {
-        nb_elem_ll(x[i].to_f64(), mu[i].to_f64(), &genes[g])
+    likelihood_rows_fwd(cols, ll_rows, |r| {
+        let row = r * cols..(r + 1) * cols;
+        let pairs = x[row.clone()].iter().zip(&mu[row]);
+        pairs
+            .enumerate()
+            .map(|(g, (&xv, &m))| nb_elem_ll(xv.to_f64(), m.to_f64(), &genes[g]))
+            .sum()
     });
 }
