@@ -1,1 +1,448 @@
-//! Minimal reverse-mode autodiff tape.
+//! Reverse-mode autodiff tape over a [`Backend`].
+//!
+//! A [`Tape`] records the forward ops of one step as nodes in execution order (which is a
+//! topological order), and [`Tape::backward`] walks them in reverse. Values and gradients
+//! live in backend buffers taken from a pool keyed by length; [`Tape::reset`] returns all of
+//! them, so a fixed-shape training loop stops allocating after its first step.
+//!
+//! Parameters are not copied into the tape: [`Tape::param`] shares the parameter's storage
+//! and `backward` accumulates straight into [`Params`] gradients.
+//!
+//! Inference without gradients: `tape.set_grad_enabled(false)`, then per chunk
+//! `tape.reset()` and the forward ops; nothing is kept for a backward pass.
+
+pub(crate) mod backward;
+mod csr_data;
+mod params;
+mod pool;
+
+pub use crate::backend::InputTransform;
+pub use csr_data::CsrData;
+pub use params::{GroupId, Init, ParamCell, ParamId, Params};
+
+use crate::backend::{Backend, Binary, Unary};
+use pool::Pool;
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::sync::{Arc, RwLockReadGuard};
+
+/// A value on the tape (a node or a parameter). Cheap to copy; valid until `reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var(u32);
+
+const PARAM_BIT: u32 = 1 << 31;
+
+impl Var {
+    fn param_index(self) -> Option<usize> {
+        (self.0 & PARAM_BIT != 0).then_some((self.0 & !PARAM_BIT) as usize)
+    }
+    fn node_index(self) -> usize {
+        debug_assert!(self.0 & PARAM_BIT == 0);
+        self.0 as usize
+    }
+}
+
+/// What produced a node, with what its backward pass needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op {
+    Leaf,
+    Detach,
+    ScaleGrad {
+        x: Var,
+        s: f32,
+    },
+    Matmul {
+        a: Var,
+        b: Var,
+        ta: bool,
+        tb: bool,
+    },
+    CsrMatmul {
+        w: Var,
+        t: InputTransform,
+    },
+    AddRowGather {
+        x: Var,
+        table: Var,
+    },
+    AddBias {
+        x: Var,
+        b: Var,
+    },
+    Unary {
+        x: Var,
+        f: Unary,
+    },
+    Binary {
+        a: Var,
+        b: Var,
+        f: Binary,
+    },
+    MulRows {
+        x: Var,
+        c: Var,
+    },
+    ConcatCols {
+        a: Var,
+        b: Var,
+    },
+    Softmax {
+        x: Var,
+    },
+    Dropout {
+        x: Var,
+    },
+    Sample {
+        mean: Var,
+        var: Var,
+    },
+    Sum {
+        x: Var,
+        scale: f32,
+    },
+    SumRows {
+        x: Var,
+    },
+    KlStd {
+        mean: Var,
+        var: Var,
+    },
+    KlNormal {
+        m1: Var,
+        v1: Var,
+        m2: Var,
+        v2: Var,
+    },
+    Zinb {
+        x: Var,
+        mu: Var,
+        theta: Var,
+        logit: Var,
+        eps: f32,
+    },
+    Nb {
+        x: Var,
+        mu: Var,
+        theta: Var,
+        eps: f32,
+    },
+    Bhattacharyya {
+        a: Var,
+        b: Var,
+    },
+    CrossEntropy {
+        logits: Var,
+        masked: bool,
+    },
+}
+
+pub(crate) struct Node<B: Backend> {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    /// None for views (detach/scale_grad), whose value is `alias`'s.
+    pub(crate) val: Option<B::Buf>,
+    pub(crate) alias: Option<Var>,
+    pub(crate) grad: Option<B::Buf>,
+    pub(crate) needs_grad: bool,
+    pub(crate) op: Op,
+    /// Op-specific saved buffers (dropout mask, sampled noise, CE mask).
+    pub(crate) aux: Option<B::Buf>,
+    /// Op-specific indices (minibatch rows, covariate indices, labels).
+    pub(crate) idx: Option<B::IdxBuf>,
+    pub(crate) idx_len: usize,
+    pub(crate) csr: Option<Arc<B::CsrBuf>>,
+}
+
+/// A parameter as seen by one tape: shared storage plus the version read at capture.
+pub(crate) struct ParamSlot<B: Backend> {
+    pub(crate) cell: Arc<ParamCell<B>>,
+    pub(crate) version: u64,
+}
+
+/// The autodiff tape. See the module docs.
+pub struct Tape<B: Backend> {
+    pub(crate) backend: B,
+    pub(crate) nodes: Vec<Node<B>>,
+    pub(crate) pool: Pool<B>,
+    /// Indexed by `ParamId`; filled by `param(&self)` (hence the RefCell, so that
+    /// `tape.op(tape.param(..))` compiles). Ops access it through `get_mut`.
+    pub(crate) params: RefCell<Vec<Option<ParamSlot<B>>>>,
+    pub(crate) grad_enabled: bool,
+}
+
+/// A borrowed value buffer: a node's, or a read-locked parameter's.
+pub(crate) enum ValRef<'a, B: Backend> {
+    Node(&'a B::Buf),
+    Param(RwLockReadGuard<'a, B::Buf>),
+}
+
+impl<B: Backend> Deref for ValRef<'_, B> {
+    type Target = B::Buf;
+    fn deref(&self) -> &B::Buf {
+        match self {
+            ValRef::Node(b) => b,
+            ValRef::Param(g) => g,
+        }
+    }
+}
+
+/// Read access to all values while an op computes (borrowed from disjoint tape fields, so
+/// the output buffer and the backend can be used at the same time).
+pub(crate) struct Ctx<'a, B: Backend> {
+    pub(crate) b: &'a B,
+    nodes: &'a [Node<B>],
+    params: &'a [Option<ParamSlot<B>>],
+}
+
+impl<'a, B: Backend> Ctx<'a, B> {
+    pub(crate) fn val(&self, v: Var) -> ValRef<'a, B> {
+        match v.param_index() {
+            Some(p) => ValRef::Param(
+                self.params[p]
+                    .as_ref()
+                    .expect("param var from another step")
+                    .cell
+                    .read(),
+            ),
+            None => {
+                let n = &self.nodes[v.node_index()];
+                match (&n.val, n.alias) {
+                    (Some(b), _) => ValRef::Node(b),
+                    (None, Some(a)) => self.val(a),
+                    (None, None) => unreachable!("node without value"),
+                }
+            }
+        }
+    }
+    pub(crate) fn aux(&self, v: Var) -> &'a B::Buf {
+        self.nodes[v.node_index()]
+            .aux
+            .as_ref()
+            .expect("op saved no buffer")
+    }
+    pub(crate) fn idx(&self, v: Var) -> &'a B::IdxBuf {
+        self.nodes[v.node_index()]
+            .idx
+            .as_ref()
+            .expect("op saved no indices")
+    }
+    pub(crate) fn csr(&self, v: Var) -> &'a B::CsrBuf {
+        self.nodes[v.node_index()]
+            .csr
+            .as_ref()
+            .expect("op saved no matrix")
+    }
+}
+
+impl<B: Backend> Tape<B> {
+    pub fn new(backend: B) -> Self {
+        Tape {
+            backend,
+            nodes: Vec::new(),
+            pool: Pool::new(),
+            params: RefCell::new(Vec::new()),
+            grad_enabled: true,
+        }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Start a new step: every node's buffers go back to the pool and all `Var`s of the
+    /// previous step become invalid.
+    pub fn reset(&mut self) {
+        for mut n in self.nodes.drain(..) {
+            for b in [n.val.take(), n.grad.take(), n.aux.take()]
+                .into_iter()
+                .flatten()
+            {
+                self.pool.give(&self.backend, b);
+            }
+            if let Some(i) = n.idx.take() {
+                self.pool.give_idx(n.idx_len, i);
+            }
+        }
+        self.params.get_mut().iter_mut().for_each(|p| *p = None);
+    }
+
+    /// With `false`, ops record no gradient bookkeeping (inference); `backward` then has
+    /// nothing to do. Takes effect for ops recorded afterwards.
+    pub fn set_grad_enabled(&mut self, enabled: bool) {
+        self.grad_enabled = enabled;
+    }
+
+    /// Buffers the pool had to allocate so far (constant in steady state).
+    pub fn pool_allocations(&self) -> usize {
+        self.pool.fresh_allocs
+    }
+
+    /// Number of nodes recorded since the last reset.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The parameter `id` as a tape value (shared, not copied). Calling it twice in a step
+    /// gives the same `Var`.
+    pub fn param(&self, params: &Params<B>, id: ParamId) -> Var {
+        let mut slots = self.params.borrow_mut();
+        if slots.len() < params.len() {
+            slots.resize_with(params.len(), || None);
+        }
+        if slots[id.0].is_none() {
+            let cell = params.cell(id).clone();
+            let version = cell.version();
+            slots[id.0] = Some(ParamSlot { cell, version });
+        }
+        Var(PARAM_BIT | id.0 as u32)
+    }
+
+    /// A constant (no gradient) from host data, `rows x cols` row-major.
+    pub fn constant(&mut self, rows: usize, cols: usize, data: &[f32]) -> Var {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "constant: {} values for {rows}x{cols}",
+            data.len()
+        );
+        let mut buf = self.alloc(rows * cols);
+        self.backend.upload(data, &mut buf);
+        self.push(rows, cols, buf, Op::Leaf, false)
+    }
+
+    /// A trainable input leaf (gets a gradient in `backward`, readable with `grad_to_host`).
+    pub fn input(&mut self, rows: usize, cols: usize, data: &[f32]) -> Var {
+        let v = self.constant(rows, cols, data);
+        self.nodes[v.node_index()].needs_grad = self.grad_enabled;
+        v
+    }
+
+    /// (rows, cols) of a value.
+    pub fn shape(&self, v: Var) -> (usize, usize) {
+        match v.param_index() {
+            Some(p) => {
+                let s = self.params.borrow();
+                let c = &s[p].as_ref().expect("param var from another step").cell;
+                (c.rows, c.cols)
+            }
+            None => {
+                let n = &self.nodes[v.node_index()];
+                (n.rows, n.cols)
+            }
+        }
+    }
+
+    /// Copy a value to the host (an explicit device round trip).
+    pub fn to_host(&mut self, v: Var) -> Vec<f32> {
+        let (r, c) = self.shape(v);
+        let mut out = vec![0.0; r * c];
+        self.to_host_into(v, &mut out);
+        out
+    }
+
+    /// Copy a value into a host slice of the same length.
+    pub fn to_host_into(&mut self, v: Var, out: &mut [f32]) {
+        let cx = self.ctx();
+        cx.b.download(&cx.val(v), out);
+    }
+
+    /// A 1x1 value as a host scalar.
+    pub fn scalar(&mut self, v: Var) -> f32 {
+        assert_eq!(self.shape(v), (1, 1), "scalar() of a non-1x1 value");
+        let mut out = [0.0f32];
+        self.to_host_into(v, &mut out);
+        out[0]
+    }
+
+    /// The gradient of a node after `backward` (None if it got none). Param gradients are
+    /// read through [`Params::grad_to_host`].
+    pub fn grad_to_host(&self, v: Var) -> Option<Vec<f32>> {
+        let n = &self.nodes[v.node_index()];
+        let g = n.grad.as_ref()?;
+        let mut out = vec![0.0; n.rows * n.cols];
+        self.backend.download(g, &mut out);
+        Some(out)
+    }
+
+    /// A value that stops gradients (shares the buffer, no copy).
+    pub fn detach(&mut self, x: Var) -> Var {
+        let (r, c) = self.shape(x);
+        self.push_view(r, c, x, Op::Detach, false)
+    }
+
+    /// Identity forward; multiplies the gradient by `s` on the way back (e.g. -1 for
+    /// gradient reversal, or a loss weight applied to one branch only).
+    pub fn scale_grad(&mut self, x: Var, s: f32) -> Var {
+        let (r, c) = self.shape(x);
+        let ng = self.needs_grad(x);
+        self.push_view(r, c, x, Op::ScaleGrad { x, s }, ng)
+    }
+
+    // ---- helpers for ops ------------------------------------------------------------------
+
+    pub(crate) fn ctx(&mut self) -> Ctx<'_, B> {
+        Ctx {
+            b: &self.backend,
+            nodes: &self.nodes,
+            params: self.params.get_mut(),
+        }
+    }
+
+    pub(crate) fn needs_grad(&self, v: Var) -> bool {
+        match v.param_index() {
+            Some(_) => self.grad_enabled,
+            None => self.nodes[v.node_index()].needs_grad,
+        }
+    }
+
+    /// An uninitialised (pooled) buffer for an op output.
+    pub(crate) fn alloc(&mut self, len: usize) -> B::Buf {
+        self.pool.take(&self.backend, len)
+    }
+
+    pub(crate) fn push(&mut self, rows: usize, cols: usize, val: B::Buf, op: Op, ng: bool) -> Var {
+        self.push_node(Node {
+            rows,
+            cols,
+            val: Some(val),
+            alias: None,
+            grad: None,
+            needs_grad: ng && self.grad_enabled,
+            op,
+            aux: None,
+            idx: None,
+            idx_len: 0,
+            csr: None,
+        })
+    }
+
+    fn push_view(&mut self, rows: usize, cols: usize, of: Var, op: Op, ng: bool) -> Var {
+        self.push_node(Node {
+            rows,
+            cols,
+            val: None,
+            alias: Some(of),
+            grad: None,
+            needs_grad: ng && self.grad_enabled,
+            op,
+            aux: None,
+            idx: None,
+            idx_len: 0,
+            csr: None,
+        })
+    }
+
+    pub(crate) fn push_node(&mut self, n: Node<B>) -> Var {
+        assert!(self.nodes.len() < PARAM_BIT as usize, "tape too long");
+        self.nodes.push(n);
+        Var(self.nodes.len() as u32 - 1)
+    }
+
+    /// Mutable access to the node just pushed (to attach saved buffers).
+    pub(crate) fn node_mut(&mut self, v: Var) -> &mut Node<B> {
+        &mut self.nodes[v.node_index()]
+    }
+}

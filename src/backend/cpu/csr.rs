@@ -1,0 +1,189 @@
+//! CSR x dense kernels for the encoder's first layer, transform applied on the fly.
+
+use super::par;
+use crate::backend::InputTransform;
+use crate::data::Csr;
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// A CSR matrix held by the CPU backend (a copy of the host CSR plus an optional row scale).
+pub struct CpuCsr {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<u64>,
+    pub indices: Vec<u32>,
+    pub data: Vec<f32>,
+    pub row_scale: Option<Vec<f32>>,
+}
+
+impl CpuCsr {
+    /// Validate and copy a host CSR.
+    pub fn new(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            csr.indptr.len() == csr.n_rows + 1,
+            "CSR upload: indptr has {} entries for {} rows",
+            csr.indptr.len(),
+            csr.n_rows
+        );
+        anyhow::ensure!(
+            csr.indices.len() == csr.data.len()
+                && *csr.indptr.last().unwrap_or(&0) as usize == csr.data.len(),
+            "CSR upload: indices ({}), data ({}) and indptr end disagree",
+            csr.indices.len(),
+            csr.data.len()
+        );
+        if let Some(&j) = csr.indices.iter().find(|&&j| j as usize >= csr.n_cols) {
+            anyhow::bail!("CSR upload: column index {j} >= n_cols {}", csr.n_cols);
+        }
+        if let Some(s) = row_scale {
+            anyhow::ensure!(
+                s.len() == csr.n_rows,
+                "CSR upload: row scale has {} entries for {} rows",
+                s.len(),
+                csr.n_rows
+            );
+        }
+        Ok(CpuCsr {
+            n_rows: csr.n_rows,
+            n_cols: csr.n_cols,
+            indptr: csr.indptr.clone(),
+            indices: csr.indices.clone(),
+            data: csr.data.clone(),
+            row_scale: row_scale.map(|s| s.to_vec()),
+        })
+    }
+
+    #[inline]
+    fn row(&self, r: usize) -> (&[u32], &[f32], f32) {
+        let (a, b) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
+        let s = self.row_scale.as_ref().map_or(1.0, |s| s[r]);
+        (&self.indices[a..b], &self.data[a..b], s)
+    }
+}
+
+/// Reusable scratch for the transposed (CSC) view of one minibatch.
+#[derive(Default)]
+pub struct CscScratch {
+    col_ptr: Vec<u32>,
+    /// (batch row, transformed value) per stored entry, grouped by column, in row order.
+    entries: Vec<(u32, f32)>,
+}
+
+/// out[r,:] = sum_j t(X[rows[r], j]) w[j,:]. Row-parallel; each output row is one thread's.
+pub fn csr_matmul(
+    x: &CpuCsr,
+    rows: &[u32],
+    t: InputTransform,
+    w: &[f32],
+    n_out: usize,
+    out: &mut [f32],
+) {
+    assert_eq!(
+        w.len(),
+        x.n_cols * n_out,
+        "csr_matmul: weight is not {}x{n_out}",
+        x.n_cols
+    );
+    assert_eq!(out.len(), rows.len() * n_out);
+    let chunk = par::row_chunk(n_out);
+    par::chunks_mut(out, chunk, |off, o| {
+        let r0 = off / n_out.max(1);
+        for (k, orow) in o.chunks_mut(n_out.max(1)).enumerate() {
+            orow.fill(0.0);
+            let (idx, val, s) = x.row(rows[r0 + k] as usize);
+            for (&j, &v) in idx.iter().zip(val) {
+                let tv = t.apply(v, s);
+                let wrow = &w[j as usize * n_out..(j as usize + 1) * n_out];
+                for (a, &b) in orow.iter_mut().zip(wrow) {
+                    *a += tv * b;
+                }
+            }
+        }
+    });
+}
+
+/// dw += t(X[rows])^T dy. Builds a CSC view of the minibatch (counting sort, in row order),
+/// then each gene's weight row is owned by one thread: no partial buffers, no reduction,
+/// and a fixed summation order (bit-identical across runs and thread counts).
+#[allow(clippy::too_many_arguments)]
+pub fn csr_matmul_wgrad(
+    x: &CpuCsr,
+    rows: &[u32],
+    t: InputTransform,
+    dy: &[f32],
+    n_out: usize,
+    dw: &mut [f32],
+    scratch: &Mutex<CscScratch>,
+) {
+    assert_eq!(dw.len(), x.n_cols * n_out);
+    assert_eq!(dy.len(), rows.len() * n_out);
+    if n_out == 0 {
+        return;
+    }
+    let mut guard = scratch.lock().unwrap_or_else(|e| e.into_inner());
+    let CscScratch { col_ptr, entries } = &mut *guard;
+    col_ptr.clear();
+    col_ptr.resize(x.n_cols + 1, 0);
+    let mut nnz = 0usize;
+    for &r in rows {
+        let (idx, _, _) = x.row(r as usize);
+        nnz += idx.len();
+        for &j in idx {
+            col_ptr[j as usize + 1] += 1;
+        }
+    }
+    for j in 0..x.n_cols {
+        col_ptr[j + 1] += col_ptr[j];
+    }
+    entries.clear();
+    entries.resize(nnz, (0, 0.0));
+    // Fill using col_ptr[j] as a cursor, then shift back.
+    for (b, &r) in rows.iter().enumerate() {
+        let (idx, val, s) = x.row(r as usize);
+        for (&j, &v) in idx.iter().zip(val) {
+            let p = &mut col_ptr[j as usize];
+            entries[*p as usize] = (b as u32, t.apply(v, s));
+            *p += 1;
+        }
+    }
+    for j in (1..=x.n_cols).rev() {
+        col_ptr[j] = col_ptr[j - 1];
+    }
+    col_ptr[0] = 0;
+    let (col_ptr, entries) = (&*col_ptr, &*entries);
+    let genes_per_task = (par::CHUNK / n_out).max(1);
+    let body = |g0: usize, block: &mut [f32]| {
+        for (k, wrow) in block.chunks_mut(n_out).enumerate() {
+            let j = g0 + k;
+            for &(b, tv) in &entries[col_ptr[j] as usize..col_ptr[j + 1] as usize] {
+                let drow = &dy[b as usize * n_out..(b as usize + 1) * n_out];
+                for (a, &d) in wrow.iter_mut().zip(drow) {
+                    *a += tv * d;
+                }
+            }
+        }
+    };
+    if nnz * n_out < par::PAR_MIN {
+        body(0, dw);
+    } else {
+        dw.par_chunks_mut(genes_per_task * n_out)
+            .enumerate()
+            .for_each(|(c, block)| body(c * genes_per_task, block));
+    }
+}
+
+/// out[r,:] = t(X[rows[r],:]) densely.
+pub fn csr_gather_dense(x: &CpuCsr, rows: &[u32], t: InputTransform, out: &mut [f32]) {
+    let g = x.n_cols;
+    assert_eq!(out.len(), rows.len() * g);
+    par::chunks_mut(out, par::row_chunk(g), |off, o| {
+        let r0 = off / g.max(1);
+        for (k, orow) in o.chunks_mut(g.max(1)).enumerate() {
+            orow.fill(0.0);
+            let (idx, val, s) = x.row(rows[r0 + k] as usize);
+            for (&j, &v) in idx.iter().zip(val) {
+                orow[j as usize] = t.apply(v, s);
+            }
+        }
+    });
+}

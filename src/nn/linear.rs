@@ -1,0 +1,89 @@
+//! Dense layers.
+
+use crate::backend::Backend;
+use crate::tape::{GroupId, Init, ParamId, Params, Tape, Var};
+use rand_chacha::ChaCha8Rng;
+
+/// y = x W + b with W [in, out] (Glorot-uniform) and b [1, out] (zeros).
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    pub w: ParamId,
+    pub b: ParamId,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+impl Linear {
+    /// Parameters `{name}_w` and `{name}_b` in `group`.
+    pub fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let w = params.add(
+            group,
+            &format!("{name}_w"),
+            d_in,
+            d_out,
+            Init::GlorotUniform,
+            rng,
+        );
+        let b = params.add(group, &format!("{name}_b"), 1, d_out, Init::Zeros, rng);
+        Linear { w, b, d_in, d_out }
+    }
+
+    pub fn forward<B: Backend>(&self, tape: &mut Tape<B>, params: &Params<B>, x: Var) -> Var {
+        let w = tape.param(params, self.w);
+        let b = tape.param(params, self.b);
+        let h = tape.matmul(x, w);
+        tape.add_bias(h, b)
+    }
+}
+
+/// A stack of Linear layers with LeakyReLU + inverted dropout between them (none after
+/// the last), the scDREAMER hidden-layer pattern.
+pub struct Mlp {
+    pub layers: Vec<Linear>,
+    pub leak: f32,
+}
+
+impl Mlp {
+    /// Layers `{name}_0`, `{name}_1`, ... for widths dims[0] -> dims[1] -> ...
+    pub fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        name: &str,
+        dims: &[usize],
+        leak: f32,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let layers = dims
+            .windows(2)
+            .enumerate()
+            .map(|(i, d)| Linear::new(params, group, &format!("{name}_{i}"), d[0], d[1], rng))
+            .collect();
+        Mlp { layers, leak }
+    }
+
+    /// `keep` = dropout keep probability (1 at inference).
+    pub fn forward<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        mut x: Var,
+        keep: f32,
+        rng: &mut ChaCha8Rng,
+    ) -> Var {
+        for (i, l) in self.layers.iter().enumerate() {
+            x = l.forward(tape, params, x);
+            if i + 1 < self.layers.len() {
+                x = tape.leaky_relu(x, self.leak);
+                x = tape.dropout(x, keep, rng);
+            }
+        }
+        x
+    }
+}

@@ -1,0 +1,56 @@
+//! Bias add: out[i,:] = x[i,:] + b[0,:].
+
+use crate::backend::Backend;
+use crate::tape::{Op, Params, Tape, Var};
+
+impl<B: Backend> Tape<B> {
+    /// x [n,c] plus bias b [1,c] on every row.
+    pub fn add_bias(&mut self, x: Var, b: Var) -> Var {
+        let (n, c) = self.shape(x);
+        assert_eq!(self.shape(b), (1, c), "add_bias: bias must be 1x{c}");
+        let mut out = self.alloc(n * c);
+        let cx = self.ctx();
+        cx.b.add_bias(&cx.val(x), &cx.val(b), c, &mut out);
+        let ng = self.needs_grad(x) || self.needs_grad(b);
+        self.push(n, c, out, Op::AddBias { x, b }, ng)
+    }
+
+    pub(crate) fn add_bias_bwd(&mut self, g: &B::Buf, x: Var, b: Var, p: &mut Params<B>) {
+        let (_, c) = self.shape(x);
+        let mut gx = self.grad_take(x, p);
+        let mut gb = self.grad_take(b, p);
+        if let Some(gx) = gx.as_mut() {
+            self.backend.axpy(1.0, g, gx.buf());
+        }
+        if let Some(gb) = gb.as_mut() {
+            self.backend.col_sum_acc(g, c, gb.buf());
+        }
+        self.grad_put(gx, p);
+        self.grad_put(gb, p);
+    }
+}
+
+/// Plain reference.
+pub fn reference(x: &[f64], b: &[f64]) -> Vec<f64> {
+    let c = b.len();
+    x.iter().enumerate().map(|(i, &v)| v + b[i % c]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck::{Case, check};
+
+    #[test]
+    fn bias_add_matches_reference() {
+        for (seed, &(n, c)) in [(1, 1), (1, 9), (13, 1), (6, 7)].iter().enumerate() {
+            check(
+                Case::new(seed as u64)
+                    .input(n, c, -1.0, 1.0)
+                    .input(1, c, -1.0, 1.0),
+                |t, v| t.add_bias(v[0], v[1]),
+                |x| reference(&x[0], &x[1]),
+            );
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! A dataset's CSR matrix resident on the backend (uploaded once, shared by every step).
+
+use crate::backend::Backend;
+use crate::data::Csr;
+use std::sync::Arc;
+
+/// Uploaded CSR counts (cells x genes) with an optional per-cell scale for
+/// `InputTransform::Log1pScaled`. Cloning shares the device copy.
+pub struct CsrData<B: Backend> {
+    pub(crate) buf: Arc<B::CsrBuf>,
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub nnz: usize,
+    pub has_row_scale: bool,
+}
+
+impl<B: Backend> Clone for CsrData<B> {
+    fn clone(&self) -> Self {
+        CsrData {
+            buf: self.buf.clone(),
+            ..*self
+        }
+    }
+}
+
+impl<B: Backend> CsrData<B> {
+    /// Validate and upload `csr`; `row_scale` has one entry per cell.
+    pub fn upload(backend: &B, csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
+        let buf = backend.upload_csr(csr, row_scale)?;
+        let (n_rows, n_cols, nnz) = backend.csr_shape(&buf);
+        Ok(CsrData {
+            buf: Arc::new(buf),
+            n_rows,
+            n_cols,
+            nnz,
+            has_row_scale: row_scale.is_some(),
+        })
+    }
+}
