@@ -22,7 +22,9 @@ use std::time::Duration;
 fn read_csr(path: &str) -> Option<Csr> {
     let b = std::fs::read(path).ok()?;
     let u64s = |off: usize, n: usize| -> Vec<u64> {
-        (0..n).map(|i| u64::from_le_bytes(b[off + 8 * i..off + 8 * i + 8].try_into().unwrap())).collect()
+        (0..n)
+            .map(|i| u64::from_le_bytes(b[off + 8 * i..off + 8 * i + 8].try_into().unwrap()))
+            .collect()
     };
     let h = u64s(0, 3);
     let (r, c, nnz) = (h[0] as usize, h[1] as usize, h[2] as usize);
@@ -35,15 +37,25 @@ fn read_csr(path: &str) -> Option<Csr> {
     let data = (0..nnz)
         .map(|i| f32::from_le_bytes(b[o + 4 * i..o + 4 * i + 4].try_into().unwrap()))
         .collect();
-    Some(Csr { n_rows: r, n_cols: c, indptr, indices, data })
+    Some(Csr {
+        n_rows: r,
+        n_cols: c,
+        indptr,
+        indices,
+        data,
+    })
 }
 
 fn kang() -> Csr {
     let path = std::env::var("KANG_HVG_CSR").unwrap_or_else(|_| "/tmp/kang_hvg2000.csr".into());
     match read_csr(&path) {
         Some(m) => {
-            eprintln!("CSR bench: {path}: {}x{}, density {:.4}", m.n_rows, m.n_cols,
-                m.nnz() as f64 / (m.n_rows * m.n_cols) as f64);
+            eprintln!(
+                "CSR bench: {path}: {}x{}, density {:.4}",
+                m.n_rows,
+                m.n_cols,
+                m.nnz() as f64 / (m.n_rows * m.n_cols) as f64
+            );
             m
         }
         None => {
@@ -68,7 +80,14 @@ fn matmul(c: &mut Criterion) {
         (128, 512, 2000, false, false, "enc fwd 128x2000 * 2000x512"),
         (128, 2000, 512, false, false, "dec fwd 128x512 * 512x2000"),
         (2000, 512, 128, true, false, "enc dW 2000x128^T * 128x512"),
-        (128, 512, 2000, false, true, "dec dX 128x2000 * (512x2000)^T"),
+        (
+            128,
+            512,
+            2000,
+            false,
+            true,
+            "dec dX 128x2000 * (512x2000)^T",
+        ),
     ];
     for (m, n, k, ta, tb, label) in shapes {
         let a = rand_vec(m * k, 1);
@@ -77,7 +96,15 @@ fn matmul(c: &mut Criterion) {
         g.throughput(Throughput::Elements((2 * m * n * k) as u64));
         g.bench_function(BenchmarkId::new("gemm_flops", label), |bch| {
             bch.iter(|| {
-                let s = GemmSpec { m, n, k, trans_a: ta, trans_b: tb, alpha: 1.0, beta: 0.0 };
+                let s = GemmSpec {
+                    m,
+                    n,
+                    k,
+                    trans_a: ta,
+                    trans_b: tb,
+                    alpha: 1.0,
+                    beta: 0.0,
+                };
                 cpu.gemm(s, &a, &b, &mut out);
                 black_box(&out);
             })
@@ -96,7 +123,9 @@ fn csr_vs_dense(c: &mut Criterion) {
     let n_out = 512;
     let w = rand_vec(x.n_cols * n_out, 3);
     for batch in [128usize, 1024] {
-        let rows: Vec<u32> = (0..batch as u32).map(|i| (i * 37) % x.n_rows as u32).collect();
+        let rows: Vec<u32> = (0..batch as u32)
+            .map(|i| (i * 37) % x.n_rows as u32)
+            .collect();
         let mut dense = vec![0.0; batch * x.n_cols];
         cpu.csr_gather_dense(&csr, &rows, batch, InputTransform::Log1p, &mut dense);
         let mut out = vec![0.0; batch * n_out];
@@ -104,20 +133,59 @@ fn csr_vs_dense(c: &mut Criterion) {
         let mut dw = vec![0.0; x.n_cols * n_out];
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(BenchmarkId::new("fwd csr_matmul log1p", batch), |b| {
-            b.iter(|| cpu.csr_matmul(&csr, &rows, batch, InputTransform::Log1p, &w, n_out, &mut out))
-        });
-        g.bench_function(BenchmarkId::new("fwd dense gemm (pre-densified)", batch), |b| {
             b.iter(|| {
-                let s = GemmSpec { m: batch, n: n_out, k: x.n_cols, trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 };
-                cpu.gemm(s, &dense, &w, &mut out)
+                cpu.csr_matmul(
+                    &csr,
+                    &rows,
+                    batch,
+                    InputTransform::Log1p,
+                    &w,
+                    n_out,
+                    &mut out,
+                )
             })
         });
+        g.bench_function(
+            BenchmarkId::new("fwd dense gemm (pre-densified)", batch),
+            |b| {
+                b.iter(|| {
+                    let s = GemmSpec {
+                        m: batch,
+                        n: n_out,
+                        k: x.n_cols,
+                        trans_a: false,
+                        trans_b: false,
+                        alpha: 1.0,
+                        beta: 0.0,
+                    };
+                    cpu.gemm(s, &dense, &w, &mut out)
+                })
+            },
+        );
         g.bench_function(BenchmarkId::new("wgrad csr X^T dY", batch), |b| {
-            b.iter(|| cpu.csr_matmul_wgrad(&csr, &rows, batch, InputTransform::Log1p, &dy, n_out, &mut dw))
+            b.iter(|| {
+                cpu.csr_matmul_wgrad(
+                    &csr,
+                    &rows,
+                    batch,
+                    InputTransform::Log1p,
+                    &dy,
+                    n_out,
+                    &mut dw,
+                )
+            })
         });
         g.bench_function(BenchmarkId::new("wgrad dense gemm X^T dY", batch), |b| {
             b.iter(|| {
-                let s = GemmSpec { m: x.n_cols, n: n_out, k: batch, trans_a: true, trans_b: false, alpha: 1.0, beta: 1.0 };
+                let s = GemmSpec {
+                    m: x.n_cols,
+                    n: n_out,
+                    k: batch,
+                    trans_a: true,
+                    trans_b: false,
+                    alpha: 1.0,
+                    beta: 1.0,
+                };
                 cpu.gemm(s, &dense, &dy, &mut dw)
             })
         });
@@ -126,7 +194,14 @@ fn csr_vs_dense(c: &mut Criterion) {
     let rows: Vec<u32> = (0..128u32).map(|i| (i * 37) % x.n_rows as u32).collect();
     let mut params = Params::new(cpu.clone());
     let grp = params.group("g");
-    let wid = params.add(grp, "w", x.n_cols, n_out, Init::GlorotUniform, &mut ChaCha8Rng::seed_from_u64(1));
+    let wid = params.add(
+        grp,
+        "w",
+        x.n_cols,
+        n_out,
+        Init::GlorotUniform,
+        &mut ChaCha8Rng::seed_from_u64(1),
+    );
     let mut tape = Tape::new(cpu.clone());
     g.throughput(Throughput::Elements(128));
     g.bench_function("tape csr_matmul fwd+bwd 128", |b| {
@@ -142,7 +217,17 @@ fn csr_vs_dense(c: &mut Criterion) {
 }
 
 /// ZINB log-likelihood written with ordinary tape ops (the unfused baseline).
-fn zinb_unfused(t: &mut Tape<Cpu>, x: Var, zero: Var, nz: Var, lgx1: Var, zeros: Var, mu: Var, theta: Var, logit: Var) -> Var {
+fn zinb_unfused(
+    t: &mut Tape<Cpu>,
+    x: Var,
+    zero: Var,
+    nz: Var,
+    lgx1: Var,
+    zeros: Var,
+    mu: Var,
+    theta: Var,
+    logit: Var,
+) -> Var {
     let eps = 1e-4;
     let th = t.add_bias(zeros, theta);
     let nl = t.scale(logit, -1.0);
@@ -179,10 +264,21 @@ fn zinb(c: &mut Criterion) {
     let cpu = Cpu::new();
     let (n, gn) = (128usize, 2000usize);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let xs: Vec<f32> = (0..n * gn).map(|_| if rng.gen_bool(0.8) { 0.0 } else { rng.gen_range(0.01f32..1.0) }).collect();
+    let xs: Vec<f32> = (0..n * gn)
+        .map(|_| {
+            if rng.gen_bool(0.8) {
+                0.0
+            } else {
+                rng.gen_range(0.01f32..1.0)
+            }
+        })
+        .collect();
     let zero: Vec<f32> = xs.iter().map(|&v| (v < 1e-4) as u8 as f32).collect();
     let nz: Vec<f32> = zero.iter().map(|v| 1.0 - v).collect();
-    let lgx1: Vec<f32> = xs.iter().map(|&v| scdreamer::ops::losses::special::lgamma(v as f64 + 1.0) as f32).collect();
+    let lgx1: Vec<f32> = xs
+        .iter()
+        .map(|&v| scdreamer::ops::losses::special::lgamma(v as f64 + 1.0) as f32)
+        .collect();
     let mut params = Params::new(cpu.clone());
     let grp = params.group("g");
     let mu = params.add(grp, "mu", n, gn, Init::Uniform(0.05, 3.0), &mut rng);
@@ -196,7 +292,11 @@ fn zinb(c: &mut Criterion) {
         b.iter(|| {
             tape.reset();
             let x = tape.constant(n, gn, &xs);
-            let (m, t, l) = (tape.param(&params, mu), tape.param(&params, th), tape.param(&params, lg));
+            let (m, t, l) = (
+                tape.param(&params, mu),
+                tape.param(&params, th),
+                tape.param(&params, lg),
+            );
             let ll = tape.zinb_loglik(x, m, t, l);
             let s = tape.sum(ll);
             tape.backward(s, &mut params);
@@ -211,7 +311,11 @@ fn zinb(c: &mut Criterion) {
             let nzc = tape.constant(n, gn, &nz);
             let lgc = tape.constant(n, gn, &lgx1);
             let zs = tape.constant(n, gn, &zeros_host);
-            let (m, t, l) = (tape.param(&params, mu), tape.param(&params, th), tape.param(&params, lg));
+            let (m, t, l) = (
+                tape.param(&params, mu),
+                tape.param(&params, th),
+                tape.param(&params, lg),
+            );
             let ll = zinb_unfused(&mut tape, x, zc, nzc, lgc, zs, m, t, l);
             let s = tape.sum(ll);
             tape.backward(s, &mut params);

@@ -18,3 +18,4 @@ pub mod train;
 
 /// Version string written into every output (`uns["scdreamer"]["version"]`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod pipeline;

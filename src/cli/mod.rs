@@ -3,7 +3,9 @@
 //! `embed` (a saved model applied to new cells), `simulate` and `bench`.
 
 pub mod args;
+pub mod embed;
 pub mod inspect;
+pub mod integrate;
 
 pub use args::{Cli, Command};
 
@@ -11,6 +13,7 @@ pub use args::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(a) => inspect::run(&a),
-        Command::Integrate(_a) => anyhow::bail!("integrate is not available yet in this build"),
+        Command::Integrate(a) => integrate::run(&a),
+        Command::Embed(a) => embed::run(&a),
     }
 }
