@@ -1,12 +1,13 @@
 // Bhattacharyya term of the discriminator, forward and backward in one launch (spec section 3).
 //
-// CPU reference: ops::losses::bhattacharyya::bhattacharyya_fwd_bwd.
-//   p_i = a_i / sum_j a_j,  q_i = b_i / sum_j b_j,  t_i = sqrt(|p_i q_i|),  BC = sum_i t_i
-//   out[0] = BC, out[1] = ln(clip(BC, clip_lo, clip_hi))
-//   d ln clip(BC) / dBC = 1/BC inside [clip_lo, clip_hi] (bounds included, as TF), else 0
-//   dBC/da_j = 0.5 * (t_j / a_j - BC / sum a)   (t_j / a_j taken as 0 where t_j == 0)
-//   da_j = upstream * d ln clip(BC)/dBC * dBC/da_j, likewise db (+= when accumulate).
-// The caller passes upstream = +1 for the discriminator loss, -1 for the autoencoder term.
+// CPU reference: ops::losses::bhattacharyya::bhattacharyya_fwd_bwd, same formulation:
+//   sa = sum a, sb = sum b, w = sum_i sqrt(|a_i b_i|)
+//   ln BC = ln w - ln|sa| / 2 - ln|sb| / 2       (BC = sum_i sqrt(|a_i/sa * b_i/sb|))
+//   w == 0: loss = ln(clip_lo), zero gradients; ln BC outside [ln lo, ln hi]: clipped, zero
+//   gradients (TF's clip_by_value gradient); else
+//   d lnBC / da_i = (sign(a_i) sqrt(|b_i| / |a_i|) / w - 1 / sa) / 2   (0 term where a_i == 0)
+// out[0] = BC, out[1] = ln clip(BC). da, db get g * d lnBC/d(a, b), g = upstream (host) times
+// upstream_dev[0] when that device scalar is given (the tape's upstream gradient).
 // One block: the minibatch is a few hundred cells, so everything is block reductions.
 #include "common.cuh"
 
@@ -14,31 +15,49 @@
 
 extern "C" __global__ void __launch_bounds__(BHATT_BLOCK)
 bhattacharyya_fwd_bwd(const float* __restrict__ a, const float* __restrict__ b, int n,
-                      float clip_lo, float clip_hi, float upstream, float* __restrict__ out,
+                      float clip_lo, float clip_hi, float upstream,
+                      const float* __restrict__ upstream_dev, float* __restrict__ out,
                       float* __restrict__ da, float* __restrict__ db, int accumulate) {
     __shared__ float scratch[32];
-    float sa = 0.0f, sb = 0.0f;
+    float sa = 0.0f, sb = 0.0f, w = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         sa += a[i];
         sb += b[i];
+        w += sqrtf(fabsf(a[i] * b[i]));
     }
     sa = block_sum(sa, scratch);
     sb = block_sum(sb, scratch);
-    float bc = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) bc += sqrtf(fabsf((a[i] / sa) * (b[i] / sb)));
-    bc = block_sum(bc, scratch);
+    w = block_sum(w, scratch);
 
-    const float clipped = fminf(fmaxf(bc, clip_lo), clip_hi);
-    const float dlog = (bc >= clip_lo && bc <= clip_hi) ? 1.0f / bc : 0.0f;
-    if (threadIdx.x == 0) {
-        out[0] = bc;
-        out[1] = logf(clipped);
+    const float log_lo = logf(clip_lo), log_hi = logf(clip_hi);
+    float ln_bc;
+    bool pass_grad;
+    if (w == 0.0f) {
+        ln_bc = log_lo;
+        pass_grad = false;
+    } else {
+        ln_bc = logf(w) - 0.5f * logf(fabsf(sa)) - 0.5f * logf(fabsf(sb));
+        pass_grad = ln_bc >= log_lo && ln_bc <= log_hi;  // NaN propagates through the else
+        if (ln_bc < log_lo || ln_bc > log_hi) ln_bc = fminf(fmaxf(ln_bc, log_lo), log_hi);
     }
-    const float g = upstream * dlog;
+    if (threadIdx.x == 0) {
+        out[0] = w == 0.0f ? 0.0f : expf(logf(w) - 0.5f * logf(fabsf(sa)) - 0.5f * logf(fabsf(sb)));
+        out[1] = ln_bc;
+    }
+    const float g = upstream * (upstream_dev ? upstream_dev[0] : 1.0f);
+    const float inv_w = 1.0f / w, inv_sa = 1.0f / sa, inv_sb = 1.0f / sb;
+    const bool nan = ln_bc != ln_bc;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float t = sqrtf(fabsf((a[i] / sa) * (b[i] / sb)));
-        const float ga = g * 0.5f * ((t != 0.0f ? t / a[i] : 0.0f) - bc / sa);
-        const float gb = g * 0.5f * ((t != 0.0f ? t / b[i] : 0.0f) - bc / sb);
+        float ga = 0.0f, gb = 0.0f;
+        if (nan) {
+            ga = gb = ln_bc;
+        } else if (pass_grad) {
+            const float ai = a[i], bi = b[i];
+            const float ra = ai == 0.0f ? 0.0f : copysignf(sqrtf(fabsf(bi) / fabsf(ai)), ai);
+            const float rb = bi == 0.0f ? 0.0f : copysignf(sqrtf(fabsf(ai) / fabsf(bi)), bi);
+            ga = g * 0.5f * (ra * inv_w - inv_sa);
+            gb = g * 0.5f * (rb * inv_w - inv_sb);
+        }
         da[i] = accumulate ? da[i] + ga : ga;
         db[i] = accumulate ? db[i] + gb : gb;
     }

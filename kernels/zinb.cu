@@ -57,11 +57,23 @@ zinb_fwd_bwd_tile(const float* __restrict__ x, const float* __restrict__ mu,
             const float d_common_th = log_th_eps - log_th_mu_eps + th_over_th_eps - th / th_mu_eps;
             float dl = 0.0f, dm, dt;
             if (zero_inflated && xv < zero_threshold) {
+                // ln(sigma(l) + sigma(-l) e^d) = ln1p(w), w = sigma(-l) expm1(d), d <= 0: no
+                // cancellation between two large softplus terms; sigma(d - l) = sigma(-l) e^d / (1 + w).
+                // Where w <= -1/2 (1 + w would lose digits) fall back to the softplus form,
+                // exactly as the CPU op does.
                 const float l = logit[i];
-                const float a = -l + pi_theta_log;
-                const float s_a = sigmoid(a);
-                ll = softplus(a) - softplus(-l);
-                dl = sigmoid(-l) - s_a;
+                const float s_neg_l = sigmoid(-l);
+                const float w = s_neg_l * expm1f(pi_theta_log);
+                float s_a;
+                if (w > -0.5f) {
+                    ll = log1pf(w);
+                    s_a = s_neg_l * expf(pi_theta_log) / (1.0f + w);
+                } else {
+                    const float a = -l + pi_theta_log;
+                    ll = softplus(a) - softplus(-l);
+                    s_a = sigmoid(a);
+                }
+                dl = s_neg_l - s_a;
                 dm = -s_a * th / th_mu_eps;
                 dt = s_a * d_common_th;
             } else {
@@ -70,7 +82,7 @@ zinb_fwd_bwd_tile(const float* __restrict__ x, const float* __restrict__ mu,
                      scd_lgamma(xv + th) - lgamma_th;
                 if (zero_inflated) {
                     const float l = logit[i];
-                    ll += -softplus(-l) - l;
+                    ll -= softplus(l);  // -softplus(-l) - l = -softplus(l) = ln(1 - pi)
                     dl = -sigmoid(l);
                 }
                 dm = -th / th_mu_eps - xv / th_mu_eps + xv / (m + eps);

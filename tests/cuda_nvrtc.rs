@@ -24,8 +24,15 @@ fn nvrtc_or_skip(test: &str) -> Option<Nvrtc> {
     }
 }
 
+/// kernels/ of the source tree, or of the current directory when the binary runs elsewhere
+/// (scripts/gpu_check.sh runs carried test binaries from a copy of the repository).
 fn kernel_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kernels")
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kernels");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("kernels")
+    }
 }
 
 /// (file name, text) of every file in kernels/ with extension `ext`, sorted.

@@ -311,6 +311,7 @@ fn bhattacharyya_matches_cpu() {
             &up(&rt, &b),
             (1e-4, 1e4),
             -1.0,
+            None,
             &mut out,
             &mut da,
             &mut db,

@@ -124,7 +124,8 @@ pub fn zinb_fwd_bwd(rt: &CudaRuntime, i: &ZinbInputs, o: ZinbOutputs) -> Result<
 
 /// Bhattacharyya coefficient of the discriminator outputs `a` (real) and `b` (reconstructed),
 /// forward and backward. `out` = `[BC, ln clip(BC)]`; `da`, `db` get
-/// `upstream * d ln clip(BC) / d(a, b)`. Mirrors `ops::losses::bhattacharyya::bhattacharyya_fwd_bwd`.
+/// `upstream * upstream_dev[0] * d ln clip(BC) / d(a, b)` (`upstream_dev`, a 1-element device
+/// buffer, is optional). Mirrors `ops::losses::bhattacharyya::bhattacharyya_fwd_bwd`.
 #[allow(clippy::too_many_arguments)]
 pub fn bhattacharyya_fwd_bwd(
     rt: &CudaRuntime,
@@ -132,6 +133,7 @@ pub fn bhattacharyya_fwd_bwd(
     b: &CudaSlice<f32>,
     clip: (f32, f32),
     upstream: f32,
+    upstream_dev: Option<&CudaSlice<f32>>,
     out: &mut CudaSlice<f32>,
     da: &mut CudaSlice<f32>,
     db: &mut CudaSlice<f32>,
@@ -142,6 +144,9 @@ pub fn bhattacharyya_fwd_bwd(
     check_len(da, n, "bhattacharyya da")?;
     check_len(db, n, "bhattacharyya db")?;
     check_len(out, 2, "bhattacharyya out")?;
+    if let Some(u) = upstream_dev {
+        check_len(u, 1, "bhattacharyya upstream")?;
+    }
     let f = rt.function("bhattacharyya", "bhattacharyya_fwd_bwd")?;
     let (ni, acc) = (as_i32(n, "cells")?, flag(accumulate));
     let mut l = rt.stream.launch_builder(&f);
@@ -150,11 +155,12 @@ pub fn bhattacharyya_fwd_bwd(
         .arg(&ni)
         .arg(&clip.0)
         .arg(&clip.1)
-        .arg(&upstream)
-        .arg(out)
-        .arg(da)
-        .arg(db)
-        .arg(&acc);
+        .arg(&upstream);
+    match upstream_dev {
+        Some(u) => l.arg(u),
+        None => l.arg(&NULL_PTR),
+    };
+    l.arg(out).arg(da).arg(db).arg(&acc);
     // SAFETY: lengths checked; one block strides over n.
     unsafe { l.launch(cfg_1d(1, BHATT_BLOCK)) }?;
     Ok(())
