@@ -3,13 +3,14 @@
 //! `embed` (a saved model applied to new cells), `simulate` and `bench`.
 
 pub mod args;
+pub mod inspect;
 
 pub use args::{Cli, Command};
 
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Inspect(_a) => anyhow::bail!("inspect is not available yet in this build"),
+        Command::Inspect(a) => inspect::run(&a),
         Command::Integrate(_a) => anyhow::bail!("integrate is not available yet in this build"),
     }
 }

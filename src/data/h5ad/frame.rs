@@ -207,7 +207,6 @@ fn read_nullable(g: &Group, enc: &str) -> Result<Column> {
 
 /// Write `frame` as the dataframe group `name`, appending `extra` columns (an extra column
 /// with an existing name replaces it in place).
-#[allow(dead_code)] // used by the writer (next commit)
 pub fn write_frame(
     root: &Group,
     name: &str,
@@ -250,21 +249,26 @@ pub fn write_frame(
 }
 
 /// A `string-array` dataset.
-#[allow(dead_code)]
 pub fn write_string_array(g: &Group, name: &str, values: &[String]) -> Result<()> {
     let v: Vec<VarLenUnicode> = values.iter().map(|s| vlen(s)).collect::<Result<_>>()?;
-    let ds = g.new_dataset_builder().with_data(&v[..]).create(name)?;
+    let ds = if v.is_empty() {
+        g.new_dataset::<VarLenUnicode>().shape(0).create(name)?
+    } else {
+        g.new_dataset_builder().with_data(&v[..]).create(name)?
+    };
     set_encoding(&ds, "string-array", "0.2.0")
 }
 
 /// A numeric `array` dataset (1-D).
-#[allow(dead_code)]
 pub fn write_array<T: hdf5::H5Type>(g: &Group, name: &str, values: &[T]) -> Result<()> {
-    let ds = g.new_dataset_builder().with_data(values).create(name)?;
+    let ds = if values.is_empty() {
+        g.new_dataset::<T>().shape(0).create(name)?
+    } else {
+        g.new_dataset_builder().with_data(values).create(name)?
+    };
     set_encoding(&ds, "array", "0.2.0")
 }
 
-#[allow(dead_code)]
 fn write_column(g: &Group, key: &str, c: &Column) -> Result<()> {
     match c {
         Column::Categorical {
