@@ -12,6 +12,7 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod sim;
 pub mod tape;
 pub mod train;
 
