@@ -1,10 +1,10 @@
 //! `scdreamer simulate`: write a seeded ZINB simulation with cell types and batch effects
 //! to an h5ad that scanpy opens (see `crate::sim` for the model).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::h5ad::install_ctrlc_cleanup;
@@ -71,13 +71,36 @@ impl SimulateArgs {
     }
 }
 
+/// Fail before a long simulation, not after it, when the output cannot be written.
+fn check_output(output: &Path) -> Result<()> {
+    if output.is_dir() {
+        bail!(
+            "--output {} is a directory; give a file name",
+            output.display()
+        );
+    }
+    let dir = output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!(
+            "cannot write --output {}: directory {} does not exist",
+            output.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Run `scdreamer simulate`.
 pub fn run(a: &SimulateArgs) -> Result<()> {
     let p = a.params();
     p.validate()?;
     if a.threads == Some(0) {
-        anyhow::bail!("--threads must be at least 1, got 0");
+        bail!("--threads must be at least 1, got 0");
     }
+    check_output(&a.output)?;
     install_ctrlc_cleanup();
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = a.threads {

@@ -116,7 +116,7 @@ impl SimParams {
         }
         if !(self.density > 0.0 && self.density < 1.0 - self.dropout) {
             bail!(
-                "--density must be in (0, 1 - dropout) = (0, {}), got {}",
+                "--density must be in (0, 1 - dropout) = (0, {:.4}), got {}",
                 1.0 - self.dropout,
                 self.density
             );

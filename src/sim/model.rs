@@ -96,46 +96,70 @@ impl Model {
         row[t] - if t == 0 { 0.0 } else { row[t - 1] }
     }
 
-    /// Expected fraction of non-zero NB counts (before dropout) with global offset `c`:
-    /// batches are equally likely, types follow the batch's proportions, and the
-    /// lognormal library size is integrated by 6-point Gauss-Hermite quadrature.
-    fn expected_density(&self, log_rate: &[f64], c: f64) -> f64 {
+    /// Expected fraction of non-zero NB counts (before dropout) with global offset `c`, and
+    /// its derivative in `c`: batches are equally likely, types follow the batch's
+    /// proportions, and the lognormal library size is integrated by 6-point Gauss-Hermite
+    /// quadrature.
+    fn expected_density(&self, log_rate: &[f64], c: f64) -> (f64, f64) {
         let (g, t) = (self.n_genes, self.n_types);
-        let total: f64 = (0..self.n_batches * t)
+        let (value, slope) = (0..self.n_batches * t)
             .into_par_iter()
             .map(|bt| {
                 let (k, ty) = (bt / t, bt % t);
                 let row = &log_rate[bt * g..(bt + 1) * g];
-                let mut s = 0.0;
+                let rate: Vec<f64> = row.iter().map(|lr| (lr + c).exp()).collect();
+                let (mut s, mut ds) = (0.0, 0.0);
                 for (node, w) in GH_NODES.iter().zip(GH_WEIGHTS) {
-                    let log_lib = self.lib_shift[k] + LOG_LIB_SD * node;
-                    for (lr, &th) in row.iter().zip(&self.theta) {
-                        let mu = (lr + c + log_lib).exp();
-                        // P(x > 0) = 1 - (theta / (theta + mu))^theta
-                        s += w * -(-th * (mu / th).ln_1p()).exp_m1();
+                    let lib = (self.lib_shift[k] + LOG_LIB_SD * node).exp();
+                    for (r, &th) in rate.iter().zip(&self.theta) {
+                        let mu = r * lib;
+                        let x = mu / th;
+                        // P(x > 0) = 1 - p0 with p0 = (1 + mu / theta)^-theta;
+                        // d/dc = p0 * mu / (1 + mu / theta) since d mu / dc = mu.
+                        let p0 = (-th * x.ln_1p()).exp();
+                        s += w * (1.0 - p0);
+                        ds += w * p0 * mu / (1.0 + x);
                     }
                 }
-                self.proportion(k, ty) * s
+                let share = self.proportion(k, ty);
+                (share * s, share * ds)
             })
-            .sum();
-        total / (self.n_batches * g) as f64
+            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let n = (self.n_batches * g) as f64;
+        (value / n, slope / n)
     }
 
-    /// Bisection on the global log offset so that the expected density is `target`.
+    /// The global log offset at which the expected density is `target`: Newton steps kept
+    /// inside a shrinking bracket (bisection when a step would leave it). The density is
+    /// increasing in the offset, so the root is unique.
     fn calibrate(&self, log_rate: &[f64], target: f64) -> Result<f64> {
         let (mut lo, mut hi) = (-40.0f64, 40.0f64);
-        if self.expected_density(log_rate, hi) < target {
+        if self.expected_density(log_rate, hi).0 < target {
             bail!("cannot reach density {target}: even huge means stay below it");
         }
-        while hi - lo > 1e-7 {
-            let mid = 0.5 * (lo + hi);
-            if self.expected_density(log_rate, mid) < target {
-                lo = mid;
+        let mut c = 0.0f64;
+        for _ in 0..200 {
+            let (d, slope) = self.expected_density(log_rate, c);
+            let err = d - target;
+            if err.abs() < 1e-9 * target {
+                return Ok(c);
+            }
+            if err < 0.0 {
+                lo = c;
             } else {
-                hi = mid;
+                hi = c;
+            }
+            let newton = c - err / slope;
+            c = if slope > 0.0 && newton > lo && newton < hi {
+                newton
+            } else {
+                0.5 * (lo + hi)
+            };
+            if hi - lo < 1e-12 {
+                break;
             }
         }
-        Ok(0.5 * (lo + hi))
+        Ok(c)
     }
 }
 
@@ -178,3 +202,30 @@ const GH_WEIGHTS: [f64; 6] = [
     0.0886157460419145,
     0.0025557844020562483,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::chunk::{MODEL_STREAM, stream_rng};
+
+    #[test]
+    fn calibration_hits_the_target_for_many_shapes() {
+        for (b, t, target, dropout) in [(1, 1, 0.1, 0.0), (4, 8, 0.02, 0.0), (3, 5, 0.3, 0.5)] {
+            let p = SimParams {
+                n_batches: b,
+                n_types: t,
+                n_genes: 300,
+                density: target,
+                dropout,
+                ..SimParams::default()
+            };
+            let m = Model::draw(&p, &mut stream_rng(3, MODEL_STREAM)).unwrap();
+            let log_rate: Vec<f64> = m.rate.iter().map(|r| r.ln() - m.offset).collect();
+            let (d, _) = m.expected_density(&log_rate, m.offset);
+            let want = target / (1.0 - dropout);
+            assert!((d / want - 1.0).abs() < 1e-6, "{b}x{t}: {d} vs {want}");
+            // A lower offset must give fewer non-zeros (the root is the unique crossing).
+            assert!(m.expected_density(&log_rate, m.offset - 0.1).0 < want);
+        }
+    }
+}
