@@ -35,8 +35,9 @@ fn density(s: &Simulation) -> f64 {
 
 #[test]
 fn same_seed_same_matrix_whatever_the_threads() {
-    // 9,000 cells span three blocks, so block order and per-block streams both matter.
-    let p = params(9_000, 150, 42);
+    // 20,000 cells span five blocks: more than one wave of blocks on one thread (four per
+    // thread), a single wave on three, so block order, waves and streams all matter.
+    let p = params(20_000, 80, 42);
     let one = run_on(&p, 1);
     let three = run_on(&p, 3);
     assert!(one.counts.nnz() > 0);
@@ -44,7 +45,7 @@ fn same_seed_same_matrix_whatever_the_threads() {
     assert_eq!(one.batch, three.batch);
     assert_eq!(one.cell_type, three.cell_type);
 
-    let other = run_on(&params(9_000, 150, 43), 3);
+    let other = run_on(&params(20_000, 80, 43), 3);
     assert_ne!(
         one.counts, other.counts,
         "a different seed gave the same counts"
