@@ -180,6 +180,9 @@ fn check_results(adata: &AnnData, r: &Results) -> Result<()> {
 
 /// Write `adata` (X as CSR, obs, var) plus `results` to `path`, atomically: the file
 /// appears complete or not at all, and an existing file at `path` is replaced only on success.
+/// Callers that read from an input file must first call [`check_output_path`] so the input
+/// is never overwritten; call [`install_ctrlc_cleanup`] once at start-up so Ctrl-C removes
+/// the temp file too.
 pub fn write_h5ad(path: &Path, adata: &AnnData, results: &Results) -> Result<()> {
     check_results(adata, results)?;
     let tmp = TempFile::new(temp_path(path)?);
