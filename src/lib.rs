@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod sim;
 pub mod tape;
 pub mod train;
 

@@ -19,6 +19,8 @@ pub enum Command {
     Integrate(Box<IntegrateArgs>),
     /// Embed new cells of known batches with a model saved by `integrate --save-model`.
     Embed(EmbedArgs),
+    /// Write a seeded ZINB simulation with cell types, batch effects and ground-truth labels.
+    Simulate(crate::cli::simulate::SimulateArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -109,11 +109,19 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_output(&input, demo));
     h5ad::check_output_path(&output, &input)?;
     h5ad::install_ctrlc_cleanup();
-    match a.device {
-        DeviceArg::Cuda => anyhow::bail!(
-            "--device cuda: this build trains on the CPU only so far; use --device cpu"
-        ),
-        DeviceArg::Auto | DeviceArg::Cpu => {}
+    let device = crate::backend::device::resolve(a.device.into())?;
+    if device.is_cuda() {
+        // The CUDA kernels are built and compile-checked, but the CUDA implementation of the
+        // tape's backend is not finished: say so instead of silently training on the CPU.
+        if a.device == DeviceArg::Cuda {
+            anyhow::bail!(
+                "--device cuda: a GPU was found ({}), but GPU training is not in this version yet; use --device cpu",
+                device.describe()
+            );
+        }
+        eprintln!("device: cpu (a GPU was found, but GPU training is not in this version yet)");
+    } else {
+        eprintln!("{}", device.describe());
     }
 
     let opts = ReadOptions {

@@ -6,6 +6,7 @@ pub mod args;
 pub mod embed;
 pub mod inspect;
 pub mod integrate;
+pub mod simulate;
 
 pub use args::{Cli, Command};
 
@@ -15,5 +16,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(&a),
         Command::Integrate(a) => integrate::run(&a),
         Command::Embed(a) => embed::run(&a),
+        Command::Simulate(a) => simulate::run(&a),
     }
 }
