@@ -16,6 +16,7 @@ use crate::io::checkpoint::{self, SavedConfig};
 use crate::model::config::{ModelConfig, RunConfig, TrainConfig};
 use crate::model::dataset::{DeviceData, PreparedData, TransformConstants};
 use crate::model::scdreamer::Scdreamer;
+use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::tape::Tape;
 use crate::train::{self, EpochLog, TrainOptions};
 
@@ -37,6 +38,8 @@ pub struct Setup {
     pub genes: Vec<usize>,
     pub gene_names: Vec<String>,
     pub batch_key: String,
+    /// Sup: the obs key of the labels (their codes are in `prep.labels`).
+    pub labels_key: Option<String>,
     pub prep: PreparedData,
     /// Cells with counts in the selected genes: the ones trained on. Every cell is embedded.
     pub train_rows: Vec<u32>,
@@ -100,9 +103,20 @@ impl Setup {
             genes,
             gene_names,
             batch_key: batch_key.to_string(),
+            labels_key: None,
             prep,
             train_rows,
         })
+    }
+}
+
+impl Setup {
+    /// Registers cell-type labels (from `model::sup::cell_labels`): training becomes
+    /// scDREAMER-Sup. The model config needs `n_labels = labels.categories.len()`.
+    pub fn with_labels(mut self, labels_key: &str, labels: CellLabels) -> Self {
+        self.labels_key = Some(labels_key.to_string());
+        self.prep.labels = Some(labels);
+        self
     }
 }
 
@@ -170,6 +184,23 @@ impl<B: Backend> Trained<B> {
         out
     }
 
+    /// Sup: the predicted cell type of every cell (argmax softmax(Dense(z_mean))) and its
+    /// probability; None for an unsupervised model.
+    pub fn predict_labels(&self, prep: &PreparedData) -> Option<LabelPrediction> {
+        let mut tape = Tape::new(self.model.params.backend().clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let rows: Vec<u32> = (0..prep.n_cells() as u32).collect();
+        let mut probs = Vec::with_capacity(rows.len() * self.model.cfg.n_labels);
+        for chunk in rows.chunks(CHUNK) {
+            let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
+            probs.extend(
+                self.model
+                    .label_probs_rows(&mut tape, &self.data, prep, chunk, &batch, &mut rng)?,
+            );
+        }
+        Some(LabelPrediction::from_probs(&probs, self.model.cfg.n_labels))
+    }
+
     /// Batch-corrected expression (`n_cells x genes`, counts per 10,000): the decoder's rho for
     /// the posterior mean, decoded as batch `as_batch`, or averaged over all batches (None).
     pub fn normalized(&self, prep: &PreparedData, as_batch: Option<u32>) -> Vec<f32> {
@@ -208,8 +239,13 @@ impl<B: Backend> Trained<B> {
             genes: setup.gene_names.clone(),
             batch_key: setup.batch_key.clone(),
             batch_categories: setup.prep.batch_names.clone(),
-            labels_key: None,
-            label_categories: Vec::new(),
+            labels_key: setup.labels_key.clone(),
+            label_categories: setup
+                .prep
+                .labels
+                .as_ref()
+                .map(|l| l.categories.clone())
+                .unwrap_or_default(),
             constants: setup.prep.constants().into(),
         };
         checkpoint::save(dir, &cfg, &self.model.params)

@@ -122,6 +122,8 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     if latent.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("the embedding has non-finite values; nothing was written");
     }
+    // Sup: a model trained with labels predicts them for the new cells.
+    let predicted = trained.predict_labels(&setup.prep);
     let n = adata.n_obs();
     let all_rows: Vec<usize> = (0..n).collect();
     let out = AnnData {
@@ -137,17 +139,27 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
         "model_scdreamer_version": saved.scdreamer_version,
         "batch_key": saved.batch_key,
         "batch_categories": saved.batch_categories,
+        "labels_key": saved.labels_key,
+        "label_categories": saved.label_categories,
     });
     let results = Results {
         obsm: vec![("X_scdreamer".into(), Dense::new(n, cfg.latent, latent)?)],
         layers: Vec::new(),
-        obs: Vec::new(),
+        obs: predicted
+            .as_ref()
+            .map(|p| p.obs_columns(&saved.label_categories))
+            .unwrap_or_default(),
         uns: vec![("scdreamer".into(), uns)],
     };
     h5ad::write_h5ad(&output, &out, &results)?;
     eprintln!(
-        "wrote {} (obsm['X_scdreamer'], {} cells)",
+        "wrote {} (obsm['X_scdreamer']{}, {} cells)",
         output.display(),
+        if predicted.is_some() {
+            ", obs['scdreamer_label'], obs['scdreamer_label_confidence']"
+        } else {
+            ""
+        },
         n
     );
     Ok(())

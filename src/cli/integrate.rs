@@ -132,6 +132,18 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     let adata = h5ad::read_h5ad(&input, &opts)?;
     let (batch, batch_names) =
         validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
+    // scDREAMER-Sup when a labels column is given.
+    let labels = match &a.labels_key {
+        Some(key) => {
+            let (labels, warnings) =
+                crate::model::sup::cell_labels(&adata.obs, key, &a.unlabeled_category)?;
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            Some((key.clone(), labels))
+        }
+        None => None,
+    };
     let (_, report) = validate::drop_empty(&adata)?;
     if report.cells_dropped + report.genes_dropped > 0 {
         eprintln!(
@@ -140,8 +152,11 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     }
     let how = gene_selection(a, &adata)?;
     let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
-    let (model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs());
-    let setup = Setup::new(
+    let (mut model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs());
+    if let Some((_, l)) = &labels {
+        model_cfg.n_labels = l.categories.len();
+    }
+    let mut setup = Setup::new(
         &adata,
         &a.input.batch_key,
         batch,
@@ -150,6 +165,15 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         &model_cfg,
         None,
     )?;
+    if let Some((key, l)) = labels {
+        eprintln!(
+            "scDREAMER-Sup: {} of {} cells labelled in obs['{key}'], {} types",
+            l.n_labelled(),
+            l.codes.len(),
+            l.categories.len()
+        );
+        setup = setup.with_labels(&key, l);
+    }
     eprintln!(
         "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device cpu",
         crate::VERSION,
@@ -185,6 +209,8 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         ),
     };
     let normalized = trained.normalized(&setup.prep, as_batch);
+    let label_categories = setup.prep.labels.as_ref().map(|l| l.categories.clone());
+    let predicted = trained.predict_labels(&setup.prep);
     if latent.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("the embedding has non-finite values; nothing was written");
     }
@@ -218,6 +244,9 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         "model": serde_json::to_value(&trained.run.model)?,
         "train": serde_json::to_value(&trained.run.train)?,
         "training_log": log_path.display().to_string(),
+        "labels_key": a.labels_key,
+        "unlabeled_category": a.labels_key.as_ref().map(|_| &a.unlabeled_category),
+        "label_categories": label_categories,
     });
     let results = Results {
         obsm: vec![("X_scdreamer".into(), Dense::new(n, latent_dim, latent)?)],
@@ -225,7 +254,10 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
             "scdreamer_normalized".into(),
             Dense::new(n, setup.genes.len(), normalized)?,
         )],
-        obs: Vec::new(),
+        obs: match (&predicted, &label_categories) {
+            (Some(p), Some(c)) => p.obs_columns(c),
+            _ => Vec::new(),
+        },
         uns: vec![("scdreamer".into(), uns)],
     };
     h5ad::write_h5ad(&output, &out_data, &results)?;
@@ -233,6 +265,17 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.save_model {
         trained.save(dir, &setup)?;
         eprintln!("saved the model to {}", dir.display());
+    }
+    if let (Some(p), Some(l)) = (&predicted, &setup.prep.labels) {
+        let labelled: Vec<(u32, u32)> = (l.codes.iter().zip(&p.codes))
+            .filter_map(|(t, &p)| t.map(|t| (t, p)))
+            .collect();
+        let hits = labelled.iter().filter(|(t, p)| t == p).count();
+        eprintln!(
+            "wrote obs['scdreamer_label'] and obs['scdreamer_label_confidence']; \
+             the prediction agrees with {hits} of the {} given labels",
+            labelled.len()
+        );
     }
     let last = trained.log.last();
     eprintln!(

@@ -92,6 +92,10 @@ pub struct ModelConfig {
     pub label_weight: f32,
     /// Sup y dimension (authors: 6).
     pub y_dim: usize,
+    /// Sup: the y-VAE reads the true one-hot of labelled cells instead of the predicted pi_c
+    /// (the paper's figure; the authors' code feeds predictions).
+    #[serde(default)]
+    pub sup_true_labels: bool,
 }
 
 /// Optimisation and schedule.
@@ -149,6 +153,7 @@ impl ModelConfig {
             library_prior_plus1: true,
             label_weight: 10.0,
             y_dim: 6,
+            sup_true_labels: false,
         }
     }
 
@@ -177,6 +182,7 @@ impl ModelConfig {
             library_prior_plus1: true,
             label_weight: 10.0,
             y_dim: 6,
+            sup_true_labels: false,
         }
     }
 }

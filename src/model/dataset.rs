@@ -26,6 +26,8 @@ pub struct PreparedData {
     pub library_prior: (f32, f32),
     /// The global max of the authors' transform (1.0 when unused).
     pub authors_max: f32,
+    /// Sup: cell-type labels (None for the unsupervised model; set by `Setup::with_labels`).
+    pub labels: Option<crate::model::sup::CellLabels>,
 }
 
 /// Constants of the input transforms learnt on the training data; a saved model applies them
@@ -91,6 +93,7 @@ impl PreparedData {
             authors_scaled,
             library_prior,
             authors_max,
+            labels: None,
         }
     }
 

@@ -5,3 +5,4 @@ pub mod config;
 pub mod dataset;
 pub mod networks;
 pub mod scdreamer;
+pub mod sup;

@@ -9,6 +9,7 @@ use crate::backend::Backend;
 use crate::model::config::{Embed, Likelihood, Mask, ModelConfig, Target};
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::networks::{Classifier, Decoder, Discriminator, Encoder, SparseInput};
+use crate::model::sup::{SupGraph, SupNets};
 use crate::tape::{GroupId, Params, Tape, Var};
 
 /// Parameter groups: one optimiser each.
@@ -18,6 +19,22 @@ pub struct Groups {
     pub decoder: GroupId,
     pub discriminator: GroupId,
     pub batch_classifier: GroupId,
+    /// Sup: the label classifier and the y-VAE (None when unsupervised).
+    pub sup: Option<GroupId>,
+}
+
+impl Groups {
+    /// Every group (for zeroing gradients).
+    pub fn all(&self) -> Vec<GroupId> {
+        let mut g = vec![
+            self.encoder,
+            self.decoder,
+            self.discriminator,
+            self.batch_classifier,
+        ];
+        g.extend(self.sup);
+        g
+    }
 }
 
 pub struct Scdreamer<B: Backend> {
@@ -28,6 +45,8 @@ pub struct Scdreamer<B: Backend> {
     pub decoder: Decoder,
     pub discriminator: Discriminator,
     pub batch_classifier: Classifier,
+    /// scDREAMER-Sup networks (when `cfg.n_labels > 0`).
+    pub sup: Option<SupNets>,
 }
 
 /// One minibatch: cell indices into the dataset and their batch codes.
@@ -58,6 +77,8 @@ pub struct AeGraph {
     pub disc_real: Var,
     pub losses: [Var; 6], // elbo, recon, kl, consistency, bc, ce
     pub batch_logits: Var,
+    /// Sup terms (label loss, hierarchical KL) when the model is supervised.
+    pub sup: Option<SupGraph>,
 }
 
 impl<B: Backend> Scdreamer<B> {
@@ -68,6 +89,7 @@ impl<B: Backend> Scdreamer<B> {
             decoder: params.group("decoder"),
             discriminator: params.group("discriminator"),
             batch_classifier: params.group("batch_classifier"),
+            sup: None,
         };
         let latent_library = cfg.target == Target::AuthorsScaled;
         let encoder = Encoder::new(&mut params, groups.encoder, &cfg, latent_library, rng);
@@ -82,6 +104,13 @@ impl<B: Backend> Scdreamer<B> {
             &cfg,
             rng,
         );
+        // Sup parameters are created last so the unsupervised initialisation is unchanged.
+        let mut groups = groups;
+        let sup = (cfg.n_labels > 0).then(|| {
+            let g = params.group("sup");
+            groups.sup = Some(g);
+            SupNets::new(&mut params, g, &cfg, rng)
+        });
         Scdreamer {
             cfg,
             params,
@@ -90,17 +119,21 @@ impl<B: Backend> Scdreamer<B> {
             decoder,
             discriminator,
             batch_classifier,
+            sup,
         }
     }
 
     /// Groups the AE optimiser moves: encoder + decoder, or every group (authors' code).
     pub fn ae_groups(&self) -> Vec<GroupId> {
         let g = self.groups;
-        if self.cfg.ae_updates_adversaries {
+        let mut groups = if self.cfg.ae_updates_adversaries {
             vec![g.encoder, g.decoder, g.discriminator, g.batch_classifier]
         } else {
             vec![g.encoder, g.decoder]
-        }
+        };
+        // Sup: the label classifier and the y-VAE are trained by the AE loss (authors' code).
+        groups.extend(g.sup);
+        groups
     }
 
     fn input<'a>(&self, data: &'a DeviceData<B>, prep: &PreparedData) -> SparseInput<'a, B> {
@@ -157,7 +190,15 @@ impl<B: Backend> Scdreamer<B> {
             (Likelihood::Zinb, Some(logit)) => tape.zinb_loglik(target, mu, theta, logit),
             _ => tape.nb_loglik(target, mu, theta),
         };
-        let mut kl = tape.kl_std_normal(enc.z_mean, enc.z_var);
+        // Sup: the prior of z is N(f(y, pi_c)) instead of N(0, I), plus KL_y.
+        let sup = self
+            .sup
+            .as_ref()
+            .map(|s| s.forward(tape, p, cfg, prep, mb.rows, (z, enc.z_mean, enc.z_var), rng));
+        let mut kl = match &sup {
+            Some(s) => tape.add(s.kl_z, s.kl_y),
+            None => tape.kl_std_normal(enc.z_mean, enc.z_var),
+        };
         if let Some(kl_l) = kl_l {
             kl = tape.add(kl, kl_l);
         }
@@ -200,7 +241,11 @@ impl<B: Backend> Scdreamer<B> {
         let ce_term = tape.scale(ce, -cfg.batch_adv_weight);
         let bc_term = tape.scale(bc, -cfg.disc_weight);
         let l = tape.add(neg_elbo, ce_term);
-        let loss = tape.add(l, bc_term);
+        let mut loss = tape.add(l, bc_term);
+        if let Some(s) = &sup {
+            let label_term = tape.scale(s.label_ce, cfg.label_weight);
+            loss = tape.add(loss, label_term);
+        }
         let recon_mean = tape.mean(recon);
         let kl_mean = tape.mean(kl);
         AeGraph {
@@ -210,6 +255,7 @@ impl<B: Backend> Scdreamer<B> {
             disc_real,
             losses: [elbo, recon_mean, kl_mean, consistency, bc, ce],
             batch_logits,
+            sup,
         }
     }
 

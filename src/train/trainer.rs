@@ -58,7 +58,7 @@ pub fn train<B: Backend>(
     let mut opt_ae = Adam::new(&model.params, &ae_groups, adam(tc.lr_ae, tc.clip_norm));
     let mut opt_d = Adam::new(&model.params, &[g.discriminator], adam(tc.lr_dis, None));
     let mut opt_c = Adam::new(&model.params, &[g.batch_classifier], adam(tc.lr_bc, None));
-    let all_groups = [g.encoder, g.decoder, g.discriminator, g.batch_classifier];
+    let all_groups = g.all();
 
     let n = opts.train_rows.len();
     let bs = tc.batch_size.min(n).max(2);
@@ -114,6 +114,10 @@ pub fn train<B: Backend>(
             check_finite(log.loss_ae as f32, epoch + 1, "autoencoder")?;
             check_finite(log.reconstruction as f32, epoch + 1, "reconstruction")?;
             check_finite(log.kl as f32, epoch + 1, "KL")?;
+            if let Some(sup) = &ae.sup {
+                (log.label_cross_entropy, log.label_accuracy) = sup.log_values(&mut tape);
+                check_finite(log.label_cross_entropy as f32, epoch + 1, "label")?;
+            }
             let (xhat, z) = if reuse {
                 (Some(ae.xhat), Some(ae.z))
             } else {
