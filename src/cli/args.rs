@@ -148,6 +148,18 @@ pub struct IntegrateArgs {
     /// Latent dimension.
     #[arg(long)]
     pub latent: Option<usize>,
+    /// Hidden layer widths, comma-separated (e.g. 512 or 512,256).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Advanced: weight of the adversarial batch-classifier term in the autoencoder loss.
+    #[arg(long)]
+    pub batch_adv_weight: Option<f32>,
+    /// Advanced: weight of the Bhattacharyya (discriminator) term in the autoencoder loss.
+    #[arg(long)]
+    pub disc_weight: Option<f32>,
+    /// Advanced: weight of the KL terms.
+    #[arg(long)]
+    pub kl_weight: Option<f32>,
     /// Training epochs (default: chosen from the number of cells).
     #[arg(long)]
     pub epochs: Option<usize>,

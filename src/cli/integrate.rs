@@ -60,7 +60,7 @@ pub fn configs(
     n_genes: usize,
     n_batches: usize,
     n_cells: usize,
-) -> (ModelConfig, TrainConfig) {
+) -> anyhow::Result<(ModelConfig, TrainConfig)> {
     let (mut m, mut t) = match a.preset {
         Preset::Default => (
             ModelConfig::default_preset(n_genes, n_batches, 0),
@@ -73,6 +73,21 @@ pub fn configs(
     };
     if let Some(l) = a.latent {
         m.latent = l;
+    }
+    if let Some(h) = &a.hidden {
+        if h.is_empty() || h.contains(&0) {
+            anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
+        }
+        m.hidden = h.clone();
+    }
+    if let Some(w) = a.batch_adv_weight {
+        m.batch_adv_weight = w;
+    }
+    if let Some(w) = a.disc_weight {
+        m.disc_weight = w;
+    }
+    if let Some(w) = a.kl_weight {
+        m.kl_weight = w;
     }
     m.likelihood = match a.likelihood {
         LikelihoodArg::Zinb => Likelihood::Zinb,
@@ -91,7 +106,18 @@ pub fn configs(
         t.lr_dis *= r;
         t.lr_bc *= r;
     }
-    (m, t)
+    if m.latent == 0 || t.epochs == 0 || t.batch_size < 2 {
+        anyhow::bail!(
+            "--latent and --epochs must be at least 1 and --batch-size at least 2 (got {}, {}, {})",
+            m.latent,
+            t.epochs,
+            t.batch_size
+        );
+    }
+    if !(t.lr_ae > 0.0 && t.lr_ae.is_finite()) {
+        anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
+    }
+    Ok((m, t))
 }
 
 pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
@@ -140,7 +166,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     }
     let how = gene_selection(a, &adata)?;
     let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
-    let (model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs());
+    let (model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs())?;
     let setup = Setup::new(
         &adata,
         &a.input.batch_key,
