@@ -145,8 +145,9 @@ pub(crate) struct Node<B: Backend> {
     pub(crate) grad: Option<B::Buf>,
     pub(crate) needs_grad: bool,
     pub(crate) op: Op,
-    /// Op-specific saved buffers (dropout mask, sampled noise, CE mask).
-    pub(crate) aux: Option<B::Buf>,
+    /// Op-specific saved buffers (dropout mask, sampled noise, CE mask, stashed loss
+    /// gradients).
+    pub(crate) aux: [Option<B::Buf>; 3],
     /// Op-specific indices (minibatch rows, covariate indices, labels).
     pub(crate) idx: Option<B::IdxBuf>,
     pub(crate) idx_len: usize,
@@ -215,10 +216,10 @@ impl<'a, B: Backend> Ctx<'a, B> {
         }
     }
     pub(crate) fn aux(&self, v: Var) -> &'a B::Buf {
-        self.nodes[v.node_index()]
-            .aux
-            .as_ref()
-            .expect("op saved no buffer")
+        self.aux_k(v, 0).expect("op saved no buffer")
+    }
+    pub(crate) fn aux_k(&self, v: Var, k: usize) -> Option<&'a B::Buf> {
+        self.nodes[v.node_index()].aux[k].as_ref()
     }
     pub(crate) fn idx(&self, v: Var) -> &'a B::IdxBuf {
         self.nodes[v.node_index()]
@@ -253,7 +254,8 @@ impl<B: Backend> Tape<B> {
     /// previous step become invalid.
     pub fn reset(&mut self) {
         for mut n in self.nodes.drain(..) {
-            for b in [n.val.take(), n.grad.take(), n.aux.take()]
+            let [a0, a1, a2] = &mut n.aux;
+            for b in [n.val.take(), n.grad.take(), a0.take(), a1.take(), a2.take()]
                 .into_iter()
                 .flatten()
             {
@@ -412,7 +414,7 @@ impl<B: Backend> Tape<B> {
             grad: None,
             needs_grad: ng && self.grad_enabled,
             op,
-            aux: None,
+            aux: [None, None, None],
             idx: None,
             idx_len: 0,
             csr: None,
@@ -428,7 +430,7 @@ impl<B: Backend> Tape<B> {
             grad: None,
             needs_grad: ng && self.grad_enabled,
             op,
-            aux: None,
+            aux: [None, None, None],
             idx: None,
             idx_len: 0,
             csr: None,
