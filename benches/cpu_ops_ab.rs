@@ -103,6 +103,21 @@ fn main() {
             let mut t1 = Tape::new(cpu.clone());
             let mut t2 = Tape::new(cpu.clone());
             let p = std::cell::RefCell::new(params);
+            {
+                // Both sides compute the same likelihood (checked once, not timed).
+                let p = p.borrow();
+                let mut t = Tape::new(cpu.clone());
+                let xv = t.constant(n, g, &xs);
+                let (m, tt, l) = (t.param(&p, mu), t.param(&p, th), t.param(&p, lg));
+                let f = t.zinb_loglik(xv, m, tt, l);
+                let f = t.mean(f);
+                let (zc, nzc) = (t.constant(n, g, &zero), t.constant(n, g, &nz));
+                let (lgc, zs) = (t.constant(n, g, &lgx1), t.constant(n, g, &zeros));
+                let u = zinb_unfused(&mut t, xv, zc, nzc, lgc, zs, m, tt, l);
+                let u = t.mean(u);
+                let (f, u) = (t.scalar(f), t.scalar(u));
+                assert!((f - u).abs() <= 1e-4 * f.abs().max(1.0), "fused {f} vs unfused {u}");
+            }
             let r = ab(
                 reps,
                 || {
