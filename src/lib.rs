@@ -13,8 +13,10 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod sim;
 pub mod tape;
 pub mod train;
 
 /// Version string written into every output (`uns["scdreamer"]["version"]`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod pipeline;

@@ -169,3 +169,42 @@ fn training_is_bit_identical_across_runs() {
     assert_eq!(a, run());
     assert!(a.0.iter().all(|&l| f32::from_bits(l).is_finite()));
 }
+
+#[test]
+fn second_graph_on_one_tape_after_an_optimiser_step() {
+    // The trainer's "reuse" mode: AE step, optimiser step, then the discriminator graph on
+    // the same tape (no reset) reads the updated weights and can be backpropagated.
+    let (backend, mut params, enc, w, _wb, _head, _rng) = setup();
+    let mut opt = Adam::new(
+        &params,
+        &[enc],
+        AdamConfig {
+            lr: 0.1,
+            ..Default::default()
+        },
+    );
+    let mut tape = Tape::new(backend);
+    let x = tape.constant(2, 40, &vec![1.0; 80]);
+    let h = tape.matmul(x, tape.param(&params, w));
+    let l1 = tape.sum(h);
+    tape.backward(l1, &mut params);
+    opt.step(&mut params);
+    let hd = tape.detach(h);
+    let h2 = tape.matmul(x, tape.param(&params, w));
+    let sq = tape.square(h2);
+    let l2 = tape.sum(sq);
+    let s_hd = tape.sum(hd);
+    let l2 = tape.add(l2, s_hd);
+    params.zero_grad(enc);
+    tape.backward(l2, &mut params);
+    // d/dW sum((xW)^2) = x^T 2 xW with the updated W: every row of x is ones.
+    let wv = params.value_to_host(w);
+    let g = params.grad_to_host(w);
+    for j in 0..16 {
+        let col: f32 = (0..40).map(|k| wv[k * 16 + j]).sum();
+        for k in 0..40 {
+            let want = 2.0 * 2.0 * col;
+            assert!((g[k * 16 + j] - want).abs() < 1e-4 * want.abs().max(1.0));
+        }
+    }
+}

@@ -10,6 +10,9 @@
 //! (`dx += ...`), so the tape can sum contributions from several consumers.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod device;
 
 use crate::data::Csr;
 

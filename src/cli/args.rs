@@ -17,6 +17,32 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Train scDREAMER on raw counts and write the integrated embedding.
     Integrate(Box<IntegrateArgs>),
+    /// Embed new cells of known batches with a model saved by `integrate --save-model`.
+    Embed(EmbedArgs),
+    /// Write a seeded ZINB simulation with cell types, batch effects and ground-truth labels.
+    Simulate(crate::cli::simulate::SimulateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EmbedArgs {
+    /// Directory written by `integrate --save-model`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input .h5ad with raw counts and the model's batch column.
+    #[arg(long, short = 'i')]
+    pub input: PathBuf,
+    /// Output .h5ad.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Read counts from `layers/NAME` instead of X.
+    #[arg(long, value_name = "NAME")]
+    pub layer: Option<String>,
+    /// Accept non-integer values in X.
+    #[arg(long)]
+    pub allow_non_integer: bool,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Where the counts come from and how they are checked. Shared by every command that reads data.

@@ -3,13 +3,19 @@
 //! `embed` (a saved model applied to new cells), `simulate` and `bench`.
 
 pub mod args;
+pub mod embed;
+pub mod inspect;
+pub mod integrate;
+pub mod simulate;
 
 pub use args::{Cli, Command};
 
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Inspect(_a) => anyhow::bail!("inspect is not available yet in this build"),
-        Command::Integrate(_a) => anyhow::bail!("integrate is not available yet in this build"),
+        Command::Inspect(a) => inspect::run(&a),
+        Command::Integrate(a) => integrate::run(&a),
+        Command::Embed(a) => embed::run(&a),
+        Command::Simulate(a) => simulate::run(&a),
     }
 }

@@ -3,6 +3,12 @@
 
 pub mod anndata;
 pub mod csr;
+pub mod demo;
+pub mod dense;
+pub mod h5ad;
+pub mod hvg;
+pub mod preprocess;
+pub mod validate;
 
 pub use anndata::{AnnData, Column, Frame};
 pub use csr::Csr;

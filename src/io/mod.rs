@@ -1,1 +1,3 @@
-//! Outputs (h5ad results) and model checkpoints.
+//! Outputs (the results written into the h5ad) and model checkpoints.
+
+pub mod checkpoint;

@@ -1,1 +1,7 @@
-//! scDREAMER and scDREAMER-Sup networks and losses.
+//! scDREAMER and scDREAMER-Sup: configuration, data preparation, networks and losses
+//! (the "module" of scvi-tools terms). Training lives in `train`, the user API in `pipeline`.
+
+pub mod config;
+pub mod dataset;
+pub mod networks;
+pub mod scdreamer;

@@ -287,17 +287,23 @@ impl<B: Backend> Tape<B> {
         self.nodes.is_empty()
     }
 
-    /// The parameter `id` as a tape value (shared, not copied). Calling it twice in a step
-    /// gives the same `Var`.
+    /// The parameter `id` as a tape value (shared, not copied: ops read its current value).
+    /// Calling it twice in a step gives the same `Var`.
     pub fn param(&self, params: &Params<B>, id: ParamId) -> Var {
         let mut slots = self.params.borrow_mut();
         if slots.len() < params.len() {
             slots.resize_with(params.len(), || None);
         }
-        if slots[id.0].is_none() {
-            let cell = params.cell(id).clone();
-            let version = cell.version();
-            slots[id.0] = Some(ParamSlot { cell, version });
+        match &mut slots[id.0] {
+            // Changed since this tape first read it (an optimiser step between two graphs
+            // on one tape): the new graph reads the new value, so backward through it is
+            // valid again. Backward through the older graph is not, and is not detected.
+            Some(slot) => slot.version = slot.cell.version(),
+            None => {
+                let cell = params.cell(id).clone();
+                let version = cell.version();
+                slots[id.0] = Some(ParamSlot { cell, version });
+            }
         }
         Var(PARAM_BIT | id.0 as u32)
     }

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The one GPU script. Two halves, because the GPU machine has no Rust toolchain and no network:
+#
+#   scripts/gpu_check.sh prepare   (here, with cargo): builds the CUDA test binaries with
+#       `cargo test --release --no-run`, copies them (debug info stripped) and the embedded PTX
+#       into gpu-bin/ (git-ignored; carry it to the GPU machine, e.g. run(carry=["gpu-bin"])).
+#   scripts/gpu_check.sh run       (on the GPU machine): prints the GPU, the CUDA libraries it
+#       can load, a ptxas register/spill report per kernel (when ptxas exists), then runs every
+#       carried test binary with SCDREAMER_REQUIRE_GPU=1 (a test that cannot open the GPU fails
+#       instead of skipping). Exit status is non-zero when any test fails.
+#
+# Environment: SCDREAMER_NVRTC_DIR (prepare: where libnvrtc.so.* is, so kernels are compiled and
+# embedded); CUDA_HOME (run: where to look for ptxas and libraries); GPU_BIN (default gpu-bin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GPU_BIN=${GPU_BIN:-gpu-bin}
+TESTS=(cuda_ops cuda_nvrtc cuda_device)
+
+prepare() {
+    rm -rf "$GPU_BIN" && mkdir -p "$GPU_BIN/ptx"
+    local args=()
+    for t in "${TESTS[@]}"; do args+=(--test "$t"); done
+    # The JSON stream names each test executable; keep the ones we asked for.
+    cargo test --release --no-run "${args[@]}" --message-format=json-render-diagnostics \
+        | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    try: m = json.loads(line)
+    except ValueError: continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in m["target"]["kind"]:
+        print(m["target"]["name"], m["executable"])
+    # The build-script output of this checkout (the target dir may be shared with other checkouts).
+    if m.get("reason") == "build-script-executed" and os.getcwd() + "#" in m.get("package_id", ""):
+        print("OUT_DIR", m["out_dir"])
+' | while read -r name exe; do
+        if [[ "$name" == OUT_DIR ]]; then echo "$exe" > "$GPU_BIN/.out_dir"; continue; fi
+        cp "$exe" "$GPU_BIN/$name"
+        strip --strip-debug "$GPU_BIN/$name" 2>/dev/null || true
+        echo "prepared $GPU_BIN/$name ($(du -h "$GPU_BIN/$name" | cut -f1))"
+    done
+    # The PTX build.rs embedded, for the ptxas report.
+    local out=""
+    [[ -f "$GPU_BIN/.out_dir" ]] && out=$(cat "$GPU_BIN/.out_dir")
+    if [[ -n "$out" ]] && ls "$out"/*.ptx >/dev/null 2>&1; then
+        cp "$out"/*.ptx "$GPU_BIN/ptx/"
+        echo "copied $(ls "$GPU_BIN"/ptx | wc -l) PTX files from $out"
+    else
+        echo "no embedded PTX found (was NVRTC available to build.rs?)"
+    fi
+    du -sh "$GPU_BIN"
+}
+
+find_tool() {
+    local tool=$1
+    for d in "${CUDA_HOME:-}/bin" /usr/local/cuda/bin; do
+        [[ -x "$d/$tool" ]] && { echo "$d/$tool"; return 0; }
+    done
+    command -v "$tool" 2>/dev/null || return 1
+}
+
+run() {
+    echo "== GPU"
+    nvidia-smi || echo "nvidia-smi failed"
+    nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv 2>/dev/null || true
+    echo "== CUDA libraries the loader can see"
+    for lib in libcuda.so libnvrtc.so libcublas.so libcublasLt.so; do
+        printf '%-16s %s\n' "$lib" "$(ldconfig -p 2>/dev/null | grep -m1 "$lib" | awk '{print $NF}' || true)"
+    done
+    echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+
+    echo "== ptxas register / spill report per kernel"
+    local ptxas arch
+    arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.' || true)
+    arch=${arch:-90}
+    if ptxas=$(find_tool ptxas); then
+        for f in "$GPU_BIN"/ptx/*.ptx; do
+            [[ -e "$f" ]] || { echo "no PTX carried"; break; }
+            echo "-- $(basename "$f") (sm_$arch)"
+            "$ptxas" -v -arch="sm_$arch" -o /dev/null "$f" 2>&1 \
+                | grep -E "Compiling entry|Used|spill" || true
+        done
+    else
+        echo "ptxas not found (set CUDA_HOME); skipped"
+    fi
+
+    echo "== tests"
+    local failed=0
+    for t in "${TESTS[@]}"; do
+        local exe="$GPU_BIN/$t"
+        [[ -x "$exe" ]] || { echo "missing $exe (run prepare first)"; failed=1; continue; }
+        echo "-- $t"
+        # Test binaries look for kernels/ and ../shared relative to the manifest dir baked in
+        # at build time; run from the repo root so relative paths resolve.
+        if ! SCDREAMER_REQUIRE_GPU=1 "$exe" --test-threads=1 --nocapture; then
+            failed=1
+        fi
+    done
+    # Kernel benchmarks come here once the CUDA Backend exists (criterion bench binaries are
+    # prepared and carried the same way).
+    return $failed
+}
+
+case "${1:-}" in
+    prepare) prepare ;;
+    run) run ;;
+    *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+esac

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command of README.md: installs what is missing, then runs every test in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+source scripts/env.sh
+cargo build --release
+cargo test --release

@@ -1,0 +1,15 @@
+//! CUDA backend: kernels compiled from `kernels/*.cu` at build time (see `build.rs`), loaded
+//! through cudarc with dynamic loading, so the binary runs on machines without CUDA.
+//!
+//! - [`nvrtc`]: NVRTC loader shared with `build.rs`;
+//! - [`embedded`]: the CUBIN/PTX/source images in the binary, [`image`]: which one a GPU loads;
+//! - [`runtime`]: an opened GPU (context, stream, modules, cuBLAS);
+//! - [`ops`]: typed launchers of every kernel, each named after the CPU op it mirrors.
+
+pub mod embedded;
+pub mod image;
+pub mod nvrtc;
+pub mod ops;
+pub mod runtime;
+
+pub use runtime::CudaRuntime;

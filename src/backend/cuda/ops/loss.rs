@@ -1,0 +1,207 @@
+//! Launchers of the fused loss kernels: `kernels/zinb.cu`, `bhattacharyya.cu`, `softmax_ce.cu`.
+
+use anyhow::{Result, bail};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+
+use super::reduce::sum_leading_axis;
+use super::{NULL_PTR, as_i32, cfg_1d, check_len, flag};
+use crate::backend::cuda::CudaRuntime;
+
+/// `ZINB_TILE_COLS`, `ZINB_TILE_THREADS_Y`, `ZINB_TILE_ROWS` in zinb.cu.
+pub const ZINB_TILE_COLS: usize = 32;
+const ZINB_TILE_THREADS_Y: u32 = 8;
+/// Rows per ZINB tile.
+pub const ZINB_TILE_ROWS: usize = 32;
+/// `BHATT_BLOCK` in bhattacharyya.cu.
+pub const BHATT_BLOCK: u32 = 256;
+/// `CE_WARPS_PER_BLOCK` in softmax_ce.cu.
+pub const CE_WARPS_PER_BLOCK: usize = 8;
+
+/// Inputs of the ZINB/NB log-likelihood over a `[rows, cols]` minibatch.
+pub struct ZinbInputs<'a> {
+    /// Observed values, `[rows, cols]`.
+    pub x: &'a CudaSlice<f32>,
+    /// Means, `[rows, cols]`.
+    pub mu: &'a CudaSlice<f32>,
+    /// Inverse dispersion per gene, `[cols]`.
+    pub theta: &'a CudaSlice<f32>,
+    /// Dropout logits `[rows, cols]` (ZINB), or None for the negative binomial.
+    pub logit: Option<&'a CudaSlice<f32>>,
+    /// dLoss/dLL_row per row, `[rows]`.
+    pub upstream: &'a CudaSlice<f32>,
+    pub rows: usize,
+    pub cols: usize,
+    /// Added inside every log (1e-4 in the authors' code).
+    pub eps: f32,
+    /// `x < zero_threshold` takes the zero branch of the ZINB (1e-4 in the authors' code).
+    pub zero_threshold: f32,
+}
+
+/// Outputs of [`zinb_fwd_bwd`].
+pub struct ZinbOutputs<'a> {
+    /// Per-row log-likelihood `sum_g LL`, `[rows]` (overwritten).
+    pub ll_rows: &'a mut CudaSlice<f32>,
+    /// `upstream[r] * dLL/dmu`, `[rows, cols]` (overwritten).
+    pub dmu: &'a mut CudaSlice<f32>,
+    /// `upstream[r] * dLL/dlogit`, `[rows, cols]` (overwritten); required for the ZINB.
+    pub dlogit: Option<&'a mut CudaSlice<f32>>,
+    /// `sum_r upstream[r] * dLL/dtheta`, `[cols]`.
+    pub dtheta: &'a mut CudaSlice<f32>,
+    /// Add to `dtheta` instead of overwriting it.
+    pub accumulate_dtheta: bool,
+}
+
+/// Fused ZINB (or NB when `logit` is None) log-likelihood forward and backward.
+/// Mirrors `ops::losses::zinb::zinb_fwd_bwd` / `nb_fwd_bwd`.
+pub fn zinb_fwd_bwd(rt: &CudaRuntime, i: &ZinbInputs, o: ZinbOutputs) -> Result<()> {
+    let n = i.rows * i.cols;
+    check_len(i.x, n, "zinb x")?;
+    check_len(i.mu, n, "zinb mu")?;
+    check_len(i.theta, i.cols, "zinb theta")?;
+    check_len(i.upstream, i.rows, "zinb upstream")?;
+    check_len(o.ll_rows, i.rows, "zinb ll_rows")?;
+    check_len(o.dmu, n, "zinb dmu")?;
+    check_len(o.dtheta, i.cols, "zinb dtheta")?;
+    match (&i.logit, &o.dlogit) {
+        (Some(l), Some(dl)) => {
+            check_len(*l, n, "zinb logit")?;
+            check_len(*dl, n, "zinb dlogit")?;
+        }
+        (None, None) => {}
+        _ => bail!("zinb_fwd_bwd: logit and dlogit must be both given (ZINB) or both absent (NB)"),
+    }
+    if i.rows == 0 || i.cols == 0 {
+        return Ok(());
+    }
+    let col_tiles = i.cols.div_ceil(ZINB_TILE_COLS);
+    let row_tiles = i.rows.div_ceil(ZINB_TILE_ROWS);
+    if row_tiles > 65_535 {
+        bail!(
+            "zinb_fwd_bwd: {} rows exceed one launch; split the minibatch",
+            i.rows
+        );
+    }
+    let mut row_partials = rt.stream.alloc_zeros::<f32>(col_tiles * i.rows)?;
+    let mut theta_partials = rt.stream.alloc_zeros::<f32>(row_tiles * i.cols)?;
+
+    let f = rt.function("zinb", "zinb_fwd_bwd_tile")?;
+    let (rows, cols) = (as_i32(i.rows, "rows")?, as_i32(i.cols, "genes")?);
+    let mut b = rt.stream.launch_builder(&f);
+    b.arg(i.x).arg(i.mu).arg(i.theta);
+    match i.logit {
+        Some(l) => b.arg(l),
+        None => b.arg(&NULL_PTR),
+    };
+    b.arg(i.upstream)
+        .arg(&rows)
+        .arg(&cols)
+        .arg(&i.eps)
+        .arg(&i.zero_threshold)
+        .arg(&mut row_partials)
+        .arg(o.dmu);
+    match o.dlogit {
+        Some(dl) => b.arg(dl),
+        None => b.arg(&NULL_PTR),
+    };
+    b.arg(&mut theta_partials);
+    let cfg = LaunchConfig {
+        grid_dim: (col_tiles as u32, row_tiles as u32, 1),
+        block_dim: (ZINB_TILE_COLS as u32, ZINB_TILE_THREADS_Y, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: every length was checked; partial buffers are sized to the grid.
+    unsafe { b.launch(cfg) }?;
+    sum_leading_axis(rt, &row_partials, col_tiles, i.rows, o.ll_rows, false)?;
+    sum_leading_axis(
+        rt,
+        &theta_partials,
+        row_tiles,
+        i.cols,
+        o.dtheta,
+        o.accumulate_dtheta,
+    )
+}
+
+/// Bhattacharyya coefficient of the discriminator outputs `a` (real) and `b` (reconstructed),
+/// forward and backward. `out` = `[BC, ln clip(BC)]`; `da`, `db` get
+/// `upstream * upstream_dev[0] * d ln clip(BC) / d(a, b)` (`upstream_dev`, a 1-element device
+/// buffer, is optional). Mirrors `ops::losses::bhattacharyya::bhattacharyya_fwd_bwd`.
+#[allow(clippy::too_many_arguments)]
+pub fn bhattacharyya_fwd_bwd(
+    rt: &CudaRuntime,
+    a: &CudaSlice<f32>,
+    b: &CudaSlice<f32>,
+    clip: (f32, f32),
+    upstream: f32,
+    upstream_dev: Option<&CudaSlice<f32>>,
+    out: &mut CudaSlice<f32>,
+    da: &mut CudaSlice<f32>,
+    db: &mut CudaSlice<f32>,
+    accumulate: bool,
+) -> Result<()> {
+    let n = a.len();
+    check_len(b, n, "bhattacharyya b")?;
+    check_len(da, n, "bhattacharyya da")?;
+    check_len(db, n, "bhattacharyya db")?;
+    check_len(out, 2, "bhattacharyya out")?;
+    if let Some(u) = upstream_dev {
+        check_len(u, 1, "bhattacharyya upstream")?;
+    }
+    let f = rt.function("bhattacharyya", "bhattacharyya_fwd_bwd")?;
+    let (ni, acc) = (as_i32(n, "cells")?, flag(accumulate));
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(a)
+        .arg(b)
+        .arg(&ni)
+        .arg(&clip.0)
+        .arg(&clip.1)
+        .arg(&upstream);
+    match upstream_dev {
+        Some(u) => l.arg(u),
+        None => l.arg(&NULL_PTR),
+    };
+    l.arg(out).arg(da).arg(db).arg(&acc);
+    // SAFETY: lengths checked; one block strides over n.
+    unsafe { l.launch(cfg_1d(1, BHATT_BLOCK)) }?;
+    Ok(())
+}
+
+/// Masked softmax cross-entropy over `[rows, classes]` logits; `labels[r] < 0` marks an
+/// unlabelled row (no loss, no gradient). `loss_rows` is overwritten; `dlogits` gets
+/// `grad_scale * (softmax - onehot)`. Mirrors `ops::losses::cross_entropy::softmax_ce_fwd_bwd`.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_ce_fwd_bwd(
+    rt: &CudaRuntime,
+    logits: &CudaSlice<f32>,
+    labels: &CudaSlice<i32>,
+    rows: usize,
+    classes: usize,
+    grad_scale: f32,
+    loss_rows: &mut CudaSlice<f32>,
+    dlogits: &mut CudaSlice<f32>,
+    accumulate: bool,
+) -> Result<()> {
+    check_len(logits, rows * classes, "cross-entropy logits")?;
+    check_len(labels, rows, "cross-entropy labels")?;
+    check_len(loss_rows, rows, "cross-entropy loss_rows")?;
+    check_len(dlogits, rows * classes, "cross-entropy dlogits")?;
+    let f = rt.function("softmax_ce", "softmax_ce_fwd_bwd")?;
+    let (r, c, acc) = (
+        as_i32(rows, "rows")?,
+        as_i32(classes, "classes")?,
+        flag(accumulate),
+    );
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(logits)
+        .arg(labels)
+        .arg(&r)
+        .arg(&c)
+        .arg(&grad_scale)
+        .arg(loss_rows)
+        .arg(dlogits)
+        .arg(&acc);
+    let blocks = rows.div_ceil(CE_WARPS_PER_BLOCK);
+    // SAFETY: lengths checked; out-of-range labels are treated as unlabelled by the kernel.
+    unsafe { l.launch(cfg_1d(blocks, (CE_WARPS_PER_BLOCK * 32) as u32)) }?;
+    Ok(())
+}

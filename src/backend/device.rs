@@ -1,0 +1,89 @@
+//! `--device auto|cpu|cuda`: which backend a run uses, and one line saying why.
+
+use crate::cli::args::DeviceArg;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceRequest {
+    /// A GPU when one is usable, else the CPU (with a reason).
+    Auto,
+    /// The CPU, always.
+    Cpu,
+    /// A GPU or an error.
+    Cuda,
+}
+
+impl From<DeviceArg> for DeviceRequest {
+    fn from(a: DeviceArg) -> Self {
+        match a {
+            DeviceArg::Auto => DeviceRequest::Auto,
+            DeviceArg::Cpu => DeviceRequest::Cpu,
+            DeviceArg::Cuda => DeviceRequest::Cuda,
+        }
+    }
+}
+
+/// The device a run uses.
+pub enum Device {
+    /// The CPU backend. `note` is the one line to print when `auto` fell back (None when the
+    /// user asked for the CPU).
+    Cpu { note: Option<String> },
+    /// An opened GPU.
+    #[cfg(feature = "cuda")]
+    Cuda(std::sync::Arc<crate::backend::cuda::CudaRuntime>),
+}
+
+impl Device {
+    /// One line for the log: "device: cpu (...)" or "device: GPU 0: NVIDIA H100 (sm_90)".
+    pub fn describe(&self) -> String {
+        match self {
+            Device::Cpu { note: Some(n) } => format!("device: cpu ({n})"),
+            Device::Cpu { note: None } => "device: cpu".into(),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(rt) => format!("device: {}", rt.describe()),
+        }
+    }
+
+    /// True for a GPU.
+    pub fn is_cuda(&self) -> bool {
+        !matches!(self, Device::Cpu { .. })
+    }
+}
+
+/// Why no GPU can be used, or the opened GPU. Never panics.
+#[cfg(feature = "cuda")]
+pub fn probe_gpu() -> Result<std::sync::Arc<crate::backend::cuda::CudaRuntime>, String> {
+    crate::backend::cuda::CudaRuntime::open(0)
+}
+
+/// Why no GPU can be used (this build has no CUDA support).
+#[cfg(not(feature = "cuda"))]
+pub fn probe_gpu() -> Result<std::convert::Infallible, String> {
+    Err("this scdreamer was built without the `cuda` feature".into())
+}
+
+/// Resolve the request: `cpu` is the CPU; `cuda` is a GPU or an error naming why none is
+/// usable; `auto` is a GPU when one opens, else the CPU with a note saying why.
+pub fn resolve(request: DeviceRequest) -> anyhow::Result<Device> {
+    match request {
+        DeviceRequest::Cpu => Ok(Device::Cpu { note: None }),
+        DeviceRequest::Cuda => match probe_gpu() {
+            #[cfg(feature = "cuda")]
+            Ok(rt) => Ok(Device::Cuda(rt)),
+            #[cfg(not(feature = "cuda"))]
+            Ok(never) => match never {},
+            Err(why) => {
+                anyhow::bail!("--device cuda: no usable GPU: {why} (use --device cpu or auto)")
+            }
+        },
+        DeviceRequest::Auto => match probe_gpu() {
+            #[cfg(feature = "cuda")]
+            Ok(rt) => Ok(Device::Cuda(rt)),
+            #[cfg(not(feature = "cuda"))]
+            Ok(never) => match never {},
+            Err(why) => Ok(Device::Cpu {
+                note: Some(format!("no usable GPU: {why}")),
+            }),
+        },
+    }
+}

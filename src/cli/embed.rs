@@ -1,0 +1,154 @@
+//! `scdreamer embed --model DIR --input new.h5ad --output out.h5ad`: a saved model embeds new
+//! cells of known batches without retraining. Genes are matched by name (any order; missing ones
+//! are an error) and batches by category name (an unknown batch is an error).
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::backend::cpu::Cpu;
+use crate::cli::args::EmbedArgs;
+use crate::data::AnnData;
+use crate::data::dense::Dense;
+use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::io::checkpoint;
+use crate::model::scdreamer::Scdreamer;
+use crate::pipeline::{Setup, Trained};
+
+/// Indices of `wanted` genes in `var_names`, or an error naming the missing ones.
+pub fn match_genes(wanted: &[String], var_names: &[String]) -> anyhow::Result<Vec<usize>> {
+    let pos: HashMap<&str, usize> = var_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|g| !pos.contains_key(g.as_str()))
+        .map(|g| g.as_str())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the input lacks {} of the model's {} genes (e.g. {}): give data with the same var_names",
+            missing.len(),
+            wanted.len(),
+            missing
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(wanted.iter().map(|g| pos[g.as_str()]).collect())
+}
+
+/// Batch code of every cell against the model's categories.
+pub fn match_batches(
+    adata: &AnnData,
+    key: &str,
+    categories: &[String],
+) -> anyhow::Result<Vec<u32>> {
+    let col = adata.obs.require(key, "obs")?;
+    let pos: HashMap<&str, u32> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    (0..adata.n_obs())
+        .map(|i| {
+            let v = col.label(i).with_context(|| {
+                format!("cell '{}' has no value in obs['{key}']", adata.obs.index[i])
+            })?;
+            pos.get(v.as_str()).copied().with_context(|| {
+                format!(
+                    "cell '{}' is in batch '{v}', which the model was not trained on; known batches: {}",
+                    adata.obs.index[i],
+                    categories.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
+    let saved = checkpoint::load_config(&a.model)?;
+    let output = a.output.clone();
+    h5ad::check_output_path(&output, &a.input)?;
+    h5ad::install_ctrlc_cleanup();
+    let adata = h5ad::read_h5ad(
+        &a.input,
+        &ReadOptions {
+            layer: a.layer.clone(),
+            allow_non_integer: a.allow_non_integer,
+            progress: !a.quiet,
+        },
+    )?;
+    let genes = match_genes(&saved.genes, &adata.var.index)?;
+    let batch = match_batches(&adata, &saved.batch_key, &saved.batch_categories)?;
+    let cfg = saved.run.model.clone();
+    let setup = Setup::new(
+        &adata,
+        &saved.batch_key,
+        batch,
+        saved.batch_categories.clone(),
+        genes,
+        &cfg,
+        Some(saved.constants.into()),
+    )
+    .or_else(|e| {
+        if adata.n_obs() > 0 {
+            Err(e)
+        } else {
+            anyhow::bail!("no cells in {}", a.input.display())
+        }
+    })?;
+    let backend = Cpu::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = Scdreamer::new(&backend, cfg.clone(), &mut rng);
+    checkpoint::load_weights(&a.model, &mut model.params)?;
+    let data = crate::model::dataset::DeviceData::upload(&backend, &setup.prep)?;
+    let trained = Trained {
+        model,
+        data,
+        run: saved.run.clone(),
+        log: Vec::new(),
+        train_seconds: 0.0,
+    };
+    let latent = trained.latent(&setup.prep, saved.run.train.seed);
+    if latent.iter().any(|v| !v.is_finite()) {
+        anyhow::bail!("the embedding has non-finite values; nothing was written");
+    }
+    let n = adata.n_obs();
+    let all_rows: Vec<usize> = (0..n).collect();
+    let out = AnnData {
+        x: adata.x.select(&all_rows, &setup.genes),
+        obs: adata.obs.clone(),
+        var: adata.var.select(&setup.genes),
+        x_encoding: adata.x_encoding.clone(),
+        x_dtype: adata.x_dtype.clone(),
+    };
+    let uns = json!({
+        "version": crate::VERSION,
+        "model": a.model.display().to_string(),
+        "model_scdreamer_version": saved.scdreamer_version,
+        "batch_key": saved.batch_key,
+        "batch_categories": saved.batch_categories,
+    });
+    let results = Results {
+        obsm: vec![("X_scdreamer".into(), Dense::new(n, cfg.latent, latent)?)],
+        layers: Vec::new(),
+        obs: Vec::new(),
+        uns: vec![("scdreamer".into(), uns)],
+    };
+    h5ad::write_h5ad(&output, &out, &results)?;
+    eprintln!(
+        "wrote {} (obsm['X_scdreamer'], {} cells)",
+        output.display(),
+        n
+    );
+    Ok(())
+}

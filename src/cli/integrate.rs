@@ -1,0 +1,251 @@
+//! `scdreamer integrate`: read, validate, choose genes, train, write the results.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::backend::cpu::Cpu;
+use crate::cli::args::{DeviceArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, Preset};
+use crate::data::dense::Dense;
+use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::data::{AnnData, validate};
+use crate::model::config::{Likelihood, ModelConfig, TrainConfig};
+use crate::pipeline::{self, GeneSelection, Setup};
+
+/// Resolves `--input`, falling back to the bundled demo (and saying so).
+pub fn resolve_input(input: &Option<PathBuf>) -> anyhow::Result<(PathBuf, bool)> {
+    match input {
+        Some(p) => Ok((p.clone(), false)),
+        None => {
+            eprintln!(
+                "no --input given: running on the bundled demo (cellbench_3cl_10xsub, 1,345 cells, 3 batches)"
+            );
+            Ok((crate::data::demo::demo_path()?, true))
+        }
+    }
+}
+
+fn default_output(input: &Path, demo: bool) -> PathBuf {
+    if demo {
+        return PathBuf::from("demo_scdreamer.h5ad");
+    }
+    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
+    input.with_file_name(format!("{stem}_scdreamer.h5ad"))
+}
+
+fn gene_selection(a: &IntegrateArgs, adata: &AnnData) -> anyhow::Result<GeneSelection> {
+    if a.genes.all_genes {
+        return Ok(GeneSelection::All);
+    }
+    if let Some(f) = &a.genes.genes {
+        return Ok(GeneSelection::Given(
+            crate::data::preprocess::genes_from_file(f, &adata.var.index)?,
+        ));
+    }
+    let flavor = a.genes.hvg_flavor.unwrap_or(match a.preset {
+        Preset::Authors => HvgFlavor::Seurat,
+        Preset::Default => HvgFlavor::SeuratV3,
+    });
+    Ok(match flavor {
+        HvgFlavor::SeuratV3 => GeneSelection::SeuratV3(a.genes.n_top_genes),
+        HvgFlavor::Seurat => GeneSelection::Seurat(a.genes.n_top_genes),
+    })
+}
+
+/// Model and training configuration from the preset and the flags.
+pub fn configs(
+    a: &IntegrateArgs,
+    n_genes: usize,
+    n_batches: usize,
+    n_cells: usize,
+) -> (ModelConfig, TrainConfig) {
+    let (mut m, mut t) = match a.preset {
+        Preset::Default => (
+            ModelConfig::default_preset(n_genes, n_batches, 0),
+            TrainConfig::default_preset(n_cells, a.seed),
+        ),
+        Preset::Authors => (
+            ModelConfig::authors_preset(n_genes, n_batches, 0),
+            TrainConfig::authors_preset(a.seed),
+        ),
+    };
+    if let Some(l) = a.latent {
+        m.latent = l;
+    }
+    m.likelihood = match a.likelihood {
+        LikelihoodArg::Zinb => Likelihood::Zinb,
+        LikelihoodArg::Nb => Likelihood::Nb,
+    };
+    if let Some(e) = a.epochs {
+        t.epochs = e;
+    }
+    if let Some(b) = a.batch_size {
+        t.batch_size = b;
+    }
+    if let Some(lr) = a.lr {
+        // Keep the adversaries' learning rates in the preset's ratio to the AE's.
+        let r = lr / t.lr_ae;
+        t.lr_ae = lr;
+        t.lr_dis *= r;
+        t.lr_bc *= r;
+    }
+    (m, t)
+}
+
+pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
+    let t_start = Instant::now();
+    if let Some(n) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("cannot set the number of threads")?;
+    }
+    let (input, demo) = resolve_input(&a.input.input)?;
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&input, demo));
+    h5ad::check_output_path(&output, &input)?;
+    h5ad::install_ctrlc_cleanup();
+    let device = crate::backend::device::resolve(a.device.into())?;
+    if device.is_cuda() {
+        // The CUDA kernels are built and compile-checked, but the CUDA implementation of the
+        // tape's backend is not finished: say so instead of silently training on the CPU.
+        if a.device == DeviceArg::Cuda {
+            anyhow::bail!(
+                "--device cuda: a GPU was found ({}), but GPU training is not in this version yet; use --device cpu",
+                device.describe()
+            );
+        }
+        eprintln!("device: cpu (a GPU was found, but GPU training is not in this version yet)");
+    } else {
+        eprintln!("{}", device.describe());
+    }
+
+    let opts = ReadOptions {
+        layer: a.input.layer.clone(),
+        allow_non_integer: a.input.allow_non_integer,
+        progress: !a.quiet,
+    };
+    let adata = h5ad::read_h5ad(&input, &opts)?;
+    let (batch, batch_names) =
+        validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
+    let (_, report) = validate::drop_empty(&adata)?;
+    if report.cells_dropped + report.genes_dropped > 0 {
+        eprintln!(
+            "{report} (they stay in the output; empty cells are embedded but not trained on)"
+        );
+    }
+    let how = gene_selection(a, &adata)?;
+    let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
+    let (model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs());
+    let setup = Setup::new(
+        &adata,
+        &a.input.batch_key,
+        batch,
+        batch_names,
+        genes,
+        &model_cfg,
+        None,
+    )?;
+    eprintln!(
+        "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device cpu",
+        crate::VERSION,
+        adata.n_obs(),
+        setup.genes.len(),
+        setup.prep.batch_names.len(),
+        a.input.batch_key,
+        format!("{:?}", a.preset).to_lowercase(),
+        train_cfg.epochs,
+        train_cfg.batch_size
+    );
+
+    let backend = Cpu::new();
+    let preset = format!("{:?}", a.preset).to_lowercase();
+    let trained = pipeline::fit(&backend, &setup, model_cfg, train_cfg, &preset, !a.quiet)?;
+    let latent = trained.latent(&setup.prep, a.seed);
+    let as_batch = match a.transform_batch.as_str() {
+        "all" => None,
+        b => Some(
+            setup
+                .prep
+                .batch_names
+                .iter()
+                .position(|n| n == b)
+                .map(|i| i as u32)
+                .with_context(|| {
+                    format!(
+                        "--transform-batch '{b}' is not a batch of '{}'; batches: {}",
+                        a.input.batch_key,
+                        setup.prep.batch_names.join(", ")
+                    )
+                })?,
+        ),
+    };
+    let normalized = trained.normalized(&setup.prep, as_batch);
+    if latent.iter().any(|v| !v.is_finite()) {
+        anyhow::bail!("the embedding has non-finite values; nothing was written");
+    }
+
+    // Output: all input cells, the genes used, raw counts in X.
+    let all_rows: Vec<usize> = (0..adata.n_obs()).collect();
+    let out_data = AnnData {
+        x: adata.x.select(&all_rows, &setup.genes),
+        obs: adata.obs.clone(),
+        var: adata.var.select(&setup.genes),
+        x_encoding: adata.x_encoding.clone(),
+        x_dtype: adata.x_dtype.clone(),
+    };
+    let n = adata.n_obs();
+    let latent_dim = trained.model.cfg.latent;
+    let log_path = output.with_extension("log.csv");
+    let uns = json!({
+        "version": crate::VERSION,
+        "preset": preset,
+        "input": input.display().to_string(),
+        "batch_key": a.input.batch_key,
+        "batch_categories": setup.prep.batch_names,
+        "transform_batch": a.transform_batch,
+        "normalized_layer": "decoder rho of the posterior mean, scaled to 10,000 counts per cell; averaged over batches when transform_batch is 'all'",
+        "embedding": format!("{:?}", trained.model.cfg.embed).to_lowercase(),
+        "device": "cpu",
+        "threads": rayon::current_num_threads(),
+        "seed": a.seed,
+        "train_seconds": trained.train_seconds,
+        "total_seconds": t_start.elapsed().as_secs_f64(),
+        "model": serde_json::to_value(&trained.run.model)?,
+        "train": serde_json::to_value(&trained.run.train)?,
+        "training_log": log_path.display().to_string(),
+    });
+    let results = Results {
+        obsm: vec![("X_scdreamer".into(), Dense::new(n, latent_dim, latent)?)],
+        layers: vec![(
+            "scdreamer_normalized".into(),
+            Dense::new(n, setup.genes.len(), normalized)?,
+        )],
+        obs: Vec::new(),
+        uns: vec![("scdreamer".into(), uns)],
+    };
+    h5ad::write_h5ad(&output, &out_data, &results)?;
+    crate::train::write_log(&trained.log, &log_path)?;
+    if let Some(dir) = &a.save_model {
+        trained.save(dir, &setup)?;
+        eprintln!("saved the model to {}", dir.display());
+    }
+    let last = trained.log.last();
+    eprintln!(
+        "wrote {} (obsm['X_scdreamer'], layers['scdreamer_normalized']) and the training log {} in {:.1} s{}",
+        output.display(),
+        log_path.display(),
+        t_start.elapsed().as_secs_f64(),
+        last.map(|l| format!(
+            "; final batch-classifier accuracy {:.2} (chance {:.2})",
+            l.batch_classifier_accuracy,
+            1.0 / setup.prep.batch_names.len() as f64
+        ))
+        .unwrap_or_default()
+    );
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! Reading X (or a layer) into CSR: CSR and CSC groups and dense datasets, chunk by chunk,
+//! checking every stored value on the way. Memory stays O(nnz): the dense matrix and the
+//! CSC copy never exist in memory, only the CSR result plus one chunk.
+
+use anyhow::{Context, Result, bail};
+use hdf5::{Dataset, Group};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::attrs::{dtype_name, int_array_attr, is_numeric, str_attr, type_of};
+use crate::data::anndata::XEncoding;
+use crate::data::csr::Csr;
+
+/// Stored values read per HDF5 call.
+const CHUNK: usize = 1 << 20;
+/// Matrices with more stored values than this get a progress bar.
+const PROGRESS_MIN: usize = 5_000_000;
+
+/// Where the matrix lives in the file and how it is stored.
+pub enum MatrixSource {
+    /// CSR (`csr == true`) or CSC group with data / indices / indptr.
+    Sparse {
+        group: Group,
+        csr: bool,
+    },
+    Dense(Dataset),
+}
+
+/// A located matrix: storage, shape (cells x genes) and the element type name.
+pub struct Matrix {
+    pub source: MatrixSource,
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub encoding: XEncoding,
+    pub dtype: String,
+}
+
+/// Find how the matrix at `path` is stored (without reading its values).
+pub fn locate(root: &Group, path: &str) -> Result<Matrix> {
+    if let Ok(ds) = root.dataset(path) {
+        let shape = ds.shape();
+        if shape.len() != 2 {
+            bail!("{path} is a dataset of shape {shape:?}, expected a 2-D matrix");
+        }
+        let td = type_of(&ds)?;
+        if !is_numeric(&td) {
+            bail!("{path} holds {} values, expected numbers", dtype_name(&td));
+        }
+        return Ok(Matrix {
+            n_rows: shape[0],
+            n_cols: shape[1],
+            encoding: XEncoding::Dense,
+            dtype: dtype_name(&td),
+            source: MatrixSource::Dense(ds),
+        });
+    }
+    let group = root.group(path)?;
+    // anndata >= 0.8 writes encoding-type; anndata 0.7 wrote h5sparse_format.
+    let enc = match str_attr(&group, "encoding-type")? {
+        Some(e) => e,
+        None => str_attr(&group, "h5sparse_format")?
+            .map(|f| format!("{f}_matrix"))
+            .unwrap_or_default(),
+    };
+    let csr = match enc.as_str() {
+        "csr_matrix" => true,
+        "csc_matrix" => false,
+        "" => bail!("{path} is a group without encoding-type: not a sparse matrix"),
+        other => {
+            bail!("{path} has encoding '{other}', expected csr_matrix, csc_matrix or a dense array")
+        }
+    };
+    let shape = match int_array_attr(&group, "shape")? {
+        Some(s) => s,
+        None => int_array_attr(&group, "h5sparse_shape")?
+            .with_context(|| format!("{path} has no 'shape' attribute"))?,
+    };
+    if shape.len() != 2 || shape.iter().any(|&d| d < 0) {
+        bail!("{path} has an invalid shape {shape:?}");
+    }
+    for key in ["data", "indices", "indptr"] {
+        if !group.link_exists(key) {
+            bail!("{path} is a sparse matrix without '{key}'");
+        }
+    }
+    let td = type_of(&*group.dataset("data")?)?;
+    if !is_numeric(&td) {
+        bail!(
+            "{path}/data holds {} values, expected numbers",
+            dtype_name(&td)
+        );
+    }
+    Ok(Matrix {
+        n_rows: shape[0] as usize,
+        n_cols: shape[1] as usize,
+        encoding: if csr { XEncoding::Csr } else { XEncoding::Csc },
+        dtype: dtype_name(&td),
+        source: MatrixSource::Sparse { group, csr },
+    })
+}
+
+/// Checks each stored value: finite, non-negative, integer unless allowed. Errors name
+/// the cell and gene, so it holds the obs and var names.
+pub struct ValueCheck<'a> {
+    pub what: &'a str,
+    pub cells: &'a [String],
+    pub genes: &'a [String],
+    pub allow_non_integer: bool,
+}
+
+impl ValueCheck<'_> {
+    #[inline]
+    fn check(&self, row: usize, col: usize, v: f64) -> Result<()> {
+        if v >= 0.0 && v.is_finite() && (self.allow_non_integer || v.fract() == 0.0) {
+            return Ok(());
+        }
+        let at = format!(
+            "cell '{}' (row {row}), gene '{}' (column {col})",
+            self.cells.get(row).map_or("?", |s| s.as_str()),
+            self.genes.get(col).map_or("?", |s| s.as_str())
+        );
+        let what = self.what;
+        if !v.is_finite() {
+            bail!("{what} has a non-finite value {v} at {at}: scdreamer needs raw counts");
+        }
+        if v < 0.0 {
+            bail!("{what} has a negative value {v} at {at}: scdreamer needs raw counts");
+        }
+        bail!(
+            "{what} has a non-integer value {v} at {at}: scdreamer needs raw integer counts \
+             (this looks normalised or log-transformed); pass a layer of raw counts with \
+             --layer NAME, or accept it with --allow-non-integer"
+        )
+    }
+}
+
+fn progress_bar(total: usize, show: bool, label: &str) -> ProgressBar {
+    if !show || total <= PROGRESS_MIN {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {percent}% ({human_pos}/{human_len} values, {eta} left)",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(label.to_string());
+    pb
+}
+
+/// Read a slice of a 1-D dataset converted to `T` (HDF5 converts any numeric type).
+fn read_range<T: hdf5::H5Type + Clone>(ds: &Dataset, a: usize, b: usize) -> Result<Vec<T>> {
+    if a == b {
+        return Ok(Vec::new());
+    }
+    Ok(ds.read_slice_1d::<T, _>(a..b)?.to_vec())
+}
+
+/// indptr with `n + 1` entries, starting at 0, non-decreasing, ending within `nnz_max`.
+fn read_indptr(group: &Group, n: usize, what: &str, nnz_max: usize) -> Result<Vec<u64>> {
+    let ds = group.dataset("indptr")?;
+    if ds.size() != n + 1 {
+        bail!(
+            "{what}/indptr has {} entries, expected {} for the shape",
+            ds.size(),
+            n + 1
+        );
+    }
+    let raw = ds.read_raw::<i64>()?;
+    if raw[0] != 0 {
+        bail!("{what}/indptr starts at {}, expected 0", raw[0]);
+    }
+    if let Some(k) = raw.windows(2).position(|w| w[1] < w[0]) {
+        bail!("{what}/indptr decreases at position {}", k + 1);
+    }
+    let last = raw[n] as usize;
+    if last > nnz_max {
+        bail!("{what}/indptr ends at {last} but only {nnz_max} values are stored");
+    }
+    Ok(raw.into_iter().map(|v| v as u64).collect())
+}
+
+/// Read the whole matrix as CSR f32, checking values with `check`.
+pub fn read_matrix(m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr> {
+    let mut csr = match &m.source {
+        MatrixSource::Sparse { group, csr: true } => read_csr(group, m, check, progress)?,
+        MatrixSource::Sparse { group, csr: false } => read_csc(group, m, check, progress)?,
+        MatrixSource::Dense(ds) => read_dense(ds, m, check, progress)?,
+    };
+    canonicalize(&mut csr);
+    Ok(csr)
+}
+
+fn sparse_parts(group: &Group, what: &str) -> Result<(Dataset, Dataset)> {
+    let data = group.dataset("data")?;
+    let indices = group.dataset("indices")?;
+    if data.size() != indices.size() {
+        bail!(
+            "{what}: data has {} values but indices has {}",
+            data.size(),
+            indices.size()
+        );
+    }
+    Ok((data, indices))
+}
+
+/// Rows `r0..r1` with about CHUNK stored values, as consecutive blocks over `indptr`.
+fn blocks(indptr: &[u64]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let n = indptr.len() - 1;
+    let mut r0 = 0;
+    std::iter::from_fn(move || {
+        if r0 >= n {
+            return None;
+        }
+        let mut r1 = r0 + 1;
+        while r1 < n && (indptr[r1 + 1] - indptr[r0]) as usize <= CHUNK {
+            r1 += 1;
+        }
+        let out = (r0, r1);
+        r0 = r1;
+        Some(out)
+    })
+}
+
+fn read_csr(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr> {
+    let what = check.what;
+    let (data, indices) = sparse_parts(group, what)?;
+    let indptr = read_indptr(group, m.n_rows, what, data.size())?;
+    let nnz = indptr[m.n_rows] as usize;
+    let pb = progress_bar(nnz, progress, &format!("reading {what}"));
+    let mut out_idx = Vec::with_capacity(nnz);
+    let mut out_val = Vec::with_capacity(nnz);
+    for (r0, r1) in blocks(&indptr) {
+        let (a, b) = (indptr[r0] as usize, indptr[r1] as usize);
+        let vals = read_range::<f64>(&data, a, b)?;
+        let idx = read_range::<i64>(&indices, a, b)?;
+        for r in r0..r1 {
+            for k in indptr[r] as usize - a..indptr[r + 1] as usize - a {
+                let j = idx[k];
+                if j < 0 || j as usize >= m.n_cols {
+                    bail!(
+                        "{what}/indices has column {j} in row {r}, outside 0..{}",
+                        m.n_cols
+                    );
+                }
+                check.check(r, j as usize, vals[k])?;
+                out_idx.push(j as u32);
+                out_val.push(vals[k] as f32);
+            }
+        }
+        pb.inc((b - a) as u64);
+    }
+    pb.finish_and_clear();
+    Ok(Csr {
+        n_rows: m.n_rows,
+        n_cols: m.n_cols,
+        indptr,
+        indices: out_idx,
+        data: out_val,
+    })
+}
+
+/// CSC -> CSR in two passes over the file: count values per row, then scatter them.
+/// Columns are visited in order, so every row comes out sorted by column.
+fn read_csc(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr> {
+    let what = check.what;
+    let (data, indices) = sparse_parts(group, what)?;
+    let col_ptr = read_indptr(group, m.n_cols, what, data.size())?;
+    let nnz = col_ptr[m.n_cols] as usize;
+    let pb = progress_bar(2 * nnz, progress, &format!("reading {what} (CSC)"));
+    let mut counts = vec![0u64; m.n_rows + 1];
+    let mut a = 0;
+    while a < nnz {
+        let b = (a + CHUNK).min(nnz);
+        for i in read_range::<i64>(&indices, a, b)? {
+            if i < 0 || i as usize >= m.n_rows {
+                bail!("{what}/indices has row {i}, outside 0..{}", m.n_rows);
+            }
+            counts[i as usize + 1] += 1;
+        }
+        pb.inc((b - a) as u64);
+        a = b;
+    }
+    for r in 0..m.n_rows {
+        counts[r + 1] += counts[r];
+    }
+    let indptr = counts;
+    let mut next: Vec<u64> = indptr[..m.n_rows].to_vec();
+    let mut out_idx = vec![0u32; nnz];
+    let mut out_val = vec![0f32; nnz];
+    for (c0, c1) in blocks(&col_ptr) {
+        let (a, b) = (col_ptr[c0] as usize, col_ptr[c1] as usize);
+        let vals = read_range::<f64>(&data, a, b)?;
+        let rows = read_range::<i64>(&indices, a, b)?;
+        for c in c0..c1 {
+            for k in col_ptr[c] as usize - a..col_ptr[c + 1] as usize - a {
+                let i = rows[k] as usize; // range-checked in the first pass
+                check.check(i, c, vals[k])?;
+                let p = next[i] as usize;
+                out_idx[p] = c as u32;
+                out_val[p] = vals[k] as f32;
+                next[i] += 1;
+            }
+        }
+        pb.inc((b - a) as u64);
+    }
+    pb.finish_and_clear();
+    Ok(Csr {
+        n_rows: m.n_rows,
+        n_cols: m.n_cols,
+        indptr,
+        indices: out_idx,
+        data: out_val,
+    })
+}
+
+/// Dense 2-D dataset -> CSR, a block of rows at a time.
+fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr> {
+    let (n, g) = (m.n_rows, m.n_cols);
+    let pb = progress_bar(n * g, progress, &format!("reading {} (dense)", check.what));
+    let rows_per_block = (CHUNK / g.max(1)).max(1);
+    let mut indptr = Vec::with_capacity(n + 1);
+    indptr.push(0u64);
+    let mut out_idx = Vec::new();
+    let mut out_val = Vec::new();
+    let mut r0 = 0;
+    while r0 < n {
+        let r1 = (r0 + rows_per_block).min(n);
+        let block: Vec<f64> = if g == 0 {
+            Vec::new()
+        } else {
+            ds.read_slice_2d::<f64, _>((r0..r1, ..))?
+                .iter()
+                .copied()
+                .collect()
+        };
+        for r in r0..r1 {
+            let row = &block[(r - r0) * g..(r - r0 + 1) * g];
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 || v.is_nan() {
+                    check.check(r, j, v)?;
+                    out_idx.push(j as u32);
+                    out_val.push(v as f32);
+                }
+            }
+            indptr.push(out_idx.len() as u64);
+        }
+        pb.inc(((r1 - r0) * g) as u64);
+        r0 = r1;
+    }
+    pb.finish_and_clear();
+    Ok(Csr {
+        n_rows: n,
+        n_cols: g,
+        indptr,
+        indices: out_idx,
+        data: out_val,
+    })
+}
+
+/// Make every row strictly increasing in column: sort unsorted rows and sum duplicate
+/// entries (scipy's canonical format). A no-op pass for files that are already canonical.
+fn canonicalize(m: &mut Csr) {
+    let canonical = (0..m.n_rows).all(|r| m.row(r).0.windows(2).all(|w| w[0] < w[1]));
+    if canonical {
+        return;
+    }
+    let mut indptr = Vec::with_capacity(m.n_rows + 1);
+    indptr.push(0u64);
+    let mut indices = Vec::with_capacity(m.nnz());
+    let mut data = Vec::with_capacity(m.nnz());
+    let mut tmp: Vec<(u32, f32)> = Vec::new();
+    for r in 0..m.n_rows {
+        let (idx, val) = m.row(r);
+        tmp.clear();
+        tmp.extend(idx.iter().copied().zip(val.iter().copied()));
+        tmp.sort_by_key(|e| e.0);
+        for &(j, v) in &tmp {
+            if indices.len() as u64 > indptr[r] && *indices.last().unwrap_or(&u32::MAX) == j {
+                *data.last_mut().expect("a previous entry exists") += v;
+            } else {
+                indices.push(j);
+                data.push(v);
+            }
+        }
+        indptr.push(indices.len() as u64);
+    }
+    m.indptr = indptr;
+    m.indices = indices;
+    m.data = data;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonicalize_sorts_and_merges() {
+        let mut m = Csr {
+            n_rows: 2,
+            n_cols: 4,
+            indptr: vec![0, 3, 5],
+            indices: vec![3, 1, 3, 2, 0],
+            data: vec![1.0, 2.0, 4.0, 5.0, 6.0],
+        };
+        canonicalize(&mut m);
+        assert_eq!(m.indptr, vec![0, 2, 4]);
+        assert_eq!(m.indices, vec![1, 3, 0, 2]);
+        assert_eq!(m.data, vec![2.0, 5.0, 6.0, 5.0]);
+    }
+
+    #[test]
+    fn blocks_cover_all_rows() {
+        let indptr = vec![
+            0u64,
+            0,
+            (CHUNK + 5) as u64,
+            (CHUNK + 6) as u64,
+            (CHUNK + 6) as u64,
+        ];
+        let b: Vec<_> = blocks(&indptr).collect();
+        assert_eq!(b.first().map(|x| x.0), Some(0));
+        assert_eq!(b.last().map(|x| x.1), Some(4));
+        assert!(b.windows(2).all(|w| w[0].1 == w[1].0));
+    }
+}

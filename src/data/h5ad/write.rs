@@ -1,0 +1,275 @@
+//! `write_h5ad`: an anndata-compatible file written atomically (temp file + rename).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+
+use anyhow::{Context, Result, bail};
+use hdf5::types::{IntSize, TypeDescriptor};
+use hdf5::{File, Group, H5Type};
+use serde_json::Value;
+
+use super::attrs::set_encoding;
+use super::frame::write_frame;
+use super::uns::write_dict;
+use crate::data::anndata::{AnnData, Column};
+use crate::data::csr::Csr;
+use crate::data::dense::Dense;
+
+/// Everything scdreamer adds to the input's X, obs and var.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    /// cells x k matrices, e.g. ("X_scdreamer", latent).
+    pub obsm: Vec<(String, Dense)>,
+    /// cells x genes matrices.
+    pub layers: Vec<(String, Dense)>,
+    /// Extra obs columns, added after the input's (same name = replaced).
+    pub obs: Vec<(String, Column)>,
+    /// Unstructured entries: dicts, strings, numbers, bools, arrays; null is skipped.
+    pub uns: Vec<(String, Value)>,
+}
+
+/// Temp files being written, removed by the Ctrl-C handler.
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Install a Ctrl-C handler that deletes any half-written output and exits with 130.
+/// Safe to call more than once.
+pub fn install_ctrlc_cleanup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let result = ctrlc::set_handler(|| {
+            let paths = match IN_PROGRESS.lock() {
+                Ok(g) => g.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            for p in paths {
+                let _ = std::fs::remove_file(&p);
+            }
+            eprintln!("\ninterrupted: no output written");
+            std::process::exit(130);
+        });
+        if let Err(e) = result {
+            eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+        }
+    });
+}
+
+/// A registered temp file, deleted on drop unless committed by a rename.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempFile {
+    fn new(path: PathBuf) -> TempFile {
+        if let Ok(mut g) = IN_PROGRESS.lock() {
+            g.push(path.clone());
+        }
+        TempFile { path, keep: false }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        if let Ok(mut g) = IN_PROGRESS.lock() {
+            g.retain(|p| p != &self.path);
+        }
+    }
+}
+
+/// Refuse an output that is the input file itself (same path, symlink or hard link):
+/// the input is never modified.
+pub fn check_output_path(output: &Path, input: &Path) -> Result<()> {
+    if same_file(output, input) {
+        bail!(
+            "refusing to write the output onto the input file {}: choose another --output",
+            input.display()
+        );
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+    }
+    // Output does not exist yet: compare the resolved paths.
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        let parent = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Some(parent.canonicalize().ok()?.join(p.file_name()?))
+    };
+    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Temp path beside the target: `.<name>.tmp-<pid>`, so the final rename stays on one
+/// file system and is atomic.
+fn temp_path(target: &Path) -> Result<PathBuf> {
+    let name = target
+        .file_name()
+        .with_context(|| format!("output path {} has no file name", target.display()))?;
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!("output directory {} does not exist", dir.display());
+    }
+    Ok(dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+/// Check every result against the data's shape before any file is created.
+fn check_results(adata: &AnnData, r: &Results) -> Result<()> {
+    let (n, g) = (adata.n_obs(), adata.n_vars());
+    let mut seen = std::collections::HashSet::new();
+    for (k, m) in &r.obsm {
+        if m.rows != n || m.data.len() != m.rows * m.cols {
+            bail!(
+                "obsm '{k}' is {} x {} ({} values) but there are {n} cells",
+                m.rows,
+                m.cols,
+                m.data.len()
+            );
+        }
+        if !seen.insert(("obsm", k)) {
+            bail!("obsm '{k}' given twice");
+        }
+    }
+    for (k, m) in &r.layers {
+        if m.rows != n || m.cols != g || m.data.len() != n * g {
+            bail!(
+                "layer '{k}' is {} x {} ({} values) but the data is {n} x {g}",
+                m.rows,
+                m.cols,
+                m.data.len()
+            );
+        }
+        if !seen.insert(("layers", k)) {
+            bail!("layer '{k}' given twice");
+        }
+    }
+    for (k, c) in &r.obs {
+        if c.len() != n {
+            bail!(
+                "obs column '{k}' has {} values but there are {n} cells",
+                c.len()
+            );
+        }
+    }
+    for k in r
+        .obsm
+        .iter()
+        .map(|e| &e.0)
+        .chain(r.layers.iter().map(|e| &e.0))
+    {
+        if k.is_empty() || k.contains('/') {
+            bail!("invalid key {k:?}: keys must be non-empty and contain no '/'");
+        }
+    }
+    Ok(())
+}
+
+/// Write `adata` (X as CSR, obs, var) plus `results` to `path`, atomically: the file
+/// appears complete or not at all, and an existing file at `path` is replaced only on success.
+/// Callers that read from an input file must first call [`check_output_path`] so the input
+/// is never overwritten; call [`install_ctrlc_cleanup`] once at start-up so Ctrl-C removes
+/// the temp file too.
+pub fn write_h5ad(path: &Path, adata: &AnnData, results: &Results) -> Result<()> {
+    check_results(adata, results)?;
+    let tmp = TempFile::new(temp_path(path)?);
+    hdf5::silence_errors(true);
+    let file =
+        File::create(&tmp.path).with_context(|| format!("cannot create {}", tmp.path.display()))?;
+    write_all(&file, adata, results).with_context(|| format!("writing {}", path.display()))?;
+    file.flush()?;
+    file.close()
+        .with_context(|| format!("closing {}", tmp.path.display()))?;
+    std::fs::rename(&tmp.path, path)
+        .with_context(|| format!("moving {} to {}", tmp.path.display(), path.display()))?;
+    let mut tmp = tmp;
+    tmp.keep = true;
+    Ok(())
+}
+
+fn dict_group(root: &Group, name: &str) -> Result<Group> {
+    let g = root.create_group(name)?;
+    set_encoding(&g, "dict", "0.1.0")?;
+    Ok(g)
+}
+
+fn write_all(file: &File, adata: &AnnData, r: &Results) -> Result<()> {
+    set_encoding(file, "anndata", "0.1.0")?;
+    write_csr(file, "X", &adata.x).context("X")?;
+    let layers = dict_group(file, "layers")?;
+    for (k, m) in &r.layers {
+        write_dense(&layers, k, m).with_context(|| format!("layers/{k}"))?;
+    }
+    write_frame(file, "obs", &adata.obs, &r.obs)?;
+    let obsm = dict_group(file, "obsm")?;
+    for (k, m) in &r.obsm {
+        write_dense(&obsm, k, m).with_context(|| format!("obsm/{k}"))?;
+    }
+    dict_group(file, "obsp")?;
+    let uns = dict_group(file, "uns")?;
+    let entries: Vec<(String, &Value)> = r.uns.iter().map(|(k, v)| (k.clone(), v)).collect();
+    write_dict(&uns, &entries)?;
+    write_frame(file, "var", &adata.var, &[])?;
+    dict_group(file, "varm")?;
+    dict_group(file, "varp")?;
+    Ok(())
+}
+
+/// 1-D dataset of `values` stored with element type `stored` (HDF5 converts, e.g. u32 -> i32).
+fn write_1d<T: H5Type>(g: &Group, name: &str, values: &[T], stored: TypeDescriptor) -> Result<()> {
+    if values.is_empty() {
+        g.new_dataset_builder()
+            .empty_as(&stored)
+            .shape(0)
+            .create(name)?;
+    } else {
+        g.new_dataset_builder()
+            .with_data_as(values, &stored)
+            .create(name)?;
+    }
+    Ok(())
+}
+
+/// CSR group as anndata writes it: float32 data, int32 indices/indptr when they fit.
+fn write_csr(root: &Group, name: &str, m: &Csr) -> Result<()> {
+    let g = root.create_group(name)?;
+    set_encoding(&g, "csr_matrix", "0.1.0")?;
+    let shape = [m.n_rows as i64, m.n_cols as i64];
+    g.new_attr_builder().with_data(&shape[..]).create("shape")?;
+    let fits = m.nnz() <= i32::MAX as usize && m.n_cols <= i32::MAX as usize;
+    let int = TypeDescriptor::Integer(if fits { IntSize::U4 } else { IntSize::U8 });
+    write_1d(
+        &g,
+        "data",
+        &m.data,
+        TypeDescriptor::Float(hdf5::types::FloatSize::U4),
+    )?;
+    write_1d(&g, "indices", &m.indices, int.clone())?;
+    write_1d(&g, "indptr", &m.indptr, int)?;
+    Ok(())
+}
+
+/// Dense float32 2-D array.
+fn write_dense(g: &Group, name: &str, m: &Dense) -> Result<()> {
+    let ds = g
+        .new_dataset::<f32>()
+        .shape((m.rows, m.cols))
+        .create(name)?;
+    if !m.data.is_empty() {
+        ds.write_raw(&m.data)?;
+    }
+    set_encoding(&ds, "array", "0.2.0")
+}

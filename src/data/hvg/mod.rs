@@ -1,0 +1,75 @@
+//! Highly variable genes, reproducing scanpy 1.11.5 `sc.pp.highly_variable_genes`
+//! with `batch_key` for the flavors `seurat_v3` (on raw counts) and `seurat` (on
+//! `normalize_total(target_sum=1e4)` + `log1p` data, computed on the fly).
+//!
+//! Everything works on the CSR counts in place: memory is O(genes x batches).
+
+pub mod loess;
+mod seurat;
+mod seurat_v3;
+mod stats;
+
+pub use seurat::seurat;
+pub use seurat_v3::{seurat_v3, seurat_v3_paper};
+
+/// Outcome of a highly-variable-gene selection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HvgResult {
+    /// Selected gene indices, ascending.
+    pub selected: Vec<usize>,
+    /// Per gene, the statistic genes are ranked by, averaged over batches:
+    /// normalised variance (`variances_norm`) for seurat_v3, normalised
+    /// dispersion (`dispersions_norm`, NaN where undefined) for seurat.
+    pub score: Vec<f64>,
+    /// Per gene, in how many batches it was among that batch's top genes
+    /// (`highly_variable_nbatches`).
+    pub n_batches_hvg: Vec<u32>,
+    /// seurat_v3 only: median within-batch rank over the batches where the gene
+    /// is in the top `n_top` (`highly_variable_rank`, NaN if in none).
+    pub median_rank: Option<Vec<f64>>,
+}
+
+/// Cells of each batch, after checking the batch codes against the matrix.
+/// Without batch codes every cell is in batch 0.
+fn batch_layout(
+    n_cells: usize,
+    batch: Option<&[u32]>,
+    n_batches: usize,
+) -> anyhow::Result<(Vec<u32>, usize, Vec<usize>)> {
+    let (codes, n_batches) = match batch {
+        None => (vec![0u32; n_cells], 1),
+        Some(b) => {
+            anyhow::ensure!(
+                b.len() == n_cells,
+                "highly variable genes: {} batch codes for {} cells",
+                b.len(),
+                n_cells
+            );
+            if let Some((cell, &c)) = b
+                .iter()
+                .enumerate()
+                .find(|(_, c)| **c as usize >= n_batches)
+            {
+                anyhow::bail!(
+                    "highly variable genes: cell {cell} has batch code {c}, but there are only {n_batches} batches"
+                );
+            }
+            (b.to_vec(), n_batches)
+        }
+    };
+    let mut counts = vec![0usize; n_batches];
+    for &c in &codes {
+        counts[c as usize] += 1;
+    }
+    Ok((codes, n_batches, counts))
+}
+
+/// Indices of the first `n_top` genes of `order`, sorted ascending.
+fn take_top(mut order: Vec<usize>, n_top: usize) -> Vec<usize> {
+    order.truncate(n_top);
+    order.sort_unstable();
+    order
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! Model and training configuration, with the two presets of the project (spec section 12):
+//! `authors` reproduces the original TensorFlow code; `default` keeps the method and fixes what
+//! the code gets wrong (see README, "Differences from the authors' code").
+
+use serde::{Deserialize, Serialize};
+
+/// Count likelihood of the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Likelihood {
+    Zinb,
+    Nb,
+}
+
+/// What the likelihood is evaluated on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Raw counts with the observed library size as the NB/ZINB mean scale (scVI style).
+    Counts,
+    /// The authors' double-log, max-scaled values in [0, 1] with a latent library size.
+    AuthorsScaled,
+}
+
+/// Which latent vector is written as the embedding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Embed {
+    /// Posterior mean z_m (deterministic).
+    Mean,
+    /// A sample of q(z|x,s), as the authors' code writes.
+    Sample,
+}
+
+/// The masked-input consistency branch (spec section 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mask {
+    /// A random 10% of gene columns, redrawn every minibatch (package U).
+    Random10pct,
+    /// The first 100 gene columns (paper code R).
+    First100,
+    Off,
+}
+
+/// How variances are produced by the Gaussian heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VarianceHead {
+    /// `exp(h)`, unbounded (authors).
+    Exp,
+    /// `exp(h) + 1e-4` with h clamped to [-15, 15] so neither underflow nor overflow is possible.
+    SafeExp,
+}
+
+/// Architecture and loss weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub n_genes: usize,
+    pub n_batches: usize,
+    /// Number of cell types (0 = unsupervised scDREAMER; > 0 = scDREAMER-Sup).
+    pub n_labels: usize,
+    pub latent: usize,
+    /// Hidden widths of the encoder (the decoder, discriminator and classifier use them too).
+    pub hidden: Vec<usize>,
+    pub likelihood: Likelihood,
+    pub target: Target,
+    pub embed: Embed,
+    pub mask: Mask,
+    pub variance_head: VarianceHead,
+    pub leak: f32,
+    /// Dropout keep probability in every hidden layer during training.
+    pub keep_prob: f32,
+    /// Weight of every KL term (authors: 0.001).
+    pub kl_weight: f32,
+    /// Weight of the masked-input consistency term (authors: 0.001).
+    pub consistency_weight: f32,
+    /// Weight of the adversarial batch-classifier term in the autoencoder loss.
+    pub batch_adv_weight: f32,
+    /// Weight of the Bhattacharyya term in the autoencoder loss.
+    pub disc_weight: f32,
+    /// ZINB/NB epsilon inside the logs.
+    pub eps: f32,
+    /// The authors' AE optimiser moves every weight, the adversaries' included.
+    pub ae_updates_adversaries: bool,
+    /// Each sub-step (AE, discriminator, classifier) runs its own forward pass with fresh noise
+    /// (authors); otherwise the adversaries train on the AE step's detached outputs.
+    pub separate_adversary_forward: bool,
+    /// Library prior `ln(sum + 1)` (true) or `ln(sum)`.
+    pub library_prior_plus1: bool,
+    /// Scale of the Sup label cross-entropy (authors: 10).
+    pub label_weight: f32,
+    /// Sup y dimension (authors: 6).
+    pub y_dim: usize,
+}
+
+/// Optimisation and schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr_ae: f32,
+    pub lr_dis: f32,
+    pub lr_bc: f32,
+    pub seed: u64,
+    /// Gradient clipping by global norm for the AE optimiser (None = off).
+    pub clip_norm: Option<f32>,
+}
+
+/// Everything that defines a run, written into `uns["scdreamer"]` and the saved model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub preset: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+}
+
+/// Epochs for the default preset, scaled down with dataset size as scVI does
+/// (`min(round(20000 / n * 400), 400)`), but with fewer epochs overall because our minibatches
+/// are larger and the adversarial terms converge quickly (measured, see BENCHMARKS.md).
+pub fn default_epochs(n_cells: usize) -> usize {
+    let e = (20_000.0 / n_cells.max(1) as f64 * 150.0).round() as usize;
+    e.clamp(10, 150)
+}
+
+impl ModelConfig {
+    /// The method with the measured fixes of the authors' code.
+    pub fn default_preset(n_genes: usize, n_batches: usize, n_labels: usize) -> Self {
+        ModelConfig {
+            n_genes,
+            n_batches,
+            n_labels,
+            latent: 10,
+            hidden: vec![512],
+            likelihood: Likelihood::Zinb,
+            target: Target::Counts,
+            embed: Embed::Mean,
+            mask: Mask::Off,
+            variance_head: VarianceHead::SafeExp,
+            leak: 0.2,
+            keep_prob: 0.9,
+            kl_weight: 1.0,
+            consistency_weight: 0.0,
+            batch_adv_weight: 1.0,
+            disc_weight: 1.0,
+            eps: 1e-8,
+            ae_updates_adversaries: false,
+            separate_adversary_forward: false,
+            library_prior_plus1: true,
+            label_weight: 10.0,
+            y_dim: 6,
+        }
+    }
+
+    /// The authors' code (package U for the unsupervised model, S for Sup), exactly.
+    pub fn authors_preset(n_genes: usize, n_batches: usize, n_labels: usize) -> Self {
+        ModelConfig {
+            n_genes,
+            n_batches,
+            n_labels,
+            latent: 10,
+            hidden: vec![512],
+            likelihood: Likelihood::Zinb,
+            target: Target::AuthorsScaled,
+            embed: Embed::Sample,
+            mask: Mask::Random10pct,
+            variance_head: VarianceHead::Exp,
+            leak: 0.2,
+            keep_prob: 0.9,
+            kl_weight: 0.001,
+            consistency_weight: 0.001,
+            batch_adv_weight: 1.0,
+            disc_weight: 1.0,
+            eps: 1e-4,
+            ae_updates_adversaries: true,
+            separate_adversary_forward: true,
+            library_prior_plus1: true,
+            label_weight: 10.0,
+            y_dim: 6,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn default_preset(n_cells: usize, seed: u64) -> Self {
+        TrainConfig {
+            epochs: default_epochs(n_cells),
+            batch_size: 256,
+            lr_ae: 1e-3,
+            lr_dis: 1e-3,
+            lr_bc: 1e-3,
+            seed,
+            clip_norm: Some(50.0),
+        }
+    }
+
+    pub fn authors_preset(seed: u64) -> Self {
+        TrainConfig {
+            epochs: 300,
+            batch_size: 128,
+            lr_ae: 2e-4,
+            lr_dis: 7e-4,
+            lr_bc: 7e-4,
+            seed,
+            clip_norm: None,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The training data in the form the model reads: counts of the selected genes (CSR, resident on
+//! the device), per-cell library sizes and batch codes, plus the constants of the input
+//! transforms.
+
+use crate::backend::Backend;
+use crate::data::Csr;
+use crate::model::config::{ModelConfig, Target};
+use crate::tape::{CsrData, InputTransform};
+
+/// Host-side, backend-independent preparation of the counts.
+pub struct PreparedData {
+    /// Raw counts, cells x selected genes.
+    pub counts: Csr,
+    /// Total counts per cell over the selected genes (the observed library size).
+    pub library: Vec<f32>,
+    /// `1e4 / library over all input genes` (normalize_total's factor), used by Log1pScaled.
+    pub norm_scale: Vec<f32>,
+    pub batch: Vec<u32>,
+    pub batch_names: Vec<String>,
+    /// max over the matrix of log1p(x * norm_scale): folds scanpy-style log-normalised input
+    /// into [0, 1] so the discriminator compares it with the sigmoid reconstruction.
+    pub log_norm_max: f32,
+    /// The authors' transform (log2(1 + log1p(normalised)) / max), when their preset is used.
+    pub authors_scaled: Option<Csr>,
+    /// Authors' library prior: mean and variance over cells of ln(sum_g x + 1) of the scaled x.
+    pub library_prior: (f32, f32),
+    /// The global max of the authors' transform (1.0 when unused).
+    pub authors_max: f32,
+}
+
+/// Constants of the input transforms learnt on the training data; a saved model applies them
+/// unchanged to new cells.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TransformConstants {
+    pub log_norm_max: f32,
+    pub authors_max: f32,
+    pub library_prior: (f32, f32),
+}
+
+impl PreparedData {
+    /// `total_counts`: per-cell total over ALL input genes (before gene selection), the
+    /// normalize_total denominator as in scanpy and in the authors' preprocessing.
+    pub fn new(
+        counts: Csr,
+        total_counts: &[f32],
+        batch: Vec<u32>,
+        batch_names: Vec<String>,
+        cfg: &ModelConfig,
+        fixed: Option<TransformConstants>,
+    ) -> Self {
+        let library: Vec<f32> = counts.row_sums().iter().map(|&s| s as f32).collect();
+        let norm_scale: Vec<f32> = total_counts
+            .iter()
+            .map(|&t| if t > 0.0 { 1e4 / t } else { 0.0 })
+            .collect();
+        let mut log_norm_max = 0.0f32;
+        for (r, &scale) in norm_scale.iter().enumerate() {
+            for &v in counts.row(r).1 {
+                log_norm_max = log_norm_max.max((v * scale).ln_1p());
+            }
+        }
+        let mut log_norm_max = if log_norm_max > 0.0 {
+            log_norm_max
+        } else {
+            1.0
+        };
+        let (authors_scaled, mut library_prior, mut authors_max) =
+            if cfg.target == Target::AuthorsScaled {
+                let (m, prior, max) = authors_transform(
+                    &counts,
+                    &norm_scale,
+                    cfg.library_prior_plus1,
+                    fixed.map(|f| f.authors_max),
+                );
+                (Some(m), prior, max)
+            } else {
+                (None, (0.0, 1.0), 1.0)
+            };
+        if let Some(f) = fixed {
+            log_norm_max = f.log_norm_max;
+            library_prior = f.library_prior;
+            authors_max = f.authors_max;
+        }
+        PreparedData {
+            counts,
+            library,
+            norm_scale,
+            batch,
+            batch_names,
+            log_norm_max,
+            authors_scaled,
+            library_prior,
+            authors_max,
+        }
+    }
+
+    pub fn constants(&self) -> TransformConstants {
+        TransformConstants {
+            log_norm_max: self.log_norm_max,
+            authors_max: self.authors_max,
+            library_prior: self.library_prior,
+        }
+    }
+
+    pub fn n_cells(&self) -> usize {
+        self.counts.n_rows
+    }
+}
+
+/// normalize_total(1e4) -> log1p -> log2(x + 1) -> / global max (spec section 1, step 5).
+/// Returns the transformed matrix, the library prior (mean, variance of ln(sum + 1)) and the max
+/// (or uses `fixed_max`, a saved model's).
+fn authors_transform(
+    counts: &Csr,
+    norm_scale: &[f32],
+    plus1: bool,
+    fixed_max: Option<f32>,
+) -> (Csr, (f32, f32), f32) {
+    let mut m = counts.clone();
+    let mut max = 0.0f32;
+    for (r, &scale) in norm_scale.iter().enumerate() {
+        let (a, b) = (m.indptr[r] as usize, m.indptr[r + 1] as usize);
+        for v in &mut m.data[a..b] {
+            *v = ((*v * scale).ln_1p() + 1.0).log2();
+            max = max.max(*v);
+        }
+    }
+    let max = fixed_max.unwrap_or(if max > 0.0 { max } else { 1.0 });
+    for v in &mut m.data {
+        *v /= max;
+    }
+    let logs: Vec<f64> = m
+        .row_sums()
+        .iter()
+        .map(|&s| {
+            if plus1 {
+                (s + 1.0).ln()
+            } else {
+                s.max(1e-8).ln()
+            }
+        })
+        .collect();
+    let n = logs.len().max(1) as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    let var = logs.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / n;
+    (m, (mean as f32, var as f32), max)
+}
+
+/// The prepared data uploaded to a backend.
+pub struct DeviceData<B: Backend> {
+    /// Raw counts (row_scale = normalize_total factor).
+    pub counts: CsrData<B>,
+    /// The authors' scaled values (their preset only).
+    pub scaled: Option<CsrData<B>>,
+}
+
+impl<B: Backend> DeviceData<B> {
+    pub fn upload(backend: &B, prep: &PreparedData) -> anyhow::Result<Self> {
+        let counts = CsrData::upload(backend, &prep.counts, Some(&prep.norm_scale))?;
+        let scaled = match &prep.authors_scaled {
+            Some(m) => Some(CsrData::upload(backend, m, None)?),
+            None => None,
+        };
+        Ok(DeviceData { counts, scaled })
+    }
+
+    /// The encoder and discriminator input: (data, transform, output scale).
+    pub fn input(&self, prep: &PreparedData) -> (&CsrData<B>, InputTransform, f32) {
+        match &self.scaled {
+            Some(s) => (s, InputTransform::Identity, 1.0),
+            None => (
+                &self.counts,
+                InputTransform::Log1pScaled,
+                1.0 / prep.log_norm_max,
+            ),
+        }
+    }
+
+    /// The likelihood's target.
+    pub fn target(&self) -> &CsrData<B> {
+        self.scaled.as_ref().unwrap_or(&self.counts)
+    }
+}

@@ -1,0 +1,455 @@
+//! The networks of scDREAMER (spec section 2): encoder, decoder, discriminator D2 and the
+//! adversarial batch classifier. Every hidden layer is Dense -> LeakyReLU(0.2) -> inverted
+//! dropout; there is no batch or layer norm (is_bn=False in the authors' code).
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::Backend;
+use crate::model::config::{ModelConfig, VarianceHead};
+use crate::nn::Linear;
+use crate::tape::{CsrData, GroupId, Init, InputTransform, ParamId, Params, Tape, Var};
+
+/// Glorot-uniform with explicit fans: the batch one-hot columns share the fan-in of the layer
+/// they are concatenated into in the authors' code (concat[x, onehot(s)] -> Dense).
+fn glorot(fan_in: usize, fan_out: usize) -> Init {
+    let l = (6.0 / (fan_in + fan_out) as f32).sqrt();
+    Init::Uniform(-l, l)
+}
+
+/// Dense -> LeakyReLU -> dropout (training only).
+pub fn hidden_act<B: Backend>(
+    tape: &mut Tape<B>,
+    h: Var,
+    cfg: &ModelConfig,
+    train: bool,
+    rng: &mut ChaCha8Rng,
+) -> Var {
+    let h = tape.leaky_relu(h, cfg.leak);
+    if train && cfg.keep_prob < 1.0 {
+        tape.dropout(h, cfg.keep_prob, rng)
+    } else {
+        h
+    }
+}
+
+/// A variance head: the authors' unbounded `exp`, or `exp(clamp(h)) + 1e-4`.
+pub fn variance<B: Backend>(tape: &mut Tape<B>, h: Var, head: VarianceHead) -> Var {
+    match head {
+        VarianceHead::Exp => tape.exp(h),
+        VarianceHead::SafeExp => {
+            let c = tape.clamp(h, -15.0, 15.0);
+            let e = tape.exp(c);
+            tape.add_scalar(e, 1e-4)
+        }
+    }
+}
+
+/// Where the first layer of the encoder and the discriminator read the cells from.
+pub struct SparseInput<'a, B: Backend> {
+    pub data: &'a CsrData<B>,
+    pub transform: InputTransform,
+    /// Multiplies the first layer's output: folds a global scale of the input (1/max) into it.
+    pub scale: f32,
+}
+
+/// First layer applied to sparse input: `scale * T(X[rows]) W`.
+fn sparse_first_layer<B: Backend>(
+    tape: &mut Tape<B>,
+    input: &SparseInput<B>,
+    rows: &[u32],
+    w: Var,
+) -> Var {
+    let h = tape.csr_matmul(input.data, rows, input.transform, w);
+    if input.scale != 1.0 {
+        tape.scale(h, input.scale)
+    } else {
+        h
+    }
+}
+
+/// Stack of hidden layers after the first one.
+pub struct Hidden {
+    layers: Vec<Linear>,
+}
+
+impl Hidden {
+    fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        prefix: &str,
+        widths: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                Linear::new(
+                    params,
+                    group,
+                    &format!("{prefix}_h{}", i + 2),
+                    w[0],
+                    w[1],
+                    rng,
+                )
+            })
+            .collect();
+        Hidden { layers }
+    }
+
+    fn forward<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        mut h: Var,
+        cfg: &ModelConfig,
+        train: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Var {
+        for l in &self.layers {
+            h = l.forward(tape, params, h);
+            h = hidden_act(tape, h, cfg, train, rng);
+        }
+        h
+    }
+}
+
+/// Encoder q(z | x, s) (and q(l | x, s) for the authors' latent library size).
+pub struct Encoder {
+    w_in: ParamId,
+    w_batch: ParamId,
+    b_in: ParamId,
+    hidden: Hidden,
+    z_mean: Linear,
+    z_var: Linear,
+    /// Library branch: ReLU(Dense(h -> latent)) -> mean, variance (authors' target only).
+    lib: Option<(Linear, Linear, Linear)>,
+}
+
+pub struct EncoderOut {
+    pub z_mean: Var,
+    pub z_var: Var,
+    pub lib: Option<(Var, Var)>,
+}
+
+impl Encoder {
+    pub fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        cfg: &ModelConfig,
+        latent_library: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let h0 = cfg.hidden[0];
+        let last = *cfg.hidden.last().expect("at least one hidden layer");
+        // The one-hot batch columns are rows of the same Glorot-initialised weight matrix as the
+        // genes in the authors' code (concat[x, onehot(s)] -> Dense), so they share its fan-in.
+        let fan_in = cfg.n_genes + cfg.n_batches;
+        let w_in = params.add(group, "enc_h1_w", cfg.n_genes, h0, glorot(fan_in, h0), rng);
+        let w_batch = params.add(
+            group,
+            "enc_h1_wbatch",
+            cfg.n_batches,
+            h0,
+            glorot(fan_in, h0),
+            rng,
+        );
+        let b_in = params.add(group, "enc_h1_b", 1, h0, Init::Zeros, rng);
+        let hidden = Hidden::new(params, group, "enc", &cfg.hidden, rng);
+        let z_mean = Linear::new(params, group, "enc_z_mean", last, cfg.latent, rng);
+        let z_var = Linear::new(params, group, "enc_z_var", last, cfg.latent, rng);
+        let lib = latent_library.then(|| {
+            (
+                Linear::new(params, group, "enc_l_h", last, cfg.latent, rng),
+                Linear::new(params, group, "enc_l_mean", cfg.latent, 1, rng),
+                Linear::new(params, group, "enc_l_var", cfg.latent, 1, rng),
+            )
+        });
+        Encoder {
+            w_in,
+            w_batch,
+            b_in,
+            hidden,
+            z_mean,
+            z_var,
+            lib,
+        }
+    }
+
+    /// `gene_mask`: a [genes, 1] constant of 0/1 that drops gene columns (masked-input branch).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        input: &SparseInput<B>,
+        rows: &[u32],
+        batch: &[u32],
+        gene_mask: Option<Var>,
+        cfg: &ModelConfig,
+        train: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> EncoderOut {
+        let mut w = tape.param(params, self.w_in);
+        if let Some(m) = gene_mask {
+            w = tape.mul_rows(w, m);
+        }
+        let h = sparse_first_layer(tape, input, rows, w);
+        let wb = tape.param(params, self.w_batch);
+        let h = tape.add_row_gather(h, wb, batch);
+        let b = tape.param(params, self.b_in);
+        let h = tape.add_bias(h, b);
+        let h = hidden_act(tape, h, cfg, train, rng);
+        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
+        let z_mean = self.z_mean.forward(tape, params, h);
+        let zv = self.z_var.forward(tape, params, h);
+        let z_var = variance(tape, zv, cfg.variance_head);
+        let lib = self.lib.as_ref().map(|(lh, lm, lv)| {
+            let hl = lh.forward(tape, params, h);
+            let hl = tape.relu(hl);
+            let m = lm.forward(tape, params, hl);
+            let v = lv.forward(tape, params, hl);
+            (m, variance(tape, v, cfg.variance_head))
+        });
+        EncoderOut { z_mean, z_var, lib }
+    }
+}
+
+/// Decoder p(x | z, s): softmax scale, dropout logits, and the sigmoid "reconstruction" x~ that
+/// the discriminator sees. The dispersion is a per-gene parameter, shared across batches.
+pub struct Decoder {
+    w_z: ParamId,
+    w_batch: ParamId,
+    b: ParamId,
+    hidden: Hidden,
+    scale: Linear,
+    dropout: Option<Linear>,
+    xhat: Linear,
+    pub log_theta: ParamId,
+}
+
+pub struct DecoderOut {
+    /// Softmax over genes (rho), rows sum to 1.
+    pub rho: Var,
+    pub dropout_logit: Option<Var>,
+    /// sigmoid reconstruction in (0, 1).
+    pub xhat: Var,
+}
+
+impl Decoder {
+    pub fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        cfg: &ModelConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let widths: Vec<usize> = cfg.hidden.iter().rev().copied().collect();
+        let h0 = widths[0];
+        let last = *widths.last().expect("at least one hidden layer");
+        let fan_in = cfg.latent + cfg.n_batches;
+        let w_z = params.add(group, "dec_h1_w", cfg.latent, h0, glorot(fan_in, h0), rng);
+        let w_batch = params.add(
+            group,
+            "dec_h1_wbatch",
+            cfg.n_batches,
+            h0,
+            glorot(fan_in, h0),
+            rng,
+        );
+        let b = params.add(group, "dec_h1_b", 1, h0, Init::Zeros, rng);
+        let hidden = Hidden::new(params, group, "dec", &widths, rng);
+        let scale = Linear::new(params, group, "dec_scale", last, cfg.n_genes, rng);
+        let zinb = cfg.likelihood == crate::model::config::Likelihood::Zinb;
+        let dropout =
+            zinb.then(|| Linear::new(params, group, "dec_dropout", last, cfg.n_genes, rng));
+        let xhat = Linear::new(params, group, "dec_xhat", last, cfg.n_genes, rng);
+        // r ~ N(0, 1) per gene, theta = exp(r) (authors: dec_x_post_r).
+        let log_theta = params.add(
+            group,
+            "dec_log_theta",
+            1,
+            cfg.n_genes,
+            Init::Normal(1.0),
+            rng,
+        );
+        Decoder {
+            w_z,
+            w_batch,
+            b,
+            hidden,
+            scale,
+            dropout,
+            xhat,
+            log_theta,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        z: Var,
+        batch: &[u32],
+        cfg: &ModelConfig,
+        train: bool,
+        want_xhat: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> DecoderOut {
+        let wz = tape.param(params, self.w_z);
+        let h = tape.matmul(z, wz);
+        let wb = tape.param(params, self.w_batch);
+        let h = tape.add_row_gather(h, wb, batch);
+        let b = tape.param(params, self.b);
+        let h = tape.add_bias(h, b);
+        let h = hidden_act(tape, h, cfg, train, rng);
+        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
+        let s = self.scale.forward(tape, params, h);
+        let rho = tape.softmax_rows(s);
+        let dropout_logit = self.dropout.as_ref().map(|l| l.forward(tape, params, h));
+        let xhat = if want_xhat {
+            let x = self.xhat.forward(tape, params, h);
+            tape.sigmoid(x)
+        } else {
+            rho
+        };
+        DecoderOut {
+            rho,
+            dropout_logit,
+            xhat,
+        }
+    }
+}
+
+/// D2: x (genes) -> hidden -> a linear scalar (no sigmoid). One network for real and x~.
+pub struct Discriminator {
+    w_in: ParamId,
+    b_in: ParamId,
+    hidden: Hidden,
+    out: Linear,
+}
+
+impl Discriminator {
+    pub fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        cfg: &ModelConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let h0 = cfg.hidden[0];
+        let last = *cfg.hidden.last().expect("hidden");
+        let w_in = params.add(
+            group,
+            "dis2_h1_w",
+            cfg.n_genes,
+            h0,
+            Init::GlorotUniform,
+            rng,
+        );
+        let b_in = params.add(group, "dis2_h1_b", 1, h0, Init::Zeros, rng);
+        let hidden = Hidden::new(params, group, "dis2", &cfg.hidden, rng);
+        let out = Linear::new(params, group, "dis2_out", last, 1, rng);
+        Discriminator {
+            w_in,
+            b_in,
+            hidden,
+            out,
+        }
+    }
+
+    fn tail<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        h: Var,
+        cfg: &ModelConfig,
+        train: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Var {
+        let b = tape.param(params, self.b_in);
+        let h = tape.add_bias(h, b);
+        let h = hidden_act(tape, h, cfg, train, rng);
+        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
+        self.out.forward(tape, params, h)
+    }
+
+    /// D2 on real cells, read sparsely.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_real<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        input: &SparseInput<B>,
+        rows: &[u32],
+        cfg: &ModelConfig,
+        train: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Var {
+        let w = tape.param(params, self.w_in);
+        let h = sparse_first_layer(tape, input, rows, w);
+        self.tail(tape, params, h, cfg, train, rng)
+    }
+
+    /// D2 on reconstructions (dense).
+    pub fn forward_dense<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        x: Var,
+        cfg: &ModelConfig,
+        train: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Var {
+        let w = tape.param(params, self.w_in);
+        let h = tape.matmul(x, w);
+        self.tail(tape, params, h, cfg, train, rng)
+    }
+}
+
+/// A plain MLP classifier: input -> hidden (LReLU, dropout) -> logits. Used for the adversarial
+/// batch classifier on z.
+pub struct Classifier {
+    first: Linear,
+    hidden: Hidden,
+    out: Linear,
+}
+
+impl Classifier {
+    pub fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        prefix: &str,
+        n_in: usize,
+        n_out: usize,
+        cfg: &ModelConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let widths: Vec<usize> = cfg.hidden.iter().rev().copied().collect();
+        let first = Linear::new(params, group, &format!("{prefix}_h1"), n_in, widths[0], rng);
+        let hidden = Hidden::new(params, group, prefix, &widths, rng);
+        let out = Linear::new(
+            params,
+            group,
+            &format!("{prefix}_out"),
+            *widths.last().unwrap(),
+            n_out,
+            rng,
+        );
+        Classifier { first, hidden, out }
+    }
+
+    pub fn forward<B: Backend>(
+        &self,
+        tape: &mut Tape<B>,
+        params: &Params<B>,
+        x: Var,
+        cfg: &ModelConfig,
+        train: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Var {
+        let h = self.first.forward(tape, params, x);
+        let h = hidden_act(tape, h, cfg, train, rng);
+        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
+        self.out.forward(tape, params, h)
+    }
+}

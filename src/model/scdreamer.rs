@@ -1,0 +1,366 @@
+//! scDREAMER: the adversarial VAE with the Bhattacharyya discriminator and the adversarial batch
+//! classifier (spec sections 2-3). This file builds the losses of one minibatch on the tape; the
+//! schedule of updates lives in `train`.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::Backend;
+use crate::model::config::{Embed, Likelihood, Mask, ModelConfig, Target};
+use crate::model::dataset::{DeviceData, PreparedData};
+use crate::model::networks::{Classifier, Decoder, Discriminator, Encoder, SparseInput};
+use crate::tape::{GroupId, Params, Tape, Var};
+
+/// Parameter groups: one optimiser each.
+#[derive(Clone, Copy, Debug)]
+pub struct Groups {
+    pub encoder: GroupId,
+    pub decoder: GroupId,
+    pub discriminator: GroupId,
+    pub batch_classifier: GroupId,
+}
+
+pub struct Scdreamer<B: Backend> {
+    pub cfg: ModelConfig,
+    pub params: Params<B>,
+    pub groups: Groups,
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    pub discriminator: Discriminator,
+    pub batch_classifier: Classifier,
+}
+
+/// One minibatch: cell indices into the dataset and their batch codes.
+pub struct Minibatch<'a> {
+    pub rows: &'a [u32],
+    pub batch: &'a [u32],
+}
+
+/// Loss values of one step, for the log (all per-cell means unless stated).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepLosses {
+    pub ae: f32,
+    pub elbo: f32,
+    pub recon: f32,
+    pub kl: f32,
+    pub consistency: f32,
+    /// ln(clip(BC)) as the discriminator minimises it.
+    pub bhattacharyya: f32,
+    pub batch_ce: f32,
+    pub batch_acc: f32,
+}
+
+/// Vars of the AE forward that the adversaries' steps reuse.
+pub struct AeGraph {
+    pub loss: Var,
+    pub xhat: Var,
+    pub z: Var,
+    pub disc_real: Var,
+    pub losses: [Var; 6], // elbo, recon, kl, consistency, bc, ce
+    pub batch_logits: Var,
+}
+
+impl<B: Backend> Scdreamer<B> {
+    pub fn new(backend: &B, cfg: ModelConfig, rng: &mut ChaCha8Rng) -> Self {
+        let mut params = Params::new(backend.clone());
+        let groups = Groups {
+            encoder: params.group("encoder"),
+            decoder: params.group("decoder"),
+            discriminator: params.group("discriminator"),
+            batch_classifier: params.group("batch_classifier"),
+        };
+        let latent_library = cfg.target == Target::AuthorsScaled;
+        let encoder = Encoder::new(&mut params, groups.encoder, &cfg, latent_library, rng);
+        let decoder = Decoder::new(&mut params, groups.decoder, &cfg, rng);
+        let discriminator = Discriminator::new(&mut params, groups.discriminator, &cfg, rng);
+        let batch_classifier = Classifier::new(
+            &mut params,
+            groups.batch_classifier,
+            "disb",
+            cfg.latent,
+            cfg.n_batches,
+            &cfg,
+            rng,
+        );
+        Scdreamer {
+            cfg,
+            params,
+            groups,
+            encoder,
+            decoder,
+            discriminator,
+            batch_classifier,
+        }
+    }
+
+    /// Groups the AE optimiser moves: encoder + decoder, or every group (authors' code).
+    pub fn ae_groups(&self) -> Vec<GroupId> {
+        let g = self.groups;
+        if self.cfg.ae_updates_adversaries {
+            vec![g.encoder, g.decoder, g.discriminator, g.batch_classifier]
+        } else {
+            vec![g.encoder, g.decoder]
+        }
+    }
+
+    fn input<'a>(&self, data: &'a DeviceData<B>, prep: &PreparedData) -> SparseInput<'a, B> {
+        let (d, transform, scale) = data.input(prep);
+        SparseInput {
+            data: d,
+            transform,
+            scale,
+        }
+    }
+
+    /// Builds the autoencoder loss `L_AE = -ELBO - w_c L_C - w_d ln(clip(BC))` (spec section 3,
+    /// with the weights of the config) and returns the vars the adversaries reuse.
+    pub fn ae_graph(
+        &self,
+        tape: &mut Tape<B>,
+        data: &DeviceData<B>,
+        prep: &PreparedData,
+        mb: &Minibatch,
+        rng: &mut ChaCha8Rng,
+    ) -> AeGraph {
+        let cfg = &self.cfg;
+        let p = &self.params;
+        let n = mb.rows.len();
+        let input = self.input(data, prep);
+        let enc = self
+            .encoder
+            .forward(tape, p, &input, mb.rows, mb.batch, None, cfg, true, rng);
+        let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
+        let dec = self
+            .decoder
+            .forward(tape, p, z, mb.batch, cfg, true, true, rng);
+
+        // Library size: observed (counts target) or the sampled latent l (authors).
+        let (lib, kl_l) = match (&enc.lib, cfg.target) {
+            (Some((lm, lv)), Target::AuthorsScaled) => {
+                let l = tape.sample_gaussian(*lm, *lv, rng);
+                let lib = tape.exp(l);
+                let (mu_l, var_l) = prep.library_prior;
+                let m2 = tape.input(n, 1, &vec![mu_l; n]);
+                let v2 = tape.input(n, 1, &vec![var_l; n]);
+                (lib, Some(tape.kl_normal(*lm, *lv, m2, v2)))
+            }
+            _ => {
+                let lib: Vec<f32> = mb.rows.iter().map(|&r| prep.library[r as usize]).collect();
+                (tape.input(n, 1, &lib), None)
+            }
+        };
+        let mu = tape.mul_rows(dec.rho, lib);
+        let log_theta = tape.param(p, self.decoder.log_theta);
+        let theta = tape.exp(log_theta);
+        let target = tape.gather_dense(data.target(), mb.rows);
+        let recon = match (cfg.likelihood, dec.dropout_logit) {
+            (Likelihood::Zinb, Some(logit)) => tape.zinb_loglik(target, mu, theta, logit),
+            _ => tape.nb_loglik(target, mu, theta),
+        };
+        let mut kl = tape.kl_std_normal(enc.z_mean, enc.z_var);
+        if let Some(kl_l) = kl_l {
+            kl = tape.add(kl, kl_l);
+        }
+        let kl_scaled = tape.scale(kl, cfg.kl_weight);
+        let elbo_rows = tape.sub(recon, kl_scaled);
+        let mut elbo = tape.mean(elbo_rows);
+
+        // Masked-input consistency: z' from x with some gene columns zeroed.
+        let consistency = if cfg.mask != Mask::Off && cfg.consistency_weight > 0.0 {
+            let mask = gene_mask(cfg.mask, cfg.n_genes, rng);
+            let m = tape.input(cfg.n_genes, 1, &mask);
+            let enc2 =
+                self.encoder
+                    .forward(tape, p, &input, mb.rows, mb.batch, Some(m), cfg, true, rng);
+            let z2 = tape.sample_gaussian(enc2.z_mean, enc2.z_var, rng);
+            let d = tape.sub(z, z2);
+            let sq = tape.square(d);
+            let c = tape.sum(sq);
+            let cw = tape.scale(c, cfg.consistency_weight);
+            elbo = tape.sub(elbo, cw);
+            c
+        } else {
+            tape.input(1, 1, &[0.0])
+        };
+
+        // Discriminator D2 on real x and on x~, paired index by index.
+        let disc_real = self
+            .discriminator
+            .forward_real(tape, p, &input, mb.rows, cfg, true, rng);
+        let disc_fake = self
+            .discriminator
+            .forward_dense(tape, p, dec.xhat, cfg, true, rng);
+        let bc = tape.bhattacharyya_loss(disc_real, disc_fake);
+
+        // Adversarial batch classifier on the sampled z.
+        let batch_logits = self.batch_classifier.forward(tape, p, z, cfg, true, rng);
+        let ce = tape.cross_entropy(batch_logits, mb.batch, None);
+
+        let neg_elbo = tape.scale(elbo, -1.0);
+        let ce_term = tape.scale(ce, -cfg.batch_adv_weight);
+        let bc_term = tape.scale(bc, -cfg.disc_weight);
+        let l = tape.add(neg_elbo, ce_term);
+        let loss = tape.add(l, bc_term);
+        let recon_mean = tape.mean(recon);
+        let kl_mean = tape.mean(kl);
+        AeGraph {
+            loss,
+            xhat: dec.xhat,
+            z,
+            disc_real,
+            losses: [elbo, recon_mean, kl_mean, consistency, bc, ce],
+            batch_logits,
+        }
+    }
+
+    /// Discriminator loss `ln(clip(BC))` (and D's scores of real and reconstructed cells) on real x and a reconstruction it cannot change.
+    /// With `reuse`, x~ comes detached from the AE graph; otherwise a fresh forward pass.
+    pub fn disc_graph(
+        &self,
+        tape: &mut Tape<B>,
+        data: &DeviceData<B>,
+        prep: &PreparedData,
+        mb: &Minibatch,
+        xhat: Option<Var>,
+        rng: &mut ChaCha8Rng,
+    ) -> (Var, Var, Var) {
+        let cfg = &self.cfg;
+        let p = &self.params;
+        let input = self.input(data, prep);
+        let xhat = match xhat {
+            Some(x) => tape.detach(x),
+            None => {
+                let enc = self
+                    .encoder
+                    .forward(tape, p, &input, mb.rows, mb.batch, None, cfg, true, rng);
+                let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
+                let dec = self
+                    .decoder
+                    .forward(tape, p, z, mb.batch, cfg, true, true, rng);
+                tape.detach(dec.xhat)
+            }
+        };
+        let real = self
+            .discriminator
+            .forward_real(tape, p, &input, mb.rows, cfg, true, rng);
+        let fake = self
+            .discriminator
+            .forward_dense(tape, p, xhat, cfg, true, rng);
+        (tape.bhattacharyya_loss(real, fake), real, fake)
+    }
+
+    /// Batch classifier loss: mean cross-entropy of C(z) with z detached.
+    /// Returns (loss, logits).
+    pub fn classifier_graph(
+        &self,
+        tape: &mut Tape<B>,
+        data: &DeviceData<B>,
+        prep: &PreparedData,
+        mb: &Minibatch,
+        z: Option<Var>,
+        rng: &mut ChaCha8Rng,
+    ) -> (Var, Var) {
+        let cfg = &self.cfg;
+        let p = &self.params;
+        let z = match z {
+            Some(z) => tape.detach(z),
+            None => {
+                let input = self.input(data, prep);
+                let enc = self
+                    .encoder
+                    .forward(tape, p, &input, mb.rows, mb.batch, None, cfg, true, rng);
+                let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
+                tape.detach(z)
+            }
+        };
+        let logits = self.batch_classifier.forward(tape, p, z, cfg, true, rng);
+        (tape.cross_entropy(logits, mb.batch, None), logits)
+    }
+
+    /// The embedding of cells `rows` (inference: no dropout): posterior mean, or a sample.
+    pub fn embed_rows(
+        &self,
+        tape: &mut Tape<B>,
+        data: &DeviceData<B>,
+        prep: &PreparedData,
+        rows: &[u32],
+        batch: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<f32> {
+        tape.reset();
+        let input = self.input(data, prep);
+        let enc = self.encoder.forward(
+            tape,
+            &self.params,
+            &input,
+            rows,
+            batch,
+            None,
+            &self.cfg,
+            false,
+            rng,
+        );
+        let z = match self.cfg.embed {
+            Embed::Mean => enc.z_mean,
+            Embed::Sample => tape.sample_gaussian(enc.z_mean, enc.z_var, rng),
+        };
+        tape.to_host(z)
+    }
+
+    /// Decoder expression frequencies rho for cells `rows`, decoded as batch `as_batch` for all
+    /// of them (`transform_batch` in scvi-tools terms). Returns rows x genes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn normalized_rows(
+        &self,
+        tape: &mut Tape<B>,
+        data: &DeviceData<B>,
+        prep: &PreparedData,
+        rows: &[u32],
+        batch: &[u32],
+        as_batch: u32,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<f32> {
+        tape.reset();
+        let input = self.input(data, prep);
+        let enc = self.encoder.forward(
+            tape,
+            &self.params,
+            &input,
+            rows,
+            batch,
+            None,
+            &self.cfg,
+            false,
+            rng,
+        );
+        let target = vec![as_batch; rows.len()];
+        let dec = self.decoder.forward(
+            tape,
+            &self.params,
+            enc.z_mean,
+            &target,
+            &self.cfg,
+            false,
+            false,
+            rng,
+        );
+        tape.to_host(dec.rho)
+    }
+}
+
+/// 0/1 per gene: 0 for the masked columns (same for every cell of the minibatch).
+fn gene_mask(mask: Mask, n_genes: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let mut m = vec![1.0f32; n_genes];
+    match mask {
+        Mask::Random10pct => {
+            for v in &mut m {
+                if rng.r#gen::<f32>() < 0.1 {
+                    *v = 0.0;
+                }
+            }
+        }
+        Mask::First100 => m.iter_mut().take(100).for_each(|v| *v = 0.0),
+        Mask::Off => {}
+    }
+    m
+}

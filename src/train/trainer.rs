@@ -1,0 +1,193 @@
+//! The unsupervised scDREAMER training schedule (spec section 4).
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::Backend;
+use crate::model::config::TrainConfig;
+use crate::model::dataset::{DeviceData, PreparedData};
+use crate::model::scdreamer::{Minibatch, Scdreamer};
+use crate::nn::{Adam, AdamConfig};
+use crate::tape::Tape;
+use crate::train::log::{EpochAccumulator, EpochLog};
+
+pub struct TrainOptions {
+    pub progress: bool,
+    /// Cells used for training (cells with counts in the selected genes).
+    pub train_rows: Vec<u32>,
+}
+
+fn adam(lr: f32, clip: Option<f32>) -> AdamConfig {
+    AdamConfig {
+        lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        clip_norm: clip,
+    }
+}
+
+fn check_finite(v: f32, epoch: usize, term: &str) -> anyhow::Result<()> {
+    if !v.is_finite() {
+        anyhow::bail!(
+            "training diverged: the {term} loss is {v} in epoch {epoch}; nothing was written. \
+             Try a lower --lr, or check the input is raw counts"
+        );
+    }
+    Ok(())
+}
+
+/// Trains `model` and returns the per-epoch log. Errors (and writes nothing) on NaN/Inf.
+pub fn train<B: Backend>(
+    model: &mut Scdreamer<B>,
+    data: &DeviceData<B>,
+    prep: &PreparedData,
+    tc: &TrainConfig,
+    opts: &TrainOptions,
+) -> anyhow::Result<Vec<EpochLog>> {
+    let backend = model.params.backend().clone();
+    let mut tape = Tape::new(backend);
+    let mut rng = ChaCha8Rng::seed_from_u64(tc.seed ^ 0x5eed_0001);
+    let ae_groups = model.ae_groups();
+    let g = model.groups;
+    let mut opt_ae = Adam::new(&model.params, &ae_groups, adam(tc.lr_ae, tc.clip_norm));
+    let mut opt_d = Adam::new(&model.params, &[g.discriminator], adam(tc.lr_dis, None));
+    let mut opt_c = Adam::new(&model.params, &[g.batch_classifier], adam(tc.lr_bc, None));
+    let all_groups = [g.encoder, g.decoder, g.discriminator, g.batch_classifier];
+
+    let n = opts.train_rows.len();
+    let bs = tc.batch_size.min(n).max(2);
+    let steps = (n / bs).max(1);
+    let pb = if opts.progress {
+        let pb = ProgressBar::new((tc.epochs * steps) as u64);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] epoch {prefix} {msg} ({eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let reuse = !model.cfg.separate_adversary_forward;
+    let mut perm = opts.train_rows.clone();
+    let mut batch = vec![0u32; bs];
+    let mut logs = Vec::with_capacity(tc.epochs);
+    for epoch in 0..tc.epochs {
+        let t0 = Instant::now();
+        perm.shuffle(&mut rng);
+        let mut acc = EpochAccumulator::default();
+        pb.set_prefix(format!("{}/{}", epoch + 1, tc.epochs));
+        for s in 0..steps {
+            let rows = &perm[s * bs..(s + 1) * bs];
+            for (b, &r) in batch.iter_mut().zip(rows) {
+                *b = prep.batch[r as usize];
+            }
+            let mb = Minibatch {
+                rows,
+                batch: &batch,
+            };
+            let mut log = EpochLog::default();
+
+            // (1) autoencoder step.
+            tape.reset();
+            let ae = model.ae_graph(&mut tape, data, prep, &mb, &mut rng);
+            for &grp in &all_groups {
+                model.params.zero_grad(grp);
+            }
+            tape.backward(ae.loss, &mut model.params);
+            opt_ae.step(&mut model.params);
+            log.loss_ae = tape.scalar(ae.loss) as f64;
+            let [elbo, recon, kl, cons, bc, ce] = ae.losses;
+            log.elbo = tape.scalar(elbo) as f64;
+            log.reconstruction = tape.scalar(recon) as f64;
+            log.kl = tape.scalar(kl) as f64;
+            log.consistency = tape.scalar(cons) as f64;
+            log.bhattacharyya = tape.scalar(bc) as f64;
+            check_finite(log.loss_ae as f32, epoch + 1, "autoencoder")?;
+            check_finite(log.reconstruction as f32, epoch + 1, "reconstruction")?;
+            check_finite(log.kl as f32, epoch + 1, "KL")?;
+            let (xhat, z) = if reuse {
+                (Some(ae.xhat), Some(ae.z))
+            } else {
+                (None, None)
+            };
+
+            // (2) discriminator step.
+            if !reuse {
+                tape.reset();
+            }
+            let (d_loss, d_real, d_fake) =
+                model.disc_graph(&mut tape, data, prep, &mb, xhat, &mut rng);
+            model.params.zero_grad(g.discriminator);
+            tape.backward(d_loss, &mut model.params);
+            opt_d.step(&mut model.params);
+            log.loss_discriminator = tape.scalar(d_loss) as f64;
+            check_finite(log.loss_discriminator as f32, epoch + 1, "discriminator")?;
+            log.discriminator_accuracy = {
+                let (real, fake) = (tape.to_host(d_real), tape.to_host(d_fake));
+                let wins = real.iter().zip(&fake).filter(|(r, f)| r > f).count();
+                wins as f64 / real.len().max(1) as f64
+            };
+
+            // (3) batch classifier step.
+            if !reuse {
+                tape.reset();
+            }
+            let (c_loss, logits) = model.classifier_graph(&mut tape, data, prep, &mb, z, &mut rng);
+            model.params.zero_grad(g.batch_classifier);
+            tape.backward(c_loss, &mut model.params);
+            opt_c.step(&mut model.params);
+            log.batch_cross_entropy = tape.scalar(c_loss) as f64;
+            check_finite(
+                log.batch_cross_entropy as f32,
+                epoch + 1,
+                "batch classifier",
+            )?;
+            log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
+            let _ = ce;
+            acc.add(&log);
+            pb.inc(1);
+            if s % 10 == 0 {
+                pb.set_message(format!(
+                    "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
+                    log.reconstruction, log.kl, log.bhattacharyya, log.batch_cross_entropy
+                ));
+            }
+        }
+        logs.push(acc.mean(epoch + 1, t0.elapsed().as_secs_f64()));
+    }
+    pb.finish_and_clear();
+    Ok(logs)
+}
+
+/// Fraction of rows whose argmax equals the label.
+pub fn accuracy(logits: &[f32], labels: &[u32]) -> f64 {
+    let n = labels.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let k = logits.len() / n;
+    let correct = labels
+        .iter()
+        .enumerate()
+        .filter(|&(i, &l)| {
+            let row = &logits[i * k..(i + 1) * k];
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(j, _)| j)
+                .unwrap_or(0);
+            best == l as usize
+        })
+        .count();
+    correct as f64 / n as f64
+}

@@ -1,0 +1,744 @@
+//! Every CUDA kernel against its CPU reference (tests/cuda_reference). GPU tests skip with a
+//! printed reason where no GPU opens (fail instead when SCDREAMER_REQUIRE_GPU=1, as
+//! scripts/gpu_check.sh sets). The reference gradients themselves are checked against finite
+//! differences on any machine.
+#![cfg(feature = "cuda")]
+
+mod cuda_reference;
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaSlice;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use scdreamer::backend::cuda::CudaRuntime;
+use scdreamer::backend::cuda::ops::{adam, dense, loss, reduce, sparse};
+use scdreamer::data::Csr;
+
+use cuda_reference as cref;
+
+fn gpu(test: &str) -> Option<Arc<CudaRuntime>> {
+    match CudaRuntime::open(0) {
+        Ok(rt) => Some(rt),
+        Err(why) if std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("SCDREAMER_REQUIRE_GPU=1 but {why}")
+        }
+        Err(why) => {
+            eprintln!("skipping {test}: {why}");
+            None
+        }
+    }
+}
+
+fn up<T: cudarc::driver::DeviceRepr>(rt: &CudaRuntime, v: &[T]) -> CudaSlice<T> {
+    rt.stream.clone_htod(v).expect("upload")
+}
+
+fn down<T: cudarc::driver::DeviceRepr + Default + Clone>(
+    rt: &CudaRuntime,
+    s: &CudaSlice<T>,
+) -> Vec<T> {
+    rt.stream.clone_dtoh(s).expect("download")
+}
+
+fn zeros(rt: &CudaRuntime, n: usize) -> CudaSlice<f32> {
+    rt.stream.alloc_zeros::<f32>(n).expect("alloc")
+}
+
+/// |got - want| <= atol + rtol |want| everywhere, with the worst element in the message.
+fn assert_close(what: &str, got: &[f32], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(g.is_finite(), "{what}[{i}] = {g} is not finite (want {w})");
+        let excess = (g as f64 - w).abs() - (atol + rtol * w.abs());
+        if excess > worst.1 {
+            worst = (i, excess);
+        }
+    }
+    let i = worst.0;
+    assert!(
+        worst.1 <= 0.0,
+        "{what}[{i}]: got {} want {} (rtol {rtol}, atol {atol})",
+        got[i],
+        want[i]
+    );
+}
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(lo..hi)).collect()
+}
+
+/// Counts-like x: ~40% exact zeros, the rest continuous in (0, 6) (the authors' x is continuous).
+fn counts_like(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            if rng.gen_bool(0.4) {
+                0.0
+            } else {
+                rng.gen_range(0.001f32..6.0)
+            }
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ CPU-only: the math
+
+#[test]
+fn zinb_reference_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for _ in 0..200 {
+        let x = if rng.gen_bool(0.3) {
+            0.0
+        } else {
+            rng.gen_range(0.01..6.0)
+        };
+        let (mu, th, l) = (
+            rng.gen_range(0.05..8.0),
+            rng.gen_range(0.1..5.0),
+            rng.gen_range(-3.0..3.0),
+        );
+        for logit in [Some(l), None] {
+            let f = |mu: f64, th: f64, l: f64| {
+                cref::zinb_element(x, mu, th, logit.map(|_| l), 1e-4, 1e-4)[0]
+            };
+            let [_, dm, dt, dl] = cref::zinb_element(x, mu, th, logit, 1e-4, 1e-4);
+            let h = 1e-6;
+            let fd_m = (f(mu + h, th, l) - f(mu - h, th, l)) / (2.0 * h);
+            let fd_t = (f(mu, th + h, l) - f(mu, th - h, l)) / (2.0 * h);
+            let fd_l = (f(mu, th, l + h) - f(mu, th, l - h)) / (2.0 * h);
+            for (name, a, n) in [
+                ("dmu", dm, fd_m),
+                ("dtheta", dt, fd_t),
+                ("dlogit", dl, fd_l),
+            ] {
+                assert!(
+                    (a - n).abs() < 1e-5 * (1.0 + n.abs()),
+                    "{name} at x={x}: {a} vs fd {n}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bhattacharyya_reference_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let a: Vec<f32> = uniform(&mut rng, 17, -0.5, 2.0);
+    let b: Vec<f32> = uniform(&mut rng, 17, -0.5, 2.0);
+    let (_, da, db) = cref::bhattacharyya(&a, &b, 1e-4, 1e4, 1.0);
+    // FD in f64 around the f32 inputs.
+    let f = |a: &[f64], b: &[f64]| {
+        let sa: f64 = a.iter().sum();
+        let sb: f64 = b.iter().sum();
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| ((x / sa) * (y / sb)).abs().sqrt())
+            .sum::<f64>()
+            .ln()
+    };
+    let a64: Vec<f64> = a.iter().map(|&v| v as f64).collect();
+    let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+    for i in 0..a.len() {
+        let h = 1e-7;
+        let (mut ap, mut am) = (a64.clone(), a64.clone());
+        ap[i] += h;
+        am[i] -= h;
+        let fd = (f(&ap, &b64) - f(&am, &b64)) / (2.0 * h);
+        assert!(
+            (fd - da[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+            "da[{i}] {} vs fd {fd}",
+            da[i]
+        );
+        let (mut bp, mut bm) = (b64.clone(), b64.clone());
+        bp[i] += h;
+        bm[i] -= h;
+        let fd = (f(&a64, &bp) - f(&a64, &bm)) / (2.0 * h);
+        assert!(
+            (fd - db[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+            "db[{i}] {} vs fd {fd}",
+            db[i]
+        );
+    }
+}
+
+#[test]
+fn csr_to_csc_transposes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let csr = random_csr(&mut rng, 40, 23, 0.2);
+    let csc = sparse::csr_to_csc(&csr).unwrap();
+    assert_eq!(csc.colptr.len(), 24);
+    assert_eq!(csc.data.len(), csr.nnz());
+    let dense = dense_of(&csr);
+    for j in 0..23 {
+        let (a, b) = (csc.colptr[j] as usize, csc.colptr[j + 1] as usize);
+        let rows = &csc.row_idx[a..b];
+        assert!(
+            rows.windows(2).all(|w| w[0] < w[1]),
+            "rows sorted in column {j}"
+        );
+        for (k, &r) in rows.iter().enumerate() {
+            assert_eq!(csc.data[a + k], dense[r as usize * 23 + j]);
+        }
+        let nz = (0..40).filter(|&r| dense[r * 23 + j] != 0.0).count();
+        assert_eq!(nz, b - a, "column {j} count");
+    }
+}
+
+fn random_csr(rng: &mut ChaCha8Rng, rows: usize, cols: usize, density: f64) -> Csr {
+    let mut indptr = vec![0u64];
+    let (mut indices, mut data) = (vec![], vec![]);
+    for _ in 0..rows {
+        for j in 0..cols {
+            if rng.gen_bool(density) {
+                indices.push(j as u32);
+                data.push(rng.gen_range(1..50) as f32);
+            }
+        }
+        indptr.push(indices.len() as u64);
+    }
+    Csr {
+        n_rows: rows,
+        n_cols: cols,
+        indptr,
+        indices,
+        data,
+    }
+}
+
+fn dense_of(csr: &Csr) -> Vec<f32> {
+    let mut d = vec![0.0; csr.n_rows * csr.n_cols];
+    for r in 0..csr.n_rows {
+        let (idx, val) = csr.row(r);
+        for (&j, &v) in idx.iter().zip(val) {
+            d[r * csr.n_cols + j as usize] = v;
+        }
+    }
+    d
+}
+
+// ------------------------------------------------------------------ GPU vs CPU
+
+#[test]
+fn zinb_and_nb_match_cpu() {
+    let Some(rt) = gpu("zinb_and_nb_match_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let (rows, cols) = (70, 100); // neither a multiple of the 32 x 32 tile
+    let n = rows * cols;
+    let x = counts_like(&mut rng, n);
+    let mu = uniform(&mut rng, n, 0.01, 10.0);
+    let theta = uniform(&mut rng, cols, 0.05, 5.0);
+    let logit = uniform(&mut rng, n, -4.0, 4.0);
+    let upstream = uniform(&mut rng, rows, -1.0, 1.0);
+    let (dx, dmu_in, dth, dl, dup) = (
+        up(&rt, &x),
+        up(&rt, &mu),
+        up(&rt, &theta),
+        up(&rt, &logit),
+        up(&rt, &upstream),
+    );
+    for zinb in [true, false] {
+        let (mut ll, mut dmu, mut dlogit) = (zeros(&rt, rows), zeros(&rt, n), zeros(&rt, n));
+        let mut dtheta = up(&rt, &vec![0.5f32; cols]);
+        let inputs = loss::ZinbInputs {
+            x: &dx,
+            mu: &dmu_in,
+            theta: &dth,
+            logit: zinb.then_some(&dl),
+            upstream: &dup,
+            rows,
+            cols,
+            eps: 1e-4,
+            zero_threshold: 1e-4,
+        };
+        let outputs = loss::ZinbOutputs {
+            ll_rows: &mut ll,
+            dmu: &mut dmu,
+            dlogit: if zinb { Some(&mut dlogit) } else { None },
+            dtheta: &mut dtheta,
+            accumulate_dtheta: true,
+        };
+        loss::zinb_fwd_bwd(&rt, &inputs, outputs).unwrap();
+        let (w_ll, w_dmu, w_dth, w_dl) = cref::zinb_fwd_bwd(
+            &x,
+            &mu,
+            &theta,
+            zinb.then_some(&logit[..]),
+            &upstream,
+            rows,
+            cols,
+            1e-4,
+            1e-4,
+        );
+        let kind = if zinb { "zinb" } else { "nb" };
+        assert_close(
+            &format!("{kind} ll_rows"),
+            &down(&rt, &ll),
+            &w_ll,
+            1e-4,
+            1e-3,
+        );
+        assert_close(&format!("{kind} dmu"), &down(&rt, &dmu), &w_dmu, 1e-4, 1e-5);
+        let w_dth: Vec<f64> = w_dth.iter().map(|v| v + 0.5).collect(); // accumulated onto 0.5
+        assert_close(
+            &format!("{kind} dtheta"),
+            &down(&rt, &dtheta),
+            &w_dth,
+            1e-4,
+            1e-4,
+        );
+        if zinb {
+            assert_close("zinb dlogit", &down(&rt, &dlogit), &w_dl, 1e-4, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn bhattacharyya_matches_cpu() {
+    let Some(rt) = gpu("bhattacharyya_matches_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for n in [1usize, 128, 1000] {
+        let a = uniform(&mut rng, n, -0.3, 2.0);
+        let b = uniform(&mut rng, n, -0.3, 2.0);
+        let (mut out, mut da, mut db) = (zeros(&rt, 2), zeros(&rt, n), zeros(&rt, n));
+        loss::bhattacharyya_fwd_bwd(
+            &rt,
+            &up(&rt, &a),
+            &up(&rt, &b),
+            (1e-4, 1e4),
+            -1.0,
+            None,
+            &mut out,
+            &mut da,
+            &mut db,
+            false,
+        )
+        .unwrap();
+        let (w_out, w_da, w_db) = cref::bhattacharyya(&a, &b, 1e-4, 1e4, -1.0);
+        assert_close(
+            &format!("bc out n={n}"),
+            &down(&rt, &out),
+            &w_out,
+            1e-4,
+            1e-6,
+        );
+        assert_close(&format!("bc da n={n}"), &down(&rt, &da), &w_da, 1e-3, 1e-6);
+        assert_close(&format!("bc db n={n}"), &down(&rt, &db), &w_db, 1e-3, 1e-6);
+    }
+}
+
+#[test]
+fn softmax_ce_matches_cpu() {
+    let Some(rt) = gpu("softmax_ce_matches_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for classes in [3usize, 7, 40] {
+        let rows = 50;
+        let z = uniform(&mut rng, rows * classes, -5.0, 5.0);
+        let labels: Vec<i32> = (0..rows)
+            .map(|_| {
+                if rng.gen_bool(0.2) {
+                    -1
+                } else {
+                    rng.gen_range(0..classes as i32)
+                }
+            })
+            .collect();
+        let valid = labels.iter().filter(|&&l| l >= 0).count();
+        let scale = 1.0 / valid as f32;
+        let (mut loss_rows, mut dz) = (zeros(&rt, rows), zeros(&rt, rows * classes));
+        loss::softmax_ce_fwd_bwd(
+            &rt,
+            &up(&rt, &z),
+            &up(&rt, &labels),
+            rows,
+            classes,
+            scale,
+            &mut loss_rows,
+            &mut dz,
+            false,
+        )
+        .unwrap();
+        let (w_loss, w_dz) = cref::softmax_ce(&z, &labels, classes, scale as f64);
+        assert_close("ce loss", &down(&rt, &loss_rows), &w_loss, 1e-5, 1e-5);
+        assert_close("ce dlogits", &down(&rt, &dz), &w_dz, 1e-4, 1e-7);
+    }
+}
+
+#[test]
+fn sparse_layer_and_weight_grad_match_dense_cpu() {
+    let Some(rt) = gpu("sparse_layer_and_weight_grad_match_dense_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let (cells, genes, hidden) = (300, 257, 130);
+    let csr = random_csr(&mut rng, cells, genes, 0.1);
+    let row_scale: Vec<f32> = (0..cells).map(|_| rng.gen_range(0.01..2.0)).collect();
+    let ds = sparse::DeviceDataset::upload(&rt, &csr, Some(&row_scale)).unwrap();
+    let batch_rows: Vec<u32> = (0..150).map(|_| rng.gen_range(0..cells as u32)).collect();
+    let keep: Vec<f32> = (0..genes)
+        .map(|_| if rng.gen_bool(0.1) { 0.0 } else { 1.0 })
+        .collect();
+    let w = uniform(&mut rng, genes * hidden, -0.1, 0.1);
+    let dy = uniform(&mut rng, batch_rows.len() * hidden, -1.0, 1.0);
+    let dense = dense_of(&csr);
+    let (d_rows, d_keep, d_w, d_dy) = (
+        up(&rt, &batch_rows),
+        up(&rt, &keep),
+        up(&rt, &w),
+        up(&rt, &dy),
+    );
+    for transform in [
+        sparse::InputTransform::Identity,
+        sparse::InputTransform::Log1p,
+        sparse::InputTransform::Log1pScaled,
+        sparse::InputTransform::Log2Log1pScaled,
+    ] {
+        let value_scale = 0.5f32;
+        let t = |v: f32, cell: usize| -> f64 {
+            let v = v as f64;
+            let s = row_scale[cell] as f64;
+            let out = match transform {
+                sparse::InputTransform::Identity => v,
+                sparse::InputTransform::Log1p => v.ln_1p(),
+                sparse::InputTransform::Log1pScaled => (v * s).ln_1p(),
+                sparse::InputTransform::Log2Log1pScaled => (1.0 + (v * s).ln_1p()).log2(),
+            };
+            out * value_scale as f64
+        };
+        // Dense reference of T(X[rows]) * keep.
+        let nb = batch_rows.len();
+        let mut xt = vec![0.0f64; nb * genes];
+        for (b, &cell) in batch_rows.iter().enumerate() {
+            for g in 0..genes {
+                let v = dense[cell as usize * genes + g];
+                if v != 0.0 {
+                    xt[b * genes + g] = t(v, cell as usize) * keep[g] as f64;
+                }
+            }
+        }
+        let mut want_y = vec![0.0f64; nb * hidden];
+        let mut want_dw = vec![0.0f64; genes * hidden];
+        for b in 0..nb {
+            for g in 0..genes {
+                let v = xt[b * genes + g];
+                if v == 0.0 {
+                    continue;
+                }
+                for h in 0..hidden {
+                    want_y[b * hidden + h] += v * w[g * hidden + h] as f64;
+                    want_dw[g * hidden + h] += v * dy[b * hidden + h] as f64;
+                }
+            }
+        }
+        let batch = sparse::SpmmBatch {
+            rows: &d_rows,
+            col_keep: Some(&d_keep),
+            transform,
+            value_scale,
+        };
+        let mut y = zeros(&rt, nb * hidden);
+        sparse::csr_spmm(&rt, &ds, &batch, &d_w, hidden, &mut y, false).unwrap();
+        assert_close(
+            &format!("spmm {transform:?}"),
+            &down(&rt, &y),
+            &want_y,
+            1e-4,
+            1e-5,
+        );
+        let mut dw = zeros(&rt, genes * hidden);
+        sparse::csc_spmm_weight_grad(&rt, &ds, &batch, &d_dy, hidden, &mut dw, false).unwrap();
+        assert_close(
+            &format!("spmm dW {transform:?}"),
+            &down(&rt, &dw),
+            &want_dw,
+            1e-4,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn one_hot_gather_and_scatter_match_cpu() {
+    let Some(rt) = gpu("one_hot_gather_and_scatter_match_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let (n, cols, classes) = (90, 33, 5);
+    let idx: Vec<u32> = (0..n).map(|_| rng.gen_range(0..classes as u32)).collect();
+    let w = uniform(&mut rng, classes * cols, -1.0, 1.0);
+    let y0 = uniform(&mut rng, n * cols, -1.0, 1.0);
+    let mut y = up(&rt, &y0);
+    sparse::gather_rows_add(&rt, &up(&rt, &w), classes, &up(&rt, &idx), cols, &mut y).unwrap();
+    let want: Vec<f64> = (0..n * cols)
+        .map(|i| y0[i] as f64 + w[idx[i / cols] as usize * cols + i % cols] as f64)
+        .collect();
+    assert_close("gather_rows_add", &down(&rt, &y), &want, 1e-6, 1e-6);
+    let mut dw = zeros(&rt, classes * cols);
+    sparse::scatter_rows_grad(
+        &rt,
+        &up(&rt, &y0),
+        &up(&rt, &idx),
+        cols,
+        classes,
+        &mut dw,
+        false,
+    )
+    .unwrap();
+    let mut want = vec![0.0f64; classes * cols];
+    for i in 0..n * cols {
+        want[idx[i / cols] as usize * cols + i % cols] += y0[i] as f64;
+    }
+    assert_close("scatter_rows_grad", &down(&rt, &dw), &want, 1e-5, 1e-5);
+}
+
+#[test]
+fn epilogue_leaky_relu_dropout_matches_cpu() {
+    let Some(rt) = gpu("epilogue_leaky_relu_dropout_matches_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let (rows, cols) = (33, 77);
+    let x = uniform(&mut rng, rows * cols, -2.0, 2.0);
+    let bias = uniform(&mut rng, cols, -0.5, 0.5);
+    let dout = uniform(&mut rng, rows * cols, -1.0, 1.0);
+    for keep in [1.0f32, 0.9] {
+        let seed = 0xDEAD_BEEF_u64;
+        let mut out = zeros(&rt, rows * cols);
+        dense::bias_act_dropout(
+            &rt,
+            &up(&rt, &x),
+            Some(&up(&rt, &bias)),
+            rows,
+            cols,
+            dense::Act::LeakyRelu,
+            0.2,
+            keep,
+            seed,
+            &mut out,
+        )
+        .unwrap();
+        let mut dpre = zeros(&rt, rows * cols);
+        dense::bias_act_dropout_backward(
+            &rt,
+            &out,
+            &up(&rt, &dout),
+            rows,
+            cols,
+            dense::Act::LeakyRelu,
+            0.2,
+            keep,
+            seed,
+            &mut dpre,
+        )
+        .unwrap();
+        let (w_out, w_dpre) = cref::leaky_epilogue(&x, &bias, cols, 0.2, keep, seed, &dout);
+        assert_close(
+            &format!("epilogue out keep={keep}"),
+            &down(&rt, &out),
+            &w_out,
+            1e-6,
+            1e-6,
+        );
+        assert_close(
+            &format!("epilogue dpre keep={keep}"),
+            &down(&rt, &dpre),
+            &w_dpre,
+            1e-6,
+            1e-6,
+        );
+        // bias gradient = column sums of dpre
+        let mut dbias = zeros(&rt, cols);
+        reduce::sum_leading_axis(&rt, &dpre, rows, cols, &mut dbias, false).unwrap();
+        let want: Vec<f64> = (0..cols)
+            .map(|c| (0..rows).map(|r| w_dpre[r * cols + c]).sum())
+            .collect();
+        assert_close("bias grad", &down(&rt, &dbias), &want, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn reductions_and_softmax_match_cpu() {
+    let Some(rt) = gpu("reductions_and_softmax_match_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    let (rows, cols) = (37, 1001);
+    let x = uniform(&mut rng, rows * cols, -3.0, 3.0);
+    let dx = up(&rt, &x);
+    let mut rs = zeros(&rt, rows);
+    reduce::sum_rows(&rt, &dx, rows, cols, &mut rs, false).unwrap();
+    let want: Vec<f64> = (0..rows)
+        .map(|r| x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum())
+        .collect();
+    assert_close("sum_rows", &down(&rt, &rs), &want, 1e-5, 1e-3);
+    let total = reduce::sum_all(&rt, &dx).unwrap();
+    let want_total: f64 = x.iter().map(|&v| v as f64).sum();
+    assert_close("sum_all", &down(&rt, &total), &[want_total], 1e-5, 1e-2);
+    let mut sm = zeros(&rt, rows * cols);
+    reduce::softmax_rows(&rt, &dx, rows, cols, &mut sm).unwrap();
+    let smv = down(&rt, &sm);
+    let mut want_sm = vec![0.0f64; rows * cols];
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+        for c in 0..cols {
+            want_sm[r * cols + c] = (row[c] as f64 - m).exp() / s;
+        }
+    }
+    assert_close("softmax", &smv, &want_sm, 1e-5, 1e-8);
+    let dy = uniform(&mut rng, rows * cols, -1.0, 1.0);
+    let mut dxo = zeros(&rt, rows * cols);
+    reduce::softmax_rows_backward(&rt, &sm, &up(&rt, &dy), rows, cols, &mut dxo, false).unwrap();
+    let mut want = vec![0.0f64; rows * cols];
+    for r in 0..rows {
+        let dot: f64 = (0..cols)
+            .map(|c| smv[r * cols + c] as f64 * dy[r * cols + c] as f64)
+            .sum();
+        for c in 0..cols {
+            let i = r * cols + c;
+            want[i] = smv[i] as f64 * (dy[i] as f64 - dot);
+        }
+    }
+    assert_close("softmax backward", &down(&rt, &dxo), &want, 1e-4, 1e-7);
+}
+
+#[test]
+fn gemm_matches_cpu_in_all_transposes() {
+    let Some(rt) = gpu("gemm_matches_cpu_in_all_transposes") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (m, n, k) = (33, 65, 129);
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = uniform(&mut rng, m * k, -1.0, 1.0);
+        let b = uniform(&mut rng, k * n, -1.0, 1.0);
+        let c0 = uniform(&mut rng, m * n, -1.0, 1.0);
+        let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] } as f64;
+        let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] } as f64;
+        let mut c = up(&rt, &c0);
+        dense::gemm(
+            &rt,
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            0.5,
+            &up(&rt, &a),
+            &up(&rt, &b),
+            2.0,
+            &mut c,
+        )
+        .unwrap();
+        let want: Vec<f64> = (0..m * n)
+            .map(|i| {
+                let (r, col) = (i / n, i % n);
+                0.5 * (0..k).map(|p| at(r, p) * bt(p, col)).sum::<f64>() + 2.0 * c0[i] as f64
+            })
+            .collect();
+        assert_close(
+            &format!("gemm ta={ta} tb={tb}"),
+            &down(&rt, &c),
+            &want,
+            1e-4,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn adam_multi_tensor_matches_cpu() {
+    let Some(rt) = gpu("adam_multi_tensor_matches_cpu") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(18);
+    let sizes = [5000usize, 17, 9000];
+    let mut host: Vec<[Vec<f32>; 4]> = sizes
+        .iter()
+        .map(|&n| {
+            [
+                uniform(&mut rng, n, -1.0, 1.0),
+                vec![0.0; n],
+                vec![0.0; n],
+                vec![0.0; n],
+            ]
+        })
+        .collect();
+    let dev: Vec<[CudaSlice<f32>; 4]> = host
+        .iter()
+        .map(|t| {
+            [
+                up(&rt, &t[0]),
+                up(&rt, &t[1]),
+                up(&rt, &t[2]),
+                up(&rt, &t[3]),
+            ]
+        })
+        .collect();
+    let tensors: Vec<adam::AdamTensor> = dev
+        .iter()
+        .map(|d| adam::AdamTensor {
+            param: &d[0],
+            grad: &d[1],
+            m: &d[2],
+            v: &d[3],
+        })
+        .collect();
+    let group = adam::AdamGroup::new(&rt, &tensors).unwrap();
+    let mut dev = dev;
+    for step in 1..=3u32 {
+        let k = if step == 2 {
+            adam::AdamScalars::pytorch(1e-2, 0.9, 0.999, 1e-8, step)
+        } else {
+            adam::AdamScalars::tf1(1e-2, 0.9, 0.999, 1e-8, step)
+        };
+        for (h, d) in host.iter_mut().zip(dev.iter_mut()) {
+            let g = uniform(&mut rng, h[0].len(), -1.0, 1.0);
+            rt.stream.memcpy_htod(&g, &mut d[1]).unwrap();
+            h[1] = g;
+        }
+        group.step(&rt, k, true).unwrap();
+        for (h, d) in host.iter_mut().zip(&dev) {
+            let mut want_p = vec![0.0f64; h[0].len()];
+            for i in 0..h[0].len() {
+                let g = h[1][i] as f64;
+                let m = k.beta1 as f64 * h[2][i] as f64 + (1.0 - k.beta1 as f64) * g;
+                let v = k.beta2 as f64 * h[3][i] as f64 + (1.0 - k.beta2 as f64) * g * g;
+                want_p[i] = h[0][i] as f64
+                    - k.step_size as f64 * m / (v.sqrt() * k.v_scale as f64 + k.eps as f64);
+                h[2][i] = m as f32;
+                h[3][i] = v as f32;
+            }
+            assert_close(
+                &format!("adam step {step}"),
+                &down(&rt, &d[0]),
+                &want_p,
+                1e-5,
+                1e-6,
+            );
+            assert!(
+                down(&rt, &d[1]).iter().all(|&g| g == 0.0),
+                "zero_grad clears gradients"
+            );
+            h[0] = down(&rt, &d[0]); // continue from the GPU state to keep errors from compounding
+        }
+    }
+}
+
+#[test]
+fn every_module_loads() {
+    let Some(rt) = gpu("every_module_loads") else {
+        return;
+    };
+    rt.load_all().unwrap();
+    for line in rt.load_log() {
+        eprintln!("{line}");
+    }
+}
