@@ -24,7 +24,13 @@ fn param<B: Backend>(tape: &mut Tape<B>, params: &Params<B>, id: ParamId, frozen
 }
 
 /// `x W + b`, with the parameters optionally frozen.
-fn linear<B: Backend>(tape: &mut Tape<B>, params: &Params<B>, l: &Linear, x: Var, frozen: bool) -> Var {
+fn linear<B: Backend>(
+    tape: &mut Tape<B>,
+    params: &Params<B>,
+    l: &Linear,
+    x: Var,
+    frozen: bool,
+) -> Var {
     let w = param(tape, params, l.w, frozen);
     let b = param(tape, params, l.b, frozen);
     let h = tape.matmul(x, w);
@@ -355,11 +361,23 @@ impl Discriminator {
     ) -> Self {
         let h0 = cfg.hidden[0];
         let last = *cfg.hidden.last().expect("hidden");
-        let w_in = params.add(group, "dis2_h1_w", cfg.n_genes, h0, Init::GlorotUniform, rng);
+        let w_in = params.add(
+            group,
+            "dis2_h1_w",
+            cfg.n_genes,
+            h0,
+            Init::GlorotUniform,
+            rng,
+        );
         let b_in = params.add(group, "dis2_h1_b", 1, h0, Init::Zeros, rng);
         let hidden = Hidden::new(params, group, "dis2", &cfg.hidden, rng);
         let out = Linear::new(params, group, "dis2_out", last, 1, rng);
-        Discriminator { w_in, b_in, hidden, out }
+        Discriminator {
+            w_in,
+            b_in,
+            hidden,
+            out,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -376,7 +394,9 @@ impl Discriminator {
         let b = param(tape, params, self.b_in, frozen);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
-        let h = self.hidden.forward(tape, params, h, cfg, train, frozen, rng);
+        let h = self
+            .hidden
+            .forward(tape, params, h, cfg, train, frozen, rng);
         linear(tape, params, &self.out, h, frozen)
     }
 
@@ -462,7 +482,9 @@ impl Classifier {
     ) -> Var {
         let h = linear(tape, params, &self.first, x, frozen);
         let h = hidden_act(tape, h, cfg, train, rng);
-        let h = self.hidden.forward(tape, params, h, cfg, train, frozen, rng);
+        let h = self
+            .hidden
+            .forward(tape, params, h, cfg, train, frozen, rng);
         linear(tape, params, &self.out, h, frozen)
     }
 }

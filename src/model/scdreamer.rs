@@ -186,14 +186,18 @@ impl<B: Backend> Scdreamer<B> {
         // Discriminator D2 on real x and on x~, paired index by index. The adversaries' weights
         // get gradients here only when the AE optimiser moves them.
         let frozen = !cfg.ae_updates_adversaries;
-        let disc_real =
-            self.discriminator.forward_real(tape, p, &input, mb.rows, cfg, true, frozen, rng);
-        let disc_fake =
-            self.discriminator.forward_dense(tape, p, dec.xhat, cfg, true, frozen, rng);
+        let disc_real = self
+            .discriminator
+            .forward_real(tape, p, &input, mb.rows, cfg, true, frozen, rng);
+        let disc_fake = self
+            .discriminator
+            .forward_dense(tape, p, dec.xhat, cfg, true, frozen, rng);
         let bc = tape.bhattacharyya_loss(disc_real, disc_fake);
 
         // Adversarial batch classifier on the sampled z.
-        let batch_logits = self.batch_classifier.forward(tape, p, z, cfg, true, frozen, rng);
+        let batch_logits = self
+            .batch_classifier
+            .forward(tape, p, z, cfg, true, frozen, rng);
         let ce = tape.cross_entropy(batch_logits, mb.batch, None);
         let adv = match cfg.batch_adversary {
             BatchAdversary::MaxCrossEntropy => tape.scale(ce, -1.0),
@@ -283,7 +287,9 @@ impl<B: Backend> Scdreamer<B> {
                 tape.detach(z)
             }
         };
-        let logits = self.batch_classifier.forward(tape, p, z, cfg, true, false, rng);
+        let logits = self
+            .batch_classifier
+            .forward(tape, p, z, cfg, true, false, rng);
         (tape.cross_entropy(logits, mb.batch, None), logits)
     }
 
