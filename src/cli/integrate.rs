@@ -7,12 +7,17 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::backend::cpu::Cpu;
-use crate::cli::args::{DeviceArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, Preset};
+use crate::cli::args::{
+    DeviceArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, NormalizedArg, Preset,
+};
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, ReadOptions, Results};
 use crate::data::{AnnData, validate};
 use crate::model::config::{Likelihood, ModelConfig, TrainConfig};
 use crate::pipeline::{self, GeneSelection, Setup};
+
+/// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).
+const NORMALIZED_AUTO_MAX: usize = 200_000_000;
 
 /// Resolves `--input`, falling back to the bundled demo (and saying so).
 pub fn resolve_input(input: &Option<PathBuf>) -> anyhow::Result<(PathBuf, bool)> {
@@ -155,10 +160,36 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         allow_non_integer: a.input.allow_non_integer,
         progress: !a.quiet,
     };
-    let adata = h5ad::read_h5ad(&input, &opts)?;
+    let mut adata = h5ad::read_h5ad(&input, &opts)?;
     let (batch, batch_names) =
         validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
-    let (_, report) = validate::drop_empty(&adata)?;
+    // Fail before training on a batch name that does not exist.
+    let as_batch = match a.transform_batch.as_str() {
+        "all" => None,
+        b => Some(
+            batch_names
+                .iter()
+                .position(|n| n == b)
+                .map(|i| i as u32)
+                .with_context(|| {
+                    format!(
+                        "--transform-batch '{b}' is not a batch of '{}'; batches: {}",
+                        a.input.batch_key,
+                        batch_names.join(", ")
+                    )
+                })?,
+        ),
+    };
+    let report = validate::DropReport {
+        cells_dropped: adata.x.row_sums().iter().filter(|&&s| s == 0.0).count(),
+        genes_dropped: adata.x.col_sums().iter().filter(|&&s| s == 0.0).count(),
+    };
+    if report.cells_dropped == adata.n_obs() || report.genes_dropped == adata.n_vars() {
+        anyhow::bail!(
+            "{} has no non-zero counts: nothing to integrate",
+            input.display()
+        );
+    }
     if report.cells_dropped + report.genes_dropped > 0 {
         eprintln!(
             "{report} (they stay in the output; empty cells are embedded but not trained on)"
@@ -176,10 +207,12 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         &model_cfg,
         None,
     )?;
+    // The full-gene matrix is no longer needed: free it before training (atlas-scale memory).
+    adata.x = crate::data::Csr::default();
     eprintln!(
         "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device cpu",
         crate::VERSION,
-        adata.n_obs(),
+        adata.obs.len(),
         setup.genes.len(),
         setup.prep.batch_names.len(),
         a.input.batch_key,
@@ -192,39 +225,34 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     let preset = format!("{:?}", a.preset).to_lowercase();
     let trained = pipeline::fit(&backend, &setup, model_cfg, train_cfg, &preset, !a.quiet)?;
     let latent = trained.latent(&setup.prep, a.seed);
-    let as_batch = match a.transform_batch.as_str() {
-        "all" => None,
-        b => Some(
-            setup
-                .prep
-                .batch_names
-                .iter()
-                .position(|n| n == b)
-                .map(|i| i as u32)
-                .with_context(|| {
-                    format!(
-                        "--transform-batch '{b}' is not a batch of '{}'; batches: {}",
-                        a.input.batch_key,
-                        setup.prep.batch_names.join(", ")
-                    )
-                })?,
-        ),
+    let n = adata.obs.len();
+    let write_normalized = match a.normalized {
+        NormalizedArg::Yes => true,
+        NormalizedArg::No => false,
+        NormalizedArg::Auto => n * setup.genes.len() <= NORMALIZED_AUTO_MAX,
     };
-    let normalized = trained.normalized(&setup.prep, as_batch);
+    if !write_normalized && a.normalized == NormalizedArg::Auto {
+        eprintln!(
+            "not writing layers['scdreamer_normalized']: {n} cells x {} genes would take {:.1} GB dense (use --normalized yes)",
+            setup.genes.len(),
+            (n * setup.genes.len() * 4) as f64 / 1e9
+        );
+    }
+    let normalized = write_normalized.then(|| trained.normalized(&setup.prep, as_batch));
     if latent.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("the embedding has non-finite values; nothing was written");
     }
 
-    // Output: all input cells, the genes used, raw counts in X.
-    let all_rows: Vec<usize> = (0..adata.n_obs()).collect();
+    // Output: all input cells, the genes used, raw counts in X (the training counts themselves:
+    // no second copy).
+    let mut setup = setup;
     let out_data = AnnData {
-        x: adata.x.select(&all_rows, &setup.genes),
+        x: std::mem::take(&mut setup.prep.counts),
         obs: adata.obs.clone(),
         var: adata.var.select(&setup.genes),
         x_encoding: adata.x_encoding.clone(),
         x_dtype: adata.x_dtype.clone(),
     };
-    let n = adata.n_obs();
     let latent_dim = trained.model.cfg.latent;
     let log_path = output.with_extension("log.csv");
     let uns = json!({
@@ -247,10 +275,13 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     });
     let results = Results {
         obsm: vec![("X_scdreamer".into(), Dense::new(n, latent_dim, latent)?)],
-        layers: vec![(
-            "scdreamer_normalized".into(),
-            Dense::new(n, setup.genes.len(), normalized)?,
-        )],
+        layers: match normalized {
+            Some(v) => vec![(
+                "scdreamer_normalized".into(),
+                Dense::new(n, setup.genes.len(), v)?,
+            )],
+            None => Vec::new(),
+        },
         obs: Vec::new(),
         uns: vec![("scdreamer".into(), uns)],
     };
@@ -262,8 +293,13 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     }
     let last = trained.log.last();
     eprintln!(
-        "wrote {} (obsm['X_scdreamer'], layers['scdreamer_normalized']) and the training log {} in {:.1} s{}",
+        "wrote {} (obsm['X_scdreamer']{}) and the training log {} in {:.1} s{}",
         output.display(),
+        if write_normalized {
+            ", layers['scdreamer_normalized']"
+        } else {
+            ""
+        },
         log_path.display(),
         t_start.elapsed().as_secs_f64(),
         last.map(|l| format!(
