@@ -5,70 +5,22 @@
 //! `scripts/export_kang_hvg_csr.py` (default /tmp/kang_hvg2000.csr, or $KANG_HVG_CSR);
 //! without it, a random matrix with the same shape and density (15.65%) is used.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/common/step.rs"]
 mod common_step;
 
-use common_step::{Model, random_csr};
+use common::{kang, rand_vec, zinb_inputs, zinb_unfused};
+
+use common_step::Model;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::backend::{Backend, GemmSpec, InputTransform};
-use scdreamer::data::Csr;
-use scdreamer::tape::{CsrData, Init, Params, Tape, Var};
+use scdreamer::tape::{CsrData, Init, Params, Tape};
 use std::hint::black_box;
 use std::time::Duration;
-
-fn read_csr(path: &str) -> Option<Csr> {
-    let b = std::fs::read(path).ok()?;
-    let u64s = |off: usize, n: usize| -> Vec<u64> {
-        (0..n)
-            .map(|i| u64::from_le_bytes(b[off + 8 * i..off + 8 * i + 8].try_into().unwrap()))
-            .collect()
-    };
-    let h = u64s(0, 3);
-    let (r, c, nnz) = (h[0] as usize, h[1] as usize, h[2] as usize);
-    let indptr = u64s(24, r + 1);
-    let o = 24 + 8 * (r + 1);
-    let indices = (0..nnz)
-        .map(|i| u32::from_le_bytes(b[o + 4 * i..o + 4 * i + 4].try_into().unwrap()))
-        .collect();
-    let o = o + 4 * nnz;
-    let data = (0..nnz)
-        .map(|i| f32::from_le_bytes(b[o + 4 * i..o + 4 * i + 4].try_into().unwrap()))
-        .collect();
-    Some(Csr {
-        n_rows: r,
-        n_cols: c,
-        indptr,
-        indices,
-        data,
-    })
-}
-
-fn kang() -> Csr {
-    let path = std::env::var("KANG_HVG_CSR").unwrap_or_else(|_| "/tmp/kang_hvg2000.csr".into());
-    match read_csr(&path) {
-        Some(m) => {
-            eprintln!(
-                "CSR bench: {path}: {}x{}, density {:.4}",
-                m.n_rows,
-                m.n_cols,
-                m.nnz() as f64 / (m.n_rows * m.n_cols) as f64
-            );
-            m
-        }
-        None => {
-            eprintln!("CSR bench: {path} absent; random 8684x2000 at density 0.1565");
-            random_csr(8684, 2000, 0.1565, 7)
-        }
-    }
-}
-
-fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| r.gen_range(-1.0..1.0)).collect()
-}
 
 fn matmul(c: &mut Criterion) {
     let cpu = Cpu::new();
@@ -216,69 +168,11 @@ fn csr_vs_dense(c: &mut Criterion) {
     g.finish();
 }
 
-/// ZINB log-likelihood written with ordinary tape ops (the unfused baseline).
-fn zinb_unfused(
-    t: &mut Tape<Cpu>,
-    x: Var,
-    zero: Var,
-    nz: Var,
-    lgx1: Var,
-    zeros: Var,
-    mu: Var,
-    theta: Var,
-    logit: Var,
-) -> Var {
-    let eps = 1e-4;
-    let th = t.add_bias(zeros, theta);
-    let nl = t.scale(logit, -1.0);
-    let sp_neg = t.softplus(nl);
-    let the = t.add_scalar(th, eps);
-    let lte = t.log(the);
-    let thmu = t.add(th, mu);
-    let thmu = t.add_scalar(thmu, eps);
-    let ltme = t.log(thmu);
-    let d = t.sub(lte, ltme);
-    let td = t.mul(th, d);
-    let ptl = t.add(nl, td);
-    let spp = t.softplus(ptl);
-    let case_zero = t.sub(spp, sp_neg);
-    let mue = t.add_scalar(mu, eps);
-    let lmu = t.log(mue);
-    let dd = t.sub(lmu, ltme);
-    let xd = t.mul(x, dd);
-    let xth = t.add(x, th);
-    let lg1 = t.lgamma(xth);
-    let lg2 = t.lgamma(th);
-    let a = t.sub(ptl, sp_neg);
-    let a = t.add(a, xd);
-    let a = t.add(a, lg1);
-    let a = t.sub(a, lg2);
-    let case_nz = t.sub(a, lgx1);
-    let z = t.mul(zero, case_zero);
-    let n = t.mul(nz, case_nz);
-    let r = t.add(z, n);
-    t.sum_rows(r)
-}
-
 fn zinb(c: &mut Criterion) {
     let cpu = Cpu::new();
     let (n, gn) = (128usize, 2000usize);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let xs: Vec<f32> = (0..n * gn)
-        .map(|_| {
-            if rng.gen_bool(0.8) {
-                0.0
-            } else {
-                rng.gen_range(0.01f32..1.0)
-            }
-        })
-        .collect();
-    let zero: Vec<f32> = xs.iter().map(|&v| (v < 1e-4) as u8 as f32).collect();
-    let nz: Vec<f32> = zero.iter().map(|v| 1.0 - v).collect();
-    let lgx1: Vec<f32> = xs
-        .iter()
-        .map(|&v| scdreamer::ops::losses::special::lgamma(v as f64 + 1.0) as f32)
-        .collect();
+    let (xs, zero, nz, lgx1) = zinb_inputs(n, gn);
     let mut params = Params::new(cpu.clone());
     let grp = params.group("g");
     let mu = params.add(grp, "mu", n, gn, Init::Uniform(0.05, 3.0), &mut rng);

@@ -298,6 +298,25 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dtheta: &mut Self::Buf,
         dlogit: &mut Self::Buf,
     );
+    /// One fused pass: `ll` and the gradients of sum_r ll[r] * g[r] (all overwritten).
+    /// Used in training forwards with g = 1, so that the backward can reuse the gradients
+    /// when the real upstream gradient is uniform over rows (a mean over cells).
+    #[allow(clippy::too_many_arguments)]
+    fn zinb_fwd_bwd(
+        &self,
+        x: &Self::Buf,
+        mu: &Self::Buf,
+        theta: &Self::Buf,
+        logit: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+        g: &Self::Buf,
+        ll: &mut Self::Buf,
+        dmu: &mut Self::Buf,
+        dtheta: &mut Self::Buf,
+        dlogit: &mut Self::Buf,
+    );
     /// Per-row NB log-likelihood.
     #[allow(clippy::too_many_arguments)]
     fn nb_fwd(
@@ -323,6 +342,23 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dmu: &mut Self::Buf,
         dtheta: &mut Self::Buf,
     );
+    /// NB counterpart of `zinb_fwd_bwd`.
+    #[allow(clippy::too_many_arguments)]
+    fn nb_fwd_bwd(
+        &self,
+        x: &Self::Buf,
+        mu: &Self::Buf,
+        theta: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+        g: &Self::Buf,
+        ll: &mut Self::Buf,
+        dmu: &mut Self::Buf,
+        dtheta: &mut Self::Buf,
+    );
+    /// Some(v) when every entry of `g` equals v (a small host round trip on a device).
+    fn uniform_value(&self, g: &Self::Buf) -> Option<f32>;
     /// loss[0] = ln(clip(BC(a, b), 1e-4, 1e4)), a and b [n,1].
     fn bhattacharyya_fwd(&self, a: &Self::Buf, b: &Self::Buf, loss: &mut Self::Buf);
     fn bhattacharyya_bwd(

@@ -103,6 +103,13 @@ pub enum Likelihood {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormalizedArg {
+    Auto,
+    Yes,
+    No,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceArg {
     /// A GPU when one is usable, else the CPU (says why).
     Auto,
@@ -148,6 +155,18 @@ pub struct IntegrateArgs {
     /// Latent dimension.
     #[arg(long)]
     pub latent: Option<usize>,
+    /// Hidden layer widths, comma-separated (e.g. 512 or 512,256).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Advanced: weight of the adversarial batch-classifier term in the autoencoder loss.
+    #[arg(long)]
+    pub batch_adv_weight: Option<f32>,
+    /// Advanced: weight of the Bhattacharyya (discriminator) term in the autoencoder loss.
+    #[arg(long)]
+    pub disc_weight: Option<f32>,
+    /// Advanced: weight of the KL terms.
+    #[arg(long)]
+    pub kl_weight: Option<f32>,
     /// Training epochs (default: chosen from the number of cells).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -163,6 +182,9 @@ pub struct IntegrateArgs {
     /// Batch whose decoder gives `layers["scdreamer_normalized"]`, or `all` to average over batches.
     #[arg(long, default_value = "all")]
     pub transform_batch: String,
+    /// Write the dense batch-corrected expression layer: auto = only up to 2e8 values (800 MB).
+    #[arg(long, value_enum, default_value_t = NormalizedArg::Auto)]
+    pub normalized: NormalizedArg,
     /// Random seed: same seed, backend and thread count give the same result.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -7,12 +7,17 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::backend::cpu::Cpu;
-use crate::cli::args::{DeviceArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, Preset};
+use crate::cli::args::{
+    DeviceArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, NormalizedArg, Preset,
+};
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, ReadOptions, Results};
 use crate::data::{AnnData, validate};
 use crate::model::config::{Likelihood, ModelConfig, TrainConfig};
 use crate::pipeline::{self, GeneSelection, Setup};
+
+/// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).
+const NORMALIZED_AUTO_MAX: usize = 200_000_000;
 
 /// Resolves `--input`, falling back to the bundled demo (and saying so).
 pub fn resolve_input(input: &Option<PathBuf>) -> anyhow::Result<(PathBuf, bool)> {
@@ -60,7 +65,7 @@ pub fn configs(
     n_genes: usize,
     n_batches: usize,
     n_cells: usize,
-) -> (ModelConfig, TrainConfig) {
+) -> anyhow::Result<(ModelConfig, TrainConfig)> {
     let (mut m, mut t) = match a.preset {
         Preset::Default => (
             ModelConfig::default_preset(n_genes, n_batches, 0),
@@ -73,6 +78,21 @@ pub fn configs(
     };
     if let Some(l) = a.latent {
         m.latent = l;
+    }
+    if let Some(h) = &a.hidden {
+        if h.is_empty() || h.contains(&0) {
+            anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
+        }
+        m.hidden = h.clone();
+    }
+    if let Some(w) = a.batch_adv_weight {
+        m.batch_adv_weight = w;
+    }
+    if let Some(w) = a.disc_weight {
+        m.disc_weight = w;
+    }
+    if let Some(w) = a.kl_weight {
+        m.kl_weight = w;
     }
     m.likelihood = match a.likelihood {
         LikelihoodArg::Zinb => Likelihood::Zinb,
@@ -91,7 +111,18 @@ pub fn configs(
         t.lr_dis *= r;
         t.lr_bc *= r;
     }
-    (m, t)
+    if m.latent == 0 || t.epochs == 0 || t.batch_size < 2 {
+        anyhow::bail!(
+            "--latent and --epochs must be at least 1 and --batch-size at least 2 (got {}, {}, {})",
+            m.latent,
+            t.epochs,
+            t.batch_size
+        );
+    }
+    if !(t.lr_ae > 0.0 && t.lr_ae.is_finite()) {
+        anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
+    }
+    Ok((m, t))
 }
 
 pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
@@ -129,7 +160,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         allow_non_integer: a.input.allow_non_integer,
         progress: !a.quiet,
     };
-    let adata = h5ad::read_h5ad(&input, &opts)?;
+    let mut adata = h5ad::read_h5ad(&input, &opts)?;
     let (batch, batch_names) =
         validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
     // scDREAMER-Sup when a labels column is given.
@@ -144,7 +175,33 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (_, report) = validate::drop_empty(&adata)?;
+    // Fail before training on a batch name that does not exist.
+    let as_batch = match a.transform_batch.as_str() {
+        "all" => None,
+        b => Some(
+            batch_names
+                .iter()
+                .position(|n| n == b)
+                .map(|i| i as u32)
+                .with_context(|| {
+                    format!(
+                        "--transform-batch '{b}' is not a batch of '{}'; batches: {}",
+                        a.input.batch_key,
+                        batch_names.join(", ")
+                    )
+                })?,
+        ),
+    };
+    let report = validate::DropReport {
+        cells_dropped: adata.x.row_sums().iter().filter(|&&s| s == 0.0).count(),
+        genes_dropped: adata.x.col_sums().iter().filter(|&&s| s == 0.0).count(),
+    };
+    if report.cells_dropped == adata.n_obs() || report.genes_dropped == adata.n_vars() {
+        anyhow::bail!(
+            "{} has no non-zero counts: nothing to integrate",
+            input.display()
+        );
+    }
     if report.cells_dropped + report.genes_dropped > 0 {
         eprintln!(
             "{report} (they stay in the output; empty cells are embedded but not trained on)"
@@ -152,7 +209,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     }
     let how = gene_selection(a, &adata)?;
     let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
-    let (mut model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs());
+    let (mut model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs())?;
     if let Some((_, l)) = &labels {
         model_cfg.n_labels = l.categories.len();
     }
@@ -174,10 +231,12 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         );
         setup = setup.with_labels(&key, l);
     }
+    // The full-gene matrix is no longer needed: free it before training (atlas-scale memory).
+    adata.x = crate::data::Csr::default();
     eprintln!(
         "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device cpu",
         crate::VERSION,
-        adata.n_obs(),
+        adata.obs.len(),
         setup.genes.len(),
         setup.prep.batch_names.len(),
         a.input.batch_key,
@@ -190,41 +249,35 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     let preset = format!("{:?}", a.preset).to_lowercase();
     let trained = pipeline::fit(&backend, &setup, model_cfg, train_cfg, &preset, !a.quiet)?;
     let latent = trained.latent(&setup.prep, a.seed);
-    let as_batch = match a.transform_batch.as_str() {
-        "all" => None,
-        b => Some(
-            setup
-                .prep
-                .batch_names
-                .iter()
-                .position(|n| n == b)
-                .map(|i| i as u32)
-                .with_context(|| {
-                    format!(
-                        "--transform-batch '{b}' is not a batch of '{}'; batches: {}",
-                        a.input.batch_key,
-                        setup.prep.batch_names.join(", ")
-                    )
-                })?,
-        ),
+    let n = adata.obs.len();
+    let write_normalized = match a.normalized {
+        NormalizedArg::Yes => true,
+        NormalizedArg::No => false,
+        NormalizedArg::Auto => n * setup.genes.len() <= NORMALIZED_AUTO_MAX,
     };
-    let normalized = trained.normalized(&setup.prep, as_batch);
+    if !write_normalized && a.normalized == NormalizedArg::Auto {
+        eprintln!(
+            "not writing layers['scdreamer_normalized']: {n} cells x {} genes would take {:.1} GB dense (use --normalized yes)",
+            setup.genes.len(),
+            (n * setup.genes.len() * 4) as f64 / 1e9
+        );
+    }
+    let normalized = write_normalized.then(|| trained.normalized(&setup.prep, as_batch));
     let label_categories = setup.prep.labels.as_ref().map(|l| l.categories.clone());
     let predicted = trained.predict_labels(&setup.prep);
     if latent.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("the embedding has non-finite values; nothing was written");
     }
 
-    // Output: all input cells, the genes used, raw counts in X.
-    let all_rows: Vec<usize> = (0..adata.n_obs()).collect();
+    // Output: all input cells, the genes used, raw counts in X (the training counts themselves:
+    // no second copy).
     let out_data = AnnData {
-        x: adata.x.select(&all_rows, &setup.genes),
+        x: std::mem::take(&mut setup.prep.counts),
         obs: adata.obs.clone(),
         var: adata.var.select(&setup.genes),
         x_encoding: adata.x_encoding.clone(),
         x_dtype: adata.x_dtype.clone(),
     };
-    let n = adata.n_obs();
     let latent_dim = trained.model.cfg.latent;
     let log_path = output.with_extension("log.csv");
     let uns = json!({
@@ -250,10 +303,13 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     });
     let results = Results {
         obsm: vec![("X_scdreamer".into(), Dense::new(n, latent_dim, latent)?)],
-        layers: vec![(
-            "scdreamer_normalized".into(),
-            Dense::new(n, setup.genes.len(), normalized)?,
-        )],
+        layers: match normalized {
+            Some(v) => vec![(
+                "scdreamer_normalized".into(),
+                Dense::new(n, setup.genes.len(), v)?,
+            )],
+            None => Vec::new(),
+        },
         obs: match (&predicted, &label_categories) {
             (Some(p), Some(c)) => p.obs_columns(c),
             _ => Vec::new(),
@@ -279,8 +335,13 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     }
     let last = trained.log.last();
     eprintln!(
-        "wrote {} (obsm['X_scdreamer'], layers['scdreamer_normalized']) and the training log {} in {:.1} s{}",
+        "wrote {} (obsm['X_scdreamer']{}) and the training log {} in {:.1} s{}",
         output.display(),
+        if write_normalized {
+            ", layers['scdreamer_normalized']"
+        } else {
+            ""
+        },
         log_path.display(),
         t_start.elapsed().as_secs_f64(),
         last.map(|l| format!(

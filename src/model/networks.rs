@@ -16,6 +16,27 @@ fn glorot(fan_in: usize, fan_out: usize) -> Init {
     Init::Uniform(-l, l)
 }
 
+/// A parameter on the tape; `frozen` detaches it so that no gradient is computed for it (the
+/// adversaries inside the autoencoder's loss, which the AE optimiser does not move).
+fn param<B: Backend>(tape: &mut Tape<B>, params: &Params<B>, id: ParamId, frozen: bool) -> Var {
+    let v = tape.param(params, id);
+    if frozen { tape.detach(v) } else { v }
+}
+
+/// `x W + b`, with the parameters optionally frozen.
+fn linear<B: Backend>(
+    tape: &mut Tape<B>,
+    params: &Params<B>,
+    l: &Linear,
+    x: Var,
+    frozen: bool,
+) -> Var {
+    let w = param(tape, params, l.w, frozen);
+    let b = param(tape, params, l.b, frozen);
+    let h = tape.matmul(x, w);
+    tape.add_bias(h, b)
+}
+
 /// Dense -> LeakyReLU -> dropout (training only).
 pub fn hidden_act<B: Backend>(
     tape: &mut Tape<B>,
@@ -97,6 +118,7 @@ impl Hidden {
         Hidden { layers }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn forward<B: Backend>(
         &self,
         tape: &mut Tape<B>,
@@ -104,10 +126,11 @@ impl Hidden {
         mut h: Var,
         cfg: &ModelConfig,
         train: bool,
+        frozen: bool,
         rng: &mut ChaCha8Rng,
     ) -> Var {
         for l in &self.layers {
-            h = l.forward(tape, params, h);
+            h = linear(tape, params, l, h, frozen);
             h = hidden_act(tape, h, cfg, train, rng);
         }
         h
@@ -200,7 +223,7 @@ impl Encoder {
         let b = tape.param(params, self.b_in);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
-        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
+        let h = self.hidden.forward(tape, params, h, cfg, train, false, rng);
         let z_mean = self.z_mean.forward(tape, params, h);
         let zv = self.z_var.forward(tape, params, h);
         let z_var = variance(tape, zv, cfg.variance_head);
@@ -303,7 +326,7 @@ impl Decoder {
         let b = tape.param(params, self.b);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
-        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
+        let h = self.hidden.forward(tape, params, h, cfg, train, false, rng);
         let s = self.scale.forward(tape, params, h);
         let rho = tape.softmax_rows(s);
         let dropout_logit = self.dropout.as_ref().map(|l| l.forward(tape, params, h));
@@ -357,6 +380,7 @@ impl Discriminator {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn tail<B: Backend>(
         &self,
         tape: &mut Tape<B>,
@@ -364,16 +388,19 @@ impl Discriminator {
         h: Var,
         cfg: &ModelConfig,
         train: bool,
+        frozen: bool,
         rng: &mut ChaCha8Rng,
     ) -> Var {
-        let b = tape.param(params, self.b_in);
+        let b = param(tape, params, self.b_in, frozen);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
-        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
-        self.out.forward(tape, params, h)
+        let h = self
+            .hidden
+            .forward(tape, params, h, cfg, train, frozen, rng);
+        linear(tape, params, &self.out, h, frozen)
     }
 
-    /// D2 on real cells, read sparsely.
+    /// D2 on real cells, read sparsely. `frozen`: no gradients for D's own weights.
     #[allow(clippy::too_many_arguments)]
     pub fn forward_real<B: Backend>(
         &self,
@@ -383,14 +410,16 @@ impl Discriminator {
         rows: &[u32],
         cfg: &ModelConfig,
         train: bool,
+        frozen: bool,
         rng: &mut ChaCha8Rng,
     ) -> Var {
-        let w = tape.param(params, self.w_in);
+        let w = param(tape, params, self.w_in, frozen);
         let h = sparse_first_layer(tape, input, rows, w);
-        self.tail(tape, params, h, cfg, train, rng)
+        self.tail(tape, params, h, cfg, train, frozen, rng)
     }
 
     /// D2 on reconstructions (dense).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_dense<B: Backend>(
         &self,
         tape: &mut Tape<B>,
@@ -398,11 +427,12 @@ impl Discriminator {
         x: Var,
         cfg: &ModelConfig,
         train: bool,
+        frozen: bool,
         rng: &mut ChaCha8Rng,
     ) -> Var {
-        let w = tape.param(params, self.w_in);
+        let w = param(tape, params, self.w_in, frozen);
         let h = tape.matmul(x, w);
-        self.tail(tape, params, h, cfg, train, rng)
+        self.tail(tape, params, h, cfg, train, frozen, rng)
     }
 }
 
@@ -438,6 +468,8 @@ impl Classifier {
         Classifier { first, hidden, out }
     }
 
+    /// `frozen`: no gradients for the classifier's own weights.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward<B: Backend>(
         &self,
         tape: &mut Tape<B>,
@@ -445,11 +477,14 @@ impl Classifier {
         x: Var,
         cfg: &ModelConfig,
         train: bool,
+        frozen: bool,
         rng: &mut ChaCha8Rng,
     ) -> Var {
-        let h = self.first.forward(tape, params, x);
+        let h = linear(tape, params, &self.first, x, frozen);
         let h = hidden_act(tape, h, cfg, train, rng);
-        let h = self.hidden.forward(tape, params, h, cfg, train, rng);
-        self.out.forward(tape, params, h)
+        let h = self
+            .hidden
+            .forward(tape, params, h, cfg, train, frozen, rng);
+        linear(tape, params, &self.out, h, frozen)
     }
 }

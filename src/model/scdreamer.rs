@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::model::config::{Embed, Likelihood, Mask, ModelConfig, Target};
+use crate::model::config::{BatchAdversary, Embed, Likelihood, Mask, ModelConfig, Target};
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::networks::{Classifier, Decoder, Discriminator, Encoder, SparseInput};
 use crate::model::sup::{SupGraph, SupNets};
@@ -145,8 +145,8 @@ impl<B: Backend> Scdreamer<B> {
         }
     }
 
-    /// Builds the autoencoder loss `L_AE = -ELBO - w_c L_C - w_d ln(clip(BC))` (spec section 3,
-    /// with the weights of the config) and returns the vars the adversaries reuse.
+    /// Builds the autoencoder loss `L_AE = -ELBO + w_c A - w_d ln(clip(BC))` (spec section 3, with
+    /// the weights of the config), where A = -L_C (authors) or the cross-entropy to uniform and returns the vars the adversaries reuse.
     pub fn ae_graph(
         &self,
         tape: &mut Tape<B>,
@@ -224,21 +224,35 @@ impl<B: Backend> Scdreamer<B> {
             tape.input(1, 1, &[0.0])
         };
 
-        // Discriminator D2 on real x and on x~, paired index by index.
+        // Discriminator D2 on real x and on x~, paired index by index. The adversaries' weights
+        // get gradients here only when the AE optimiser moves them.
+        let frozen = !cfg.ae_updates_adversaries;
         let disc_real = self
             .discriminator
-            .forward_real(tape, p, &input, mb.rows, cfg, true, rng);
+            .forward_real(tape, p, &input, mb.rows, cfg, true, frozen, rng);
         let disc_fake = self
             .discriminator
-            .forward_dense(tape, p, dec.xhat, cfg, true, rng);
+            .forward_dense(tape, p, dec.xhat, cfg, true, frozen, rng);
         let bc = tape.bhattacharyya_loss(disc_real, disc_fake);
 
         // Adversarial batch classifier on the sampled z.
-        let batch_logits = self.batch_classifier.forward(tape, p, z, cfg, true, rng);
+        let batch_logits = self
+            .batch_classifier
+            .forward(tape, p, z, cfg, true, frozen, rng);
         let ce = tape.cross_entropy(batch_logits, mb.batch, None);
+        let adv = match cfg.batch_adversary {
+            BatchAdversary::MaxCrossEntropy => tape.scale(ce, -1.0),
+            BatchAdversary::Uniform => {
+                let p = tape.softmax_rows(batch_logits);
+                let p = tape.clamp(p, 1e-8, 1.0);
+                let lp = tape.log(p);
+                let m = tape.mean(lp);
+                tape.scale(m, -1.0)
+            }
+        };
 
         let neg_elbo = tape.scale(elbo, -1.0);
-        let ce_term = tape.scale(ce, -cfg.batch_adv_weight);
+        let ce_term = tape.scale(adv, cfg.batch_adv_weight);
         let bc_term = tape.scale(bc, -cfg.disc_weight);
         let l = tape.add(neg_elbo, ce_term);
         let mut loss = tape.add(l, bc_term);
@@ -288,10 +302,10 @@ impl<B: Backend> Scdreamer<B> {
         };
         let real = self
             .discriminator
-            .forward_real(tape, p, &input, mb.rows, cfg, true, rng);
+            .forward_real(tape, p, &input, mb.rows, cfg, true, false, rng);
         let fake = self
             .discriminator
-            .forward_dense(tape, p, xhat, cfg, true, rng);
+            .forward_dense(tape, p, xhat, cfg, true, false, rng);
         (tape.bhattacharyya_loss(real, fake), real, fake)
     }
 
@@ -319,7 +333,9 @@ impl<B: Backend> Scdreamer<B> {
                 tape.detach(z)
             }
         };
-        let logits = self.batch_classifier.forward(tape, p, z, cfg, true, rng);
+        let logits = self
+            .batch_classifier
+            .forward(tape, p, z, cfg, true, false, rng);
         (tape.cross_entropy(logits, mb.batch, None), logits)
     }
 

@@ -150,11 +150,16 @@ pub(crate) mod tests {
             (5, 1, 3, 1),
             (40, 23, 1, 9),
             (12, 31, 9, 12),
+            // Register tiles (64 columns) plus a remainder; > 256 stored values per row.
+            (20, 700, 70, 5),
+            // > 256 batch entries per gene in the weight gradient, two full tiles.
+            (50, 9, 128, 300),
         ]
         .iter()
         .enumerate()
         {
-            let x = random_csr(n_cells, genes, 0.3, seed as u64);
+            let density = if genes > 500 { 0.5 } else { 0.3 };
+            let x = random_csr(n_cells, genes, density, seed as u64);
             let scale: Vec<f32> = (0..n_cells).map(|i| 0.5 + i as f32 * 0.1).collect();
             let data = CsrData::upload(&cpu, &x, Some(&scale)).unwrap();
             // Repeated rows test that the weight gradient sums every occurrence.

@@ -25,7 +25,7 @@ impl<B: Backend> Tape<B> {
         cx.b.binary(Binary::Mul, &cx.val(x), &mask, &mut out);
         let ng = self.needs_grad(x);
         let v = self.push(r, c, out, Op::Dropout { x }, ng);
-        self.node_mut(v).aux = Some(mask);
+        self.node_mut(v).aux[0] = Some(mask);
         v
     }
 

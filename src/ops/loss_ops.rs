@@ -3,6 +3,7 @@
 //! the upstream gradient, so per-gene reductions (dtheta) are weighted per row exactly.
 
 use crate::backend::Backend;
+use crate::tape::backward::GradOut;
 use crate::tape::{Op, Params, Tape, Var};
 
 /// eps inside the ZINB logs and its zero test (scDREAMER, spec section 3).
@@ -30,20 +31,46 @@ impl<B: Backend> Tape<B> {
             (1, g),
             "zinb_loglik: theta must be 1x{g}"
         );
-        let mut out = self.alloc(n);
-        let cx = self.ctx();
-        cx.b.zinb_fwd(
-            &cx.val(x),
-            &cx.val(mu),
-            &cx.val(theta),
-            &cx.val(logit),
-            n,
-            g,
-            eps,
-            &mut out,
-        );
         let ng = self.needs_grad(mu) || self.needs_grad(theta) || self.needs_grad(logit);
-        self.push(
+        let mut out = self.alloc(n);
+        let stash = if ng {
+            // One fused pass with a unit upstream; the backward reuses these gradients when
+            // its upstream is uniform (the usual mean over cells).
+            let mut ones = self.alloc(n);
+            self.backend.fill(&mut ones, 1.0);
+            let (mut dm, mut dt, mut dl) = (self.alloc(n * g), self.alloc(g), self.alloc(n * g));
+            let cx = self.ctx();
+            cx.b.zinb_fwd_bwd(
+                &cx.val(x),
+                &cx.val(mu),
+                &cx.val(theta),
+                &cx.val(logit),
+                n,
+                g,
+                eps,
+                &ones,
+                &mut out,
+                &mut dm,
+                &mut dt,
+                &mut dl,
+            );
+            self.pool.give(&self.backend, ones);
+            [Some(dm), Some(dt), Some(dl)]
+        } else {
+            let cx = self.ctx();
+            cx.b.zinb_fwd(
+                &cx.val(x),
+                &cx.val(mu),
+                &cx.val(theta),
+                &cx.val(logit),
+                n,
+                g,
+                eps,
+                &mut out,
+            );
+            [None, None, None]
+        };
+        let v = self.push(
             n,
             1,
             out,
@@ -55,7 +82,9 @@ impl<B: Backend> Tape<B> {
                 eps,
             },
             ng,
-        )
+        );
+        self.node_mut(v).aux = stash;
+        v
     }
 
     /// Per-cell NB log-likelihood [n,1] (x, mu [n,G], theta [1,G]).
@@ -67,11 +96,35 @@ impl<B: Backend> Tape<B> {
         let (n, g) = self.shape(x);
         assert_eq!(self.shape(mu), (n, g), "nb_loglik: mu must be {n}x{g}");
         assert_eq!(self.shape(theta), (1, g), "nb_loglik: theta must be 1x{g}");
-        let mut out = self.alloc(n);
-        let cx = self.ctx();
-        cx.b.nb_fwd(&cx.val(x), &cx.val(mu), &cx.val(theta), n, g, eps, &mut out);
         let ng = self.needs_grad(mu) || self.needs_grad(theta);
-        self.push(n, 1, out, Op::Nb { x, mu, theta, eps }, ng)
+        let mut out = self.alloc(n);
+        let stash = if ng {
+            let mut ones = self.alloc(n);
+            self.backend.fill(&mut ones, 1.0);
+            let (mut dm, mut dt) = (self.alloc(n * g), self.alloc(g));
+            let cx = self.ctx();
+            cx.b.nb_fwd_bwd(
+                &cx.val(x),
+                &cx.val(mu),
+                &cx.val(theta),
+                n,
+                g,
+                eps,
+                &ones,
+                &mut out,
+                &mut dm,
+                &mut dt,
+            );
+            self.pool.give(&self.backend, ones);
+            [Some(dm), Some(dt), None]
+        } else {
+            let cx = self.ctx();
+            cx.b.nb_fwd(&cx.val(x), &cx.val(mu), &cx.val(theta), n, g, eps, &mut out);
+            [None, None, None]
+        };
+        let v = self.push(n, 1, out, Op::Nb { x, mu, theta, eps }, ng);
+        self.node_mut(v).aux = stash;
+        v
     }
 
     /// ln(clip(BC, 1e-4, 1e4)) with p = a / sum(a), q = b / sum(b), BC = sum sqrt(|p q|);
@@ -170,15 +223,35 @@ impl<B: Backend> Tape<B> {
         let node = self.node_mut(v);
         node.idx = Some(idx);
         node.idx_len = n;
-        node.aux = mbuf;
+        node.aux[0] = mbuf;
         v
     }
 
     // ---- backward ------------------------------------------------------------------------
 
+    /// When the forward stashed unit-upstream gradients and the upstream `g` is the same
+    /// for every row, add `g[0] * stash` into the input gradients and return true;
+    /// otherwise (or without a stash) return false and let the caller recompute.
+    fn apply_stash(&mut self, out: Var, g: &B::Buf, grads: [&mut Option<GradOut<B>>; 3]) -> bool {
+        if self.ctx().aux_k(out, 0).is_none() {
+            return false;
+        }
+        let Some(c) = self.backend.uniform_value(g) else {
+            return false;
+        };
+        let cx = self.ctx();
+        for (k, go) in grads.into_iter().enumerate() {
+            if let (Some(go), Some(st)) = (go.as_mut(), cx.aux_k(out, k)) {
+                cx.b.axpy(c, st, go.buf());
+            }
+        }
+        true
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn zinb_bwd(
         &mut self,
+        out: Var,
         g: &B::Buf,
         x: Var,
         mu: Var,
@@ -191,6 +264,12 @@ impl<B: Backend> Tape<B> {
         let mut gm = self.grad_take(mu, p);
         let mut gt = self.grad_take(theta, p);
         let mut gl = self.grad_take(logit, p);
+        if self.apply_stash(out, g, [&mut gm, &mut gt, &mut gl]) {
+            self.grad_put(gm, p);
+            self.grad_put(gt, p);
+            self.grad_put(gl, p);
+            return;
+        }
         let mut tm = self.overwrite_target(&mut gm, n * c);
         let mut tt = self.overwrite_target(&mut gt, c);
         let mut tl = self.overwrite_target(&mut gl, n * c);
@@ -216,8 +295,10 @@ impl<B: Backend> Tape<B> {
         self.grad_put(gl, p);
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn nb_bwd(
         &mut self,
+        out: Var,
         g: &B::Buf,
         x: Var,
         mu: Var,
@@ -228,6 +309,12 @@ impl<B: Backend> Tape<B> {
         let (n, c) = self.shape(x);
         let mut gm = self.grad_take(mu, p);
         let mut gt = self.grad_take(theta, p);
+        let mut none = None;
+        if self.apply_stash(out, g, [&mut gm, &mut gt, &mut none]) {
+            self.grad_put(gm, p);
+            self.grad_put(gt, p);
+            return;
+        }
         let mut tm = self.overwrite_target(&mut gm, n * c);
         let mut tt = self.overwrite_target(&mut gt, c);
         let cx = self.ctx();
@@ -410,6 +497,60 @@ mod tests {
                 },
             );
         }
+    }
+
+    #[test]
+    fn zinb_and_nb_stashed_gradients_under_a_mean() {
+        // A mean over cells gives a uniform upstream: the backward reuses the gradients
+        // stashed by the forward instead of recomputing.
+        let (n, g) = (9, 7);
+        let x = counts(n, g, 3);
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let case = || {
+            Case::new(4)
+                .input(n, g, 0.05, 4.0)
+                .input(1, g, 0.2, 5.0)
+                .input(n, g, -2.0, 2.0)
+        };
+        let total = |p: &[Vec<f64>], zi: bool| {
+            let mut s = 0.0;
+            for r in 0..n {
+                for j in 0..g {
+                    let i = r * g + j;
+                    s += lik(
+                        x64[i],
+                        p[0][i],
+                        p[1][j],
+                        p[2][i],
+                        if zi { 1e-4 } else { 1e-8 },
+                        zi,
+                    );
+                }
+            }
+            vec![s / n as f64]
+        };
+        check(
+            case(),
+            |t, v| {
+                let xc = t.constant(n, g, &x);
+                let ll = t.zinb_loglik(xc, v[0], v[1], v[2]);
+                t.mean(ll)
+            },
+            |p| total(p, true),
+        );
+        check(
+            case(),
+            |t, v| {
+                let xc = t.constant(n, g, &x);
+                let ll = t.nb_loglik(xc, v[0], v[1]);
+                // logit (v[2]) unused by NB: its gradient must stay zero.
+                let z = t.scale(v[2], 0.0);
+                let z = t.sum_rows(z);
+                let ll = t.add(ll, z);
+                t.mean(ll)
+            },
+            |p| total(p, false),
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ impl<B: Backend> Tape<B> {
         cx.b.reparam(&cx.val(mean), &cx.val(var), &eps, &mut out);
         let ng = self.needs_grad(mean) || self.needs_grad(var);
         let v = self.push(r, c, out, Op::Sample { mean, var }, ng);
-        self.node_mut(v).aux = Some(eps);
+        self.node_mut(v).aux[0] = Some(eps);
         v
     }
 

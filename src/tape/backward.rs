@@ -91,8 +91,8 @@ impl<B: Backend> Tape<B> {
                 theta,
                 logit,
                 eps,
-            } => self.zinb_bwd(g, x, mu, theta, logit, eps, p),
-            Op::Nb { x, mu, theta, eps } => self.nb_bwd(g, x, mu, theta, eps, p),
+            } => self.zinb_bwd(out, g, x, mu, theta, logit, eps, p),
+            Op::Nb { x, mu, theta, eps } => self.nb_bwd(out, g, x, mu, theta, eps, p),
             Op::Bhattacharyya { a, b } => self.bhattacharyya_bwd(g, a, b, p),
             Op::CrossEntropy { logits, masked } => {
                 self.cross_entropy_bwd(out, g, logits, masked, p)

@@ -145,8 +145,9 @@ pub(crate) struct Node<B: Backend> {
     pub(crate) grad: Option<B::Buf>,
     pub(crate) needs_grad: bool,
     pub(crate) op: Op,
-    /// Op-specific saved buffers (dropout mask, sampled noise, CE mask).
-    pub(crate) aux: Option<B::Buf>,
+    /// Op-specific saved buffers (dropout mask, sampled noise, CE mask, stashed loss
+    /// gradients).
+    pub(crate) aux: [Option<B::Buf>; 3],
     /// Op-specific indices (minibatch rows, covariate indices, labels).
     pub(crate) idx: Option<B::IdxBuf>,
     pub(crate) idx_len: usize,
@@ -215,10 +216,10 @@ impl<'a, B: Backend> Ctx<'a, B> {
         }
     }
     pub(crate) fn aux(&self, v: Var) -> &'a B::Buf {
-        self.nodes[v.node_index()]
-            .aux
-            .as_ref()
-            .expect("op saved no buffer")
+        self.aux_k(v, 0).expect("op saved no buffer")
+    }
+    pub(crate) fn aux_k(&self, v: Var, k: usize) -> Option<&'a B::Buf> {
+        self.nodes[v.node_index()].aux[k].as_ref()
     }
     pub(crate) fn idx(&self, v: Var) -> &'a B::IdxBuf {
         self.nodes[v.node_index()]
@@ -253,7 +254,8 @@ impl<B: Backend> Tape<B> {
     /// previous step become invalid.
     pub fn reset(&mut self) {
         for mut n in self.nodes.drain(..) {
-            for b in [n.val.take(), n.grad.take(), n.aux.take()]
+            let [a0, a1, a2] = &mut n.aux;
+            for b in [n.val.take(), n.grad.take(), a0.take(), a1.take(), a2.take()]
                 .into_iter()
                 .flatten()
             {
@@ -285,17 +287,23 @@ impl<B: Backend> Tape<B> {
         self.nodes.is_empty()
     }
 
-    /// The parameter `id` as a tape value (shared, not copied). Calling it twice in a step
-    /// gives the same `Var`.
+    /// The parameter `id` as a tape value (shared, not copied: ops read its current value).
+    /// Calling it twice in a step gives the same `Var`.
     pub fn param(&self, params: &Params<B>, id: ParamId) -> Var {
         let mut slots = self.params.borrow_mut();
         if slots.len() < params.len() {
             slots.resize_with(params.len(), || None);
         }
-        if slots[id.0].is_none() {
-            let cell = params.cell(id).clone();
-            let version = cell.version();
-            slots[id.0] = Some(ParamSlot { cell, version });
+        match &mut slots[id.0] {
+            // Changed since this tape first read it (an optimiser step between two graphs
+            // on one tape): the new graph reads the new value, so backward through it is
+            // valid again. Backward through the older graph is not, and is not detected.
+            Some(slot) => slot.version = slot.cell.version(),
+            None => {
+                let cell = params.cell(id).clone();
+                let version = cell.version();
+                slots[id.0] = Some(ParamSlot { cell, version });
+            }
         }
         Var(PARAM_BIT | id.0 as u32)
     }
@@ -412,7 +420,7 @@ impl<B: Backend> Tape<B> {
             grad: None,
             needs_grad: ng && self.grad_enabled,
             op,
-            aux: None,
+            aux: [None, None, None],
             idx: None,
             idx_len: 0,
             csr: None,
@@ -428,7 +436,7 @@ impl<B: Backend> Tape<B> {
             grad: None,
             needs_grad: ng && self.grad_enabled,
             op,
-            aux: None,
+            aux: [None, None, None],
             idx: None,
             idx_len: 0,
             csr: None,

@@ -107,9 +107,25 @@ pub fn binary_bwd(
     }
 }
 
+/// Row-wise helper: `f(row index, input row, output row)` over whole rows, in parallel
+/// chunks of rows (no per-element index division, so the inner loops vectorise).
+fn rows_into(out: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let cols = cols.max(1);
+    chunks_mut(out, par::row_chunk(cols), |off, o| {
+        for (k, orow) in o.chunks_mut(cols).enumerate() {
+            f(off / cols + k, orow);
+        }
+    });
+}
+
 pub fn mul_rows(x: &[f32], c: &[f32], cols: usize, out: &mut [f32]) {
     assert_eq!(x.len(), c.len() * cols);
-    map_into(out, |i| x[i] * c[i / cols]);
+    rows_into(out, cols, |r, o| {
+        let (xr, cr) = (&x[r * cols..(r + 1) * cols], c[r]);
+        for (o, &v) in o.iter_mut().zip(xr) {
+            *o = v * cr;
+        }
+    });
 }
 
 pub fn mul_rows_bwd(
@@ -121,7 +137,12 @@ pub fn mul_rows_bwd(
     dc: Option<&mut [f32]>,
 ) {
     if let Some(dx) = dx {
-        acc_into(dx, |i| dy[i] * c[i / cols]);
+        rows_into(dx, cols, |r, d| {
+            let (gr, cr) = (&dy[r * cols..(r + 1) * cols], c[r]);
+            for (d, &g) in d.iter_mut().zip(gr) {
+                *d += g * cr;
+            }
+        });
     }
     if let Some(dc) = dc {
         for (r, d) in dc.iter_mut().enumerate() {
@@ -195,7 +216,11 @@ pub fn softmax_rows_bwd(y: &[f32], dy: &[f32], cols: usize, dx: &mut [f32]) {
 
 pub fn add_bias(x: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
     assert_eq!(b.len(), cols);
-    map_into(out, |i| x[i] + b[i % cols]);
+    rows_into(out, cols, |r, o| {
+        for ((o, &v), &bv) in o.iter_mut().zip(&x[r * cols..(r + 1) * cols]).zip(b) {
+            *o = v + bv;
+        }
+    });
 }
 
 pub fn gather_add_rows(x: &[f32], table: &[f32], idx: &[u32], cols: usize, out: &mut [f32]) {

@@ -288,6 +288,44 @@ impl Backend for Cpu {
             )
         });
     }
+    fn zinb_fwd_bwd(
+        &self,
+        x: &Vec<f32>,
+        mu: &Vec<f32>,
+        theta: &Vec<f32>,
+        logit: &Vec<f32>,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+        g: &Vec<f32>,
+        ll: &mut Vec<f32>,
+        dmu: &mut Vec<f32>,
+        dtheta: &mut Vec<f32>,
+        dlogit: &mut Vec<f32>,
+    ) {
+        losses::zinb_fwd_bwd(
+            x, mu, theta, logit, rows, cols, eps, g, ll, dmu, dtheta, dlogit,
+        );
+    }
+    fn nb_fwd_bwd(
+        &self,
+        x: &Vec<f32>,
+        mu: &Vec<f32>,
+        theta: &Vec<f32>,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+        g: &Vec<f32>,
+        ll: &mut Vec<f32>,
+        dmu: &mut Vec<f32>,
+        dtheta: &mut Vec<f32>,
+    ) {
+        losses::nb_fwd_bwd(x, mu, theta, rows, cols, eps, g, ll, dmu, dtheta);
+    }
+    fn uniform_value(&self, g: &Vec<f32>) -> Option<f32> {
+        let v = *g.first()?;
+        g.iter().all(|&x| x.to_bits() == v.to_bits()).then_some(v)
+    }
     fn nb_fwd(
         &self,
         x: &Vec<f32>,

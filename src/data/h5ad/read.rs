@@ -33,7 +33,13 @@ pub fn open_h5(path: &Path) -> Result<File> {
         Ok(_) => {}
     }
     hdf5::silence_errors(true);
-    File::open(path)
+    // No HDF5 file locking: we only read, and a lock held by another handle (a notebook that
+    // has the file open, or a writer in the same process) would otherwise refuse the read with
+    // EAGAIN.
+    let mut builder = File::with_options();
+    builder.fapl().file_locking(false);
+    builder
+        .open(path)
         .map_err(|e| anyhow::anyhow!("cannot read {shown}: not a valid HDF5/h5ad file ({e})"))
 }
 

@@ -1,0 +1,165 @@
+//! The integrate and embed commands end to end through the binary: outputs, presets, saved
+//! models, and clear errors with a non-zero exit.
+
+use std::path::Path;
+use std::process::Command;
+
+use scdreamer::data::h5ad::{ReadOptions, open_h5, read_h5ad};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
+
+fn demo() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad").to_string()
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(args).output().expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic in {args:?}: {stderr}");
+    (out.status.success(), stderr)
+}
+
+fn obsm_shape(path: &Path, key: &str) -> Vec<usize> {
+    let f = open_h5(path).unwrap();
+    f.dataset(&format!("obsm/{key}")).unwrap().shape()
+}
+
+#[test]
+fn integrate_writes_embedding_layer_log_and_model_then_embed_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.h5ad");
+    let model = dir.path().join("model");
+    let (ok, err) = run(&[
+        "integrate",
+        "--input",
+        &demo(),
+        "--output",
+        out.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--quiet",
+        "--save-model",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(obsm_shape(&out, "X_scdreamer"), vec![1345, 10]);
+    let a = read_h5ad(&out, &ReadOptions::default()).unwrap();
+    assert_eq!(a.n_obs(), 1345, "every input cell is in the output");
+    let f = open_h5(&out).unwrap();
+    assert_eq!(
+        f.dataset("layers/scdreamer_normalized").unwrap().shape(),
+        vec![1345, a.n_vars()]
+    );
+    assert!(f.group("uns/scdreamer").is_ok());
+    let log = std::fs::read_to_string(dir.path().join("out.log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4, "header + 3 epochs:\n{log}");
+    assert!(model.join("weights.safetensors").exists() && model.join("config.json").exists());
+
+    // The saved model embeds the same cells to the same posterior means.
+    let out2 = dir.path().join("embedded.h5ad");
+    let (ok, err) = run(&[
+        "embed",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        &demo(),
+        "--output",
+        out2.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let z1: Vec<f32> = f.dataset("obsm/X_scdreamer").unwrap().read_raw().unwrap();
+    let z2: Vec<f32> = open_h5(&out2)
+        .unwrap()
+        .dataset("obsm/X_scdreamer")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    let max_diff = z1
+        .iter()
+        .zip(&z2)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_diff < 1e-4,
+        "embed differs from integrate by {max_diff}"
+    );
+}
+
+#[test]
+fn authors_preset_runs_and_writes_a_finite_embedding() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("authors.h5ad");
+    let (ok, err) = run(&[
+        "integrate",
+        "--input",
+        &demo(),
+        "--output",
+        out.to_str().unwrap(),
+        "--preset",
+        "authors",
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let z: Vec<f32> = open_h5(&out)
+        .unwrap()
+        .dataset("obsm/X_scdreamer")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    assert_eq!(z.len(), 1345 * 10);
+    assert!(z.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn bad_requests_fail_clearly_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.h5ad");
+    let o = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--batch-key", "donor"], "'donor' not found"),
+        (
+            vec!["--transform-batch", "nope", "--epochs", "1"],
+            "--transform-batch 'nope'",
+        ),
+        (vec!["--hidden", "0"], "--hidden"),
+        (vec!["--batch-size", "1"], "--batch-size"),
+        (vec!["--device", "cuda"], "--device cuda"),
+    ];
+    let input = demo();
+    for (extra, want) in cases {
+        let mut args = vec!["integrate", "--input", &input, "--output", o, "--quiet"];
+        args.extend(extra.iter());
+        let (ok, err) = run(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(
+            err.contains("error:") && err.contains(want),
+            "{args:?}: want '{want}' in: {err}"
+        );
+        assert!(!out.exists(), "{args:?} left an output file");
+    }
+    // Writing over the input is refused.
+    let copy = dir.path().join("in.h5ad");
+    std::fs::copy(demo(), &copy).unwrap();
+    let (ok, err) = run(&[
+        "integrate",
+        "--input",
+        copy.to_str().unwrap(),
+        "--output",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("error:"), "{err}");
+    // Embedding with a model directory that does not exist.
+    let (ok, err) = run(&[
+        "embed",
+        "--model",
+        "/nonexistent-model",
+        "--input",
+        &demo(),
+        "--output",
+        o,
+    ]);
+    assert!(!ok && err.contains("/nonexistent-model"), "{err}");
+}
