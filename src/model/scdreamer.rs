@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::Backend;
 use crate::model::config::{BatchAdversary, Embed, Likelihood, Mask, ModelConfig, Target};
 use crate::model::dataset::{DeviceData, PreparedData};
-use crate::model::networks::{Classifier, Decoder, Discriminator, Encoder, SparseInput};
+use crate::model::networks::{
+    Classifier, Decoder, Discriminator, Encoder, EncoderOut, SparseInput,
+};
 use crate::model::sup::{SupGraph, SupNets};
 use crate::tape::{GroupId, Params, Tape, Var};
 
@@ -339,6 +341,32 @@ impl<B: Backend> Scdreamer<B> {
         (tape.cross_entropy(logits, mb.batch, None), logits)
     }
 
+    /// Encoder pass for inference (a fresh tape, no dropout, no gradients).
+    pub fn encode_eval(
+        &self,
+        tape: &mut Tape<B>,
+        data: &DeviceData<B>,
+        prep: &PreparedData,
+        rows: &[u32],
+        batch: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> EncoderOut {
+        tape.reset();
+        tape.set_grad_enabled(false);
+        let input = self.input(data, prep);
+        self.encoder.forward(
+            tape,
+            &self.params,
+            &input,
+            rows,
+            batch,
+            None,
+            &self.cfg,
+            false,
+            rng,
+        )
+    }
+
     /// The embedding of cells `rows` (inference: no dropout): posterior mean, or a sample.
     pub fn embed_rows(
         &self,
@@ -349,19 +377,7 @@ impl<B: Backend> Scdreamer<B> {
         batch: &[u32],
         rng: &mut ChaCha8Rng,
     ) -> Vec<f32> {
-        tape.reset();
-        let input = self.input(data, prep);
-        let enc = self.encoder.forward(
-            tape,
-            &self.params,
-            &input,
-            rows,
-            batch,
-            None,
-            &self.cfg,
-            false,
-            rng,
-        );
+        let enc = self.encode_eval(tape, data, prep, rows, batch, rng);
         let z = match self.cfg.embed {
             Embed::Mean => enc.z_mean,
             Embed::Sample => tape.sample_gaussian(enc.z_mean, enc.z_var, rng),
@@ -382,19 +398,7 @@ impl<B: Backend> Scdreamer<B> {
         as_batch: u32,
         rng: &mut ChaCha8Rng,
     ) -> Vec<f32> {
-        tape.reset();
-        let input = self.input(data, prep);
-        let enc = self.encoder.forward(
-            tape,
-            &self.params,
-            &input,
-            rows,
-            batch,
-            None,
-            &self.cfg,
-            false,
-            rng,
-        );
+        let enc = self.encode_eval(tape, data, prep, rows, batch, rng);
         let target = vec![as_batch; rows.len()];
         let dec = self.decoder.forward(
             tape,

@@ -12,7 +12,7 @@ use crate::data::anndata::{Column, Frame};
 use crate::data::validate::column_levels;
 use crate::model::config::ModelConfig;
 use crate::model::dataset::{DeviceData, PreparedData};
-use crate::model::networks::{SparseInput, hidden_act, variance};
+use crate::model::networks::{hidden_act, variance};
 use crate::model::scdreamer::Scdreamer;
 use crate::nn::Linear;
 use crate::tape::{GroupId, Params, Tape, Var};
@@ -308,24 +308,7 @@ impl<B: Backend> Scdreamer<B> {
         rng: &mut ChaCha8Rng,
     ) -> Option<Vec<f32>> {
         let sup = self.sup.as_ref()?;
-        tape.reset();
-        let (d, transform, scale) = data.input(prep);
-        let input = SparseInput {
-            data: d,
-            transform,
-            scale,
-        };
-        let enc = self.encoder.forward(
-            tape,
-            &self.params,
-            &input,
-            rows,
-            batch,
-            None,
-            &self.cfg,
-            false,
-            rng,
-        );
+        let enc = self.encode_eval(tape, data, prep, rows, batch, rng);
         let logits = sup.logits(tape, &self.params, enc.z_mean);
         let probs = tape.softmax_rows(logits);
         Some(tape.to_host(probs))
