@@ -24,6 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
+
+def markdown(df):
+    """A markdown table without the optional tabulate dependency."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "--:|" * len(cols)]
+    for name, row in df.iterrows():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row.values) + " |")
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
@@ -69,7 +79,7 @@ def main():
         cols = [c for c in ["Batch correction", "Bio conservation", "Total"] if c in res.columns]
         tab = res[cols].copy()
         tab = tab[tab.index != "Metric Type"].astype(float).round(3)
-        print(tab.to_markdown())
+        print(tab.pipe(markdown))
         scvi_t = run.get("scVI_train_s")
         mean_t = sum(times.values()) / len(times)
         ratio = f"; scdreamer / scVI training time = {mean_t / scvi_t:.3f}" if scvi_t else ""

@@ -19,6 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
+
+def markdown(df):
+    """A markdown table without the optional tabulate dependency."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "--:|" * len(cols)]
+    for name, row in df.iterrows():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row.values) + " |")
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
@@ -64,7 +74,7 @@ def main():
         tab = pd.read_csv(d / "results.csv", index_col=0)
         tab = tab[tab.index != "Metric Type"][["Batch correction", "Bio conservation", "Total"]].astype(float)
         print(f"\n### {f.stem}\n")
-        print(tab.round(3).to_markdown())
+        print(tab.round(3).pipe(markdown))
         print(f"\nhidden cells {sd['hidden_cells']}: scDREAMER-Sup macro-F1 {sd['hidden_macro_f1']:.4f} "
               f"(accuracy {sd['hidden_accuracy']:.4f}); scANVI macro-F1 {run.get('scANVI_hidden_macro_f1')} "
               f"(accuracy {run.get('scANVI_hidden_accuracy')})")
