@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The test command of README.md: installs what is missing, then runs every test in release mode.
+# The test command of README.md: installs what is missing, checks formatting and lints, then runs
+# every test in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 source scripts/env.sh
+cargo fmt --check
+cargo clippy --release --all-targets -- -D warnings
 cargo build --release
 cargo test --release
