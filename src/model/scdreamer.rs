@@ -76,9 +76,7 @@ pub struct AeGraph {
     pub loss: Var,
     pub xhat: Var,
     pub z: Var,
-    pub disc_real: Var,
     pub losses: [Var; 6], // elbo, recon, kl, consistency, bc, ce
-    pub batch_logits: Var,
     /// Sup terms (label loss, hierarchical KL) when the model is supervised.
     pub sup: Option<SupGraph>,
 }
@@ -268,9 +266,7 @@ impl<B: Backend> Scdreamer<B> {
             loss,
             xhat: dec.xhat,
             z,
-            disc_real,
             losses: [elbo, recon_mean, kl_mean, consistency, bc, ce],
-            batch_logits,
             sup,
         }
     }

@@ -105,7 +105,7 @@ pub fn train<B: Backend>(
             tape.backward(ae.loss, &mut model.params);
             opt_ae.step(&mut model.params);
             log.loss_ae = tape.scalar(ae.loss) as f64;
-            let [elbo, recon, kl, cons, bc, ce] = ae.losses;
+            let [elbo, recon, kl, cons, bc, _ce] = ae.losses;
             log.elbo = tape.scalar(elbo) as f64;
             log.reconstruction = tape.scalar(recon) as f64;
             log.kl = tape.scalar(kl) as f64;
@@ -156,7 +156,6 @@ pub fn train<B: Backend>(
                 "batch classifier",
             )?;
             log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
-            let _ = ce;
             acc.add(&log);
             pb.inc(1);
             if s % 10 == 0 {
