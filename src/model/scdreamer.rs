@@ -159,10 +159,7 @@ impl<B: Backend> Scdreamer<B> {
         let p = &self.params;
         let n = mb.rows.len();
         let input = self.input(data, prep);
-        let enc = self
-            .encoder
-            .forward(tape, p, &input, mb.rows, mb.batch, None, cfg, true, rng);
-        let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
+        let (enc, z) = self.encode_train(tape, &input, mb, rng);
         let dec = self
             .decoder
             .forward(tape, p, z, mb.batch, cfg, true, true, rng);
@@ -288,10 +285,7 @@ impl<B: Backend> Scdreamer<B> {
         let xhat = match xhat {
             Some(x) => tape.detach(x),
             None => {
-                let enc = self
-                    .encoder
-                    .forward(tape, p, &input, mb.rows, mb.batch, None, cfg, true, rng);
-                let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
+                let (_, z) = self.encode_train(tape, &input, mb, rng);
                 let dec = self
                     .decoder
                     .forward(tape, p, z, mb.batch, cfg, true, true, rng);
@@ -324,10 +318,7 @@ impl<B: Backend> Scdreamer<B> {
             Some(z) => tape.detach(z),
             None => {
                 let input = self.input(data, prep);
-                let enc = self
-                    .encoder
-                    .forward(tape, p, &input, mb.rows, mb.batch, None, cfg, true, rng);
-                let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
+                let (_, z) = self.encode_train(tape, &input, mb, rng);
                 tape.detach(z)
             }
         };
@@ -335,6 +326,29 @@ impl<B: Backend> Scdreamer<B> {
             .batch_classifier
             .forward(tape, p, z, cfg, true, false, rng);
         (tape.cross_entropy(logits, mb.batch, None), logits)
+    }
+
+    /// Encoder pass for training (dropout on) and a reparameterised sample of z.
+    fn encode_train(
+        &self,
+        tape: &mut Tape<B>,
+        input: &SparseInput<B>,
+        mb: &Minibatch,
+        rng: &mut ChaCha8Rng,
+    ) -> (EncoderOut, Var) {
+        let enc = self.encoder.forward(
+            tape,
+            &self.params,
+            input,
+            mb.rows,
+            mb.batch,
+            None,
+            &self.cfg,
+            true,
+            rng,
+        );
+        let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
+        (enc, z)
     }
 
     /// Encoder pass for inference (a fresh tape, no dropout, no gradients).
