@@ -6,7 +6,11 @@ every dataset of ../shared/data, all scored in one scib-metrics Benchmarker tabl
 Usage (from the repo root, with the peers venv of ../shared/bench/README.md):
     cargo build --release
     ../peers-venv/bin/python bench/integration.py --out /tmp/bench-int [--datasets kang_pbmc,...]
-        [--seeds 0,1,2] [--methods Unintegrated,Harmony,scVI] [--extra-args "--epochs 50"]
+        [--seeds 0,1,2] [--methods Unintegrated,Harmony,scVI] [--extra-args "--epochs 50"] [--sup]
+
+With --sup (issue 7) the same run also hides 30% of the labels (seed 0, the cells peers.py hides
+for scANVI), trains scDREAMER-Sup on the rest, adds scANVI to the peers and the Sup embedding to
+the table, and prints macro-F1 / accuracy on the hidden cells for both (sup.json).
 
 Writes <out>/<dataset>/results.csv (the Benchmarker table), run.json (peer timings), scdreamer
 timings, and prints one markdown table (Total, batch, bio per method) plus the time ratio
@@ -34,6 +38,33 @@ def markdown(df):
     return "\n".join(lines)
 
 
+def run_sup(a, f, d):
+    """scDREAMER-Sup on `f` with hide_frac of the labels hidden; the same cells as peers.py
+    hides for scANVI (numpy default_rng(0).choice). Writes sup.json; returns the output path."""
+    import anndata as ad
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+    adata = ad.read_h5ad(f)
+    truth = adata.obs["cell_type"].astype(str).values
+    rng = np.random.default_rng(0)
+    hidden = np.zeros(adata.n_obs, dtype=bool)
+    hidden[rng.choice(adata.n_obs, round(a.hidden_frac * adata.n_obs), replace=False)] = True
+    adata.obs["cell_type_hidden"] = np.where(hidden, "Unknown", truth)
+    inp, res = d / "input_hidden.h5ad", d / "scdreamer_sup.h5ad"
+    adata.write_h5ad(inp)
+    t0 = time.time()
+    subprocess.run([a.binary, "integrate", "--input", str(inp), "--output", str(res), "--labels-key",
+                    "cell_type_hidden", "--seed", "0", "--threads", str(a.threads), "--quiet"]
+                   + shlex.split(a.extra_args), check=True)
+    secs = time.time() - t0
+    pred = ad.read_h5ad(res).obs["scdreamer_label"].astype(str).values
+    sd = {"hidden_cells": int(hidden.sum()), "seconds": secs,
+          "hidden_accuracy": float(accuracy_score(truth[hidden], pred[hidden])),
+          "hidden_macro_f1": float(f1_score(truth[hidden], pred[hidden], average="macro"))}
+    json.dump(sd, open(d / "sup.json", "w"), indent=1)
+    return res
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
@@ -43,7 +74,11 @@ def main():
     p.add_argument("--extra-args", default="", help="extra flags for scdreamer integrate")
     p.add_argument("--binary", default=str(ROOT / "target" / "release" / "scdreamer"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sup", action="store_true", help="also run scDREAMER-Sup against scANVI")
+    p.add_argument("--hidden-frac", type=float, default=0.3)
     a = p.parse_args()
+    if a.sup and "scANVI" not in a.methods:
+        a.methods += ",scANVI"
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,6 +101,8 @@ def main():
             times[s] = time.time() - t0
             emb_args += ["--embedding", f"scdreamer_s{s}={o}:X_scdreamer"]
         json.dump({"scdreamer_seconds": times, "args": a.extra_args}, open(d / "scdreamer.json", "w"), indent=1)
+        if a.sup:
+            emb_args += ["--embedding", f"scDREAMER-Sup={run_sup(a, f, d)}:X_scdreamer"]
         cmd = [sys.executable, str(SHARED / "bench" / "peers.py"), "--input", str(f), "--out", str(d),
                "--methods", a.methods, "--threads", str(a.threads)] + emb_args
         subprocess.run(cmd, check=True)
@@ -85,6 +122,12 @@ def main():
         ratio = f"; scdreamer / scVI training time = {mean_t / scvi_t:.3f}" if scvi_t else ""
         print(f"\nscdreamer wall seconds per seed: {', '.join(f'{v:.1f}' for v in times.values())}; "
               f"scVI training seconds: {scvi_t}{ratio}; peer wall seconds: {json.dumps(run.get('wall_s', {}))}")
+        if (d / "sup.json").exists() and "scANVI_hidden_macro_f1" in run:
+            sd = json.load(open(d / "sup.json"))
+            print(f"hidden labels ({sd['hidden_cells']} cells): scDREAMER-Sup macro-F1 "
+                  f"{sd['hidden_macro_f1']:.4f} (accuracy {sd['hidden_accuracy']:.4f}, {sd['seconds']:.1f} s); "
+                  f"scANVI macro-F1 {run['scANVI_hidden_macro_f1']:.4f} (accuracy "
+                  f"{run['scANVI_hidden_accuracy']:.4f}, {run.get('scANVI_train_s', float('nan')):.1f} s training)")
 
 
 if __name__ == "__main__":
