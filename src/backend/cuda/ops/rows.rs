@@ -36,7 +36,7 @@ pub fn gather_add_rows(
         return Ok(());
     }
     anyhow::ensure!(
-        table.len() % cols == 0,
+        table.len().is_multiple_of(cols),
         "gather_add_rows: table of {} values is not a multiple of {cols} columns",
         table.len()
     );
