@@ -459,10 +459,10 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
     let mut s1 = b.alloc(1);
     b.sum_all(&big, &mut s1);
     t.rec("sum_all", &s1, REDUCE);
-    let mut sr = t.up(&vec![f32::NAN; R]);
+    let mut sr = t.up(&[f32::NAN; R]);
     b.sum_rows(&x, C, &mut sr);
     t.rec("sum_rows", &sr, REDUCE);
-    let mut sr0 = t.up(&vec![f32::NAN; 4]);
+    let mut sr0 = t.up(&[f32::NAN; 4]);
     b.sum_rows(&b.alloc(0), 0, &mut sr0);
     t.rec("sum_rows_zero_cols", &sr0, EXACT);
     let mut dsr = t.up(&ys);
