@@ -171,9 +171,32 @@ scatter_rows_grad(const float* __restrict__ dy, const unsigned int* __restrict__
          i += (long long)gridDim.x * blockDim.x) {
         const unsigned int s = (unsigned int)(i / cols);
         const int c = (int)(i % cols);
-        float acc = 0.0f;
+        // Starting from dw itself adds the rows one by one in row order, exactly as the CPU's
+        // scatter_add_rows (bit-identical sums).
+        float acc = accumulate ? dw[i] : 0.0f;
         for (int b = 0; b < n; b++)
             if (index[b] == s) acc += dy[(size_t)b * cols + c];
-        dw[i] = accumulate ? dw[i] + acc : acc;
+        dw[i] = acc;
+    }
+}
+
+// out[b, :] = T(X[cell_b, :]) densely ([n_batch, n_cols], overwritten): one block per minibatch
+// row zeroes its output row, then scatters the row's stored values (column indices are unique
+// within a row, so no two threads write the same element). CPU reference:
+// cpu::csr::csr_gather_dense.
+extern "C" __global__ void __launch_bounds__(SPMM_BLOCK)
+csr_gather_dense(const unsigned long long* __restrict__ indptr,
+                 const unsigned int* __restrict__ indices, const float* __restrict__ data,
+                 const float* __restrict__ row_scale, const unsigned int* __restrict__ batch_rows,
+                 int n_batch, int transform, int n_cols, float* __restrict__ out) {
+    for (int b = blockIdx.x; b < n_batch; b += gridDim.x) {
+        float* o = out + (size_t)b * n_cols;
+        for (int j = threadIdx.x; j < n_cols; j += blockDim.x) o[j] = 0.0f;
+        __syncthreads();  // zeros land before the scatter
+        const unsigned int cell = batch_rows[b];
+        const unsigned long long end = indptr[cell + 1];
+        for (unsigned long long k = indptr[cell] + threadIdx.x; k < end; k += blockDim.x)
+            o[indices[k]] = transform_value(transform, data[k], row_scale, cell, 1.0f);
+        __syncthreads();  // the next row's zeroing is not ordered against this scatter otherwise
     }
 }

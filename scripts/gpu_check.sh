@@ -7,14 +7,21 @@
 #   scripts/gpu_check.sh run       (on the GPU machine): prints the GPU, the CUDA libraries it
 #       can load, a ptxas register/spill report per kernel (when ptxas exists), then runs every
 #       carried test binary with SCDREAMER_REQUIRE_GPU=1 (a test that cannot open the GPU fails
-#       instead of skipping). Exit status is non-zero when any test fails.
+#       instead of skipping), then `bench` (below). Exit status is non-zero when any test fails.
+#   scripts/gpu_check.sh bench     (on the GPU machine): times full training with the carried
+#       scdreamer binary on simulated 100k and 1M cells x 2000 genes (`scdreamer simulate`, then
+#       `integrate --device cuda --epochs N`), and scVI on the same files when `import scvi` works
+#       (the GPU machine has no network: nothing is installed), and prints one table.
+#       BENCH_CELLS (default "100000 1000000"), BENCH_EPOCHS_100000 (default 5),
+#       BENCH_EPOCHS_1000000 (default 1), BENCH_DIR (default /tmp/scdreamer-bench);
+#       SKIP_BENCH=1 makes `run` stop after the tests.
 #
 # Environment: SCDREAMER_NVRTC_DIR (prepare: where libnvrtc.so.* is, so kernels are compiled and
 # embedded); CUDA_HOME (run: where to look for ptxas and libraries); GPU_BIN (default gpu-bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_BIN=${GPU_BIN:-gpu-bin}
-TESTS=(cuda_ops cuda_nvrtc cuda_device)
+TESTS=(cuda_ops cuda_nvrtc cuda_device backend_parity)
 
 prepare() {
     rm -rf "$GPU_BIN" && mkdir -p "$GPU_BIN/ptx"
@@ -47,6 +54,12 @@ for line in sys.stdin:
     else
         echo "no embedded PTX found (was NVRTC available to build.rs?)"
     fi
+    # The binary itself, for the training benchmark.
+    cargo build --release --bin scdreamer
+    local target=${CARGO_TARGET_DIR:-target}
+    cp "$target/release/scdreamer" "$GPU_BIN/scdreamer"
+    strip --strip-debug "$GPU_BIN/scdreamer" 2>/dev/null || true
+    echo "prepared $GPU_BIN/scdreamer ($(du -h "$GPU_BIN/scdreamer" | cut -f1))"
     du -sh "$GPU_BIN"
 }
 
@@ -95,13 +108,66 @@ run() {
             failed=1
         fi
     done
-    # Kernel benchmarks come here once the CUDA Backend exists (criterion bench binaries are
-    # prepared and carried the same way).
+    if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
+        bench || failed=1
+    fi
     return $failed
+}
+
+# Seconds since the epoch, with fractions.
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+bench() {
+    local exe="$GPU_BIN/scdreamer" dir=${BENCH_DIR:-/tmp/scdreamer-bench}
+    [[ -x "$exe" ]] || { echo "missing $exe (run prepare first)"; return 1; }
+    mkdir -p "$dir"
+    local have_scvi=0
+    if python3 -c 'import scvi' >/dev/null 2>&1; then have_scvi=1; fi
+    local rows=() status=0
+    for cells in ${BENCH_CELLS:-100000 1000000}; do
+        local var="BENCH_EPOCHS_$cells" epochs
+        epochs=${!var:-}
+        [[ -n "$epochs" ]] || { [[ "$cells" -ge 1000000 ]] && epochs=1 || epochs=5; }
+        local h5="$dir/sim_${cells}.h5ad" out="$dir/sim_${cells}_scdreamer.h5ad"
+        echo "== bench: $cells cells x 2000 genes, $epochs epoch(s)"
+        local t0 t1 sim_s train_s scvi_s="skipped (scvi not importable)"
+        t0=$(now)
+        "$exe" simulate --cells "$cells" --genes 2000 --seed 0 -o "$h5" 2>&1 | tail -2
+        t1=$(now); sim_s=$(elapsed "$t0" "$t1")
+        t0=$(now)
+        if "$exe" integrate --input "$h5" --output "$out" --device cuda --epochs "$epochs" \
+            --all-genes --normalized no --quiet 2>"$dir/integrate_${cells}.log"; then
+            t1=$(now); train_s=$(elapsed "$t0" "$t1")
+        else
+            train_s="FAILED"; status=1
+        fi
+        tail -3 "$dir/integrate_${cells}.log"
+        if [[ $have_scvi == 1 ]]; then
+            scvi_s=$(python3 - "$h5" "$epochs" <<'PY' 2>>"$dir/scvi_${cells}.log" || echo FAILED
+import sys, time
+import anndata, scvi
+a = anndata.read_h5ad(sys.argv[1])
+scvi.model.SCVI.setup_anndata(a, batch_key="batch")
+m = scvi.model.SCVI(a)
+t0 = time.time()
+m.train(max_epochs=int(sys.argv[2]), accelerator="gpu", devices=1, enable_progress_bar=False)
+print(f"{time.time() - t0:.1f}")
+PY
+)
+        fi
+        rows+=("$(printf '%-9s %-7s %-12s %-22s %-10s' "$cells" "$epochs" "$sim_s" "$train_s" "$scvi_s")")
+        rm -f "$out"
+    done
+    echo "== training time table (wall seconds; scdreamer = whole integrate run incl. read/write)"
+    printf '%-9s %-7s %-12s %-22s %-10s\n' cells epochs simulate_s scdreamer_cuda_s scvi_train_s
+    printf '%s\n' "${rows[@]}"
+    return $status
 }
 
 case "${1:-}" in
     prepare) prepare ;;
     run) run ;;
-    *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+    bench) bench ;;
+    *) echo "usage: $0 prepare|run|bench" >&2; exit 2 ;;
 esac

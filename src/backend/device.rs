@@ -51,9 +51,34 @@ impl Device {
 }
 
 /// Why no GPU can be used, or the opened GPU. Never panics.
+///
+/// A GPU counts as usable only when its context opens, every kernel module loads and cuBLAS
+/// initialises, so `auto` falls back to the CPU (and `cuda` fails) at start-up rather than in
+/// the middle of training.
 #[cfg(feature = "cuda")]
 pub fn probe_gpu() -> Result<std::sync::Arc<crate::backend::cuda::CudaRuntime>, String> {
-    crate::backend::cuda::CudaRuntime::open(0)
+    let rt = crate::backend::cuda::CudaRuntime::open(0)?;
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.load_all()
+            .and_then(|()| rt.blas().map(|_| ()))
+            .map_err(|e| format!("{} is unusable: {e:#}", rt.describe()))
+    }));
+    match checked {
+        Ok(Ok(())) => Ok(rt),
+        Ok(Err(why)) => Err(why.replace('\n', " ")),
+        Err(_) => Err(format!(
+            "{} is unusable: CUDA set-up panicked",
+            rt.describe()
+        )),
+    }
+}
+
+/// The CUDA backend on a resolved GPU.
+#[cfg(feature = "cuda")]
+pub fn cuda_backend(
+    rt: std::sync::Arc<crate::backend::cuda::CudaRuntime>,
+) -> anyhow::Result<crate::backend::cuda::CudaBackend> {
+    crate::backend::cuda::CudaBackend::new(rt)
 }
 
 /// Why no GPU can be used (this build has no CUDA support).

@@ -6,9 +6,11 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::json;
 
+use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
+use crate::backend::device::Device;
 use crate::cli::args::{
-    DeviceArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, NormalizedArg, Preset,
+    HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, NormalizedArg, Preset,
 };
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, ReadOptions, Results};
@@ -141,19 +143,8 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     h5ad::check_output_path(&output, &input)?;
     h5ad::install_ctrlc_cleanup();
     let device = crate::backend::device::resolve(a.device.into())?;
-    if device.is_cuda() {
-        // The CUDA kernels are built and compile-checked, but the CUDA implementation of the
-        // tape's backend is not finished: say so instead of silently training on the CPU.
-        if a.device == DeviceArg::Cuda {
-            anyhow::bail!(
-                "--device cuda: a GPU was found ({}), but GPU training is not in this version yet; use --device cpu",
-                device.describe()
-            );
-        }
-        eprintln!("device: cpu (a GPU was found, but GPU training is not in this version yet)");
-    } else {
-        eprintln!("{}", device.describe());
-    }
+    eprintln!("{}", device.describe());
+    let device_name = if device.is_cuda() { "cuda" } else { "cpu" };
 
     let opts = ReadOptions {
         layer: a.input.layer.clone(),
@@ -234,7 +225,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     // The full-gene matrix is no longer needed: free it before training (atlas-scale memory).
     adata.x = crate::data::Csr::default();
     eprintln!(
-        "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device cpu",
+        "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device {}",
         crate::VERSION,
         adata.obs.len(),
         setup.genes.len(),
@@ -242,12 +233,56 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         a.input.batch_key,
         format!("{:?}", a.preset).to_lowercase(),
         train_cfg.epochs,
-        train_cfg.batch_size
+        train_cfg.batch_size,
+        device_name
     );
 
-    let backend = Cpu::new();
+    let job = Job {
+        a,
+        t_start,
+        input,
+        output,
+        adata,
+        setup,
+        model_cfg,
+        train_cfg,
+        as_batch,
+    };
+    match device {
+        Device::Cpu { .. } => train_and_write(&Cpu::new(), job),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(rt) => train_and_write(&crate::backend::device::cuda_backend(rt)?, job),
+    }
+}
+
+/// Everything `run` prepared for training, handed to the backend-generic second half.
+struct Job<'a> {
+    a: &'a IntegrateArgs,
+    t_start: Instant,
+    input: PathBuf,
+    output: PathBuf,
+    adata: AnnData,
+    setup: Setup,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    as_batch: Option<u32>,
+}
+
+/// Trains on `backend`, then writes the embedding, the normalized layer, the log and the model.
+fn train_and_write<B: Backend>(backend: &B, job: Job) -> anyhow::Result<()> {
+    let Job {
+        a,
+        t_start,
+        input,
+        output,
+        adata,
+        mut setup,
+        model_cfg,
+        train_cfg,
+        as_batch,
+    } = job;
     let preset = format!("{:?}", a.preset).to_lowercase();
-    let trained = pipeline::fit(&backend, &setup, model_cfg, train_cfg, &preset, !a.quiet)?;
+    let trained = pipeline::fit(backend, &setup, model_cfg, train_cfg, &preset, !a.quiet)?;
     let latent = trained.latent(&setup.prep, a.seed);
     let n = adata.obs.len();
     let write_normalized = match a.normalized {
@@ -289,7 +324,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         "transform_batch": a.transform_batch,
         "normalized_layer": "decoder rho of the posterior mean, scaled to 10,000 counts per cell; averaged over batches when transform_batch is 'all'",
         "embedding": format!("{:?}", trained.model.cfg.embed).to_lowercase(),
-        "device": "cpu",
+        "device": backend.name(),
         "threads": rayon::current_num_threads(),
         "seed": a.seed,
         "train_seconds": trained.train_seconds,

@@ -4,12 +4,15 @@
 //! - [`nvrtc`]: NVRTC loader shared with `build.rs`;
 //! - [`embedded`]: the CUBIN/PTX/source images in the binary, [`image`]: which one a GPU loads;
 //! - [`runtime`]: an opened GPU (context, stream, modules, cuBLAS);
-//! - [`ops`]: typed launchers of every kernel, each named after the CPU op it mirrors.
+//! - [`ops`]: typed launchers of every kernel, each named after the CPU op it mirrors;
+//! - [`backend`]: [`CudaBackend`], the tape's `Backend` on one GPU.
 
+pub mod backend;
 pub mod embedded;
 pub mod image;
 pub mod nvrtc;
 pub mod ops;
 pub mod runtime;
 
+pub use backend::{CudaBackend, CudaCsr};
 pub use runtime::CudaRuntime;

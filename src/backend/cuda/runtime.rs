@@ -27,6 +27,7 @@ pub struct CudaRuntime {
     /// Compute capability (major, minor).
     pub compute_capability: (i32, i32),
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<(&'static str, String), CudaFunction>>,
     /// How each module was loaded, for `describe` and the GPU check script.
     load_log: Mutex<Vec<String>>,
     blas: OnceLock<Result<Arc<CudaBlas>, String>>,
@@ -80,6 +81,7 @@ impl CudaRuntime {
             name,
             compute_capability,
             modules: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
             load_log: Mutex::new(Vec::new()),
             blas: OnceLock::new(),
         }))
@@ -102,10 +104,22 @@ impl CudaRuntime {
 
     /// The kernel `kernel` of module `module` (a `kernels/*.cu` stem), loading the module on
     /// first use.
+    /// Functions are cached: a training step launches hundreds of kernels.
     pub fn function(&self, module: &'static str, kernel: &str) -> anyhow::Result<CudaFunction> {
+        let key = (module, kernel.to_string());
+        if let Ok(cache) = self.functions.lock()
+            && let Some(f) = cache.get(&key)
+        {
+            return Ok(f.clone());
+        }
         let m = self.module(module)?;
-        m.load_function(kernel)
-            .map_err(|e| anyhow!("kernel {kernel} not found in kernels/{module}.cu ({e:?})"))
+        let f = m
+            .load_function(kernel)
+            .map_err(|e| anyhow!("kernel {kernel} not found in kernels/{module}.cu ({e:?})"))?;
+        if let Ok(mut cache) = self.functions.lock() {
+            cache.insert(key, f.clone());
+        }
+        Ok(f)
     }
 
     /// Load every embedded module now (surfaces image problems at start-up, not mid-training).

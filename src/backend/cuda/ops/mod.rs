@@ -7,8 +7,11 @@
 
 pub mod adam;
 pub mod dense;
+pub mod elementwise;
+pub mod kl_ce;
 pub mod loss;
 pub mod reduce;
+pub mod rows;
 pub mod sparse;
 
 use anyhow::{Result, bail};

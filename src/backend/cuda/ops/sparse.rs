@@ -215,7 +215,9 @@ pub fn csr_spmm(
 }
 
 /// `dw (+)= (T(X[rows]) * keep)^T @ dy` with `dy` `[n_batch, hidden]`, `dw` `[n_cols, hidden]`.
-/// Mirrors `ops::sparse::csr_matmul_transformed_weight_grad`.
+/// Minibatches above [`MAX_SPMM_BATCH`] cells run as several accumulating launches (the kernel
+/// keeps one chunk's hits in shared memory). Mirrors
+/// `ops::sparse::csr_matmul_transformed_weight_grad`.
 pub fn csc_spmm_weight_grad(
     rt: &CudaRuntime,
     ds: &DeviceDataset,
@@ -227,9 +229,6 @@ pub fn csc_spmm_weight_grad(
 ) -> Result<()> {
     ds.check_transform(batch.transform)?;
     let n_batch = batch.rows.len();
-    if n_batch > MAX_SPMM_BATCH {
-        bail!("minibatch of {n_batch} cells exceeds the sparse GPU layer's {MAX_SPMM_BATCH}");
-    }
     check_len(dy, n_batch * hidden, "spmm grad dy")?;
     check_len(dw, ds.n_cols * hidden, "spmm grad dw")?;
     if let Some(k) = batch.col_keep {
@@ -238,36 +237,82 @@ pub fn csc_spmm_weight_grad(
     if ds.n_cols == 0 || hidden == 0 {
         return Ok(());
     }
+    if n_batch == 0 {
+        if !accumulate {
+            rt.stream.memset_zeros(dw)?;
+        }
+        return Ok(());
+    }
     let f = rt.function("spmm", "csc_spmm_transform_weight_grad")?;
-    let (nb, h, g, t, acc) = (
-        as_i32(n_batch, "minibatch")?,
+    let (h, g, t) = (
         as_i32(hidden, "hidden")?,
         as_i32(ds.n_cols, "genes")?,
         batch.transform as i32,
-        flag(accumulate),
+    );
+    for start in (0..n_batch).step_by(MAX_SPMM_BATCH) {
+        let end = (start + MAX_SPMM_BATCH).min(n_batch);
+        let rows = batch.rows.slice(start..end);
+        let dy_chunk = dy.slice(start * hidden..end * hidden);
+        let (nb, acc) = (
+            as_i32(end - start, "minibatch")?,
+            flag(accumulate || start > 0),
+        );
+        let mut l = rt.stream.launch_builder(&f);
+        l.arg(&ds.colptr).arg(&ds.row_idx).arg(&ds.csc_data);
+        match &ds.row_scale {
+            Some(s) => l.arg(s),
+            None => l.arg(&NULL_PTR),
+        };
+        l.arg(&rows).arg(&nb);
+        match batch.col_keep {
+            Some(k) => l.arg(k),
+            None => l.arg(&NULL_PTR),
+        };
+        l.arg(&t)
+            .arg(&batch.value_scale)
+            .arg(&dy_chunk)
+            .arg(&h)
+            .arg(&g)
+            .arg(&mut *dw)
+            .arg(&acc);
+        let mut cfg = cfg_1d(ds.n_cols, SPMM_GRAD_BLOCK);
+        cfg.shared_mem_bytes = (2 * (end - start) * 4) as u32;
+        // SAFETY: lengths checked; shared memory sized to the chunk (<= 32 KiB).
+        unsafe { l.launch(cfg) }?;
+    }
+    Ok(())
+}
+
+/// `out[b, :] = T(X[rows[b], :])` densely (`[n_batch, n_cols]`, overwritten).
+/// Mirrors `cpu::csr::csr_gather_dense`.
+pub fn csr_gather_dense(
+    rt: &CudaRuntime,
+    ds: &DeviceDataset,
+    rows: &CudaSlice<u32>,
+    transform: InputTransform,
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
+    ds.check_transform(transform)?;
+    let n_batch = rows.len();
+    check_len(out, n_batch * ds.n_cols, "csr_gather_dense output")?;
+    if n_batch == 0 || ds.n_cols == 0 {
+        return Ok(());
+    }
+    let f = rt.function("spmm", "csr_gather_dense")?;
+    let (nb, t, g) = (
+        as_i32(n_batch, "minibatch")?,
+        transform as i32,
+        as_i32(ds.n_cols, "genes")?,
     );
     let mut l = rt.stream.launch_builder(&f);
-    l.arg(&ds.colptr).arg(&ds.row_idx).arg(&ds.csc_data);
+    l.arg(&ds.indptr).arg(&ds.indices).arg(&ds.data);
     match &ds.row_scale {
         Some(s) => l.arg(s),
         None => l.arg(&NULL_PTR),
     };
-    l.arg(batch.rows).arg(&nb);
-    match batch.col_keep {
-        Some(k) => l.arg(k),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(&t)
-        .arg(&batch.value_scale)
-        .arg(dy)
-        .arg(&h)
-        .arg(&g)
-        .arg(dw)
-        .arg(&acc);
-    let mut cfg = cfg_1d(ds.n_cols, SPMM_GRAD_BLOCK);
-    cfg.shared_mem_bytes = (2 * n_batch.max(1) * 4) as u32;
-    // SAFETY: lengths checked; shared memory sized to the minibatch (<= 32 KiB).
-    unsafe { l.launch(cfg) }?;
+    l.arg(rows).arg(&nb).arg(&t).arg(&g).arg(out);
+    // SAFETY: lengths checked; row indices are trusted to be < n_rows (the caller's own rows).
+    unsafe { l.launch(cfg_1d(n_batch, SPMM_BLOCK)) }?;
     Ok(())
 }
 

@@ -1,0 +1,231 @@
+// KL divergences between diagonal Gaussians and the masked mean cross-entropy of the CUDA
+// Backend, value and gradient kernels.
+//
+// CPU reference: ops::losses::kl::{kl_std_normal_fwd_bwd, kl_normal_fwd_bwd} and
+// ops::losses::cross_entropy::cross_entropy_masked_fwd_bwd. Arithmetic in f64 like the CPU.
+// Gradient kernels OVERWRITE their outputs (the fused-loss convention of the Backend trait).
+// Variances are clipped to [1e-4, 1e4] only inside the logs; the clipped log passes no gradient.
+#include "common.cuh"
+
+#define KL_BLOCK 256
+#define KL_WARPS_PER_BLOCK (KL_BLOCK / SCD_WARP)
+#define CE_COUNT_BLOCK 256
+
+#define GRID_STRIDE(i, n)                                                              \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
+         i += (long long)gridDim.x * blockDim.x)
+
+#define WARP_ROWS(r, rows)                                                                \
+    for (long long r = (long long)blockIdx.x * KL_WARPS_PER_BLOCK + threadIdx.x / SCD_WARP; \
+         r < (rows); r += (long long)gridDim.x * KL_WARPS_PER_BLOCK)
+
+__device__ __forceinline__ double warp_sum_dd(double v) {
+    for (int off = SCD_WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(SCD_FULL_MASK, v, off);
+    return v;
+}
+
+// (ln clip(v), d ln clip(v) / dv). Mirrors kl::clipped_log.
+__device__ __forceinline__ double clipped_log(double v, double* dlog) {
+    const double lo = 1e-4, hi = 1e4;
+    if (v < lo) {
+        *dlog = 0.0;
+        return log(lo);
+    }
+    if (v > hi) {
+        *dlog = 0.0;
+        return log(hi);
+    }
+    *dlog = 1.0 / v;
+    return log(v);
+}
+
+// kl[r] = 0.5 sum_k (-ln clip(v) + v + m^2 - 1); one warp per row.
+extern "C" __global__ void __launch_bounds__(KL_BLOCK)
+kl_std_normal_fwd(const float* __restrict__ m, const float* __restrict__ v, long long rows,
+                  int cols, float* __restrict__ kl) {
+    const int lane = threadIdx.x % SCD_WARP;
+    WARP_ROWS(r, rows) {
+        double s = 0.0;
+        for (int j = lane; j < cols; j += SCD_WARP) {
+            const size_t i = (size_t)r * cols + j;
+            const double mi = m[i], vi = v[i];
+            double d;
+            s += -clipped_log(vi, &d) + vi + mi * mi - 1.0;
+        }
+        s = warp_sum_dd(s);
+        if (lane == 0) kl[r] = (float)(0.5 * s);
+    }
+}
+
+// dm = g[r] m, dv = g[r] 0.5 (1 - d ln clip(v)/dv).
+extern "C" __global__ void __launch_bounds__(KL_BLOCK)
+kl_std_normal_bwd(const float* __restrict__ m, const float* __restrict__ v,
+                  const float* __restrict__ g, int cols, float* __restrict__ dm,
+                  float* __restrict__ dv, long long n) {
+    GRID_STRIDE(i, n) {
+        const double up = g[i / cols];
+        double d;
+        clipped_log((double)v[i], &d);
+        dm[i] = (float)(up * (double)m[i]);
+        dv[i] = (float)(up * 0.5 * (1.0 - d));
+    }
+}
+
+// kl[r] = 0.5 sum_k (ln clip(v2) - ln clip(v1) + v1/v2 + (m1-m2)^2/v2 - 1); one warp per row.
+extern "C" __global__ void __launch_bounds__(KL_BLOCK)
+kl_normal_fwd(const float* __restrict__ m1, const float* __restrict__ v1,
+              const float* __restrict__ m2, const float* __restrict__ v2, long long rows,
+              int cols, float* __restrict__ kl) {
+    const int lane = threadIdx.x % SCD_WARP;
+    WARP_ROWS(r, rows) {
+        double s = 0.0;
+        for (int j = lane; j < cols; j += SCD_WARP) {
+            const size_t i = (size_t)r * cols + j;
+            const double a = m1[i], va = v1[i], b = m2[i], vb = v2[i];
+            double da, db;
+            const double ln_va = clipped_log(va, &da), ln_vb = clipped_log(vb, &db);
+            const double inv_vb = 1.0 / vb, diff = a - b;
+            s += ln_vb - ln_va + va * inv_vb + diff * diff * inv_vb - 1.0;
+        }
+        s = warp_sum_dd(s);
+        if (lane == 0) kl[r] = (float)(0.5 * s);
+    }
+}
+
+// Gradients of sum_r kl[r] g[r] w.r.t. m1, v1, m2, v2 (overwritten). Mirrors kl_normal_fwd_bwd.
+extern "C" __global__ void __launch_bounds__(KL_BLOCK)
+kl_normal_bwd(const float* __restrict__ m1, const float* __restrict__ v1,
+              const float* __restrict__ m2, const float* __restrict__ v2,
+              const float* __restrict__ g, int cols, float* __restrict__ dm1,
+              float* __restrict__ dv1, float* __restrict__ dm2, float* __restrict__ dv2,
+              long long n) {
+    GRID_STRIDE(i, n) {
+        const double up = g[i / cols];
+        const double a = m1[i], va = v1[i], b = m2[i], vb = v2[i];
+        double dln_va, dln_vb;
+        clipped_log(va, &dln_va);
+        clipped_log(vb, &dln_vb);
+        const double inv_vb = 1.0 / vb, diff = a - b;
+        const double g_diff = up * diff * inv_vb;
+        dm1[i] = (float)g_diff;
+        dm2[i] = (float)(-g_diff);
+        dv1[i] = (float)(up * 0.5 * (inv_vb - dln_va));
+        dv2[i] = (float)(up * 0.5 * (dln_vb - (va + diff * diff) * inv_vb * inv_vb));
+    }
+}
+
+// ---------------------------------------------------------------- masked cross-entropy
+// Row r is selected when mask is null or mask[r] != 0 (NaN counts as selected, as on the CPU).
+// A selected row whose label is >= classes gets a NaN loss and NaN gradients (the CPU panics;
+// the NaN reaches the trainer's non-finite guard instead).
+
+__device__ __forceinline__ bool ce_selected(const float* mask, long long r) {
+    return mask == nullptr || mask[r] != 0.0f;
+}
+
+// Per row: loss_rows[r] = logsumexp(z_r) - z_r[label] (selected rows; 0 otherwise) and
+// sel_rows[r] = 1 or 0. One warp per row, f64 like the CPU.
+extern "C" __global__ void __launch_bounds__(KL_BLOCK)
+ce_rows(const float* __restrict__ logits, const unsigned int* __restrict__ labels,
+        const float* __restrict__ mask, long long rows, int classes,
+        double* __restrict__ loss_rows, double* __restrict__ sel_rows) {
+    const int lane = threadIdx.x % SCD_WARP;
+    WARP_ROWS(r, rows) {
+        if (!ce_selected(mask, r)) {
+            if (lane == 0) {
+                loss_rows[r] = 0.0;
+                sel_rows[r] = 0.0;
+            }
+            continue;
+        }
+        const float* z = logits + (size_t)r * classes;
+        const unsigned int label = labels[r];
+        double mx = __longlong_as_double(0xfff0000000000000ll);
+        for (int c = lane; c < classes; c += SCD_WARP) mx = fmax(mx, (double)z[c]);
+        for (int off = SCD_WARP / 2; off > 0; off >>= 1)
+            mx = fmax(mx, __shfl_xor_sync(SCD_FULL_MASK, mx, off));
+        double s = 0.0;
+        for (int c = lane; c < classes; c += SCD_WARP) s += exp((double)z[c] - mx);
+        s = warp_sum_dd(s);
+        if (lane == 0) {
+            const double lse = mx + log(s);
+            loss_rows[r] = label < (unsigned int)classes ? lse - (double)z[label]
+                                                         : __longlong_as_double(0x7ff8000000000000ll);
+            sel_rows[r] = 1.0;
+        }
+    }
+}
+
+// One block: out[0] = sum(loss_rows) / sum(sel_rows), 0 when no row is selected.
+// Fixed-order tree sum: deterministic.
+extern "C" __global__ void __launch_bounds__(CE_COUNT_BLOCK)
+ce_finish(const double* __restrict__ loss_rows, const double* __restrict__ sel_rows,
+          long long rows, float* __restrict__ out) {
+    __shared__ double s_loss[CE_COUNT_BLOCK];
+    __shared__ double s_sel[CE_COUNT_BLOCK];
+    double l = 0.0, c = 0.0;
+    for (long long r = threadIdx.x; r < rows; r += blockDim.x) {
+        l += loss_rows[r];
+        c += sel_rows[r];
+    }
+    s_loss[threadIdx.x] = l;
+    s_sel[threadIdx.x] = c;
+    __syncthreads();
+    for (int half = CE_COUNT_BLOCK / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half) {
+            s_loss[threadIdx.x] += s_loss[threadIdx.x + half];
+            s_sel[threadIdx.x] += s_sel[threadIdx.x + half];
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[0] = s_sel[0] > 0.0 ? (float)(s_loss[0] / s_sel[0]) : 0.0f;
+}
+
+// One block: count[0] = number of selected rows (as a double).
+extern "C" __global__ void __launch_bounds__(CE_COUNT_BLOCK)
+ce_count(const float* __restrict__ mask, long long rows, double* __restrict__ count) {
+    __shared__ double s[CE_COUNT_BLOCK];
+    double c = 0.0;
+    for (long long r = threadIdx.x; r < rows; r += blockDim.x) c += ce_selected(mask, r) ? 1.0 : 0.0;
+    s[threadIdx.x] = c;
+    __syncthreads();
+    for (int half = CE_COUNT_BLOCK / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) count[0] = s[0];
+}
+
+// dlogits[r, c] = g[0] (softmax(z_r)_c - [c == label_r]) / count on selected rows, 0 elsewhere
+// (overwritten). One warp per row.
+extern "C" __global__ void __launch_bounds__(KL_BLOCK)
+ce_bwd(const float* __restrict__ logits, const unsigned int* __restrict__ labels,
+       const float* __restrict__ mask, long long rows, int classes,
+       const double* __restrict__ count, const float* __restrict__ g,
+       float* __restrict__ dlogits) {
+    const int lane = threadIdx.x % SCD_WARP;
+    const double scale = count[0] > 0.0 ? (double)g[0] / count[0] : 0.0;
+    WARP_ROWS(r, rows) {
+        const float* z = logits + (size_t)r * classes;
+        float* dz = dlogits + (size_t)r * classes;
+        if (!ce_selected(mask, r)) {
+            for (int c = lane; c < classes; c += SCD_WARP) dz[c] = 0.0f;
+            continue;
+        }
+        const unsigned int label = labels[r];
+        double mx = __longlong_as_double(0xfff0000000000000ll);
+        for (int c = lane; c < classes; c += SCD_WARP) mx = fmax(mx, (double)z[c]);
+        for (int off = SCD_WARP / 2; off > 0; off >>= 1)
+            mx = fmax(mx, __shfl_xor_sync(SCD_FULL_MASK, mx, off));
+        double s = 0.0;
+        for (int c = lane; c < classes; c += SCD_WARP) s += exp((double)z[c] - mx);
+        s = warp_sum_dd(s);
+        const double lse = mx + log(s);
+        const bool bad = label >= (unsigned int)classes;
+        for (int c = lane; c < classes; c += SCD_WARP) {
+            const double p = exp((double)z[c] - lse);
+            const double onehot = (unsigned int)c == label ? 1.0 : 0.0;
+            dz[c] = bad ? __int_as_float(0x7fc00000) : (float)((p - onehot) * scale);
+        }
+    }
+}

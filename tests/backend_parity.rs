@@ -1,0 +1,915 @@
+//! One suite that runs every `Backend` method on every available device and compares it with
+//! the CPU backend (the reference), dfdx style: the same seeded inputs go through each device,
+//! every output is downloaded and compared elementwise with a stated tolerance
+//! `|got - want| <= rtol |want| + atol_rel * max|want|`.
+//!
+//! Without a GPU the CUDA half is skipped with the reason printed (and FAILS when
+//! `SCDREAMER_REQUIRE_GPU=1`, as scripts/gpu_check.sh sets); what still runs here is the CPU
+//! suite itself (finite, deterministic, and the comparator provably able to fail).
+//! A short training run on the bundled demo compares CPU and CUDA embeddings (finite, kNN
+//! purity and batch mixing within a margin of each other).
+
+use std::collections::BTreeSet;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use scdreamer::backend::cpu::Cpu;
+use scdreamer::backend::{AdamStep, Backend, Binary, GemmSpec, InputTransform, Unary};
+use scdreamer::data::Csr;
+
+// ------------------------------------------------------------------------------ harness
+
+/// Tolerance of one output: `|got - want| <= rtol |want| + atol_rel * max|want|`.
+#[derive(Clone, Copy, Debug)]
+struct Tol {
+    rtol: f64,
+    atol_rel: f64,
+}
+
+/// Bit-for-bit (integer-valued or pure data movement results).
+const EXACT: Tol = Tol {
+    rtol: 0.0,
+    atol_rel: 0.0,
+};
+/// One f32 rounding per element (FMA contraction or operand order may differ).
+const ROUNDING: Tol = Tol {
+    rtol: 1e-6,
+    atol_rel: 1e-7,
+};
+/// Reductions in a different order, f32 transcendental functions.
+const REDUCE: Tol = Tol {
+    rtol: 1e-5,
+    atol_rel: 1e-6,
+};
+/// cuBLAS vs the CPU GEMM (both full FP32; blocking order differs).
+const GEMM: Tol = Tol {
+    rtol: 1e-4,
+    atol_rel: 1e-5,
+};
+/// The f32 NB/ZINB kernel vs the CPU's f64 arithmetic.
+const LIKELIHOOD: Tol = Tol {
+    rtol: 1e-3,
+    atol_rel: 1e-4,
+};
+/// dtheta: a sum over rows of differences of digammas in f32.
+const LIKELIHOOD_THETA: Tol = Tol {
+    rtol: 3e-3,
+    atol_rel: 1e-3,
+};
+
+/// One downloaded output of one case.
+struct Output {
+    name: String,
+    data: Vec<f32>,
+    tol: Tol,
+}
+
+/// Runs the cases on one backend and records every output.
+struct Runner<'a, B: Backend> {
+    b: &'a B,
+    outputs: Vec<Output>,
+}
+
+impl<'a, B: Backend> Runner<'a, B> {
+    fn new(b: &'a B) -> Self {
+        Runner {
+            b,
+            outputs: Vec::new(),
+        }
+    }
+    fn up(&self, v: &[f32]) -> B::Buf {
+        let mut x = self.b.alloc(v.len());
+        self.b.upload(v, &mut x);
+        x
+    }
+    fn up_idx(&self, v: &[u32]) -> B::IdxBuf {
+        let mut x = self.b.alloc_idx(v.len());
+        self.b.upload_idx(v, &mut x);
+        x
+    }
+    fn down(&self, x: &B::Buf) -> Vec<f32> {
+        let mut v = vec![0f32; self.b.len(x)];
+        self.b.download(x, &mut v);
+        v
+    }
+    fn rec(&mut self, name: &str, x: &B::Buf, tol: Tol) {
+        let data = self.down(x);
+        self.rec_host(name, data, tol);
+    }
+    fn rec_host(&mut self, name: &str, data: Vec<f32>, tol: Tol) {
+        assert!(
+            !self.outputs.iter().any(|o| o.name == name),
+            "duplicate case name {name}"
+        );
+        self.outputs.push(Output {
+            name: name.to_string(),
+            data,
+            tol,
+        });
+    }
+}
+
+/// Compares `got` with `want` (the CPU); returns a description of the worst violation.
+fn compare(name: &str, got: &[f32], want: &[f32], tol: Tol) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{name}: length {} vs {}", got.len(), want.len()));
+    }
+    let scale = want
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0f64, |m, &v| m.max((v as f64).abs()));
+    let atol = tol.atol_rel * scale;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if w.is_nan() || g.is_nan() {
+            if w.is_nan() != g.is_nan() {
+                return Err(format!("{name}[{i}]: got {g}, want {w}"));
+            }
+            continue;
+        }
+        if w.is_infinite() || g.is_infinite() {
+            if g != w {
+                return Err(format!("{name}[{i}]: got {g}, want {w}"));
+            }
+            continue;
+        }
+        let err = (g as f64 - w as f64).abs();
+        if err > tol.rtol * (w as f64).abs() + atol {
+            return Err(format!(
+                "{name}[{i}]: got {g}, want {w} (|err| {err:.3e} > rtol {} * |want| + atol {atol:.3e})",
+                tol.rtol
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every output of `dev` against the CPU's; panics listing all failures.
+fn compare_suites(device: &str, cpu: &[Output], dev: &[Output]) {
+    let mut failures = Vec::new();
+    for (w, g) in cpu.iter().zip(dev) {
+        assert_eq!(w.name, g.name, "cases ran in a different order");
+        match compare(&g.name, &g.data, &w.data, w.tol) {
+            Ok(()) => {}
+            Err(e) => failures.push(e),
+        }
+    }
+    assert_eq!(cpu.len(), dev.len(), "{device}: number of outputs");
+    println!(
+        "{device}: {} outputs compared with the CPU, {} failures",
+        cpu.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{device} differs from the CPU:\n{}",
+        failures.join("\n")
+    );
+}
+
+// ------------------------------------------------------------------------------ inputs
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(lo..hi)).collect()
+}
+
+/// Count-like values: about half exact zeros, the rest integers 1..30.
+fn counts(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            if rng.gen_bool(0.5) {
+                0.0
+            } else {
+                rng.gen_range(1..30) as f32
+            }
+        })
+        .collect()
+}
+
+/// A random CSR matrix of counts (density ~`density`).
+fn random_csr(rng: &mut ChaCha8Rng, n_rows: usize, n_cols: usize, density: f64) -> Csr {
+    let mut indptr = vec![0u64];
+    let (mut indices, mut data) = (Vec::new(), Vec::new());
+    for _ in 0..n_rows {
+        for j in 0..n_cols {
+            if rng.gen_bool(density) {
+                indices.push(j as u32);
+                data.push(rng.gen_range(1..25) as f32);
+            }
+        }
+        indptr.push(indices.len() as u64);
+    }
+    Csr {
+        n_rows,
+        n_cols,
+        indptr,
+        indices,
+        data,
+    }
+}
+
+// ------------------------------------------------------------------------------ the suite
+
+/// Shapes deliberately not multiples of 32 (warp) or 256 (block).
+const R: usize = 37;
+const C: usize = 53;
+
+/// Every Backend method, on one backend. The inputs depend only on the seed, so every
+/// device sees the same numbers.
+fn suite<B: Backend>(b: &B) -> Vec<Output> {
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let mut t = Runner::new(b);
+    let n = R * C;
+
+    // ---- memory
+    let empty = b.alloc(0);
+    assert_eq!(b.len(&empty), 0, "alloc(0) has length 0");
+    let zeros = b.alloc(n);
+    t.rec("alloc_zeroed", &zeros, EXACT);
+    let xs = uniform(&mut rng, n, -3.0, 3.0);
+    let x = t.up(&xs);
+    t.rec("upload_download", &x, EXACT);
+    let mut x2 = b.alloc(n);
+    b.upload(&xs, &mut x2);
+    let mut host = vec![0f32; n];
+    b.download(&x2, &mut host);
+    assert_eq!(host, xs, "upload then download is the identity");
+    let mut idx_probe = b.alloc_idx(5);
+    b.upload_idx(&[4, 3, 2, 1, 0], &mut idx_probe);
+
+    // ---- basic
+    let mut f = b.alloc(n);
+    b.fill(&mut f, -1.25);
+    t.rec("fill", &f, EXACT);
+    let mut cp = b.alloc(n);
+    b.copy(&x, &mut cp);
+    t.rec("copy", &cp, EXACT);
+    let ys = uniform(&mut rng, n, -1.0, 1.0);
+    let mut y = t.up(&ys);
+    b.axpy(0.37, &x, &mut y);
+    t.rec("axpy", &y, ROUNDING);
+    let g1 = t.up(&[1.7]);
+    let mut bc = t.up(&ys);
+    b.broadcast_acc(&g1, -0.5, &mut bc);
+    t.rec("broadcast_acc", &bc, ROUNDING);
+
+    // ---- gemm: every transpose combination, beta 0 over NaN, beta 1, alpha != 1, k = 0
+    let (m, nn, k) = (33, 45, 29);
+    let a_s = uniform(&mut rng, m * k, -1.0, 1.0);
+    let b_s = uniform(&mut rng, k * nn, -1.0, 1.0);
+    let c_s = uniform(&mut rng, m * nn, -1.0, 1.0);
+    let (ga, gb) = (t.up(&a_s), t.up(&b_s));
+    for ta in [false, true] {
+        for tb in [false, true] {
+            for (beta, alpha) in [(0.0, 1.0), (1.0, 0.5)] {
+                let mut c = if beta == 0.0 {
+                    t.up(&vec![f32::NAN; m * nn])
+                } else {
+                    t.up(&c_s)
+                };
+                let spec = GemmSpec {
+                    m,
+                    n: nn,
+                    k,
+                    trans_a: ta,
+                    trans_b: tb,
+                    alpha,
+                    beta,
+                };
+                b.gemm(spec, &ga, &gb, &mut c);
+                t.rec(&format!("gemm_ta{ta}_tb{tb}_beta{beta}"), &c, GEMM);
+            }
+        }
+    }
+    for beta in [0.0f32, 2.0] {
+        let mut c = t.up(&c_s);
+        let spec = GemmSpec {
+            m,
+            n: nn,
+            k: 0,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta,
+        };
+        b.gemm(spec, &b.alloc(0), &b.alloc(0), &mut c);
+        t.rec(&format!("gemm_k0_beta{beta}"), &c, EXACT);
+    }
+
+    // ---- sparse first layer: every transform, duplicate and permuted rows
+    let csr = random_csr(&mut rng, 60, 70, 0.2);
+    let scale_s = uniform(&mut rng, 60, 0.01, 2.0);
+    let xs_csr = b.upload_csr(&csr, Some(&scale_s)).expect("upload csr");
+    assert_eq!(b.csr_shape(&xs_csr), (60, 70, csr.data.len()));
+    let xs_noscale = b.upload_csr(&csr, None).expect("upload csr");
+    let rows_h: Vec<u32> = (0..41).map(|i| ((i * 7 + 3) % 60) as u32).collect();
+    let rows = t.up_idx(&rows_h);
+    let n_out = 67;
+    let w = t.up(&uniform(&mut rng, 70 * n_out, -0.5, 0.5));
+    let dy_s = uniform(&mut rng, rows_h.len() * n_out, -1.0, 1.0);
+    let dy = t.up(&dy_s);
+    for (tn, tr) in [
+        ("identity", InputTransform::Identity),
+        ("log1p", InputTransform::Log1p),
+        ("log1p_scaled", InputTransform::Log1pScaled),
+    ] {
+        let mut out = t.up(&vec![f32::NAN; rows_h.len() * n_out]);
+        b.csr_matmul(&xs_csr, &rows, rows_h.len(), tr, &w, n_out, &mut out);
+        t.rec(&format!("csr_matmul_{tn}"), &out, REDUCE);
+        let mut dw = t.up(&uniform(&mut rng, 70 * n_out, -1.0, 1.0));
+        b.csr_matmul_wgrad(&xs_csr, &rows, rows_h.len(), tr, &dy, n_out, &mut dw);
+        t.rec(&format!("csr_matmul_wgrad_{tn}"), &dw, REDUCE);
+        let mut dense = t.up(&vec![f32::NAN; rows_h.len() * 70]);
+        b.csr_gather_dense(&xs_csr, &rows, rows_h.len(), tr, &mut dense);
+        t.rec(&format!("csr_gather_dense_{tn}"), &dense, ROUNDING);
+    }
+    let mut dense = b.alloc(rows_h.len() * 70);
+    b.csr_gather_dense(
+        &xs_noscale,
+        &rows,
+        rows_h.len(),
+        InputTransform::Log1pScaled,
+        &mut dense,
+    );
+    t.rec("csr_gather_dense_scaled_without_scale", &dense, ROUNDING);
+    // A minibatch above the GPU weight-gradient kernel's 4096-cell chunk.
+    let big_rows_h: Vec<u32> = (0..5000).map(|i| ((i * 13) % 60) as u32).collect();
+    let big_rows = t.up_idx(&big_rows_h);
+    let big_dy = t.up(&uniform(&mut rng, 5000 * 8, -1.0, 1.0));
+    let mut big_dw = b.alloc(70 * 8);
+    b.csr_matmul_wgrad(
+        &xs_csr,
+        &big_rows,
+        5000,
+        InputTransform::Log1p,
+        &big_dy,
+        8,
+        &mut big_dw,
+    );
+    t.rec("csr_matmul_wgrad_batch5000", &big_dw, REDUCE);
+
+    // ---- row gather, bias
+    let n_table = 5;
+    let table = t.up(&uniform(&mut rng, n_table * C, -1.0, 1.0));
+    let idx_h: Vec<u32> = (0..R).map(|i| ((i * 3) % n_table) as u32).collect();
+    let idx = t.up_idx(&idx_h);
+    let mut out = b.alloc(n);
+    b.gather_add_rows(&x, &table, &idx, C, &mut out);
+    t.rec("gather_add_rows", &out, ROUNDING);
+    let mut dtable = t.up(&uniform(&mut rng, n_table * C, -1.0, 1.0));
+    b.scatter_add_rows(&y, &idx, C, &mut dtable);
+    t.rec("scatter_add_rows", &dtable, ROUNDING);
+    let bias = t.up(&uniform(&mut rng, C, -1.0, 1.0));
+    let mut out = b.alloc(n);
+    b.add_bias(&x, &bias, C, &mut out);
+    t.rec("add_bias", &out, ROUNDING);
+    let mut db = t.up(&uniform(&mut rng, C, -1.0, 1.0));
+    b.col_sum_acc(&y, C, &mut db);
+    t.rec("col_sum_acc", &db, REDUCE);
+
+    // ---- elementwise
+    let pos_s = uniform(&mut rng, n, 1e-3, 40.0);
+    let pos = t.up(&pos_s);
+    let dys = uniform(&mut rng, n, -1.0, 1.0);
+    let dyv = t.up(&dys);
+    let unaries = [
+        ("relu", Unary::Relu, false),
+        ("leaky_relu", Unary::LeakyRelu(0.2), false),
+        ("softplus", Unary::Softplus, false),
+        ("sigmoid", Unary::Sigmoid, false),
+        ("exp", Unary::Exp, false),
+        ("log", Unary::Log, true),
+        ("sqrt", Unary::Sqrt, true),
+        ("square", Unary::Square, false),
+        ("scale", Unary::Scale(-1.5), false),
+        ("add_scalar", Unary::AddScalar(0.75), false),
+        ("clamp", Unary::Clamp(-1.0, 2.0), false),
+        ("lgamma", Unary::Lgamma, true),
+    ];
+    for (name, f, positive) in unaries {
+        let input = if positive { &pos } else { &x };
+        let mut yv = b.alloc(n);
+        b.unary(f, input, &mut yv);
+        t.rec(&format!("unary_{name}"), &yv, REDUCE);
+        let mut dx = t.up(&ys);
+        b.unary_bwd(f, input, &yv, &dyv, &mut dx);
+        t.rec(&format!("unary_bwd_{name}"), &dx, REDUCE);
+    }
+    for (name, f) in [
+        ("add", Binary::Add),
+        ("sub", Binary::Sub),
+        ("mul", Binary::Mul),
+    ] {
+        let mut o = b.alloc(n);
+        b.binary(f, &x, &y, &mut o);
+        t.rec(&format!("binary_{name}"), &o, ROUNDING);
+        let (mut da, mut dbb) = (t.up(&ys), t.up(&xs));
+        b.binary_bwd(f, &x, &y, &dyv, Some(&mut da), Some(&mut dbb));
+        t.rec(&format!("binary_bwd_a_{name}"), &da, ROUNDING);
+        t.rec(&format!("binary_bwd_b_{name}"), &dbb, ROUNDING);
+    }
+    let cvec = t.up(&uniform(&mut rng, R, -2.0, 2.0));
+    let mut o = b.alloc(n);
+    b.mul_rows(&x, &cvec, C, &mut o);
+    t.rec("mul_rows", &o, ROUNDING);
+    let (mut dx, mut dc) = (t.up(&ys), t.up(&uniform(&mut rng, R, -1.0, 1.0)));
+    b.mul_rows_bwd(&x, &cvec, &dyv, C, Some(&mut dx), Some(&mut dc));
+    t.rec("mul_rows_bwd_x", &dx, ROUNDING);
+    t.rec("mul_rows_bwd_c", &dc, REDUCE);
+    let (ca, cb) = (C, 11);
+    let bmat = t.up(&uniform(&mut rng, R * cb, -1.0, 1.0));
+    let mut cat = b.alloc(R * (ca + cb));
+    b.concat_cols(&x, ca, &bmat, cb, &mut cat);
+    t.rec("concat_cols", &cat, EXACT);
+    let dcat = t.up(&uniform(&mut rng, R * (ca + cb), -1.0, 1.0));
+    let (mut da, mut dbm) = (t.up(&ys), b.alloc(R * cb));
+    b.concat_cols_bwd(&dcat, ca, cb, Some(&mut da), Some(&mut dbm));
+    t.rec("concat_cols_bwd_a", &da, ROUNDING);
+    t.rec("concat_cols_bwd_b", &dbm, ROUNDING);
+    for (name, cols) in [("wide", C), ("narrow", 3)] {
+        let rows_sm = n / cols;
+        let xin = t.up(&xs[..rows_sm * cols]);
+        let mut sm = b.alloc(rows_sm * cols);
+        b.softmax_rows(&xin, cols, &mut sm);
+        t.rec(&format!("softmax_rows_{name}"), &sm, REDUCE);
+        let mut dsm = t.up(&ys[..rows_sm * cols]);
+        b.softmax_rows_bwd(&sm, &t.up(&dys[..rows_sm * cols]), cols, &mut dsm);
+        t.rec(&format!("softmax_rows_bwd_{name}"), &dsm, REDUCE);
+    }
+
+    // ---- randomness: the GPU reproduces the CPU's counter-based streams
+    let mut mask = b.alloc(100_003);
+    b.dropout_mask(0xdead_beef_1234, 0.8, &mut mask);
+    t.rec("dropout_mask", &mask, EXACT);
+    let mut nrm = b.alloc(100_003);
+    b.normal(987_654_321, &mut nrm);
+    t.rec("normal", &nrm, REDUCE);
+    let var_s = uniform(&mut rng, n, 1e-3, 5.0);
+    let var = t.up(&var_s);
+    let eps = t.up(&uniform(&mut rng, n, -2.0, 2.0));
+    let mut z = b.alloc(n);
+    b.reparam(&x, &var, &eps, &mut z);
+    t.rec("reparam", &z, ROUNDING);
+    let (mut dm, mut dv) = (t.up(&ys), t.up(&xs));
+    b.reparam_bwd(&var, &eps, &dyv, Some(&mut dm), Some(&mut dv));
+    t.rec("reparam_bwd_mean", &dm, ROUNDING);
+    t.rec("reparam_bwd_var", &dv, ROUNDING);
+
+    // ---- reductions
+    let big = t.up(&uniform(&mut rng, 1_000_003, -1.0, 1.5));
+    let mut s1 = b.alloc(1);
+    b.sum_all(&big, &mut s1);
+    t.rec("sum_all", &s1, REDUCE);
+    let mut sr = t.up(&[f32::NAN; R]);
+    b.sum_rows(&x, C, &mut sr);
+    t.rec("sum_rows", &sr, REDUCE);
+    let mut sr0 = t.up(&[f32::NAN; 4]);
+    b.sum_rows(&b.alloc(0), 0, &mut sr0);
+    t.rec("sum_rows_zero_cols", &sr0, EXACT);
+    let mut dsr = t.up(&ys);
+    b.sum_rows_bwd(&t.up(&uniform(&mut rng, R, -1.0, 1.0)), C, &mut dsr);
+    t.rec("sum_rows_bwd", &dsr, ROUNDING);
+    let sq = b.sq_norm(&big);
+    t.rec_host("sq_norm", vec![sq as f32], REDUCE);
+
+    // ---- fused likelihoods (eps of the default and of the authors' preset)
+    let (lr, lc) = (40, 70);
+    let xc = t.up(&counts(&mut rng, lr * lc));
+    let mu = t.up(&uniform(&mut rng, lr * lc, -2.0, 3.5)
+        .iter()
+        .map(|v| v.exp())
+        .collect::<Vec<_>>());
+    let theta = t.up(&uniform(&mut rng, lc, 0.3, 30.0));
+    let logit = t.up(&uniform(&mut rng, lr * lc, -3.0, 3.0));
+    let up_s = uniform(&mut rng, lr, 0.5, 1.5);
+    let upv = t.up(&up_s);
+    for eps_l in [1e-8f32, 1e-4] {
+        let tag = format!("eps{eps_l:e}");
+        let mut ll = t.up(&vec![f32::NAN; lr]);
+        b.zinb_fwd(&xc, &mu, &theta, &logit, lr, lc, eps_l, &mut ll);
+        t.rec(&format!("zinb_fwd_{tag}"), &ll, LIKELIHOOD);
+        let (mut dmu, mut dth, mut dl) = (b.alloc(lr * lc), b.alloc(lc), b.alloc(lr * lc));
+        b.zinb_bwd(
+            &xc, &mu, &theta, &logit, lr, lc, eps_l, &upv, &mut dmu, &mut dth, &mut dl,
+        );
+        t.rec(&format!("zinb_bwd_dmu_{tag}"), &dmu, LIKELIHOOD);
+        t.rec(&format!("zinb_bwd_dtheta_{tag}"), &dth, LIKELIHOOD_THETA);
+        t.rec(&format!("zinb_bwd_dlogit_{tag}"), &dl, LIKELIHOOD);
+        let (mut ll2, mut dmu2, mut dth2, mut dl2) =
+            (b.alloc(lr), b.alloc(lr * lc), b.alloc(lc), b.alloc(lr * lc));
+        b.zinb_fwd_bwd(
+            &xc, &mu, &theta, &logit, lr, lc, eps_l, &upv, &mut ll2, &mut dmu2, &mut dth2, &mut dl2,
+        );
+        t.rec(&format!("zinb_fwd_bwd_ll_{tag}"), &ll2, LIKELIHOOD);
+        t.rec(&format!("zinb_fwd_bwd_dmu_{tag}"), &dmu2, LIKELIHOOD);
+        t.rec(
+            &format!("zinb_fwd_bwd_dtheta_{tag}"),
+            &dth2,
+            LIKELIHOOD_THETA,
+        );
+        t.rec(&format!("zinb_fwd_bwd_dlogit_{tag}"), &dl2, LIKELIHOOD);
+        let mut ll = b.alloc(lr);
+        b.nb_fwd(&xc, &mu, &theta, lr, lc, eps_l, &mut ll);
+        t.rec(&format!("nb_fwd_{tag}"), &ll, LIKELIHOOD);
+        let (mut dmu, mut dth) = (b.alloc(lr * lc), b.alloc(lc));
+        b.nb_bwd(&xc, &mu, &theta, lr, lc, eps_l, &upv, &mut dmu, &mut dth);
+        t.rec(&format!("nb_bwd_dmu_{tag}"), &dmu, LIKELIHOOD);
+        t.rec(&format!("nb_bwd_dtheta_{tag}"), &dth, LIKELIHOOD_THETA);
+        let (mut ll2, mut dmu2, mut dth2) = (b.alloc(lr), b.alloc(lr * lc), b.alloc(lc));
+        b.nb_fwd_bwd(
+            &xc, &mu, &theta, lr, lc, eps_l, &upv, &mut ll2, &mut dmu2, &mut dth2,
+        );
+        t.rec(&format!("nb_fwd_bwd_ll_{tag}"), &ll2, LIKELIHOOD);
+        t.rec(&format!("nb_fwd_bwd_dmu_{tag}"), &dmu2, LIKELIHOOD);
+        t.rec(&format!("nb_fwd_bwd_dtheta_{tag}"), &dth2, LIKELIHOOD_THETA);
+    }
+    let uni = t.up(&[0.25; 9]);
+    let non_uni = t.up(&[0.25, 0.25, 0.5]);
+    let flags = [
+        b.uniform_value(&uni).map_or(-1.0, |v| v),
+        b.uniform_value(&non_uni).map_or(-1.0, |v| v),
+    ];
+    t.rec_host("uniform_value", flags.to_vec(), EXACT);
+
+    // ---- Bhattacharyya: an ordinary case, the upper clip (sum b = 0 exactly: BC = inf) and
+    // W = 0 (disjoint supports: the lower clip)
+    let bh_len = 64;
+    let cases: [(&str, Vec<f32>, Vec<f32>); 3] = [
+        (
+            "mixed",
+            uniform(&mut rng, bh_len, -0.5, 2.0),
+            uniform(&mut rng, bh_len, -0.3, 2.0),
+        ),
+        (
+            "upper_clip",
+            uniform(&mut rng, bh_len, 0.1, 2.0),
+            (0..bh_len)
+                .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+                .collect(),
+        ),
+        (
+            "w_zero",
+            (0..bh_len).map(|i| (i % 2) as f32).collect(),
+            (0..bh_len).map(|i| ((i + 1) % 2) as f32).collect(),
+        ),
+    ];
+    for (name, a_v, b_v) in cases {
+        let (ba, bb) = (t.up(&a_v), t.up(&b_v));
+        let mut l = b.alloc(1);
+        b.bhattacharyya_fwd(&ba, &bb, &mut l);
+        t.rec(&format!("bhattacharyya_fwd_{name}"), &l, REDUCE);
+        let (mut da, mut dbb) = (b.alloc(bh_len), b.alloc(bh_len));
+        b.bhattacharyya_bwd(&ba, &bb, &t.up(&[0.7]), &mut da, &mut dbb);
+        t.rec(&format!("bhattacharyya_bwd_a_{name}"), &da, REDUCE);
+        t.rec(&format!("bhattacharyya_bwd_b_{name}"), &dbb, REDUCE);
+    }
+
+    // ---- KL terms (variances inside and outside the log clip)
+    let (kr, kc) = (R, 10);
+    let kvar = |rng: &mut ChaCha8Rng| -> Vec<f32> {
+        (0..kr * kc)
+            .map(|i| match i % 7 {
+                0 => 1e-6,
+                1 => 2e4,
+                _ => rng.gen_range(0.01f32..4.0),
+            })
+            .collect()
+    };
+    let km1 = t.up(&uniform(&mut rng, kr * kc, -2.0, 2.0));
+    let kv1 = t.up(&kvar(&mut rng));
+    let km2 = t.up(&uniform(&mut rng, kr * kc, -2.0, 2.0));
+    let kv2 = t.up(&kvar(&mut rng));
+    let kg = t.up(&uniform(&mut rng, kr, 0.5, 1.5));
+    let mut kl = b.alloc(kr);
+    b.kl_std_normal_fwd(&km1, &kv1, kc, &mut kl);
+    t.rec("kl_std_normal_fwd", &kl, REDUCE);
+    let (mut dm, mut dv) = (t.up(&vec![f32::NAN; kr * kc]), b.alloc(kr * kc));
+    b.kl_std_normal_bwd(&km1, &kv1, kc, &kg, &mut dm, &mut dv);
+    t.rec("kl_std_normal_bwd_mean", &dm, REDUCE);
+    t.rec("kl_std_normal_bwd_var", &dv, REDUCE);
+    let mut kl = b.alloc(kr);
+    b.kl_normal_fwd(&km1, &kv1, &km2, &kv2, kc, &mut kl);
+    t.rec("kl_normal_fwd", &kl, REDUCE);
+    let mut gr: Vec<B::Buf> = (0..4).map(|_| b.alloc(kr * kc)).collect();
+    {
+        let [g0, g1, g2, g3] = &mut gr[..] else {
+            unreachable!()
+        };
+        b.kl_normal_bwd(&km1, &kv1, &km2, &kv2, kc, &kg, [g0, g1, g2, g3]);
+    }
+    for (i, g) in gr.iter().enumerate() {
+        t.rec(&format!("kl_normal_bwd_{i}"), g, REDUCE);
+    }
+
+    // ---- cross-entropy: no mask, a partial mask, an all-zero mask
+    let classes = 7;
+    let logits = t.up(&uniform(&mut rng, R * classes, -4.0, 4.0));
+    let labels = t.up_idx(&(0..R).map(|i| (i % classes) as u32).collect::<Vec<_>>());
+    let partial: Vec<f32> = (0..R).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();
+    let masks = [
+        ("none", None),
+        ("partial", Some(t.up(&partial))),
+        ("all_zero", Some(b.alloc(R))),
+    ];
+    for (name, mask) in &masks {
+        let mut l = t.up(&[f32::NAN]);
+        b.cross_entropy_fwd(&logits, &labels, mask.as_ref(), R, classes, &mut l);
+        t.rec(&format!("cross_entropy_fwd_{name}"), &l, REDUCE);
+        let mut d = t.up(&vec![f32::NAN; R * classes]);
+        b.cross_entropy_bwd(
+            &logits,
+            &labels,
+            mask.as_ref(),
+            R,
+            classes,
+            &t.up(&[1.3]),
+            &mut d,
+        );
+        t.rec(&format!("cross_entropy_bwd_{name}"), &d, REDUCE);
+    }
+
+    // ---- Adam / AdamW, two steps
+    let (mut p, mut am, mut av) = (t.up(&xs), b.alloc(n), b.alloc(n));
+    for step in 1..=2 {
+        let s = AdamStep {
+            lr: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            bias_c1: 1.0 - 0.9f32.powi(step),
+            bias_c2: 1.0 - 0.999f32.powi(step),
+            grad_scale: 0.8,
+        };
+        b.adam(s, &mut p, &dyv, &mut am, &mut av);
+    }
+    t.rec("adam_param", &p, REDUCE);
+    t.rec("adam_m", &am, REDUCE);
+    t.rec("adam_v", &av, REDUCE);
+
+    t.outputs
+}
+
+/// Method names of the `Backend` trait that the suite must exercise (kept in sync by hand
+/// with src/backend/mod.rs; `suite_covers_every_backend_method` checks the file).
+const COVERED: &[&str] = &[
+    "name",
+    "alloc",
+    "alloc_idx",
+    "len",
+    "upload",
+    "upload_idx",
+    "download",
+    "upload_csr",
+    "csr_shape",
+    "fill",
+    "copy",
+    "axpy",
+    "broadcast_acc",
+    "gemm",
+    "csr_matmul",
+    "csr_matmul_wgrad",
+    "csr_gather_dense",
+    "gather_add_rows",
+    "scatter_add_rows",
+    "add_bias",
+    "col_sum_acc",
+    "unary",
+    "unary_bwd",
+    "binary",
+    "binary_bwd",
+    "mul_rows",
+    "mul_rows_bwd",
+    "concat_cols",
+    "concat_cols_bwd",
+    "softmax_rows",
+    "softmax_rows_bwd",
+    "dropout_mask",
+    "normal",
+    "reparam",
+    "reparam_bwd",
+    "sum_all",
+    "sum_rows",
+    "sum_rows_bwd",
+    "sq_norm",
+    "zinb_fwd",
+    "zinb_bwd",
+    "zinb_fwd_bwd",
+    "nb_fwd",
+    "nb_bwd",
+    "nb_fwd_bwd",
+    "uniform_value",
+    "bhattacharyya_fwd",
+    "bhattacharyya_bwd",
+    "kl_std_normal_fwd",
+    "kl_std_normal_bwd",
+    "kl_normal_fwd",
+    "kl_normal_bwd",
+    "cross_entropy_fwd",
+    "cross_entropy_bwd",
+    "adam",
+];
+
+// ------------------------------------------------------------------------------ devices
+
+/// The CUDA backend, or None after printing why (panics when SCDREAMER_REQUIRE_GPU=1).
+#[cfg(feature = "cuda")]
+fn cuda_or_skip(test: &str) -> Option<scdreamer::backend::cuda::CudaBackend> {
+    let require = std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() == Ok("1");
+    match scdreamer::backend::device::probe_gpu() {
+        Ok(rt) => {
+            let b = scdreamer::backend::cuda::CudaBackend::new(rt).expect("CUDA backend opens");
+            println!("{test}: running on {}", b.describe());
+            Some(b)
+        }
+        Err(why) if require => panic!("SCDREAMER_REQUIRE_GPU=1 but {why}"),
+        Err(why) => {
+            println!("skipping the CUDA half of {test}: {why}");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_or_skip(test: &str) -> Option<Cpu> {
+    assert!(
+        std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() != Ok("1"),
+        "SCDREAMER_REQUIRE_GPU=1 but this build has no `cuda` feature"
+    );
+    println!("skipping the CUDA half of {test}: built without the `cuda` feature");
+    None
+}
+
+// ------------------------------------------------------------------------------ tests
+
+#[test]
+fn every_backend_method_matches_the_cpu_on_every_device() {
+    let cpu = suite(&Cpu::new());
+    for o in &cpu {
+        // NaN is expected nowhere in the reference outputs of this suite.
+        assert!(
+            o.data.iter().all(|v| !v.is_nan()),
+            "CPU output {} has NaN",
+            o.name
+        );
+    }
+    println!("cpu: {} outputs", cpu.len());
+    if let Some(gpu) = cuda_or_skip("every_backend_method_matches_the_cpu_on_every_device") {
+        assert_eq!(gpu.name(), "cuda");
+        let dev = suite(&gpu);
+        compare_suites("cuda", &cpu, &dev);
+        // Twice on the GPU: the kernels are deterministic (fixed-order reductions).
+        let again = suite(&gpu);
+        for (a, b) in dev.iter().zip(&again) {
+            assert!(
+                a.data
+                    .iter()
+                    .zip(&b.data)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "cuda output {} differs between two identical runs",
+                a.name
+            );
+        }
+    }
+}
+
+/// The comparator can fail: a perturbation just above each tolerance is caught, one well
+/// inside is not, and the CPU suite itself is deterministic.
+#[test]
+fn comparator_catches_perturbations_and_cpu_suite_is_repeatable() {
+    let a = suite(&Cpu::new());
+    let b = suite(&Cpu::new());
+    compare_suites("cpu (second run)", &a, &b);
+    let want = [1.0f32, -2.0, 4.0];
+    for tol in [ROUNDING, REDUCE, GEMM, LIKELIHOOD] {
+        let limit = tol.rtol * 4.0 + tol.atol_rel * 4.0;
+        let mut bad = want;
+        bad[2] = (4.0 + 2.0 * limit + 1e-6) as f32;
+        assert!(compare("probe", &bad, &want, tol).is_err(), "{tol:?}");
+        let mut fine = want;
+        fine[2] = (4.0 + 0.25 * limit) as f32;
+        assert!(compare("probe", &fine, &want, tol).is_ok(), "{tol:?}");
+    }
+    let mut nan = want;
+    nan[0] = f32::NAN;
+    assert!(compare("probe", &nan, &want, LIKELIHOOD).is_err());
+    assert!(compare("probe", &want[..2], &want, LIKELIHOOD).is_err());
+    assert!(compare("probe", &[1.0, -2.0, 4.000_001], &want, EXACT).is_err());
+}
+
+/// Every method of the Backend trait appears in COVERED and is called by the suite.
+#[test]
+fn suite_covers_every_backend_method() {
+    let trait_src = include_str!("../src/backend/mod.rs");
+    let body = &trait_src[trait_src
+        .find("pub trait Backend")
+        .expect("the Backend trait")..];
+    let methods: BTreeSet<&str> = body
+        .split("fn ")
+        .skip(1)
+        .map(|s| s.split(['(', '<']).next().unwrap_or("").trim())
+        .collect();
+    let covered: BTreeSet<&str> = COVERED.iter().copied().collect();
+    let missing: Vec<_> = methods.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "Backend methods not in the parity suite: {missing:?}"
+    );
+    let this = include_str!("backend_parity.rs");
+    let suite_src = &this[this.find("fn suite<B").unwrap()..this.find("const COVERED").unwrap()];
+    for m in &methods {
+        let called = suite_src.contains(&format!(".{m}("))
+            || suite_src.contains(&format!(".{m}::"))
+            || *m == "name";
+        assert!(called, "the suite never calls Backend::{m}");
+    }
+}
+
+/// A short training run on the bundled demo on each device: the CUDA embedding is finite and
+/// as good as the CPU's (kNN cell-type purity and batch mixing within a margin).
+#[test]
+fn short_training_on_the_demo_matches_the_cpu() {
+    let Some(gpu) = cuda_or_skip("short_training_on_the_demo_matches_the_cpu") else {
+        return;
+    };
+    let cpu = train_demo(&Cpu::new());
+    let dev = train_demo(&gpu);
+    println!(
+        "demo, {EPOCHS} epochs: cpu purity {:.3} entropy {:.3} ({:.1} s); cuda purity {:.3} entropy {:.3} ({:.1} s)",
+        cpu.purity, cpu.entropy, cpu.seconds, dev.purity, dev.entropy, dev.seconds
+    );
+    assert!(
+        dev.purity >= cpu.purity - 0.05,
+        "cuda purity {:.3} vs cpu {:.3}",
+        dev.purity,
+        cpu.purity
+    );
+    assert!(
+        dev.entropy >= cpu.entropy - 0.1,
+        "cuda batch entropy {:.3} vs cpu {:.3}",
+        dev.entropy,
+        cpu.entropy
+    );
+    assert!(dev.purity >= 0.85, "cuda purity {:.3}", dev.purity);
+}
+
+const EPOCHS: usize = 30;
+
+struct DemoScores {
+    purity: f64,
+    entropy: f64,
+    seconds: f64,
+}
+
+fn train_demo<B: Backend>(backend: &B) -> DemoScores {
+    use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
+    use scdreamer::data::validate::batch_codes;
+    use scdreamer::metrics::{knn_batch_entropy, knn_indices, knn_label_purity};
+    use scdreamer::model::config::{ModelConfig, TrainConfig};
+    use scdreamer::pipeline::{self, GeneSelection, Setup};
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");
+    let path = if std::path::Path::new(path).exists() {
+        std::path::PathBuf::from(path)
+    } else {
+        // scripts/gpu_check.sh runs carried binaries from a copy of the repository.
+        std::path::PathBuf::from("data/demo.h5ad")
+    };
+    let opts = ReadOptions {
+        layer: None,
+        allow_non_integer: false,
+        progress: false,
+    };
+    let adata = read_h5ad(&path, &opts).expect("demo reads");
+    let (batch, names) = batch_codes(&adata.obs, "batch", false).unwrap();
+    let (labels, _) = batch_codes(&adata.obs, "cell_type", false).unwrap();
+    let genes = pipeline::select_genes(&adata, &batch, names.len(), &GeneSelection::SeuratV3(2000))
+        .unwrap();
+    let m = ModelConfig::default_preset(genes.len(), names.len(), 0);
+    let mut tc = TrainConfig::default_preset(adata.n_obs(), 0);
+    tc.epochs = EPOCHS;
+    let setup = Setup::new(
+        &adata,
+        "batch",
+        batch.clone(),
+        names.clone(),
+        genes,
+        &m,
+        None,
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let trained = pipeline::fit(backend, &setup, m.clone(), tc, "default", false).unwrap();
+    let latent = trained.latent(&setup.prep, 0);
+    let seconds = t0.elapsed().as_secs_f64();
+    assert!(
+        latent.iter().all(|v| v.is_finite()),
+        "{}: non-finite embedding",
+        backend.name()
+    );
+    let nb = knn_indices(&latent, adata.n_obs(), m.latent, 15);
+    DemoScores {
+        purity: knn_label_purity(&nb, &labels),
+        entropy: knn_batch_entropy(&nb, &batch, names.len()),
+        seconds,
+    }
+}
