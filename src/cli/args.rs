@@ -167,7 +167,8 @@ pub struct IntegrateArgs {
     /// Advanced: weight of the KL terms.
     #[arg(long)]
     pub kl_weight: Option<f32>,
-    /// Training epochs (default: chosen from the number of cells).
+    /// Training epochs (default preset: about 3,400 minibatch steps, i.e. 3400 / (cells / batch
+    /// size) epochs, at least 4 and at most 100; authors preset: 300).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Minibatch size.

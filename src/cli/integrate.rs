@@ -105,6 +105,10 @@ pub fn configs(
     }
     if let Some(b) = a.batch_size {
         t.batch_size = b;
+        // The default epoch budget is in steps: follow the batch size the user chose.
+        if a.epochs.is_none() && a.preset == Preset::Default {
+            t.epochs = crate::model::config::default_epochs(n_cells, b);
+        }
     }
     if let Some(lr) = a.lr {
         // Keep the adversaries' learning rates in the preset's ratio to the AE's.

@@ -128,12 +128,18 @@ pub struct RunConfig {
     pub train: TrainConfig,
 }
 
-/// Epochs for the default preset, scaled down with dataset size as scVI does
-/// (`min(round(20000 / n * 400), 400)`), with a quarter of scVI's budget: measured on the demo
-/// and kang_pbmc (see BENCHMARKS.md), 100 epochs reach scVI's batch mixing on small data.
-pub fn default_epochs(n_cells: usize) -> usize {
-    let e = (20_000.0 / n_cells.max(1) as f64 * 100.0).round() as usize;
-    e.clamp(4, 100)
+/// Minibatch steps the default preset aims for: measured on the shared datasets (BENCHMARKS.md),
+/// about 3,400 steps (50 epochs on kang_pbmc's 8,684 cells) give the best scib Total there, and
+/// more steps mostly help the small files' batch mixing, hence the 100-epoch cap for them.
+pub const DEFAULT_TARGET_STEPS: f64 = 3400.0;
+
+/// Epochs for the default preset: a budget of [`DEFAULT_TARGET_STEPS`] minibatch steps, at most
+/// 100 epochs (small files) and at least 4 (atlases: 4 epochs of 1M cells are ~31k steps).
+/// scVI instead budgets ~8M cell passes (`min(400, 8e6 / n)` epochs); at batch 128 this is
+/// ~0.44M cell passes, 18x less on large data.
+pub fn default_epochs(n_cells: usize, batch_size: usize) -> usize {
+    let steps_per_epoch = n_cells.max(1).div_ceil(batch_size.max(1)) as f64;
+    ((DEFAULT_TARGET_STEPS / steps_per_epoch).round() as usize).clamp(4, 100)
 }
 
 impl ModelConfig {
@@ -199,7 +205,7 @@ impl ModelConfig {
 impl TrainConfig {
     pub fn default_preset(n_cells: usize, seed: u64) -> Self {
         TrainConfig {
-            epochs: default_epochs(n_cells),
+            epochs: default_epochs(n_cells, 128),
             batch_size: 128,
             lr_ae: 1e-3,
             lr_dis: 1e-3,
