@@ -227,3 +227,21 @@ impl TrainConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_epochs_budget_steps_within_bounds() {
+        // kang_pbmc: 68 steps per epoch at batch 128 -> 50 epochs (the measured choice).
+        assert_eq!(default_epochs(8_684, 128), 50);
+        // Small files hit the 100-epoch cap, atlases the 4-epoch floor.
+        assert_eq!(default_epochs(1_345, 128), 100);
+        assert_eq!(default_epochs(1_000_000, 128), 4);
+        // The budget is in steps: doubling the batch size doubles the epochs.
+        assert_eq!(default_epochs(20_000, 128), 22);
+        assert_eq!(default_epochs(20_000, 256), 43);
+        assert_eq!(default_epochs(0, 128), 100);
+    }
+}
