@@ -42,6 +42,72 @@ fn check_finite(v: f32, epoch: usize, term: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the training cells come from, epoch by epoch: the whole resident matrix
+/// ([`InMemory`]) or blocks of cells read from disk (`backed::ChunkSource`). A source hands
+/// the trainer one or more pieces per epoch, each a resident matrix and the order in which to
+/// train on its rows; minibatches never mix cells of two pieces.
+pub trait TrainSource<B: Backend> {
+    /// Cells trained on per epoch (cells with counts in the selected genes).
+    fn n_train(&self) -> usize;
+    /// Minibatch steps in one epoch with minibatches of `batch_size` (for the progress bar).
+    fn steps_per_epoch(&self, batch_size: usize) -> usize;
+    /// Visits one epoch's pieces: `visit(data, prep, rows, rng)` with `rows` (indices into
+    /// `prep`) in the training order. `rng` is the trainer's stream: the source shuffles with
+    /// it and passes it on.
+    fn epoch(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        visit: &mut dyn FnMut(
+            &DeviceData<B>,
+            &PreparedData,
+            &[u32],
+            &mut ChaCha8Rng,
+        ) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
+}
+
+/// The resident data: one piece per epoch, every training cell shuffled.
+pub struct InMemory<'a, B: Backend> {
+    pub data: &'a DeviceData<B>,
+    pub prep: &'a PreparedData,
+    /// The training rows; reshuffled in place each epoch (so epoch e's order depends on e-1's).
+    perm: Vec<u32>,
+}
+
+impl<'a, B: Backend> InMemory<'a, B> {
+    pub fn new(data: &'a DeviceData<B>, prep: &'a PreparedData, train_rows: Vec<u32>) -> Self {
+        InMemory {
+            data,
+            prep,
+            perm: train_rows,
+        }
+    }
+}
+
+impl<B: Backend> TrainSource<B> for InMemory<'_, B> {
+    fn n_train(&self) -> usize {
+        self.perm.len()
+    }
+
+    fn steps_per_epoch(&self, batch_size: usize) -> usize {
+        self.perm.len() / batch_size
+    }
+
+    fn epoch(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        visit: &mut dyn FnMut(
+            &DeviceData<B>,
+            &PreparedData,
+            &[u32],
+            &mut ChaCha8Rng,
+        ) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.perm.shuffle(rng);
+        visit(self.data, self.prep, &self.perm, rng)
+    }
+}
+
 /// Trains `model` and returns the per-epoch log. Errors (and writes nothing) on NaN/Inf.
 pub fn train<B: Backend>(
     model: &mut Scdreamer<B>,
@@ -49,6 +115,17 @@ pub fn train<B: Backend>(
     prep: &PreparedData,
     tc: &TrainConfig,
     opts: &TrainOptions,
+) -> anyhow::Result<Vec<EpochLog>> {
+    let mut source = InMemory::new(data, prep, opts.train_rows.clone());
+    train_from(model, &mut source, tc, opts.progress)
+}
+
+/// Trains `model` on the cells of `source` (see [`train`]).
+pub fn train_from<B: Backend>(
+    model: &mut Scdreamer<B>,
+    source: &mut dyn TrainSource<B>,
+    tc: &TrainConfig,
+    progress: bool,
 ) -> anyhow::Result<Vec<EpochLog>> {
     let backend = model.params.backend().clone();
     let mut tape = Tape::new(backend);
@@ -60,10 +137,16 @@ pub fn train<B: Backend>(
     let mut opt_c = Adam::new(&model.params, &[g.batch_classifier], adam(tc.lr_bc, None));
     let all_groups = g.all();
 
-    let n = opts.train_rows.len();
+    let n = source.n_train();
     let bs = tc.batch_size.min(n).max(2);
-    let steps = (n / bs).max(1);
-    let pb = if opts.progress {
+    let steps = source.steps_per_epoch(bs);
+    if steps == 0 {
+        anyhow::bail!(
+            "no minibatch of {bs} cells can be formed from the {n} training cells \
+             (with --backed, a chunk must hold at least one minibatch: raise --chunk-cells)"
+        );
+    }
+    let pb = if progress {
         let pb = ProgressBar::new((tc.epochs * steps) as u64);
         pb.set_style(
             ProgressStyle::with_template(
@@ -77,94 +160,96 @@ pub fn train<B: Backend>(
         ProgressBar::hidden()
     };
     let reuse = !model.cfg.separate_adversary_forward;
-    let mut perm = opts.train_rows.clone();
     let mut batch = vec![0u32; bs];
     let mut logs = Vec::with_capacity(tc.epochs);
     for epoch in 0..tc.epochs {
         let t0 = Instant::now();
-        perm.shuffle(&mut rng);
         let mut acc = EpochAccumulator::default();
         pb.set_prefix(format!("{}/{}", epoch + 1, tc.epochs));
-        for s in 0..steps {
-            let rows = &perm[s * bs..(s + 1) * bs];
-            for (b, &r) in batch.iter_mut().zip(rows) {
-                *b = prep.batch[r as usize];
-            }
-            let mb = Minibatch {
-                rows,
-                batch: &batch,
-            };
-            let mut log = EpochLog::default();
+        let mut s = 0usize;
+        source.epoch(&mut rng, &mut |data, prep, perm, rng| {
+            for rows in perm.chunks_exact(bs) {
+                for (b, &r) in batch.iter_mut().zip(rows) {
+                    *b = prep.batch[r as usize];
+                }
+                let mb = Minibatch {
+                    rows,
+                    batch: &batch,
+                };
+                let mut log = EpochLog::default();
 
-            // (1) autoencoder step.
-            tape.reset();
-            let ae = model.ae_graph(&mut tape, data, prep, &mb, &mut rng);
-            for &grp in &all_groups {
-                model.params.zero_grad(grp);
-            }
-            tape.backward(ae.loss, &mut model.params);
-            opt_ae.step(&mut model.params);
-            log.loss_ae = tape.scalar(ae.loss) as f64;
-            let [elbo, recon, kl, cons, bc, _ce] = ae.losses;
-            log.elbo = tape.scalar(elbo) as f64;
-            log.reconstruction = tape.scalar(recon) as f64;
-            log.kl = tape.scalar(kl) as f64;
-            log.consistency = tape.scalar(cons) as f64;
-            log.bhattacharyya = tape.scalar(bc) as f64;
-            check_finite(log.loss_ae as f32, epoch + 1, "autoencoder")?;
-            check_finite(log.reconstruction as f32, epoch + 1, "reconstruction")?;
-            check_finite(log.kl as f32, epoch + 1, "KL")?;
-            if let Some(sup) = &ae.sup {
-                (log.label_cross_entropy, log.label_accuracy) = sup.log_values(&mut tape);
-                check_finite(log.label_cross_entropy as f32, epoch + 1, "label")?;
-            }
-            let (xhat, z) = if reuse {
-                (Some(ae.xhat), Some(ae.z))
-            } else {
-                (None, None)
-            };
-
-            // (2) discriminator step.
-            if !reuse {
+                // (1) autoencoder step.
                 tape.reset();
-            }
-            let (d_loss, d_real, d_fake) =
-                model.disc_graph(&mut tape, data, prep, &mb, xhat, &mut rng);
-            model.params.zero_grad(g.discriminator);
-            tape.backward(d_loss, &mut model.params);
-            opt_d.step(&mut model.params);
-            log.loss_discriminator = tape.scalar(d_loss) as f64;
-            check_finite(log.loss_discriminator as f32, epoch + 1, "discriminator")?;
-            log.discriminator_accuracy = {
-                let (real, fake) = (tape.to_host(d_real), tape.to_host(d_fake));
-                let wins = real.iter().zip(&fake).filter(|(r, f)| r > f).count();
-                wins as f64 / real.len().max(1) as f64
-            };
+                let ae = model.ae_graph(&mut tape, data, prep, &mb, rng);
+                for &grp in &all_groups {
+                    model.params.zero_grad(grp);
+                }
+                tape.backward(ae.loss, &mut model.params);
+                opt_ae.step(&mut model.params);
+                log.loss_ae = tape.scalar(ae.loss) as f64;
+                let [elbo, recon, kl, cons, bc, _ce] = ae.losses;
+                log.elbo = tape.scalar(elbo) as f64;
+                log.reconstruction = tape.scalar(recon) as f64;
+                log.kl = tape.scalar(kl) as f64;
+                log.consistency = tape.scalar(cons) as f64;
+                log.bhattacharyya = tape.scalar(bc) as f64;
+                check_finite(log.loss_ae as f32, epoch + 1, "autoencoder")?;
+                check_finite(log.reconstruction as f32, epoch + 1, "reconstruction")?;
+                check_finite(log.kl as f32, epoch + 1, "KL")?;
+                if let Some(sup) = &ae.sup {
+                    (log.label_cross_entropy, log.label_accuracy) = sup.log_values(&mut tape);
+                    check_finite(log.label_cross_entropy as f32, epoch + 1, "label")?;
+                }
+                let (xhat, z) = if reuse {
+                    (Some(ae.xhat), Some(ae.z))
+                } else {
+                    (None, None)
+                };
 
-            // (3) batch classifier step.
-            if !reuse {
-                tape.reset();
+                // (2) discriminator step.
+                if !reuse {
+                    tape.reset();
+                }
+                let (d_loss, d_real, d_fake) =
+                    model.disc_graph(&mut tape, data, prep, &mb, xhat, rng);
+                model.params.zero_grad(g.discriminator);
+                tape.backward(d_loss, &mut model.params);
+                opt_d.step(&mut model.params);
+                log.loss_discriminator = tape.scalar(d_loss) as f64;
+                check_finite(log.loss_discriminator as f32, epoch + 1, "discriminator")?;
+                log.discriminator_accuracy = {
+                    let (real, fake) = (tape.to_host(d_real), tape.to_host(d_fake));
+                    let wins = real.iter().zip(&fake).filter(|(r, f)| r > f).count();
+                    wins as f64 / real.len().max(1) as f64
+                };
+
+                // (3) batch classifier step.
+                if !reuse {
+                    tape.reset();
+                }
+                let (c_loss, logits) = model.classifier_graph(&mut tape, data, prep, &mb, z, rng);
+                model.params.zero_grad(g.batch_classifier);
+                tape.backward(c_loss, &mut model.params);
+                opt_c.step(&mut model.params);
+                log.batch_cross_entropy = tape.scalar(c_loss) as f64;
+                check_finite(
+                    log.batch_cross_entropy as f32,
+                    epoch + 1,
+                    "batch classifier",
+                )?;
+                log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
+                acc.add(&log);
+                pb.inc(1);
+                if s % 10 == 0 {
+                    pb.set_message(format!(
+                        "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
+                        log.reconstruction, log.kl, log.bhattacharyya, log.batch_cross_entropy
+                    ));
+                }
+                s += 1;
             }
-            let (c_loss, logits) = model.classifier_graph(&mut tape, data, prep, &mb, z, &mut rng);
-            model.params.zero_grad(g.batch_classifier);
-            tape.backward(c_loss, &mut model.params);
-            opt_c.step(&mut model.params);
-            log.batch_cross_entropy = tape.scalar(c_loss) as f64;
-            check_finite(
-                log.batch_cross_entropy as f32,
-                epoch + 1,
-                "batch classifier",
-            )?;
-            log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
-            acc.add(&log);
-            pb.inc(1);
-            if s % 10 == 0 {
-                pb.set_message(format!(
-                    "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
-                    log.reconstruction, log.kl, log.bhattacharyya, log.batch_cross_entropy
-                ));
-            }
-        }
+            Ok(())
+        })?;
         logs.push(acc.mean(epoch + 1, t0.elapsed().as_secs_f64()));
     }
     pb.finish_and_clear();
