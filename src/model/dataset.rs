@@ -51,10 +51,7 @@ impl PreparedData {
         fixed: Option<TransformConstants>,
     ) -> Self {
         let library: Vec<f32> = counts.row_sums().iter().map(|&s| s as f32).collect();
-        let norm_scale: Vec<f32> = total_counts
-            .iter()
-            .map(|&t| norm_scale(t))
-            .collect();
+        let norm_scale: Vec<f32> = total_counts.iter().map(|&t| norm_scale(t)).collect();
         let mut log_norm_max = 0.0f32;
         for (r, &scale) in norm_scale.iter().enumerate() {
             for &v in counts.row(r).1 {

@@ -115,6 +115,11 @@ impl RowReader {
         self.n_rows
     }
 
+    /// The file, for messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     pub fn n_cols(&self) -> usize {
         self.n_cols
     }

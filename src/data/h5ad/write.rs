@@ -251,13 +251,7 @@ fn dict_group(root: &Group, name: &str) -> Result<Group> {
     Ok(g)
 }
 
-fn write_all(
-    file: &File,
-    x: &dyn CsrBlocks,
-    obs: &Frame,
-    var: &Frame,
-    r: &Results,
-) -> Result<()> {
+fn write_all(file: &File, x: &dyn CsrBlocks, obs: &Frame, var: &Frame, r: &Results) -> Result<()> {
     set_encoding(file, "anndata", "0.1.0")?;
     write_csr(file, "X", x).context("X")?;
     let layers = dict_group(file, "layers")?;
@@ -308,9 +302,7 @@ fn write_csr_blocks<I: H5Type + Copy>(
     m.for_each_block(&mut |b: &Csr| {
         let k = b.nnz();
         if row + b.n_rows > n || at + k > nnz {
-            bail!(
-                "X blocks hold more than the {n} rows and {nnz} values announced (at row {row})"
-            );
+            bail!("X blocks hold more than the {n} rows and {nnz} values announced (at row {row})");
         }
         if k > 0 {
             data.write_slice(&b.data, at..at + k)?;

@@ -59,6 +59,11 @@ impl StreamedHvg {
         }
     }
 
+    /// The method.
+    pub fn flavor(&self) -> StreamedFlavor {
+        self.flavor
+    }
+
     /// First pass over one block of rows, in file order. `x`: the block (every gene of the
     /// file); `rows`: its rows that take part (ascending); `batch` and `library` (total count
     /// over every gene): one per row of the block.
