@@ -268,6 +268,9 @@ pub struct ChunkSource<'a, B: Backend> {
     data: &'a Backed,
     backend: B,
     order: Vec<usize>,
+    /// Each chunk's training rows, reshuffled in place at each visit as the resident path's
+    /// permutation is (one chunk holding every cell trains exactly as without --backed).
+    perms: Vec<Option<Vec<u32>>>,
 }
 
 impl<'a, B: Backend> ChunkSource<'a, B> {
@@ -276,6 +279,7 @@ impl<'a, B: Backend> ChunkSource<'a, B> {
             data,
             backend: backend.clone(),
             order: (0..data.chunks.len()).collect(),
+            perms: vec![None; data.chunks.len()],
         }
     }
 }
@@ -301,11 +305,13 @@ impl<B: Backend> TrainSource<B> for ChunkSource<'_, B> {
         self.order.shuffle(rng);
         for &c in &self.order {
             let (prep, data) = self.data.load_chunk(c, &self.backend)?;
-            let mut rows: Vec<u32> = (0..prep.n_cells() as u32)
-                .filter(|&r| prep.library[r as usize] > 0.0)
-                .collect();
+            let rows = self.perms[c].get_or_insert_with(|| {
+                (0..prep.n_cells() as u32)
+                    .filter(|&r| prep.library[r as usize] > 0.0)
+                    .collect()
+            });
             rows.shuffle(rng);
-            visit(&data, &prep, &rows, rng)?;
+            visit(&data, &prep, rows, rng)?;
         }
         Ok(())
     }
