@@ -194,3 +194,111 @@ fn stream(
     pb.finish_and_clear();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::backed::chunk_ranges;
+    use crate::data::h5ad::{ReadOptions, Results, write_h5ad};
+    use crate::data::{AnnData, Column, Frame};
+    use crate::pipeline::select_genes;
+
+    /// Overdispersed counts of `n` cells x `g` genes in 3 batches, with an empty cell, cells that
+    /// store only zeros (they have stored values but no counts), and a gene without counts.
+    fn counts(n: usize, g: usize, seed: u64) -> (Csr, Vec<u32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut x = Csr {
+            n_rows: n,
+            n_cols: g,
+            indptr: vec![0],
+            ..Default::default()
+        };
+        let batch: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        for i in 0..n {
+            for j in 0..g {
+                let rate = (1 + j % 7) as f64 * (1.0 + batch[i] as f64) / 8.0;
+                let stored_zero = i % 41 == 5;
+                if j == 4 || i == 2 {
+                    continue;
+                }
+                if stored_zero {
+                    if j % 5 == 0 {
+                        x.indices.push(j as u32);
+                        x.data.push(0.0);
+                    }
+                    continue;
+                }
+                if rng.r#gen::<f64>() < 0.3 {
+                    let v = (rng.r#gen::<f64>() * rate * 6.0).floor() + 1.0;
+                    x.indices.push(j as u32);
+                    x.data.push(v as f32);
+                }
+            }
+            x.indptr.push(x.indices.len() as u64);
+        }
+        (x, batch)
+    }
+
+    fn anndata(x: Csr, batch: &[u32]) -> AnnData {
+        let obs = Frame {
+            index: (0..x.n_rows).map(|i| format!("c{i}")).collect(),
+            index_name: "_index".into(),
+            columns: vec![(
+                "batch".into(),
+                Column::Categorical {
+                    codes: batch.iter().map(|&b| b as i32).collect(),
+                    categories: vec!["a".into(), "b".into(), "c".into()],
+                    ordered: false,
+                },
+            )],
+        };
+        let var = Frame {
+            index: (0..x.n_cols).map(|j| format!("g{j}")).collect(),
+            index_name: "_index".into(),
+            columns: vec![],
+        };
+        AnnData {
+            x,
+            obs,
+            var,
+            x_encoding: crate::data::anndata::XEncoding::Csr,
+            x_dtype: "float32".into(),
+        }
+    }
+
+    #[test]
+    fn streamed_selection_equals_the_resident_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (x, batch) = counts(400, 90, 7);
+        let adata = anndata(x, &batch);
+        let path = dir.path().join("x.h5ad");
+        write_h5ad(&path, &adata, &Results::default()).unwrap();
+        let reader = RowReader::open(&path, &ReadOptions::default()).unwrap();
+        let mut checked = 0;
+        for how in [
+            GeneSelection::SeuratV3(25),
+            GeneSelection::Seurat(25),
+            GeneSelection::SeuratV3(1000),
+            GeneSelection::All,
+            GeneSelection::Given(vec![7, 3, 60]),
+        ] {
+            let expected = select_genes(&adata, &batch, 3, &how).unwrap();
+            for chunk in [37, 400] {
+                let chunks = chunk_ranges(400, chunk);
+                let s = scan(&reader, &chunks, &batch, 3, &how, true, false).unwrap();
+                assert_eq!(s.genes, expected, "{how:?}, chunks of {chunk}");
+                assert_eq!(s.report.genes_dropped, 1);
+                // The empty cell and the cells storing zeros only.
+                assert_eq!(s.report.cells_dropped, 1 + 10);
+                let totals: Vec<f32> =
+                    adata.x.row_sums().iter().map(|&t| t as f32).collect();
+                assert_eq!(s.total, totals);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 10);
+    }
+}
