@@ -217,9 +217,9 @@ mod tests {
             ..Default::default()
         };
         let batch: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
-        for i in 0..n {
+        for (i, &b) in batch.iter().enumerate() {
             for j in 0..g {
-                let rate = (1 + j % 7) as f64 * (1.0 + batch[i] as f64) / 8.0;
+                let rate = (1 + j % 7) as f64 * (1.0 + b as f64) / 8.0;
                 let stored_zero = i % 41 == 5;
                 if j == 4 || i == 2 {
                     continue;
@@ -293,8 +293,7 @@ mod tests {
                 assert_eq!(s.report.genes_dropped, 1);
                 // The empty cell and the cells storing zeros only.
                 assert_eq!(s.report.cells_dropped, 1 + 10);
-                let totals: Vec<f32> =
-                    adata.x.row_sums().iter().map(|&t| t as f32).collect();
+                let totals: Vec<f32> = adata.x.row_sums().iter().map(|&t| t as f32).collect();
                 assert_eq!(s.total, totals);
                 checked += 1;
             }

@@ -17,7 +17,7 @@ use crate::model::scdreamer::Scdreamer;
 use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::pipeline;
 use crate::tape::Tape;
-use crate::train::TrainSource;
+use crate::train::{TrainSource, Visit};
 
 /// A data set read from disk chunk by chunk: what `pipeline::Setup` holds, minus the counts.
 pub struct Backed {
@@ -297,11 +297,7 @@ impl<B: Backend> TrainSource<B> for ChunkSource<'_, B> {
             .sum()
     }
 
-    fn epoch(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        visit: &mut dyn FnMut(&DeviceData<B>, &PreparedData, &[u32], &mut ChaCha8Rng) -> Result<()>,
-    ) -> Result<()> {
+    fn epoch(&mut self, rng: &mut ChaCha8Rng, visit: &mut Visit<'_, B>) -> Result<()> {
         self.order.shuffle(rng);
         for &c in &self.order {
             let (prep, data) = self.data.load_chunk(c, &self.backend)?;

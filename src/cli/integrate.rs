@@ -130,6 +130,9 @@ pub fn configs(
     Ok((m, t))
 }
 
+/// Saves the trained model in a directory.
+pub(crate) type SaveModel<'a> = Box<dyn FnOnce(&Path) -> anyhow::Result<()> + 'a>;
+
 /// Everything the output stage needs, from the resident or the streamed path.
 pub(crate) struct Outcome<'a> {
     pub input: &'a Path,
@@ -150,7 +153,7 @@ pub(crate) struct Outcome<'a> {
     /// `--backed`: the cells per chunk.
     pub backed_chunk_cells: Option<usize>,
     /// Saves the model in a directory (`--save-model`), after the output is written.
-    pub save: Box<dyn FnOnce(&Path) -> anyhow::Result<()> + 'a>,
+    pub save: SaveModel<'a>,
 }
 
 /// Threads, input, output and device: the common start of both paths.

@@ -6,4 +6,4 @@ pub mod log;
 pub mod trainer;
 
 pub use log::{EpochLog, write_log};
-pub use trainer::{InMemory, TrainOptions, TrainSource, train, train_from};
+pub use trainer::{InMemory, TrainOptions, TrainSource, Visit, train, train_from};

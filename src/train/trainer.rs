@@ -42,6 +42,10 @@ fn check_finite(v: f32, epoch: usize, term: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The trainer's callback for one piece of an epoch: `(data, prep, rows, rng)`.
+pub type Visit<'v, B> =
+    dyn FnMut(&DeviceData<B>, &PreparedData, &[u32], &mut ChaCha8Rng) -> anyhow::Result<()> + 'v;
+
 /// Where the training cells come from, epoch by epoch: the whole resident matrix
 /// ([`InMemory`]) or blocks of cells read from disk (`backed::ChunkSource`). A source hands
 /// the trainer one or more pieces per epoch, each a resident matrix and the order in which to
@@ -54,16 +58,7 @@ pub trait TrainSource<B: Backend> {
     /// Visits one epoch's pieces: `visit(data, prep, rows, rng)` with `rows` (indices into
     /// `prep`) in the training order. `rng` is the trainer's stream: the source shuffles with
     /// it and passes it on.
-    fn epoch(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        visit: &mut dyn FnMut(
-            &DeviceData<B>,
-            &PreparedData,
-            &[u32],
-            &mut ChaCha8Rng,
-        ) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>;
+    fn epoch(&mut self, rng: &mut ChaCha8Rng, visit: &mut Visit<'_, B>) -> anyhow::Result<()>;
 }
 
 /// The resident data: one piece per epoch, every training cell shuffled.
@@ -93,16 +88,7 @@ impl<B: Backend> TrainSource<B> for InMemory<'_, B> {
         self.perm.len() / batch_size
     }
 
-    fn epoch(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        visit: &mut dyn FnMut(
-            &DeviceData<B>,
-            &PreparedData,
-            &[u32],
-            &mut ChaCha8Rng,
-        ) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+    fn epoch(&mut self, rng: &mut ChaCha8Rng, visit: &mut Visit<'_, B>) -> anyhow::Result<()> {
         self.perm.shuffle(rng);
         visit(self.data, self.prep, &self.perm, rng)
     }
@@ -240,7 +226,7 @@ pub fn train_from<B: Backend>(
                 log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
                 acc.add(&log);
                 pb.inc(1);
-                if s % 10 == 0 {
+                if s.is_multiple_of(10) {
                     pb.set_message(format!(
                         "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
                         log.reconstruction, log.kl, log.bhattacharyya, log.batch_cross_entropy
