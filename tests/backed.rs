@@ -6,6 +6,7 @@
 mod h5ad_fixtures;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -22,16 +23,34 @@ fn demo() -> String {
 
 /// Runs the binary; returns (success, stderr, peak resident memory in KiB). The peak is this
 /// child's own (wait4's rusage), so tests running beside it do not disturb it.
-// wait4 reaps the child (std's `wait` would not return its rusage).
-#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[&str]) -> (bool, String, i64) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
+    run_limited(args, None)
+}
+
+/// [`run_measured`] with the child's writable data memory (RLIMIT_DATA: heap and anonymous
+/// mappings) capped at `data_limit` bytes: a deliberately small memory budget.
+#[allow(clippy::zombie_processes)]
+fn run_limited(args: &[&str], data_limit: Option<u64>) -> (bool, String, i64) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    if let Some(bytes) = data_limit {
+        let limit = libc::rlimit {
+            rlim_cur: bytes as libc::rlim_t,
+            rlim_max: bytes as libc::rlim_t,
+        };
+        // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().expect("binary starts");
     let mut err = String::new();
+    // wait4 below reaps the child (std's `wait` would not return its rusage).
     child
         .stderr
         .take()
@@ -228,6 +247,24 @@ fn backed_training_on_many_chunks_uses_less_memory_and_matches_the_resident_run(
         dataset_f32(&out("backed.h5ad"), "obsm/X_scdreamer")
             == dataset_f32(&out("backed_again.h5ad"), "obsm/X_scdreamer"),
         "two backed runs with the same seed differ"
+    );
+    // (v) a deliberately small memory budget: 96 MiB of heap is enough for the backed run
+    // (it needs about 60 MiB here) but not for the resident one (about 150 MiB).
+    const BUDGET: u64 = 96 << 20;
+    let limited = |v: Vec<String>| {
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        run_limited(&refs, Some(BUDGET))
+    };
+    let (ok, err, _) = limited(args(&out("budget_backed.h5ad"), true));
+    assert!(ok, "backed within {BUDGET} bytes: {err}");
+    assert!(
+        dataset_f32(&out("budget_backed.h5ad"), "obsm/X_scdreamer")
+            == dataset_f32(&out("backed.h5ad"), "obsm/X_scdreamer")
+    );
+    let (ok, err, _) = limited(args(&out("budget_resident.h5ad"), false));
+    assert!(
+        !ok && !out("budget_resident.h5ad").exists(),
+        "the resident run fits the budget that shows --backed's point: {err}"
     );
     // The chunked training is not the resident one (different minibatches).
     assert!(
