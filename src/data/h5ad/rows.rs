@@ -243,8 +243,14 @@ impl<'a> RowBuilder<'a> {
     fn new(n_rows: usize, n_cols: usize, capacity: usize, genes: Option<&'a GeneMap>) -> Self {
         let mut indptr = Vec::with_capacity(n_rows + 1);
         indptr.push(0u64);
-        // A gene subset keeps a fraction of the values: do not reserve for all of them.
-        let capacity = if genes.is_some() { 0 } else { capacity };
+        // A gene subset keeps about its share of the values (reserving that avoids the
+        // doubling growth of a Vec, up to twice the block's memory).
+        let capacity = match genes {
+            Some(g) => {
+                (capacity as u128 * g.n_selected as u128 / g.position.len().max(1) as u128) as usize
+            }
+            None => capacity,
+        };
         RowBuilder {
             genes,
             csr: Csr {
