@@ -5,6 +5,7 @@
 //! -> `nn` (layers, optimisers) -> `model` (scDREAMER, scDREAMER-Sup) -> `train`
 //! -> `io` (outputs, checkpoints) -> `metrics` (evaluation).
 
+pub mod backed;
 pub mod backend;
 pub mod cli;
 pub mod data;

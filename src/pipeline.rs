@@ -18,7 +18,7 @@ use crate::model::dataset::{DeviceData, PreparedData, TransformConstants};
 use crate::model::scdreamer::Scdreamer;
 use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::tape::Tape;
-use crate::train::{self, EpochLog, TrainOptions};
+use crate::train::{self, EpochLog};
 
 /// How genes are chosen.
 #[derive(Clone, Debug)]
@@ -129,6 +129,41 @@ pub struct Trained<B: Backend> {
     pub train_seconds: f64,
 }
 
+/// A model trained by [`fit_from`], without its data.
+pub struct Fitted<B: Backend> {
+    pub model: Scdreamer<B>,
+    pub run: RunConfig,
+    pub log: Vec<EpochLog>,
+    pub train_seconds: f64,
+}
+
+/// Trains scDREAMER on the cells of `source` (resident or streamed from disk).
+pub fn fit_from<B: Backend>(
+    backend: &B,
+    source: &mut dyn train::TrainSource<B>,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    preset: &str,
+    progress: bool,
+) -> anyhow::Result<Fitted<B>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(train_cfg.seed);
+    let mut model = Scdreamer::new(backend, model_cfg.clone(), &mut rng);
+    let t0 = Instant::now();
+    let log = train::train_from(&mut model, source, &train_cfg, progress)?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let run = RunConfig {
+        preset: preset.to_string(),
+        model: model_cfg,
+        train: train_cfg,
+    };
+    Ok(Fitted {
+        model,
+        run,
+        log,
+        train_seconds,
+    })
+}
+
 /// Trains scDREAMER on the set-up data.
 pub fn fit<B: Backend>(
     backend: &B,
@@ -138,50 +173,100 @@ pub fn fit<B: Backend>(
     preset: &str,
     progress: bool,
 ) -> anyhow::Result<Trained<B>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(train_cfg.seed);
     let data =
         DeviceData::upload(backend, &setup.prep).context("cannot upload the data to the device")?;
-    let mut model = Scdreamer::new(backend, model_cfg.clone(), &mut rng);
-    let t0 = Instant::now();
-    let opts = TrainOptions {
-        progress,
-        train_rows: setup.train_rows.clone(),
-    };
-    let log = train::train(&mut model, &data, &setup.prep, &train_cfg, &opts)?;
-    let train_seconds = t0.elapsed().as_secs_f64();
-    let run = RunConfig {
-        preset: preset.to_string(),
-        model: model_cfg,
-        train: train_cfg,
-    };
+    let mut source = train::InMemory::new(&data, &setup.prep, setup.train_rows.clone());
+    let f = fit_from(backend, &mut source, model_cfg, train_cfg, preset, progress)?;
     Ok(Trained {
-        model,
+        model: f.model,
         data,
-        run,
-        log,
-        train_seconds,
+        run: f.run,
+        log: f.log,
+        train_seconds: f.train_seconds,
     })
 }
 
 /// Rows per inference chunk: bounded memory whatever the number of cells.
 const CHUNK: usize = 4096;
 
+/// The embedding of every cell of `prep` (see [`Trained::latent`]); `tape` and `rng` carry over
+/// between calls, so a matrix streamed in blocks is embedded as one.
+pub fn embed_cells<B: Backend>(
+    model: &Scdreamer<B>,
+    data: &DeviceData<B>,
+    prep: &PreparedData,
+    tape: &mut Tape<B>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
+    let n = prep.n_cells();
+    let mut out = Vec::with_capacity(n * model.cfg.latent);
+    let rows: Vec<u32> = (0..n as u32).collect();
+    for chunk in rows.chunks(CHUNK) {
+        let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
+        out.extend(model.embed_rows(tape, data, prep, chunk, &batch, rng));
+    }
+    out
+}
+
+/// Sup: label probabilities of every cell of `prep`, row-major; None for an unsupervised model.
+pub fn label_probs_cells<B: Backend>(
+    model: &Scdreamer<B>,
+    data: &DeviceData<B>,
+    prep: &PreparedData,
+    tape: &mut Tape<B>,
+    rng: &mut ChaCha8Rng,
+) -> Option<Vec<f32>> {
+    let rows: Vec<u32> = (0..prep.n_cells() as u32).collect();
+    let mut probs = Vec::with_capacity(rows.len() * model.cfg.n_labels);
+    for chunk in rows.chunks(CHUNK) {
+        let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
+        probs.extend(model.label_probs_rows(tape, data, prep, chunk, &batch, rng)?);
+    }
+    Some(probs)
+}
+
+/// Batch-corrected expression of every cell of `prep` (see [`Trained::normalized`]).
+pub fn normalized_cells<B: Backend>(
+    model: &Scdreamer<B>,
+    data: &DeviceData<B>,
+    prep: &PreparedData,
+    as_batch: Option<u32>,
+    tape: &mut Tape<B>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
+    let n = prep.n_cells();
+    let g = model.cfg.n_genes;
+    let targets: Vec<u32> = match as_batch {
+        Some(b) => vec![b],
+        None => (0..model.cfg.n_batches as u32).collect(),
+    };
+    let w = 1e4 / targets.len() as f32;
+    let mut out = vec![0f32; n * g];
+    let rows: Vec<u32> = (0..n as u32).collect();
+    for (ci, chunk) in rows.chunks(CHUNK).enumerate() {
+        let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
+        let dst = &mut out[ci * CHUNK * g..(ci * CHUNK + chunk.len()) * g];
+        for &t in &targets {
+            let rho = model.normalized_rows(tape, data, prep, chunk, &batch, t, rng);
+            for (d, r) in dst.iter_mut().zip(&rho) {
+                *d += w * r;
+            }
+        }
+    }
+    out
+}
+
+/// The seeds of the inference passes (shared by the resident and the streamed paths).
+pub fn latent_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ 0xe4bed)
+}
+
 impl<B: Backend> Trained<B> {
     /// The embedding of every cell (`n_cells x latent`, row-major): posterior mean by default.
     pub fn latent(&self, prep: &PreparedData, seed: u64) -> Vec<f32> {
         let mut tape = Tape::new(self.model.params.backend().clone());
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xe4bed);
-        let n = prep.n_cells();
-        let mut out = Vec::with_capacity(n * self.model.cfg.latent);
-        let rows: Vec<u32> = (0..n as u32).collect();
-        for chunk in rows.chunks(CHUNK) {
-            let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
-            out.extend(
-                self.model
-                    .embed_rows(&mut tape, &self.data, prep, chunk, &batch, &mut rng),
-            );
-        }
-        out
+        let mut rng = latent_rng(seed);
+        embed_cells(&self.model, &self.data, prep, &mut tape, &mut rng)
     }
 
     /// Sup: the predicted cell type of every cell (argmax softmax(Dense(z_mean))) and its
@@ -189,15 +274,7 @@ impl<B: Backend> Trained<B> {
     pub fn predict_labels(&self, prep: &PreparedData) -> Option<LabelPrediction> {
         let mut tape = Tape::new(self.model.params.backend().clone());
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let rows: Vec<u32> = (0..prep.n_cells() as u32).collect();
-        let mut probs = Vec::with_capacity(rows.len() * self.model.cfg.n_labels);
-        for chunk in rows.chunks(CHUNK) {
-            let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
-            probs.extend(
-                self.model
-                    .label_probs_rows(&mut tape, &self.data, prep, chunk, &batch, &mut rng)?,
-            );
-        }
+        let probs = label_probs_cells(&self.model, &self.data, prep, &mut tape, &mut rng)?;
         Some(LabelPrediction::from_probs(&probs, self.model.cfg.n_labels))
     }
 
@@ -206,48 +283,54 @@ impl<B: Backend> Trained<B> {
     pub fn normalized(&self, prep: &PreparedData, as_batch: Option<u32>) -> Vec<f32> {
         let mut tape = Tape::new(self.model.params.backend().clone());
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let n = prep.n_cells();
-        let g = self.model.cfg.n_genes;
-        let targets: Vec<u32> = match as_batch {
-            Some(b) => vec![b],
-            None => (0..self.model.cfg.n_batches as u32).collect(),
-        };
-        let w = 1e4 / targets.len() as f32;
-        let mut out = vec![0f32; n * g];
-        let rows: Vec<u32> = (0..n as u32).collect();
-        for (ci, chunk) in rows.chunks(CHUNK).enumerate() {
-            let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
-            let dst = &mut out[ci * CHUNK * g..(ci * CHUNK + chunk.len()) * g];
-            for &t in &targets {
-                let rho = self
-                    .model
-                    .normalized_rows(&mut tape, &self.data, prep, chunk, &batch, t, &mut rng);
-                for (d, r) in dst.iter_mut().zip(&rho) {
-                    *d += w * r;
-                }
-            }
-        }
-        out
+        normalized_cells(&self.model, &self.data, prep, as_batch, &mut tape, &mut rng)
     }
 
     /// Saves weights and config to `dir`.
     pub fn save(&self, dir: &Path, setup: &Setup) -> anyhow::Result<()> {
-        let cfg = SavedConfig {
-            format_version: checkpoint::FORMAT_VERSION,
-            scdreamer_version: crate::VERSION.to_string(),
-            run: self.run.clone(),
-            genes: setup.gene_names.clone(),
-            batch_key: setup.batch_key.clone(),
-            batch_categories: setup.prep.batch_names.clone(),
-            labels_key: setup.labels_key.clone(),
-            label_categories: setup
-                .prep
-                .labels
-                .as_ref()
-                .map(|l| l.categories.clone())
-                .unwrap_or_default(),
-            constants: setup.prep.constants().into(),
-        };
-        checkpoint::save(dir, &cfg, &self.model.params)
+        save_model(
+            dir,
+            &self.model,
+            &self.run,
+            &SavedData {
+                gene_names: &setup.gene_names,
+                batch_key: &setup.batch_key,
+                batch_names: &setup.prep.batch_names,
+                labels_key: setup.labels_key.as_deref(),
+                labels: setup.prep.labels.as_ref(),
+                constants: setup.prep.constants(),
+            },
+        )
     }
+}
+
+/// What a saved model records about its training data.
+pub struct SavedData<'a> {
+    pub gene_names: &'a [String],
+    pub batch_key: &'a str,
+    pub batch_names: &'a [String],
+    pub labels_key: Option<&'a str>,
+    pub labels: Option<&'a CellLabels>,
+    pub constants: TransformConstants,
+}
+
+/// Saves weights and config to `dir` (the resident and the streamed paths).
+pub fn save_model<B: Backend>(
+    dir: &Path,
+    model: &Scdreamer<B>,
+    run: &RunConfig,
+    d: &SavedData,
+) -> anyhow::Result<()> {
+    let cfg = SavedConfig {
+        format_version: checkpoint::FORMAT_VERSION,
+        scdreamer_version: crate::VERSION.to_string(),
+        run: run.clone(),
+        genes: d.gene_names.to_vec(),
+        batch_key: d.batch_key.to_string(),
+        batch_categories: d.batch_names.to_vec(),
+        labels_key: d.labels_key.map(str::to_string),
+        label_categories: d.labels.map(|l| l.categories.clone()).unwrap_or_default(),
+        constants: d.constants.into(),
+    };
+    checkpoint::save(dir, &cfg, &model.params)
 }

@@ -198,6 +198,20 @@ pub struct IntegrateArgs {
     /// Save the trained model (safetensors weights + JSON config) in DIR.
     #[arg(long, value_name = "DIR")]
     pub save_model: Option<PathBuf>,
+    /// Files larger than memory: read X from disk in chunks of cells instead of loading it.
+    /// Setup streams the file (2-3 passes over X: checks, library sizes, the same HVGs as
+    /// without --backed); each epoch visits the chunks in a seeded shuffled order and shuffles
+    /// the cells within each chunk, so a minibatch mixes cells of ONE chunk only (keep chunks
+    /// large, and cells of a chunk varied: a file sorted by batch or cell type gives
+    /// minibatches from few batches); the embedding is computed chunk by chunk.
+    /// layers['scdreamer_normalized'] is held in memory whole: --normalized auto writes it only
+    /// up to 6.4e7 values (256 MB) with --backed.
+    #[arg(long)]
+    pub backed: bool,
+    /// --backed: cells per chunk (default: about 128 MB of CSR over all genes at the file's
+    /// mean non-zeros per cell, at least 1,024 cells). Memory grows with it.
+    #[arg(long, value_name = "N")]
+    pub chunk_cells: Option<usize>,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,

@@ -13,10 +13,12 @@ use crate::cli::args::{
     HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, NormalizedArg, Preset,
 };
 use crate::data::dense::Dense;
-use crate::data::h5ad::{self, ReadOptions, Results};
-use crate::data::{AnnData, validate};
-use crate::model::config::{Likelihood, ModelConfig, TrainConfig};
+use crate::data::h5ad::{self, CsrBlocks, ReadOptions, Results};
+use crate::data::validate;
+use crate::model::config::{Likelihood, ModelConfig, RunConfig, TrainConfig};
+use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::pipeline::{self, GeneSelection, Setup};
+use crate::train::EpochLog;
 
 /// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).
 const NORMALIZED_AUTO_MAX: usize = 200_000_000;
@@ -42,13 +44,16 @@ fn default_output(input: &Path, demo: bool) -> PathBuf {
     input.with_file_name(format!("{stem}_scdreamer.h5ad"))
 }
 
-fn gene_selection(a: &IntegrateArgs, adata: &AnnData) -> anyhow::Result<GeneSelection> {
+pub(crate) fn gene_selection(
+    a: &IntegrateArgs,
+    var_names: &[String],
+) -> anyhow::Result<GeneSelection> {
     if a.genes.all_genes {
         return Ok(GeneSelection::All);
     }
     if let Some(f) = &a.genes.genes {
         return Ok(GeneSelection::Given(
-            crate::data::preprocess::genes_from_file(f, &adata.var.index)?,
+            crate::data::preprocess::genes_from_file(f, var_names)?,
         ));
     }
     let flavor = a.genes.hvg_flavor.unwrap_or(match a.preset {
@@ -131,8 +136,36 @@ pub fn configs(
     Ok((m, t))
 }
 
-pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
-    let t_start = Instant::now();
+/// Saves the trained model in a directory.
+pub(crate) type SaveModel<'a> = Box<dyn FnOnce(&Path) -> anyhow::Result<()> + 'a>;
+
+/// Everything the output stage needs, from the resident or the streamed path.
+pub(crate) struct Outcome<'a> {
+    pub input: &'a Path,
+    pub output: &'a Path,
+    pub t_start: Instant,
+    pub preset: String,
+    pub n_cells: usize,
+    pub n_genes: usize,
+    pub batch_names: &'a [String],
+    pub labels: Option<&'a CellLabels>,
+    pub latent: Vec<f32>,
+    pub normalized: Option<Vec<f32>>,
+    pub predicted: Option<LabelPrediction>,
+    pub model: &'a ModelConfig,
+    pub run: &'a RunConfig,
+    pub log: &'a [EpochLog],
+    pub train_seconds: f64,
+    /// `--backed`: the cells per chunk.
+    pub backed_chunk_cells: Option<usize>,
+    /// The backend that trained: "cpu" or "cuda".
+    pub device: &'static str,
+    /// Saves the model in a directory (`--save-model`), after the output is written.
+    pub save: SaveModel<'a>,
+}
+
+/// Threads, input, output and device: the common start of both paths.
+fn start(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf, Device)> {
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -148,30 +181,34 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     h5ad::install_ctrlc_cleanup();
     let device = crate::backend::device::resolve(a.device.into())?;
     eprintln!("{}", device.describe());
-    let device_name = if device.is_cuda() { "cuda" } else { "cpu" };
+    Ok((input, output, device))
+}
 
-    let opts = ReadOptions {
-        layer: a.input.layer.clone(),
-        allow_non_integer: a.input.allow_non_integer,
-        progress: !a.quiet,
-    };
-    let mut adata = h5ad::read_h5ad(&input, &opts)?;
-    let (batch, batch_names) =
-        validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
-    // scDREAMER-Sup when a labels column is given.
-    let labels = match &a.labels_key {
+/// scDREAMER-Sup's labels when `--labels-key` is given (warnings printed).
+pub(crate) fn labels_of(
+    a: &IntegrateArgs,
+    obs: &crate::data::Frame,
+) -> anyhow::Result<Option<(String, CellLabels)>> {
+    match &a.labels_key {
         Some(key) => {
             let (labels, warnings) =
-                crate::model::sup::cell_labels(&adata.obs, key, &a.unlabeled_category)?;
+                crate::model::sup::cell_labels(obs, key, &a.unlabeled_category)?;
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
-            Some((key.clone(), labels))
+            Ok(Some((key.clone(), labels)))
         }
-        None => None,
-    };
-    // Fail before training on a batch name that does not exist.
-    let as_batch = match a.transform_batch.as_str() {
+        None => Ok(None),
+    }
+}
+
+/// `--transform-batch` as a batch code (None for `all`); fails before training on a batch name
+/// that does not exist.
+pub(crate) fn transform_batch(
+    a: &IntegrateArgs,
+    batch_names: &[String],
+) -> anyhow::Result<Option<u32>> {
+    Ok(match a.transform_batch.as_str() {
         "all" => None,
         b => Some(
             batch_names
@@ -186,7 +223,62 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
                     )
                 })?,
         ),
+    })
+}
+
+pub(crate) fn print_labels(key: &str, l: &CellLabels) {
+    eprintln!(
+        "scDREAMER-Sup: {} of {} cells labelled in obs['{key}'], {} types",
+        l.n_labelled(),
+        l.codes.len(),
+        l.categories.len()
+    );
+}
+
+pub(crate) fn print_plan(
+    a: &IntegrateArgs,
+    n_cells: usize,
+    n_genes: usize,
+    n_batches: usize,
+    t: &TrainConfig,
+    device: &str,
+) {
+    eprintln!(
+        "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device {device}",
+        crate::VERSION,
+        n_cells,
+        n_genes,
+        n_batches,
+        a.input.batch_key,
+        format!("{:?}", a.preset).to_lowercase(),
+        t.epochs,
+        t.batch_size
+    );
+}
+
+pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
+    let t_start = Instant::now();
+    let (input, output, device) = start(a)?;
+    if a.backed {
+        if device.is_cuda() {
+            eprintln!("--backed streams chunks through the CPU backend: training on the CPU");
+        }
+        return crate::cli::integrate_backed::run(a, &input, &output, t_start);
+    }
+    if a.chunk_cells.is_some() {
+        anyhow::bail!("--chunk-cells needs --backed");
+    }
+    let opts = ReadOptions {
+        layer: a.input.layer.clone(),
+        allow_non_integer: a.input.allow_non_integer,
+        progress: !a.quiet,
     };
+    let mut adata = h5ad::read_h5ad(&input, &opts)?;
+    let (batch, batch_names) =
+        validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
+    // scDREAMER-Sup when a labels column is given.
+    let labels = labels_of(a, &adata.obs)?;
+    let as_batch = transform_batch(a, &batch_names)?;
     let report = validate::DropReport {
         cells_dropped: adata.x.row_sums().iter().filter(|&&s| s == 0.0).count(),
         genes_dropped: adata.x.col_sums().iter().filter(|&&s| s == 0.0).count(),
@@ -197,12 +289,8 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
             input.display()
         );
     }
-    if report.cells_dropped + report.genes_dropped > 0 {
-        eprintln!(
-            "{report} (they stay in the output; empty cells are embedded but not trained on)"
-        );
-    }
-    let how = gene_selection(a, &adata)?;
+    print_dropped(&report);
+    let how = gene_selection(a, &adata.var.index)?;
     let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
     let (mut model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs())?;
     if let Some((_, l)) = &labels {
@@ -218,27 +306,18 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         None,
     )?;
     if let Some((key, l)) = labels {
-        eprintln!(
-            "scDREAMER-Sup: {} of {} cells labelled in obs['{key}'], {} types",
-            l.n_labelled(),
-            l.codes.len(),
-            l.categories.len()
-        );
+        print_labels(&key, &l);
         setup = setup.with_labels(&key, l);
     }
     // The full-gene matrix is no longer needed: free it before training (atlas-scale memory).
     adata.x = crate::data::Csr::default();
-    eprintln!(
-        "scdreamer {}: {} cells x {} genes, {} batches ({}); preset {}, {} epochs, batch size {}, device {}",
-        crate::VERSION,
+    print_plan(
+        a,
         adata.obs.len(),
         setup.genes.len(),
         setup.prep.batch_names.len(),
-        a.input.batch_key,
-        format!("{:?}", a.preset).to_lowercase(),
-        train_cfg.epochs,
-        train_cfg.batch_size,
-        device_name
+        &train_cfg,
+        if device.is_cuda() { "cuda" } else { "cpu" },
     );
 
     let job = Job {
@@ -265,7 +344,7 @@ struct Job<'a> {
     t_start: Instant,
     input: PathBuf,
     output: PathBuf,
-    adata: AnnData,
+    adata: crate::data::AnnData,
     setup: Setup,
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -302,66 +381,100 @@ fn train_and_write<B: Backend>(backend: &B, job: Job) -> anyhow::Result<()> {
         );
     }
     let normalized = write_normalized.then(|| trained.normalized(&setup.prep, as_batch));
-    let label_categories = setup.prep.labels.as_ref().map(|l| l.categories.clone());
     let predicted = trained.predict_labels(&setup.prep);
-    if latent.iter().any(|v| !v.is_finite()) {
-        anyhow::bail!("the embedding has non-finite values; nothing was written");
-    }
-
     // Output: all input cells, the genes used, raw counts in X (the training counts themselves:
     // no second copy).
-    let out_data = AnnData {
-        x: std::mem::take(&mut setup.prep.counts),
-        obs: adata.obs.clone(),
-        var: adata.var.select(&setup.genes),
-        x_encoding: adata.x_encoding.clone(),
-        x_dtype: adata.x_dtype.clone(),
+    let x = std::mem::take(&mut setup.prep.counts);
+    let var = adata.var.select(&setup.genes);
+    let outcome = Outcome {
+        input: &input,
+        output: &output,
+        t_start,
+        preset,
+        n_cells: n,
+        n_genes: setup.genes.len(),
+        batch_names: &setup.prep.batch_names,
+        labels: setup.prep.labels.as_ref(),
+        latent,
+        normalized,
+        predicted,
+        model: &trained.model.cfg,
+        run: &trained.run,
+        log: &trained.log,
+        train_seconds: trained.train_seconds,
+        backed_chunk_cells: None,
+        device: backend.name(),
+        save: Box::new(|dir| trained.save(dir, &setup)),
     };
-    let latent_dim = trained.model.cfg.latent;
-    let log_path = output.with_extension("log.csv");
+    finish(a, outcome, &x, &adata.obs, &var)
+}
+
+pub(crate) fn print_dropped(report: &validate::DropReport) {
+    if report.cells_dropped + report.genes_dropped > 0 {
+        eprintln!(
+            "{report} (they stay in the output; empty cells are embedded but not trained on)"
+        );
+    }
+}
+
+/// Checks the embedding, writes the output file (X given block by block), the training log,
+/// and the closing messages. Shared by the resident and the streamed paths.
+pub(crate) fn finish(
+    a: &IntegrateArgs,
+    o: Outcome,
+    x: &dyn CsrBlocks,
+    obs: &crate::data::Frame,
+    var: &crate::data::Frame,
+) -> anyhow::Result<()> {
+    if o.latent.iter().any(|v| !v.is_finite()) {
+        anyhow::bail!("the embedding has non-finite values; nothing was written");
+    }
+    let n = o.n_cells;
+    let label_categories = o.labels.map(|l| l.categories.clone());
+    let latent_dim = o.model.latent;
+    let log_path = o.output.with_extension("log.csv");
     let uns = json!({
         "version": crate::VERSION,
-        "preset": preset,
-        "input": input.display().to_string(),
+        "preset": o.preset,
+        "input": o.input.display().to_string(),
         "batch_key": a.input.batch_key,
-        "batch_categories": setup.prep.batch_names,
+        "batch_categories": o.batch_names,
         "transform_batch": a.transform_batch,
         "normalized_layer": "decoder rho of the posterior mean, scaled to 10,000 counts per cell; averaged over batches when transform_batch is 'all'",
-        "embedding": format!("{:?}", trained.model.cfg.embed).to_lowercase(),
-        "device": backend.name(),
+        "embedding": format!("{:?}", o.model.embed).to_lowercase(),
+        "device": o.device,
         "threads": rayon::current_num_threads(),
         "seed": a.seed,
-        "train_seconds": trained.train_seconds,
-        "total_seconds": t_start.elapsed().as_secs_f64(),
-        "model": serde_json::to_value(&trained.run.model)?,
-        "train": serde_json::to_value(&trained.run.train)?,
+        "train_seconds": o.train_seconds,
+        "total_seconds": o.t_start.elapsed().as_secs_f64(),
+        "model": serde_json::to_value(&o.run.model)?,
+        "train": serde_json::to_value(&o.run.train)?,
         "training_log": log_path.display().to_string(),
         "labels_key": a.labels_key,
         "unlabeled_category": a.labels_key.as_ref().map(|_| &a.unlabeled_category),
         "label_categories": label_categories,
+        "backed_chunk_cells": o.backed_chunk_cells,
     });
+    let write_normalized = o.normalized.is_some();
     let results = Results {
-        obsm: vec![("X_scdreamer".into(), Dense::new(n, latent_dim, latent)?)],
-        layers: match normalized {
-            Some(v) => vec![(
-                "scdreamer_normalized".into(),
-                Dense::new(n, setup.genes.len(), v)?,
-            )],
+        obsm: vec![("X_scdreamer".into(), Dense::new(n, latent_dim, o.latent)?)],
+        layers: match o.normalized {
+            Some(v) => vec![("scdreamer_normalized".into(), Dense::new(n, o.n_genes, v)?)],
             None => Vec::new(),
         },
-        obs: match (&predicted, &label_categories) {
+        obs: match (&o.predicted, &label_categories) {
             (Some(p), Some(c)) => p.obs_columns(c),
             _ => Vec::new(),
         },
         uns: vec![("scdreamer".into(), uns)],
     };
-    h5ad::write_h5ad(&output, &out_data, &results)?;
-    crate::train::write_log(&trained.log, &log_path)?;
+    h5ad::write_h5ad_blocks(o.output, x, obs, var, &results)?;
+    crate::train::write_log(o.log, &log_path)?;
     if let Some(dir) = &a.save_model {
-        trained.save(dir, &setup)?;
+        (o.save)(dir)?;
         eprintln!("saved the model to {}", dir.display());
     }
-    if let (Some(p), Some(l)) = (&predicted, &setup.prep.labels) {
+    if let (Some(p), Some(l)) = (&o.predicted, o.labels) {
         let labelled: Vec<(u32, u32)> = (l.codes.iter().zip(&p.codes))
             .filter_map(|(t, &p)| t.map(|t| (t, p)))
             .collect();
@@ -372,21 +485,21 @@ fn train_and_write<B: Backend>(backend: &B, job: Job) -> anyhow::Result<()> {
             labelled.len()
         );
     }
-    let last = trained.log.last();
+    let last = o.log.last();
     eprintln!(
         "wrote {} (obsm['X_scdreamer']{}) and the training log {} in {:.1} s{}",
-        output.display(),
+        o.output.display(),
         if write_normalized {
             ", layers['scdreamer_normalized']"
         } else {
             ""
         },
         log_path.display(),
-        t_start.elapsed().as_secs_f64(),
+        o.t_start.elapsed().as_secs_f64(),
         last.map(|l| format!(
             "; final batch-classifier accuracy {:.2} (chance {:.2})",
             l.batch_classifier_accuracy,
-            1.0 / setup.prep.batch_names.len() as f64
+            1.0 / o.batch_names.len() as f64
         ))
         .unwrap_or_default()
     );

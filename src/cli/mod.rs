@@ -6,6 +6,7 @@ pub mod args;
 pub mod embed;
 pub mod inspect;
 pub mod integrate;
+mod integrate_backed;
 pub mod simulate;
 
 pub use args::{Cli, Command};

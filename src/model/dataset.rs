@@ -51,14 +51,11 @@ impl PreparedData {
         fixed: Option<TransformConstants>,
     ) -> Self {
         let library: Vec<f32> = counts.row_sums().iter().map(|&s| s as f32).collect();
-        let norm_scale: Vec<f32> = total_counts
-            .iter()
-            .map(|&t| if t > 0.0 { 1e4 / t } else { 0.0 })
-            .collect();
+        let norm_scale: Vec<f32> = total_counts.iter().map(|&t| norm_scale(t)).collect();
         let mut log_norm_max = 0.0f32;
         for (r, &scale) in norm_scale.iter().enumerate() {
             for &v in counts.row(r).1 {
-                log_norm_max = log_norm_max.max((v * scale).ln_1p());
+                log_norm_max = log_norm_max.max(log_norm_value(v, scale));
             }
         }
         let mut log_norm_max = if log_norm_max > 0.0 {
@@ -110,6 +107,22 @@ impl PreparedData {
     }
 }
 
+/// normalize_total's factor `1e4 / total` of a cell with `total` counts over all genes (0 for
+/// an empty cell).
+pub fn norm_scale(total: f32) -> f32 {
+    if total > 0.0 { 1e4 / total } else { 0.0 }
+}
+
+/// log1p of a count normalised with the cell's `norm_scale` (its max is `log_norm_max`).
+pub fn log_norm_value(count: f32, norm_scale: f32) -> f32 {
+    (count * norm_scale).ln_1p()
+}
+
+/// The authors' transform of one count before the division by the global max.
+pub fn authors_value(count: f32, norm_scale: f32) -> f32 {
+    ((count * norm_scale).ln_1p() + 1.0).log2()
+}
+
 /// normalize_total(1e4) -> log1p -> log2(x + 1) -> / global max (spec section 1, step 5).
 /// Returns the transformed matrix, the library prior (mean, variance of ln(sum + 1)) and the max
 /// (or uses `fixed_max`, a saved model's).
@@ -124,7 +137,7 @@ fn authors_transform(
     for (r, &scale) in norm_scale.iter().enumerate() {
         let (a, b) = (m.indptr[r] as usize, m.indptr[r + 1] as usize);
         for v in &mut m.data[a..b] {
-            *v = ((*v * scale).ln_1p() + 1.0).log2();
+            *v = authors_value(*v, scale);
             max = max.max(*v);
         }
     }
@@ -132,7 +145,14 @@ fn authors_transform(
     for v in &mut m.data {
         *v /= max;
     }
-    let logs: Vec<f64> = m
+    let logs = library_logs(&m, plus1);
+    (m, library_prior(&logs), max)
+}
+
+/// ln of each cell's total of the authors' scaled values (ln(sum + 1) with `plus1`, else
+/// ln(max(sum, 1e-8))): the terms of the library prior.
+pub fn library_logs(scaled: &Csr, plus1: bool) -> Vec<f64> {
+    scaled
         .row_sums()
         .iter()
         .map(|&s| {
@@ -142,11 +162,15 @@ fn authors_transform(
                 s.max(1e-8).ln()
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The authors' library prior: mean and (population) variance of the cells' [`library_logs`].
+pub fn library_prior(logs: &[f64]) -> (f32, f32) {
     let n = logs.len().max(1) as f64;
     let mean = logs.iter().sum::<f64>() / n;
     let var = logs.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / n;
-    (m, (mean as f32, var as f32), max)
+    (mean as f32, var as f32)
 }
 
 /// The prepared data uploaded to a backend.

@@ -3,7 +3,9 @@
 //! per-epoch log, and a hard stop on NaN/Inf.
 
 pub mod log;
+pub mod source;
 pub mod trainer;
 
 pub use log::{EpochLog, write_log};
-pub use trainer::{TrainOptions, train};
+pub use source::{InMemory, TrainSource, Visit};
+pub use trainer::{TrainOptions, train, train_from};

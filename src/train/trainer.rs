@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
@@ -14,6 +13,7 @@ use crate::model::scdreamer::{Minibatch, Scdreamer};
 use crate::nn::{Adam, AdamConfig};
 use crate::tape::Tape;
 use crate::train::log::{EpochAccumulator, EpochLog};
+use crate::train::source::{InMemory, TrainSource};
 
 pub struct TrainOptions {
     pub progress: bool,
@@ -50,6 +50,17 @@ pub fn train<B: Backend>(
     tc: &TrainConfig,
     opts: &TrainOptions,
 ) -> anyhow::Result<Vec<EpochLog>> {
+    let mut source = InMemory::new(data, prep, opts.train_rows.clone());
+    train_from(model, &mut source, tc, opts.progress)
+}
+
+/// Trains `model` on the cells of `source` (see [`train`]).
+pub fn train_from<B: Backend>(
+    model: &mut Scdreamer<B>,
+    source: &mut dyn TrainSource<B>,
+    tc: &TrainConfig,
+    progress: bool,
+) -> anyhow::Result<Vec<EpochLog>> {
     let backend = model.params.backend().clone();
     let mut tape = Tape::new(backend);
     let mut rng = ChaCha8Rng::seed_from_u64(tc.seed ^ 0x5eed_0001);
@@ -60,10 +71,16 @@ pub fn train<B: Backend>(
     let mut opt_c = Adam::new(&model.params, &[g.batch_classifier], adam(tc.lr_bc, None));
     let all_groups = g.all();
 
-    let n = opts.train_rows.len();
+    let n = source.n_train();
     let bs = tc.batch_size.min(n).max(2);
-    let steps = (n / bs).max(1);
-    let pb = if opts.progress {
+    let steps = source.steps_per_epoch(bs);
+    if steps == 0 {
+        anyhow::bail!(
+            "no minibatch of {bs} cells can be formed from the {n} training cells \
+             (with --backed, a chunk must hold at least one minibatch: raise --chunk-cells)"
+        );
+    }
+    let pb = if progress {
         let pb = ProgressBar::new((tc.epochs * steps) as u64);
         pb.set_style(
             ProgressStyle::with_template(
@@ -77,94 +94,96 @@ pub fn train<B: Backend>(
         ProgressBar::hidden()
     };
     let reuse = !model.cfg.separate_adversary_forward;
-    let mut perm = opts.train_rows.clone();
     let mut batch = vec![0u32; bs];
     let mut logs = Vec::with_capacity(tc.epochs);
     for epoch in 0..tc.epochs {
         let t0 = Instant::now();
-        perm.shuffle(&mut rng);
         let mut acc = EpochAccumulator::default();
         pb.set_prefix(format!("{}/{}", epoch + 1, tc.epochs));
-        for s in 0..steps {
-            let rows = &perm[s * bs..(s + 1) * bs];
-            for (b, &r) in batch.iter_mut().zip(rows) {
-                *b = prep.batch[r as usize];
-            }
-            let mb = Minibatch {
-                rows,
-                batch: &batch,
-            };
-            let mut log = EpochLog::default();
+        let mut s = 0usize;
+        source.epoch(&mut rng, &mut |data, prep, perm, rng| {
+            for rows in perm.chunks_exact(bs) {
+                for (b, &r) in batch.iter_mut().zip(rows) {
+                    *b = prep.batch[r as usize];
+                }
+                let mb = Minibatch {
+                    rows,
+                    batch: &batch,
+                };
+                let mut log = EpochLog::default();
 
-            // (1) autoencoder step.
-            tape.reset();
-            let ae = model.ae_graph(&mut tape, data, prep, &mb, &mut rng);
-            for &grp in &all_groups {
-                model.params.zero_grad(grp);
-            }
-            tape.backward(ae.loss, &mut model.params);
-            opt_ae.step(&mut model.params);
-            log.loss_ae = tape.scalar(ae.loss) as f64;
-            let [elbo, recon, kl, cons, bc, _ce] = ae.losses;
-            log.elbo = tape.scalar(elbo) as f64;
-            log.reconstruction = tape.scalar(recon) as f64;
-            log.kl = tape.scalar(kl) as f64;
-            log.consistency = tape.scalar(cons) as f64;
-            log.bhattacharyya = tape.scalar(bc) as f64;
-            check_finite(log.loss_ae as f32, epoch + 1, "autoencoder")?;
-            check_finite(log.reconstruction as f32, epoch + 1, "reconstruction")?;
-            check_finite(log.kl as f32, epoch + 1, "KL")?;
-            if let Some(sup) = &ae.sup {
-                (log.label_cross_entropy, log.label_accuracy) = sup.log_values(&mut tape);
-                check_finite(log.label_cross_entropy as f32, epoch + 1, "label")?;
-            }
-            let (xhat, z) = if reuse {
-                (Some(ae.xhat), Some(ae.z))
-            } else {
-                (None, None)
-            };
-
-            // (2) discriminator step.
-            if !reuse {
+                // (1) autoencoder step.
                 tape.reset();
-            }
-            let (d_loss, d_real, d_fake) =
-                model.disc_graph(&mut tape, data, prep, &mb, xhat, &mut rng);
-            model.params.zero_grad(g.discriminator);
-            tape.backward(d_loss, &mut model.params);
-            opt_d.step(&mut model.params);
-            log.loss_discriminator = tape.scalar(d_loss) as f64;
-            check_finite(log.loss_discriminator as f32, epoch + 1, "discriminator")?;
-            log.discriminator_accuracy = {
-                let (real, fake) = (tape.to_host(d_real), tape.to_host(d_fake));
-                let wins = real.iter().zip(&fake).filter(|(r, f)| r > f).count();
-                wins as f64 / real.len().max(1) as f64
-            };
+                let ae = model.ae_graph(&mut tape, data, prep, &mb, rng);
+                for &grp in &all_groups {
+                    model.params.zero_grad(grp);
+                }
+                tape.backward(ae.loss, &mut model.params);
+                opt_ae.step(&mut model.params);
+                log.loss_ae = tape.scalar(ae.loss) as f64;
+                let [elbo, recon, kl, cons, bc, _ce] = ae.losses;
+                log.elbo = tape.scalar(elbo) as f64;
+                log.reconstruction = tape.scalar(recon) as f64;
+                log.kl = tape.scalar(kl) as f64;
+                log.consistency = tape.scalar(cons) as f64;
+                log.bhattacharyya = tape.scalar(bc) as f64;
+                check_finite(log.loss_ae as f32, epoch + 1, "autoencoder")?;
+                check_finite(log.reconstruction as f32, epoch + 1, "reconstruction")?;
+                check_finite(log.kl as f32, epoch + 1, "KL")?;
+                if let Some(sup) = &ae.sup {
+                    (log.label_cross_entropy, log.label_accuracy) = sup.log_values(&mut tape);
+                    check_finite(log.label_cross_entropy as f32, epoch + 1, "label")?;
+                }
+                let (xhat, z) = if reuse {
+                    (Some(ae.xhat), Some(ae.z))
+                } else {
+                    (None, None)
+                };
 
-            // (3) batch classifier step.
-            if !reuse {
-                tape.reset();
+                // (2) discriminator step.
+                if !reuse {
+                    tape.reset();
+                }
+                let (d_loss, d_real, d_fake) =
+                    model.disc_graph(&mut tape, data, prep, &mb, xhat, rng);
+                model.params.zero_grad(g.discriminator);
+                tape.backward(d_loss, &mut model.params);
+                opt_d.step(&mut model.params);
+                log.loss_discriminator = tape.scalar(d_loss) as f64;
+                check_finite(log.loss_discriminator as f32, epoch + 1, "discriminator")?;
+                log.discriminator_accuracy = {
+                    let (real, fake) = (tape.to_host(d_real), tape.to_host(d_fake));
+                    let wins = real.iter().zip(&fake).filter(|(r, f)| r > f).count();
+                    wins as f64 / real.len().max(1) as f64
+                };
+
+                // (3) batch classifier step.
+                if !reuse {
+                    tape.reset();
+                }
+                let (c_loss, logits) = model.classifier_graph(&mut tape, data, prep, &mb, z, rng);
+                model.params.zero_grad(g.batch_classifier);
+                tape.backward(c_loss, &mut model.params);
+                opt_c.step(&mut model.params);
+                log.batch_cross_entropy = tape.scalar(c_loss) as f64;
+                check_finite(
+                    log.batch_cross_entropy as f32,
+                    epoch + 1,
+                    "batch classifier",
+                )?;
+                log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
+                acc.add(&log);
+                pb.inc(1);
+                if s.is_multiple_of(10) {
+                    pb.set_message(format!(
+                        "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
+                        log.reconstruction, log.kl, log.bhattacharyya, log.batch_cross_entropy
+                    ));
+                }
+                s += 1;
             }
-            let (c_loss, logits) = model.classifier_graph(&mut tape, data, prep, &mb, z, &mut rng);
-            model.params.zero_grad(g.batch_classifier);
-            tape.backward(c_loss, &mut model.params);
-            opt_c.step(&mut model.params);
-            log.batch_cross_entropy = tape.scalar(c_loss) as f64;
-            check_finite(
-                log.batch_cross_entropy as f32,
-                epoch + 1,
-                "batch classifier",
-            )?;
-            log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
-            acc.add(&log);
-            pb.inc(1);
-            if s % 10 == 0 {
-                pb.set_message(format!(
-                    "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
-                    log.reconstruction, log.kl, log.bhattacharyya, log.batch_cross_entropy
-                ));
-            }
-        }
+            Ok(())
+        })?;
         logs.push(acc.mean(epoch + 1, t0.elapsed().as_secs_f64()));
     }
     pb.finish_and_clear();

@@ -11,7 +11,7 @@ use crate::data::anndata::XEncoding;
 use crate::data::csr::Csr;
 
 /// Stored values read per HDF5 call.
-const CHUNK: usize = 1 << 20;
+pub(super) const CHUNK: usize = 1 << 20;
 /// Matrices with more stored values than this get a progress bar.
 const PROGRESS_MIN: usize = 5_000_000;
 
@@ -109,7 +109,7 @@ pub struct ValueCheck<'a> {
 
 impl ValueCheck<'_> {
     #[inline]
-    fn check(&self, row: usize, col: usize, v: f64) -> Result<()> {
+    pub(super) fn check(&self, row: usize, col: usize, v: f64) -> Result<()> {
         if v >= 0.0 && v.is_finite() && (self.allow_non_integer || v.fract() == 0.0) {
             return Ok(());
         }
@@ -133,7 +133,7 @@ impl ValueCheck<'_> {
     }
 }
 
-fn progress_bar(total: usize, show: bool, label: &str) -> ProgressBar {
+pub(super) fn progress_bar(total: usize, show: bool, label: &str) -> ProgressBar {
     if !show || total <= PROGRESS_MIN {
         return ProgressBar::hidden();
     }
@@ -148,7 +148,11 @@ fn progress_bar(total: usize, show: bool, label: &str) -> ProgressBar {
 }
 
 /// Read a slice of a 1-D dataset converted to `T` (HDF5 converts any numeric type).
-fn read_range<T: hdf5::H5Type + Clone>(ds: &Dataset, a: usize, b: usize) -> Result<Vec<T>> {
+pub(super) fn read_range<T: hdf5::H5Type + Clone>(
+    ds: &Dataset,
+    a: usize,
+    b: usize,
+) -> Result<Vec<T>> {
     if a == b {
         return Ok(Vec::new());
     }
@@ -156,7 +160,7 @@ fn read_range<T: hdf5::H5Type + Clone>(ds: &Dataset, a: usize, b: usize) -> Resu
 }
 
 /// indptr with `n + 1` entries, starting at 0, non-decreasing, ending within `nnz_max`.
-fn read_indptr(group: &Group, n: usize, what: &str, nnz_max: usize) -> Result<Vec<u64>> {
+pub(super) fn read_indptr(group: &Group, n: usize, what: &str, nnz_max: usize) -> Result<Vec<u64>> {
     let ds = group.dataset("indptr")?;
     if ds.size() != n + 1 {
         bail!(
@@ -190,7 +194,7 @@ pub fn read_matrix(m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr
     Ok(csr)
 }
 
-fn sparse_parts(group: &Group, what: &str) -> Result<(Dataset, Dataset)> {
+pub(super) fn sparse_parts(group: &Group, what: &str) -> Result<(Dataset, Dataset)> {
     let data = group.dataset("data")?;
     let indices = group.dataset("indices")?;
     if data.size() != indices.size() {
@@ -359,7 +363,7 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
 
 /// Make every row strictly increasing in column: sort unsorted rows and sum duplicate
 /// entries (scipy's canonical format). A no-op pass for files that are already canonical.
-fn canonicalize(m: &mut Csr) {
+pub(super) fn canonicalize(m: &mut Csr) {
     let canonical = (0..m.n_rows).all(|r| m.row(r).0.windows(2).all(|w| w[0] < w[1]));
     if canonical {
         return;

@@ -6,9 +6,13 @@ pub mod attrs;
 mod frame;
 mod matrix;
 mod read;
+mod rows;
 mod uns;
 mod write;
 
 pub use crate::data::dense::Dense;
 pub use read::{ReadOptions, layer_names, open_h5, read_h5ad};
-pub use write::{Results, check_output_path, install_ctrlc_cleanup, write_h5ad};
+pub use rows::{GeneMap, RowReader};
+pub use write::{
+    CsrBlocks, Results, check_output_path, install_ctrlc_cleanup, write_h5ad, write_h5ad_blocks,
+};

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use hdf5::File;
 
 use super::frame::read_frame;
-use super::matrix::{ValueCheck, locate, read_matrix};
-use crate::data::anndata::AnnData;
+use super::matrix::{Matrix, ValueCheck, locate, read_matrix};
+use crate::data::anndata::{AnnData, Frame};
 
 /// How to read the counts.
 #[derive(Clone, Debug, Default)]
@@ -59,7 +59,12 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
     read_opened(&file, opts).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn read_opened(file: &File, opts: &ReadOptions) -> Result<AnnData> {
+/// Locates the counts (X or `opts.layer`) and reads obs and var, checking shapes and cell names;
+/// the values are not read. Returns (the matrix's path in the file, the matrix, obs, var).
+pub(super) fn open_parts(
+    file: &File,
+    opts: &ReadOptions,
+) -> Result<(String, Matrix, Frame, Frame)> {
     let what = match &opts.layer {
         Some(name) => {
             let path = format!("layers/{name}");
@@ -109,6 +114,11 @@ fn read_opened(file: &File, opts: &ReadOptions) -> Result<AnnData> {
         );
     }
     check_unique_cells(&obs.index)?;
+    Ok((what, matrix, obs, var))
+}
+
+fn read_opened(file: &File, opts: &ReadOptions) -> Result<AnnData> {
+    let (what, matrix, obs, var) = open_parts(file, opts)?;
     let check = ValueCheck {
         what: &what,
         cells: &obs.index,

@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 
 use anyhow::{Context, Result, bail};
-use hdf5::types::{IntSize, TypeDescriptor};
 use hdf5::{File, Group, H5Type};
 use serde_json::Value;
 
 use super::attrs::set_encoding;
 use super::frame::write_frame;
 use super::uns::write_dict;
-use crate::data::anndata::{AnnData, Column};
+use crate::data::anndata::{AnnData, Column, Frame};
 use crate::data::csr::Csr;
 use crate::data::dense::Dense;
 
@@ -128,8 +127,7 @@ fn temp_path(target: &Path) -> Result<PathBuf> {
 }
 
 /// Check every result against the data's shape before any file is created.
-fn check_results(adata: &AnnData, r: &Results) -> Result<()> {
-    let (n, g) = (adata.n_obs(), adata.n_vars());
+fn check_results(n: usize, g: usize, r: &Results) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for (k, m) in &r.obsm {
         if m.rows != n || m.data.len() != m.rows * m.cols {
@@ -178,18 +176,65 @@ fn check_results(adata: &AnnData, r: &Results) -> Result<()> {
     Ok(())
 }
 
+/// X handed to the writer a block of rows at a time, for matrices too large to hold.
+pub trait CsrBlocks {
+    fn n_rows(&self) -> usize;
+    fn n_cols(&self) -> usize;
+    /// Stored values over all blocks.
+    fn nnz(&self) -> usize;
+    /// Calls `f` with each block of rows, in order; together they hold every row.
+    fn for_each_block(&self, f: &mut dyn FnMut(&Csr) -> Result<()>) -> Result<()>;
+}
+
+impl CsrBlocks for Csr {
+    fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+    fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+    fn nnz(&self) -> usize {
+        Csr::nnz(self)
+    }
+    fn for_each_block(&self, f: &mut dyn FnMut(&Csr) -> Result<()>) -> Result<()> {
+        f(self)
+    }
+}
+
 /// Write `adata` (X as CSR, obs, var) plus `results` to `path`, atomically: the file
 /// appears complete or not at all, and an existing file at `path` is replaced only on success.
 /// Callers that read from an input file must first call [`check_output_path`] so the input
 /// is never overwritten; call [`install_ctrlc_cleanup`] once at start-up so Ctrl-C removes
 /// the temp file too.
 pub fn write_h5ad(path: &Path, adata: &AnnData, results: &Results) -> Result<()> {
-    check_results(adata, results)?;
+    write_h5ad_blocks(path, &adata.x, &adata.obs, &adata.var, results)
+}
+
+/// [`write_h5ad`] with X given block by block (`integrate --backed`): only one block of X is
+/// in memory at a time.
+pub fn write_h5ad_blocks(
+    path: &Path,
+    x: &dyn CsrBlocks,
+    obs: &Frame,
+    var: &Frame,
+    results: &Results,
+) -> Result<()> {
+    if obs.len() != x.n_rows() || var.len() != x.n_cols() {
+        bail!(
+            "X is {} x {} but there are {} cells and {} genes",
+            x.n_rows(),
+            x.n_cols(),
+            obs.len(),
+            var.len()
+        );
+    }
+    check_results(x.n_rows(), x.n_cols(), results)?;
     let tmp = TempFile::new(temp_path(path)?);
     hdf5::silence_errors(true);
     let file =
         File::create(&tmp.path).with_context(|| format!("cannot create {}", tmp.path.display()))?;
-    write_all(&file, adata, results).with_context(|| format!("writing {}", path.display()))?;
+    write_all(&file, x, obs, var, results)
+        .with_context(|| format!("writing {}", path.display()))?;
     file.flush()?;
     file.close()
         .with_context(|| format!("closing {}", tmp.path.display()))?;
@@ -206,14 +251,14 @@ fn dict_group(root: &Group, name: &str) -> Result<Group> {
     Ok(g)
 }
 
-fn write_all(file: &File, adata: &AnnData, r: &Results) -> Result<()> {
+fn write_all(file: &File, x: &dyn CsrBlocks, obs: &Frame, var: &Frame, r: &Results) -> Result<()> {
     set_encoding(file, "anndata", "0.1.0")?;
-    write_csr(file, "X", &adata.x).context("X")?;
+    write_csr(file, "X", x).context("X")?;
     let layers = dict_group(file, "layers")?;
     for (k, m) in &r.layers {
         write_dense(&layers, k, m).with_context(|| format!("layers/{k}"))?;
     }
-    write_frame(file, "obs", &adata.obs, &r.obs)?;
+    write_frame(file, "obs", obs, &r.obs)?;
     let obsm = dict_group(file, "obsm")?;
     for (k, m) in &r.obsm {
         write_dense(&obsm, k, m).with_context(|| format!("obsm/{k}"))?;
@@ -222,43 +267,59 @@ fn write_all(file: &File, adata: &AnnData, r: &Results) -> Result<()> {
     let uns = dict_group(file, "uns")?;
     let entries: Vec<(String, &Value)> = r.uns.iter().map(|(k, v)| (k.clone(), v)).collect();
     write_dict(&uns, &entries)?;
-    write_frame(file, "var", &adata.var, &[])?;
+    write_frame(file, "var", var, &[])?;
     dict_group(file, "varm")?;
     dict_group(file, "varp")?;
     Ok(())
 }
 
-/// 1-D dataset of `values` stored with element type `stored` (HDF5 converts, e.g. u32 -> i32).
-fn write_1d<T: H5Type>(g: &Group, name: &str, values: &[T], stored: TypeDescriptor) -> Result<()> {
-    if values.is_empty() {
-        g.new_dataset_builder()
-            .empty_as(&stored)
-            .shape(0)
-            .create(name)?;
-    } else {
-        g.new_dataset_builder()
-            .with_data_as(values, &stored)
-            .create(name)?;
-    }
-    Ok(())
-}
-
-/// CSR group as anndata writes it: float32 data, int32 indices/indptr when they fit.
-fn write_csr(root: &Group, name: &str, m: &Csr) -> Result<()> {
+/// CSR group as anndata writes it: float32 data, int32 indices/indptr when they fit (int64
+/// otherwise), written block by block.
+fn write_csr(root: &Group, name: &str, m: &dyn CsrBlocks) -> Result<()> {
     let g = root.create_group(name)?;
     set_encoding(&g, "csr_matrix", "0.1.0")?;
-    let shape = [m.n_rows as i64, m.n_cols as i64];
+    let (n, nnz) = (m.n_rows(), m.nnz());
+    let shape = [n as i64, m.n_cols() as i64];
     g.new_attr_builder().with_data(&shape[..]).create("shape")?;
-    let fits = m.nnz() <= i32::MAX as usize && m.n_cols <= i32::MAX as usize;
-    let int = TypeDescriptor::Integer(if fits { IntSize::U4 } else { IntSize::U8 });
-    write_1d(
-        &g,
-        "data",
-        &m.data,
-        TypeDescriptor::Float(hdf5::types::FloatSize::U4),
-    )?;
-    write_1d(&g, "indices", &m.indices, int.clone())?;
-    write_1d(&g, "indptr", &m.indptr, int)?;
+    if nnz <= i32::MAX as usize && m.n_cols() <= i32::MAX as usize {
+        write_csr_blocks::<i32>(&g, m, |v| v as i32)
+    } else {
+        write_csr_blocks::<i64>(&g, m, |v| v as i64)
+    }
+}
+
+fn write_csr_blocks<I: H5Type + Copy>(
+    g: &Group,
+    m: &dyn CsrBlocks,
+    int: impl Fn(u64) -> I,
+) -> Result<()> {
+    let (n, nnz) = (m.n_rows(), m.nnz());
+    let data = g.new_dataset::<f32>().shape(nnz).create("data")?;
+    let indices = g.new_dataset::<I>().shape(nnz).create("indices")?;
+    let indptr = g.new_dataset::<I>().shape(n + 1).create("indptr")?;
+    indptr.write_slice(&[int(0)], 0..1)?;
+    let (mut row, mut at) = (0usize, 0usize);
+    m.for_each_block(&mut |b: &Csr| {
+        let k = b.nnz();
+        if row + b.n_rows > n || at + k > nnz {
+            bail!("X blocks hold more than the {n} rows and {nnz} values announced (at row {row})");
+        }
+        if k > 0 {
+            data.write_slice(&b.data, at..at + k)?;
+            let idx: Vec<I> = b.indices.iter().map(|&j| int(j as u64)).collect();
+            indices.write_slice(&idx, at..at + k)?;
+        }
+        if b.n_rows > 0 {
+            let ptr: Vec<I> = b.indptr[1..].iter().map(|&p| int(p + at as u64)).collect();
+            indptr.write_slice(&ptr, row + 1..row + 1 + b.n_rows)?;
+        }
+        row += b.n_rows;
+        at += k;
+        Ok(())
+    })?;
+    if row != n || at != nnz {
+        bail!("X blocks held {row} rows and {at} values, expected {n} and {nnz}");
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod loess;
 mod seurat;
 mod seurat_v3;
 mod stats;
+pub mod streamed;
 
 pub use seurat::seurat;
 pub use seurat_v3::{seurat_v3, seurat_v3_paper};

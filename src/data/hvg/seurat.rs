@@ -2,7 +2,7 @@
 //! bins of mean expression (Satija et al. 2015), selected per batch and merged.
 
 use super::seurat_v3::desc_nan_last;
-use super::stats::{batch_sums, mean_var};
+use super::stats::{BatchSums, batch_sums, mean_var};
 use super::{HvgResult, batch_layout, take_top};
 use crate::data::csr::Csr;
 use crate::data::preprocess::library_sizes;
@@ -36,22 +36,32 @@ pub fn seurat(
     n_top: usize,
 ) -> anyhow::Result<HvgResult> {
     let (codes, n_batches, cells_per_batch) = batch_layout(x.n_rows, batch, n_batches)?;
-    let g = x.n_cols;
-    // Per-cell divisor as scanpy's normalize_total: float32 library size / target,
-    // with empty cells left unscaled.
-    let divisor: Vec<f32> = library_sizes(x)
-        .into_iter()
-        .map(|l| {
-            let d = l / TARGET_SUM;
-            if d == 0.0 { 1.0 } else { d }
-        })
-        .collect();
+    let divisors: Vec<f32> = library_sizes(x).into_iter().map(divisor).collect();
     let sums = batch_sums(x, &codes, n_batches, |cell, _, _, v| {
-        // log1p then expm1, both in float32: not an identity after rounding.
-        let e = (v / divisor[cell]).ln_1p().exp_m1();
-        (e as f64, (e * e) as f64)
+        log_norm_terms(v, divisors[cell])
     });
+    Ok(seurat_from_sums(&sums, &cells_per_batch, n_top))
+}
 
+/// Per-cell divisor as scanpy's normalize_total: float32 library size (over all genes) /
+/// target, with empty cells left unscaled.
+pub fn divisor(library: f32) -> f32 {
+    let d = library / TARGET_SUM;
+    if d == 0.0 { 1.0 } else { d }
+}
+
+/// The summed terms of one count: `expm1(log1p(v / divisor))` and its square.
+pub fn log_norm_terms(v: f32, divisor: f32) -> (f64, f64) {
+    // log1p then expm1, both in float32: not an identity after rounding.
+    let e = (v / divisor).ln_1p().exp_m1();
+    (e as f64, (e * e) as f64)
+}
+
+/// The selection from per-batch sums of [`log_norm_terms`] and the number of cells of each
+/// batch (the second half of [`seurat`], shared with the streamed selection).
+pub fn seurat_from_sums(sums: &BatchSums, cells_per_batch: &[usize], n_top: usize) -> HvgResult {
+    let n_batches = cells_per_batch.len();
+    let g = sums.n_genes;
     let mut dn_sum = vec![0.0f64; g];
     let mut dn_count = vec![0u32; g];
     let mut n_batches_hvg = vec![0u32; g];
@@ -100,12 +110,12 @@ pub fn seurat(
             .cmp(&n_batches_hvg[p])
             .then(desc_nan_last(score[p], score[q]))
     });
-    Ok(HvgResult {
+    HvgResult {
         selected: take_top(order, n_top),
         score,
         n_batches_hvg,
         median_rank: None,
-    })
+    }
 }
 
 /// Bin index of each value as `pd.cut(values, bins=N_BINS)`: equal-width bins

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use super::loess::loess_fitted;
-use super::stats::{batch_sums, mean_var};
+use super::stats::{BatchSums, batch_sums, mean_var};
 use super::{HvgResult, batch_layout, take_top};
 use crate::data::csr::Csr;
 
@@ -53,99 +53,142 @@ fn seurat_v3_ordered(
     batches_first: bool,
 ) -> anyhow::Result<HvgResult> {
     let (codes, n_batches, cells_per_batch) = batch_layout(x.n_rows, batch, n_batches)?;
-    let g = x.n_cols;
-    // scanpy squares the float32 count in float32 for the variance.
-    let sums = batch_sums(x, &codes, n_batches, |_, _, _, v| {
-        (v as f64, (v * v) as f64)
+    let sums = batch_sums(x, &codes, n_batches, |_, _, _, v| raw_terms(v));
+    let fit = V3Fit::new(&sums, &cells_per_batch)?;
+    let clipped = batch_sums(x, &codes, n_batches, |_, b, j, v| {
+        fit.clipped_terms(b, j, v)
     });
+    Ok(fit.select(&clipped, n_top, batches_first))
+}
 
-    let present: Vec<usize> = (0..n_batches).filter(|&b| cells_per_batch[b] > 0).collect();
-    let mut means = vec![0.0f64; n_batches * g];
-    let mut clip = vec![0.0f64; n_batches * g];
-    let mut reg_std = vec![0.0f64; n_batches * g];
-    for &b in &present {
-        let n = cells_per_batch[b];
-        anyhow::ensure!(
-            n >= 2,
-            "seurat_v3 highly variable genes: batch {b} has {n} cell(s); each batch needs at least 2"
-        );
-        let (mut lx, mut ly, mut varying) = (vec![], vec![], vec![]);
-        for j in 0..g {
-            let k = sums.at(b, j);
-            let (mean, var) = mean_var(sums.sum[k], sums.sum_sq[k], n);
-            means[k] = mean;
-            if var > 0.0 {
-                lx.push(mean.log10());
-                ly.push(var.log10());
-                varying.push(j);
+/// The first pass's terms: the count and its square (scanpy squares the float32 count in
+/// float32 for the variance).
+pub fn raw_terms(v: f32) -> (f64, f64) {
+    (v as f64, (v * v) as f64)
+}
+
+/// Everything seurat_v3 learns from the first pass (per-batch means and variances): the
+/// LOESS-regularised standard deviations and the clip thresholds of the second pass.
+pub struct V3Fit {
+    n_genes: usize,
+    cells_per_batch: Vec<usize>,
+    present: Vec<usize>,
+    means: Vec<f64>,
+    clip: Vec<f64>,
+    reg_std: Vec<f64>,
+}
+
+impl V3Fit {
+    /// From the per-batch sums of [`raw_terms`] and the number of cells of each batch.
+    pub fn new(sums: &BatchSums, cells_per_batch: &[usize]) -> anyhow::Result<V3Fit> {
+        let n_batches = cells_per_batch.len();
+        let g = sums.n_genes;
+        let present: Vec<usize> = (0..n_batches).filter(|&b| cells_per_batch[b] > 0).collect();
+        let mut means = vec![0.0f64; n_batches * g];
+        let mut clip = vec![0.0f64; n_batches * g];
+        let mut reg_std = vec![0.0f64; n_batches * g];
+        for &b in &present {
+            let n = cells_per_batch[b];
+            anyhow::ensure!(
+                n >= 2,
+                "seurat_v3 highly variable genes: batch {b} has {n} cell(s); each batch needs at least 2"
+            );
+            let (mut lx, mut ly, mut varying) = (vec![], vec![], vec![]);
+            for j in 0..g {
+                let k = sums.at(b, j);
+                let (mean, var) = mean_var(sums.sum[k], sums.sum_sq[k], n);
+                means[k] = mean;
+                if var > 0.0 {
+                    lx.push(mean.log10());
+                    ly.push(var.log10());
+                    varying.push(j);
+                }
+            }
+            let fitted = loess_fitted(&lx, &ly, SPAN).map_err(|e| {
+                anyhow::anyhow!(
+                    "seurat_v3 highly variable genes, batch {b} ({} genes with variance > 0): {e}",
+                    varying.len()
+                )
+            })?;
+            let mut estimate = vec![0.0f64; g];
+            for (&j, f) in varying.iter().zip(fitted) {
+                estimate[j] = f;
+            }
+            let vmax = (n as f64).sqrt();
+            for (j, est) in estimate.into_iter().enumerate() {
+                let k = sums.at(b, j);
+                reg_std[k] = 10f64.powf(est).sqrt();
+                clip[k] = reg_std[k] * vmax + means[k];
             }
         }
-        let fitted = loess_fitted(&lx, &ly, SPAN).map_err(|e| {
-            anyhow::anyhow!(
-                "seurat_v3 highly variable genes, batch {b} ({} genes with variance > 0): {e}",
-                varying.len()
-            )
-        })?;
-        let mut estimate = vec![0.0f64; g];
-        for (&j, f) in varying.iter().zip(fitted) {
-            estimate[j] = f;
-        }
-        let vmax = (n as f64).sqrt();
-        for (j, est) in estimate.into_iter().enumerate() {
-            let k = sums.at(b, j);
-            reg_std[k] = 10f64.powf(est).sqrt();
-            clip[k] = reg_std[k] * vmax + means[k];
-        }
+        Ok(V3Fit {
+            n_genes: g,
+            cells_per_batch: cells_per_batch.to_vec(),
+            present,
+            means,
+            clip,
+            reg_std,
+        })
     }
 
-    let clipped = batch_sums(x, &codes, n_batches, |_, b, j, v| {
-        let e = (v as f64).min(clip[b * g + j]);
+    /// The second pass's terms: the count clipped at the batch's threshold, and its square.
+    pub fn clipped_terms(&self, batch: usize, gene: usize, v: f32) -> (f64, f64) {
+        let e = (v as f64).min(self.clip[batch * self.n_genes + gene]);
         (e, e * e)
-    });
-    let mut norm_var = vec![0.0f64; n_batches * g];
-    for &b in &present {
-        let nf = cells_per_batch[b] as f64;
-        for j in 0..g {
-            let k = sums.at(b, j);
-            let (mean, sd) = (means[k], reg_std[k]);
-            norm_var[k] = (1.0 / ((nf - 1.0) * sd * sd))
-                * (nf * mean * mean + clipped.sum_sq[k] - 2.0 * clipped.sum[k] * mean);
-        }
     }
 
-    // Ranks within each batch: 0 = most variable. NaN sorts last as in numpy.
-    let mut n_batches_hvg = vec![0u32; g];
-    let mut top_ranks: Vec<Vec<f32>> = vec![Vec::new(); g];
-    for &b in &present {
-        let row = &norm_var[b * g..(b + 1) * g];
+    /// Ranks genes from the second pass's sums of [`V3Fit::clipped_terms`].
+    pub fn select(&self, clipped: &BatchSums, n_top: usize, batches_first: bool) -> HvgResult {
+        let g = self.n_genes;
+        let n_batches = self.cells_per_batch.len();
+        let present = &self.present;
+        let mut norm_var = vec![0.0f64; n_batches * g];
+        for &b in present {
+            let nf = self.cells_per_batch[b] as f64;
+            for j in 0..g {
+                let k = clipped.at(b, j);
+                let (mean, sd) = (self.means[k], self.reg_std[k]);
+                norm_var[k] = (1.0 / ((nf - 1.0) * sd * sd))
+                    * (nf * mean * mean + clipped.sum_sq[k] - 2.0 * clipped.sum[k] * mean);
+            }
+        }
+
+        // Ranks within each batch: 0 = most variable. NaN sorts last as in numpy.
+        let mut n_batches_hvg = vec![0u32; g];
+        let mut top_ranks: Vec<Vec<f32>> = vec![Vec::new(); g];
+        for &b in present {
+            let row = &norm_var[b * g..(b + 1) * g];
+            let mut order: Vec<usize> = (0..g).collect();
+            order.sort_by(|&p, &q| desc_nan_last(row[p], row[q]));
+            for (rank, &j) in order.iter().enumerate().take(n_top) {
+                n_batches_hvg[j] += 1;
+                top_ranks[j].push(rank as f32);
+            }
+        }
+        let median_rank: Vec<f64> = top_ranks.iter_mut().map(|r| median(r)).collect();
+        let score: Vec<f64> = (0..g)
+            .map(|j| {
+                present.iter().map(|&b| norm_var[b * g + j]).sum::<f64>() / present.len() as f64
+            })
+            .collect();
+
         let mut order: Vec<usize> = (0..g).collect();
-        order.sort_by(|&p, &q| desc_nan_last(row[p], row[q]));
-        for (rank, &j) in order.iter().enumerate().take(n_top) {
-            n_batches_hvg[j] += 1;
-            top_ranks[j].push(rank as f32);
+        order.sort_by(|&p, &q| {
+            let by_rank = asc_nan_last(median_rank[p], median_rank[q]);
+            let by_batches = n_batches_hvg[q].cmp(&n_batches_hvg[p]);
+            if batches_first {
+                by_batches.then(by_rank)
+            } else {
+                by_rank.then(by_batches)
+            }
+        });
+        HvgResult {
+            selected: take_top(order, n_top),
+            score,
+            n_batches_hvg,
+            median_rank: Some(median_rank),
         }
     }
-    let median_rank: Vec<f64> = top_ranks.iter_mut().map(|r| median(r)).collect();
-    let score: Vec<f64> = (0..g)
-        .map(|j| present.iter().map(|&b| norm_var[b * g + j]).sum::<f64>() / present.len() as f64)
-        .collect();
-
-    let mut order: Vec<usize> = (0..g).collect();
-    order.sort_by(|&p, &q| {
-        let by_rank = asc_nan_last(median_rank[p], median_rank[q]);
-        let by_batches = n_batches_hvg[q].cmp(&n_batches_hvg[p]);
-        if batches_first {
-            by_batches.then(by_rank)
-        } else {
-            by_rank.then(by_batches)
-        }
-    });
-    Ok(HvgResult {
-        selected: take_top(order, n_top),
-        score,
-        n_batches_hvg,
-        median_rank: Some(median_rank),
-    })
 }
 
 /// Median as `np.ma.median` on float32 ranks (mean of the middle two); NaN if empty.

@@ -1,0 +1,382 @@
+//! `integrate --backed` end to end through the binary: on a simulated file several chunks
+//! large, the backed run uses clearly less memory than the resident one, selects the same
+//! genes, separates the cell types as well and is deterministic; with one chunk holding every
+//! cell it reproduces the resident run bit for bit. Plus the row reader on every X encoding.
+
+mod h5ad_fixtures;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use h5ad_fixtures::{Fixture, XKind, write_fixture};
+use scdreamer::data::h5ad::{GeneMap, ReadOptions, RowReader, open_h5, read_h5ad};
+use scdreamer::data::{Column, Csr};
+use scdreamer::metrics::{knn_indices, knn_label_purity};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
+
+fn demo() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad").to_string()
+}
+
+/// Runs the binary; returns (success, stderr, peak resident memory in KiB). The peak is this
+/// child's own (wait4's rusage), so tests running beside it do not disturb it.
+fn run_measured(args: &[&str]) -> (bool, String, i64) {
+    run_limited(args, None)
+}
+
+/// [`run_measured`] with the child's writable data memory (RLIMIT_DATA: heap and anonymous
+/// mappings) capped at `data_limit` bytes: a deliberately small memory budget.
+#[allow(clippy::zombie_processes)]
+fn run_limited(args: &[&str], data_limit: Option<u64>) -> (bool, String, i64) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    if let Some(bytes) = data_limit {
+        let limit = libc::rlimit {
+            rlim_cur: bytes as libc::rlim_t,
+            rlim_max: bytes as libc::rlim_t,
+        };
+        // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().expect("binary starts");
+    let mut err = String::new();
+    // wait4 below reaps the child (std's `wait` would not return its rusage).
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut err)
+        .expect("stderr is text");
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child `pid`.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    assert!(!err.contains("panicked"), "panic in {args:?}: {err}");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, err, usage.ru_maxrss)
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let (ok, err, _) = run_measured(args);
+    (ok, err)
+}
+
+fn dataset_f32(path: &Path, key: &str) -> Vec<f32> {
+    open_h5(path)
+        .unwrap()
+        .dataset(key)
+        .unwrap()
+        .read_raw()
+        .unwrap()
+}
+
+fn codes(path: &Path, key: &str) -> Vec<u32> {
+    let a = read_h5ad(path, &ReadOptions::default()).unwrap();
+    match a.obs.get(key) {
+        Some(Column::Categorical { codes, .. }) => codes.iter().map(|&c| c as u32).collect(),
+        other => panic!("obs['{key}'] is not categorical: {other:?}"),
+    }
+}
+
+fn purity(path: &Path) -> f64 {
+    let z = dataset_f32(path, "obsm/X_scdreamer");
+    assert!(z.iter().all(|v| v.is_finite()), "non-finite embedding");
+    let labels = codes(path, "cell_type");
+    let n = labels.len();
+    knn_label_purity(&knn_indices(&z, n, z.len() / n, 15), &labels)
+}
+
+/// The outputs that must agree: X (data, indices, indptr), genes, embedding, normalised layer.
+fn assert_same_outputs(a: &Path, b: &Path) {
+    let (fa, fb) = (open_h5(a).unwrap(), open_h5(b).unwrap());
+    for key in ["X/data", "obsm/X_scdreamer", "layers/scdreamer_normalized"] {
+        let (x, y): (Vec<f32>, Vec<f32>) = (
+            fa.dataset(key).unwrap().read_raw().unwrap(),
+            fb.dataset(key).unwrap().read_raw().unwrap(),
+        );
+        assert!(x == y, "{key} differs");
+    }
+    for key in ["X/indices", "X/indptr"] {
+        let (x, y): (Vec<i64>, Vec<i64>) = (
+            fa.dataset(key).unwrap().read_raw().unwrap(),
+            fb.dataset(key).unwrap().read_raw().unwrap(),
+        );
+        assert!(x == y, "{key} differs");
+    }
+    let ra = read_h5ad(a, &ReadOptions::default()).unwrap();
+    let rb = read_h5ad(b, &ReadOptions::default()).unwrap();
+    assert_eq!(ra.var.index, rb.var.index, "genes differ");
+    assert_eq!(ra.obs, rb.obs, "obs differ (Sup labels included)");
+}
+
+#[test]
+fn one_chunk_reproduces_the_resident_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, extra) in [
+        ("default", vec![]),
+        // The authors' preset: seurat HVGs, the scaled input and the library prior.
+        ("authors", vec!["--preset", "authors"]),
+        ("sup", vec!["--labels-key", "cell_type"]),
+    ] {
+        let resident = dir.path().join(format!("{name}_resident.h5ad"));
+        let backed = dir.path().join(format!("{name}_backed.h5ad"));
+        let common = [
+            "integrate",
+            "--input",
+            &demo(),
+            "--epochs",
+            "2",
+            "--threads",
+            "2",
+            "--quiet",
+            "--normalized",
+            "yes",
+        ];
+        let mut a: Vec<&str> = common.to_vec();
+        a.extend(&extra);
+        let mut b = a.clone();
+        a.extend(["--output", resident.to_str().unwrap()]);
+        b.extend([
+            "--output",
+            backed.to_str().unwrap(),
+            "--backed",
+            "--chunk-cells",
+            "100000",
+        ]);
+        let (ok, err) = run(&a);
+        assert!(ok, "{name} resident: {err}");
+        let (ok, err) = run(&b);
+        assert!(ok, "{name} backed: {err}");
+        assert_same_outputs(&resident, &backed);
+    }
+}
+
+#[test]
+fn backed_training_on_many_chunks_uses_less_memory_and_matches_the_resident_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sim.h5ad");
+    // 60,000 cells x 800 genes at 10% non-zeros: 4.8 M values, 38 MB of CSR; chunks of 4,000
+    // cells hold 2.6 MB.
+    let (ok, err) = run(&[
+        "simulate",
+        "--cells",
+        "60000",
+        "--genes",
+        "800",
+        "--seed",
+        "3",
+        "--threads",
+        "2",
+        "--output",
+        input.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let out = |name: &str| dir.path().join(name);
+    let args = |output: &Path, backed: bool| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "integrate",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--n-top-genes",
+            "400",
+            "--threads",
+            "2",
+            "--quiet",
+            // The dense layer would be the same size in both runs: compare the counts' share.
+            "--normalized",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if backed {
+            v.extend(["--backed", "--chunk-cells", "4000"].map(String::from));
+        }
+        v
+    };
+    let call = |v: Vec<String>| {
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        run_measured(&refs)
+    };
+    let (ok, err, rss_backed) = call(args(&out("backed.h5ad"), true));
+    assert!(ok, "backed: {err}");
+    assert!(err.contains("15 chunk(s) of 4000 cells"), "{err}");
+    let (ok, err, rss_resident) = call(args(&out("resident.h5ad"), false));
+    assert!(ok, "resident: {err}");
+    let (ok, err, _) = call(args(&out("backed_again.h5ad"), true));
+    assert!(ok, "backed again: {err}");
+    println!("peak RSS: backed {rss_backed} KiB, resident {rss_resident} KiB");
+
+    // (i) memory: the counts are never resident.
+    assert!(
+        (rss_backed as f64) < 0.75 * rss_resident as f64,
+        "backed peak RSS {rss_backed} KiB is not clearly below the resident run's {rss_resident} KiB"
+    );
+    // (ii) the embedding separates the simulated cell types about as well.
+    let (p_backed, p_resident) = (purity(&out("backed.h5ad")), purity(&out("resident.h5ad")));
+    println!("15-NN cell-type purity: backed {p_backed:.4}, resident {p_resident:.4}");
+    assert!(
+        p_backed >= 0.9 && p_backed >= p_resident - 0.03,
+        "backed purity {p_backed:.4} vs resident {p_resident:.4}"
+    );
+    // (iii) the same genes (and so the same output X).
+    let genes = |p: &Path| read_h5ad(p, &ReadOptions::default()).unwrap().var.index;
+    assert_eq!(genes(&out("backed.h5ad")), genes(&out("resident.h5ad")));
+    assert_eq!(
+        dataset_f32(&out("backed.h5ad"), "X/data"),
+        dataset_f32(&out("resident.h5ad"), "X/data")
+    );
+    // (iv) same seed and threads: the same embedding, bit for bit.
+    assert!(
+        dataset_f32(&out("backed.h5ad"), "obsm/X_scdreamer")
+            == dataset_f32(&out("backed_again.h5ad"), "obsm/X_scdreamer"),
+        "two backed runs with the same seed differ"
+    );
+    // (v) a deliberately small memory budget: 96 MiB of heap is enough for the backed run
+    // (it needs about 60 MiB here) but not for the resident one (about 150 MiB).
+    const BUDGET: u64 = 96 << 20;
+    let limited = |v: Vec<String>| {
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        run_limited(&refs, Some(BUDGET))
+    };
+    let (ok, err, _) = limited(args(&out("budget_backed.h5ad"), true));
+    assert!(ok, "backed within {BUDGET} bytes: {err}");
+    assert!(
+        dataset_f32(&out("budget_backed.h5ad"), "obsm/X_scdreamer")
+            == dataset_f32(&out("backed.h5ad"), "obsm/X_scdreamer")
+    );
+    let (ok, err, _) = limited(args(&out("budget_resident.h5ad"), false));
+    assert!(
+        !ok && !out("budget_resident.h5ad").exists(),
+        "the resident run fits the budget that shows --backed's point: {err}"
+    );
+    // The chunked training is not the resident one (different minibatches).
+    assert!(
+        dataset_f32(&out("backed.h5ad"), "obsm/X_scdreamer")
+            != dataset_f32(&out("resident.h5ad"), "obsm/X_scdreamer")
+    );
+}
+
+/// Rows r0..r1 and genes `genes` of a resident matrix, the way the row reader returns them.
+fn block(x: &Csr, r0: usize, r1: usize, genes: Option<&[usize]>) -> Csr {
+    let rows: Vec<usize> = (r0..r1).collect();
+    let all: Vec<usize> = (0..x.n_cols).collect();
+    x.select(&rows, genes.unwrap_or(&all))
+}
+
+#[test]
+fn row_reader_blocks_equal_the_resident_matrix_in_every_row_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Fixture::small();
+    for kind in [
+        XKind::CsrF32I32,
+        XKind::CsrF64I64,
+        XKind::DenseI64,
+        XKind::DenseF64,
+    ] {
+        let path = dir.path().join(format!("{kind:?}.h5ad"));
+        write_fixture(&path, &fx, kind, None);
+        let x = read_h5ad(&path, &ReadOptions::default()).unwrap().x;
+        let reader = RowReader::open(&path, &ReadOptions::default()).unwrap();
+        assert_eq!((reader.n_rows(), reader.n_cols()), (x.n_rows, x.n_cols));
+        let genes = [3usize, 0, 2];
+        let map = GeneMap::new(&genes, x.n_cols).unwrap();
+        for (r0, r1) in [(0, 2), (2, 4), (4, 5), (0, 5), (3, 3)] {
+            assert_eq!(
+                reader.read_rows(r0, r1).unwrap(),
+                block(&x, r0, r1, None),
+                "{kind:?}"
+            );
+            assert_eq!(
+                reader.read_rows_genes(r0, r1, &map).unwrap(),
+                block(&x, r0, r1, Some(&genes)),
+                "{kind:?}"
+            );
+        }
+        assert!(reader.read_rows(4, 6).is_err(), "rows past the end");
+    }
+    // CSC cannot be read by rows: a clear error, through the binary too.
+    let csc = dir.path().join("csc.h5ad");
+    write_fixture(&csc, &fx, XKind::CscI32, None);
+    let err = RowReader::open(&csc, &ReadOptions::default())
+        .err()
+        .expect("CSC is refused")
+        .to_string();
+    assert!(err.contains("CSC") && err.contains("--backed"), "{err}");
+    let out = dir.path().join("out.h5ad");
+    let (ok, err) = run(&[
+        "integrate",
+        "--input",
+        csc.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--backed",
+        "--quiet",
+    ]);
+    assert!(!ok && err.contains("CSC"), "{err}");
+    // A non-integer value is found by the backed setup pass as by the resident reader.
+    let mut bad = Fixture::small();
+    bad.set(3, 2, 0.5);
+    let bad_path = dir.path().join("bad.h5ad");
+    write_fixture(&bad_path, &bad, XKind::CsrF32I32, None);
+    let (ok, err) = run(&[
+        "integrate",
+        "--input",
+        bad_path.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--backed",
+        "--quiet",
+    ]);
+    assert!(
+        !ok && err.contains("non-integer value 0.5 at cell 'cell3'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn chunk_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.h5ad");
+    let base = [
+        "integrate",
+        "--input",
+        &demo(),
+        "--output",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    for (extra, expected) in [
+        (
+            vec!["--chunk-cells", "1000"],
+            "--chunk-cells needs --backed",
+        ),
+        (vec!["--backed", "--chunk-cells", "0"], "at least 1"),
+        (
+            vec!["--backed", "--chunk-cells", "50"],
+            "smaller than a minibatch",
+        ),
+    ] {
+        let mut a = base.to_vec();
+        a.extend(&extra);
+        let (ok, err) = run(&a);
+        assert!(!ok && err.contains(expected), "{extra:?}: {err}");
+        assert!(!out.exists(), "{extra:?} wrote an output");
+    }
+}
