@@ -326,12 +326,7 @@ impl Backend for CudaBackend {
         out: &mut CudaSlice<f32>,
     ) {
         assert_eq!(rows.len(), n_rows, "csr_matmul: row list length");
-        let batch = SpmmBatch {
-            rows,
-            col_keep: None,
-            transform: spmm_transform(t),
-            value_scale: 1.0,
-        };
+        let batch = plain_batch(rows, t);
         let r = sparse::csr_spmm(&self.rt, &x.ds, &batch, w, n_out, out, false);
         self.ok(r, "csr_matmul");
     }
@@ -346,12 +341,7 @@ impl Backend for CudaBackend {
         dw: &mut CudaSlice<f32>,
     ) {
         assert_eq!(rows.len(), n_rows, "csr_matmul_wgrad: row list length");
-        let batch = SpmmBatch {
-            rows,
-            col_keep: None,
-            transform: spmm_transform(t),
-            value_scale: 1.0,
-        };
+        let batch = plain_batch(rows, t);
         let r = sparse::csc_spmm_weight_grad(&self.rt, &x.ds, &batch, dy, n_out, dw, true);
         self.ok(r, "csr_matmul_wgrad");
     }
@@ -924,5 +914,16 @@ impl Backend for CudaBackend {
         v: &mut CudaSlice<f32>,
     ) {
         self.ok(ew::adam_step(&self.rt, s, p, g, m, v), "adam");
+    }
+}
+
+/// A minibatch of dataset rows with the trait's transform and no column mask or value scale
+/// (the trait's sparse products never use those).
+fn plain_batch(rows: &CudaSlice<u32>, t: InputTransform) -> SpmmBatch<'_> {
+    SpmmBatch {
+        rows,
+        col_keep: None,
+        transform: spmm_transform(t),
+        value_scale: 1.0,
     }
 }
