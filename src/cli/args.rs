@@ -103,6 +103,18 @@ pub enum Likelihood {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdversaryInputArg {
+    Sample,
+    Mean,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrScheduleArg {
+    Constant,
+    Cosine,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NormalizedArg {
     Auto,
     Yes,
@@ -161,6 +173,12 @@ pub struct IntegrateArgs {
     /// Advanced: weight of the adversarial batch-classifier term in the autoencoder loss.
     #[arg(long)]
     pub batch_adv_weight: Option<f32>,
+    /// Advanced: what the adversarial batch classifier sees, a sample of q(z|x,s) or its mean.
+    #[arg(long, value_enum)]
+    pub adversary_input: Option<AdversaryInputArg>,
+    /// Advanced: per-batch, per-gene offsets of the decoder's scale and dropout logits (on|off).
+    #[arg(long)]
+    pub batch_gene_offsets: Option<bool>,
     /// Advanced: weight of the Bhattacharyya (discriminator) term in the autoencoder loss.
     #[arg(long)]
     pub disc_weight: Option<f32>,
@@ -174,6 +192,9 @@ pub struct IntegrateArgs {
     /// Minibatch size.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Learning-rate schedule of the three optimisers.
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrScheduleArg>,
     /// Learning rate of the autoencoder (adversaries keep their preset ratio).
     #[arg(long)]
     pub lr: Option<f32>,

@@ -10,12 +10,15 @@ use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::backend::device::Device;
 use crate::cli::args::{
-    HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, NormalizedArg, Preset,
+    AdversaryInputArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, LrScheduleArg,
+    NormalizedArg, Preset,
 };
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, ReadOptions, Results};
 use crate::data::validate;
-use crate::model::config::{Likelihood, ModelConfig, RunConfig, TrainConfig};
+use crate::model::config::{
+    AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig,
+};
 use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::pipeline::{self, GeneSelection, Setup};
 use crate::train::EpochLog;
@@ -95,6 +98,15 @@ pub fn configs(
     if let Some(w) = a.batch_adv_weight {
         m.batch_adv_weight = w;
     }
+    if let Some(i) = a.adversary_input {
+        m.adversary_input = match i {
+            AdversaryInputArg::Sample => AdversaryInput::Sample,
+            AdversaryInputArg::Mean => AdversaryInput::Mean,
+        };
+    }
+    if let Some(o) = a.batch_gene_offsets {
+        m.batch_gene_offsets = o;
+    }
     if let Some(w) = a.disc_weight {
         m.disc_weight = w;
     }
@@ -114,6 +126,12 @@ pub fn configs(
         if a.epochs.is_none() && a.preset == Preset::Default {
             t.epochs = crate::model::config::default_epochs(n_cells, b);
         }
+    }
+    if let Some(sch) = a.lr_schedule {
+        t.lr_schedule = match sch {
+            LrScheduleArg::Constant => LrSchedule::Constant,
+            LrScheduleArg::Cosine => LrSchedule::Cosine,
+        };
     }
     if let Some(lr) = a.lr {
         // Keep the adversaries' learning rates in the preset's ratio to the AE's.

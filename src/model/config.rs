@@ -55,6 +55,19 @@ pub enum BatchAdversary {
     Uniform,
 }
 
+/// Which latent vector the adversarial batch classifier sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdversaryInput {
+    /// A sample of q(z|x,s) (authors). Batch offsets smaller than the posterior's standard
+    /// deviation are hidden from the classifier by the sampling noise, yet remain in the mean.
+    #[default]
+    Sample,
+    /// The posterior mean z_m: the vector the default preset writes as the embedding, so the
+    /// adversary removes batch signal from exactly what the user gets.
+    Mean,
+}
+
 /// How variances are produced by the Gaussian heads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +103,14 @@ pub struct ModelConfig {
     /// Weight of the adversarial batch-classifier term in the autoencoder loss.
     pub batch_adv_weight: f32,
     pub batch_adversary: BatchAdversary,
+    /// Input of the batch classifier (older saved models: the sample).
+    #[serde(default)]
+    pub adversary_input: AdversaryInput,
+    /// The decoder adds a learned per-batch, per-gene offset to its scale and dropout logits:
+    /// gene-wise multiplicative batch effects and platform-specific dropout are then explained
+    /// by the batch, not by z (older saved models: off).
+    #[serde(default)]
+    pub batch_gene_offsets: bool,
     /// Weight of the Bhattacharyya term in the autoencoder loss.
     pub disc_weight: f32,
     /// ZINB/NB epsilon inside the logs.
@@ -107,6 +128,32 @@ pub struct ModelConfig {
     pub y_dim: usize,
 }
 
+/// Learning-rate schedule of all three optimisers over the whole run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// The same rate throughout (authors).
+    #[default]
+    Constant,
+    /// Half a cosine from the full rate down to 0 at the last minibatch step: the adversarial
+    /// game slows down at the end, so the written embedding is a settled state rather than a
+    /// snapshot of an oscillation.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// Multiplier of the learning rate at minibatch step `step` of `total` (0-based).
+    pub fn factor(self, step: usize, total: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                let t = step as f64 / total.max(1) as f64;
+                (0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+            }
+        }
+    }
+}
+
 /// Optimisation and schedule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -118,6 +165,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Gradient clipping by global norm for the AE optimiser (None = off).
     pub clip_norm: Option<f32>,
+    /// Learning-rate schedule (older saved models: constant).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
 }
 
 /// Everything that defines a run, written into `uns["scdreamer"]` and the saved model.
@@ -169,6 +219,8 @@ impl ModelConfig {
             consistency_weight: 0.0,
             batch_adv_weight: 10.0,
             batch_adversary: BatchAdversary::Uniform,
+            adversary_input: AdversaryInput::Sample,
+            batch_gene_offsets: false,
             disc_weight: 1.0,
             eps: 1e-8,
             ae_updates_adversaries: false,
@@ -198,6 +250,8 @@ impl ModelConfig {
             consistency_weight: 0.001,
             batch_adv_weight: 1.0,
             batch_adversary: BatchAdversary::MaxCrossEntropy,
+            adversary_input: AdversaryInput::Sample,
+            batch_gene_offsets: false,
             disc_weight: 1.0,
             eps: 1e-4,
             ae_updates_adversaries: true,
@@ -219,6 +273,7 @@ impl TrainConfig {
             lr_bc: 1e-3,
             seed,
             clip_norm: Some(50.0),
+            lr_schedule: LrSchedule::Constant,
         }
     }
 
@@ -231,6 +286,7 @@ impl TrainConfig {
             lr_bc: 7e-4,
             seed,
             clip_norm: None,
+            lr_schedule: LrSchedule::Constant,
         }
     }
 }
@@ -259,5 +315,35 @@ mod tests {
             ModelConfig::default_preset(100, 2, 4).kl_weight,
             SUP_KL_WEIGHT
         );
+    }
+
+    #[test]
+    fn cosine_schedule_decays_from_one_to_zero() {
+        let total = 1000;
+        let f: Vec<f32> = (0..=total)
+            .map(|t| LrSchedule::Cosine.factor(t, total))
+            .collect();
+        assert_eq!(f[0], 1.0);
+        assert!((f[total / 2] - 0.5).abs() < 1e-6);
+        assert!(f[total].abs() < 1e-6);
+        assert!(f.windows(2).all(|w| w[1] <= w[0]), "not monotone");
+        assert_eq!(LrSchedule::Constant.factor(999, total), 1.0);
+    }
+
+    #[test]
+    fn configs_saved_before_the_new_fields_still_load() {
+        // A model saved by an older scdreamer has no adversary_input, batch_gene_offsets or
+        // lr_schedule: it must load with the behaviour it was trained with.
+        let mut m = serde_json::to_value(ModelConfig::default_preset(10, 2, 0)).unwrap();
+        let obj = m.as_object_mut().unwrap();
+        obj.remove("adversary_input");
+        obj.remove("batch_gene_offsets");
+        let m: ModelConfig = serde_json::from_value(m).unwrap();
+        assert_eq!(m.adversary_input, AdversaryInput::Sample);
+        assert!(!m.batch_gene_offsets);
+        let mut t = serde_json::to_value(TrainConfig::default_preset(100, 0)).unwrap();
+        t.as_object_mut().unwrap().remove("lr_schedule");
+        let t: TrainConfig = serde_json::from_value(t).unwrap();
+        assert_eq!(t.lr_schedule, LrSchedule::Constant);
     }
 }

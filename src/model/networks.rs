@@ -249,6 +249,8 @@ pub struct Decoder {
     dropout: Option<Linear>,
     xhat: Linear,
     pub log_theta: ParamId,
+    /// Per-batch, per-gene offsets of the scale and dropout logits (`batch_gene_offsets`).
+    batch_gene: Option<(ParamId, Option<ParamId>)>,
 }
 
 pub struct DecoderOut {
@@ -295,6 +297,23 @@ impl Decoder {
             Init::Normal(1.0),
             rng,
         );
+        // Created last and zero-initialised, so the other weights draw the same random numbers
+        // with and without them.
+        let batch_gene = cfg.batch_gene_offsets.then(|| {
+            let g = cfg.n_genes;
+            let s = params.add(group, "dec_scale_batch", cfg.n_batches, g, Init::Zeros, rng);
+            let d = zinb.then(|| {
+                params.add(
+                    group,
+                    "dec_dropout_batch",
+                    cfg.n_batches,
+                    g,
+                    Init::Zeros,
+                    rng,
+                )
+            });
+            (s, d)
+        });
         Decoder {
             w_z,
             w_batch,
@@ -304,6 +323,7 @@ impl Decoder {
             dropout,
             xhat,
             log_theta,
+            batch_gene,
         }
     }
 
@@ -327,9 +347,17 @@ impl Decoder {
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
         let h = self.hidden.forward(tape, params, h, cfg, train, false, rng);
-        let s = self.scale.forward(tape, params, h);
+        let mut s = self.scale.forward(tape, params, h);
+        let mut dropout_logit = self.dropout.as_ref().map(|l| l.forward(tape, params, h));
+        if let Some((ws, wd)) = self.batch_gene {
+            let ws = tape.param(params, ws);
+            s = tape.add_row_gather(s, ws, batch);
+            if let (Some(wd), Some(d)) = (wd, dropout_logit) {
+                let wd = tape.param(params, wd);
+                dropout_logit = Some(tape.add_row_gather(d, wd, batch));
+            }
+        }
         let rho = tape.softmax_rows(s);
-        let dropout_logit = self.dropout.as_ref().map(|l| l.forward(tape, params, h));
         let xhat = if want_xhat {
             let x = self.xhat.forward(tape, params, h);
             tape.sigmoid(x)
@@ -486,5 +514,53 @@ impl Classifier {
             .hidden
             .forward(tape, params, h, cfg, train, frozen, rng);
         linear(tape, params, &self.out, h, frozen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::Cpu;
+    use rand::SeedableRng;
+
+    /// The per-batch, per-gene offsets act exactly as a batch-specific gene factor on rho
+    /// (softmax of shifted logits) and as a shift of the dropout logits, and only for the
+    /// cells of that batch.
+    #[test]
+    fn batch_gene_offsets_scale_one_gene_of_one_batch() {
+        let (genes, batches) = (6, 2);
+        let mut cfg = ModelConfig::default_preset(genes, batches, 0);
+        cfg.batch_gene_offsets = true;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut params = Params::new(Cpu::new());
+        let g = params.group("decoder");
+        let dec = Decoder::new(&mut params, g, &cfg, &mut rng);
+        let run = |params: &Params<Cpu>, rng: &mut ChaCha8Rng| {
+            let mut tape = Tape::new(Cpu::new());
+            let z = tape.input(2, cfg.latent, &[0.3; 20]);
+            let out = dec.forward(&mut tape, params, z, &[0, 1], &cfg, false, false, rng);
+            let d = out.dropout_logit.expect("ZINB has dropout logits");
+            (tape.to_host(out.rho), tape.to_host(d))
+        };
+        let (rho0, d0) = run(&params, &mut rng);
+        let s = params.find("dec_scale_batch").unwrap();
+        let d = params.find("dec_dropout_batch").unwrap();
+        let mut table = vec![0.0f32; batches * genes];
+        table[genes + 2] = 1.0; // batch 1, gene 2
+        params.set_value(s, &table).unwrap();
+        params.set_value(d, &table).unwrap();
+        let (rho1, d1) = run(&params, &mut rng);
+        assert_eq!(rho1[..genes], rho0[..genes], "batch 0 must not change");
+        for j in 0..genes {
+            let ratio = (rho1[genes + 2] / rho1[genes + j]) / (rho0[genes + 2] / rho0[genes + j]);
+            let want = if j == 2 { 1.0 } else { std::f32::consts::E };
+            assert!(
+                (ratio - want).abs() < 1e-4,
+                "gene {j}: ratio {ratio}, want {want}"
+            );
+            let shift = d1[genes + j] - d0[genes + j];
+            let want = if j == 2 { 1.0 } else { 0.0 };
+            assert!((shift - want).abs() < 1e-6, "dropout logit shift {shift}");
+        }
     }
 }

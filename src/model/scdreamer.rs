@@ -6,7 +6,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::model::config::{BatchAdversary, Embed, Likelihood, Mask, ModelConfig, Target};
+use crate::model::config::{
+    AdversaryInput, BatchAdversary, Embed, Likelihood, Mask, ModelConfig, Target,
+};
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::networks::{
     Classifier, Decoder, Discriminator, Encoder, EncoderOut, SparseInput,
@@ -75,6 +77,7 @@ pub struct StepLosses {
 pub struct AeGraph {
     pub loss: Var,
     pub xhat: Var,
+    /// What the batch classifier sees: the sampled z or the posterior mean.
     pub z: Var,
     pub losses: [Var; 6], // elbo, recon, kl, consistency, bc, ce
     /// Sup terms (label loss, hierarchical KL) when the model is supervised.
@@ -232,10 +235,11 @@ impl<B: Backend> Scdreamer<B> {
             .forward_dense(tape, p, dec.xhat, cfg, true, frozen, rng);
         let bc = tape.bhattacharyya_loss(disc_real, disc_fake);
 
-        // Adversarial batch classifier on the sampled z.
+        // Adversarial batch classifier on the sampled z or on the posterior mean.
+        let z_adv = self.adversary_input(&enc, z);
         let batch_logits = self
             .batch_classifier
-            .forward(tape, p, z, cfg, true, frozen, rng);
+            .forward(tape, p, z_adv, cfg, true, frozen, rng);
         let ce = tape.cross_entropy(batch_logits, mb.batch, None);
         let adv = match cfg.batch_adversary {
             BatchAdversary::MaxCrossEntropy => tape.scale(ce, -1.0),
@@ -262,7 +266,7 @@ impl<B: Backend> Scdreamer<B> {
         AeGraph {
             loss,
             xhat: dec.xhat,
-            z,
+            z: z_adv,
             losses: [elbo, recon_mean, kl_mean, consistency, bc, ce],
             sup,
         }
@@ -318,7 +322,8 @@ impl<B: Backend> Scdreamer<B> {
             Some(z) => tape.detach(z),
             None => {
                 let input = self.input(data, prep);
-                let (_, z) = self.encode_train(tape, &input, mb, rng);
+                let (enc, z) = self.encode_train(tape, &input, mb, rng);
+                let z = self.adversary_input(&enc, z);
                 tape.detach(z)
             }
         };
@@ -326,6 +331,14 @@ impl<B: Backend> Scdreamer<B> {
             .batch_classifier
             .forward(tape, p, z, cfg, true, false, rng);
         (tape.cross_entropy(logits, mb.batch, None), logits)
+    }
+
+    /// The latent vector the batch classifier sees (config `adversary_input`).
+    fn adversary_input(&self, enc: &EncoderOut, z: Var) -> Var {
+        match self.cfg.adversary_input {
+            AdversaryInput::Sample => z,
+            AdversaryInput::Mean => enc.z_mean,
+        }
     }
 
     /// Encoder pass for training (dropout on) and a reparameterised sample of z.

@@ -111,6 +111,10 @@ pub fn train_from<B: Backend>(
                     batch: &batch,
                 };
                 let mut log = EpochLog::default();
+                let f = tc.lr_schedule.factor(epoch * steps + s, tc.epochs * steps);
+                opt_ae.cfg.lr = tc.lr_ae * f;
+                opt_d.cfg.lr = tc.lr_dis * f;
+                opt_c.cfg.lr = tc.lr_bc * f;
 
                 // (1) autoencoder step.
                 tape.reset();
