@@ -191,8 +191,10 @@ fn backed_training_on_many_chunks_uses_less_memory_and_matches_the_resident_run(
             input.to_str().unwrap(),
             "--output",
             output.to_str().unwrap(),
+            // Two epochs: the default cosine schedule decays to 0 within the run, so one
+            // epoch would train with half the effective learning rate.
             "--epochs",
-            "1",
+            "2",
             "--n-top-genes",
             "400",
             "--threads",

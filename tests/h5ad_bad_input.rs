@@ -31,6 +31,15 @@ fn assert_has(msg: &str, parts: &[&str]) {
     }
 }
 
+/// Opens a fixture for corruption without HDF5 file locking: the tests of this file run in
+/// parallel threads of one process, and a lock held there intermittently refused the open with
+/// EAGAIN (errno 11), as `open_h5` documents for reads.
+fn open_rw_unlocked(p: &std::path::Path) -> hdf5::Result<hdf5::File> {
+    let mut b = hdf5::File::with_options();
+    b.fapl().file_locking(false);
+    b.open_rw(p)
+}
+
 #[test]
 fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,7 +161,7 @@ fn shape_mismatch_between_x_and_obs_or_var() {
     write_fixture(&p, &fx, XKind::CsrF32I32, None);
     // Replace obs with one cell fewer.
     {
-        let f = hdf5::File::open_rw(&p).unwrap();
+        let f = open_rw_unlocked(&p).unwrap();
         f.unlink("obs").unwrap();
         let mut short = fx.clone();
         short.cells.pop();
@@ -172,7 +181,7 @@ fn shape_mismatch_between_x_and_obs_or_var() {
     // X written with 4 genes, var with 5: build by writing var from fx2.
     write_fixture(&p2, &fx, XKind::DenseI64, None);
     {
-        let f = hdf5::File::open_rw(&p2).unwrap();
+        let f = open_rw_unlocked(&p2).unwrap();
         let var = f.group("var").unwrap();
         var.unlink("_index").unwrap();
         let names: Vec<hdf5::types::VarLenUnicode> =
@@ -191,7 +200,7 @@ fn corrupt_sparse_structure_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = fixture_file(dir.path(), "idx.h5ad", &Fixture::small(), XKind::CsrF32I32);
     {
-        let f = hdf5::File::open_rw(&p).unwrap();
+        let f = open_rw_unlocked(&p).unwrap();
         let ds = f.dataset("X/indices").unwrap();
         let mut v = ds.read_raw::<i32>().unwrap();
         v[2] = 99;
@@ -202,7 +211,7 @@ fn corrupt_sparse_structure_is_an_error() {
 
     let p = fixture_file(dir.path(), "ptr.h5ad", &Fixture::small(), XKind::CsrF32I32);
     {
-        let f = hdf5::File::open_rw(&p).unwrap();
+        let f = open_rw_unlocked(&p).unwrap();
         let ds = f.dataset("X/indptr").unwrap();
         let mut v = ds.read_raw::<i32>().unwrap();
         v[2] = 0;

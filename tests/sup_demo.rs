@@ -79,7 +79,7 @@ fn train(adata: &AnnData, sup: bool, truth: &[u32], seed: u64) -> Run {
     let labels = sup.then(|| cell_labels(&adata.obs, "cell_type", "Unknown").unwrap().0);
     let n_labels = labels.as_ref().map_or(0, |l| l.categories.len());
     let m = ModelConfig::default_preset(genes.len(), names.len(), n_labels);
-    let t = TrainConfig::default_preset(adata.n_obs(), seed);
+    let t = TrainConfig::default_preset(adata.n_obs(), n_labels, seed);
     let mut setup = Setup::new(adata, "batch", batch, names, genes, &m, None).unwrap();
     let categories = labels.as_ref().map(|l| l.categories.clone());
     if let Some(l) = labels {
@@ -300,6 +300,12 @@ fn cli_sup_and_embed_round_trip_predicts_labels() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
     assert_eq!(saved["labels_key"], "cell_type");
+    // The CLI builds Sup's preset, not the unsupervised one with labels added afterwards (an
+    // earlier version left Sup's KL weight at the unsupervised 1).
+    assert_eq!(
+        saved["run"]["model"]["kl_weight"].as_f64().unwrap() as f32,
+        scdreamer::model::config::SUP_KL_WEIGHT
+    );
     assert_eq!(
         saved["label_categories"].as_array().unwrap().len(),
         3,

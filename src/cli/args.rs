@@ -167,16 +167,19 @@ pub struct IntegrateArgs {
     /// Latent dimension.
     #[arg(long)]
     pub latent: Option<usize>,
-    /// Hidden layer widths, comma-separated (e.g. 512 or 512,256).
+    /// Hidden layer widths, comma-separated (e.g. 512 or 512,256; default preset 256,
+    /// scDREAMER-Sup 128, authors 512).
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
     /// Advanced: weight of the adversarial batch-classifier term in the autoencoder loss.
     #[arg(long)]
     pub batch_adv_weight: Option<f32>,
-    /// Advanced: what the adversarial batch classifier sees, a sample of q(z|x,s) or its mean.
+    /// Advanced: what the adversarial batch classifier sees, a sample of q(z|x,s) or its mean
+    /// (default preset: mean; scDREAMER-Sup and the authors' preset: sample).
     #[arg(long, value_enum)]
     pub adversary_input: Option<AdversaryInputArg>,
-    /// Advanced: per-batch, per-gene offsets of the decoder's scale and dropout logits (on|off).
+    /// Advanced: per-batch, per-gene offsets of the decoder's scale and dropout logits, true or
+    /// false (default preset: true; scDREAMER-Sup and the authors' preset: false).
     #[arg(long)]
     pub batch_gene_offsets: Option<bool>,
     /// Advanced: weight of the Bhattacharyya (discriminator) term in the autoencoder loss.
@@ -192,7 +195,8 @@ pub struct IntegrateArgs {
     /// Minibatch size.
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Learning-rate schedule of the three optimisers.
+    /// Learning-rate schedule of the three optimisers (default preset: cosine decay to 0;
+    /// scDREAMER-Sup and the authors' preset: constant).
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrScheduleArg>,
     /// Learning rate of the autoencoder (adversaries keep their preset ratio).

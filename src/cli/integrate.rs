@@ -69,20 +69,22 @@ pub(crate) fn gene_selection(
     })
 }
 
-/// Model and training configuration from the preset and the flags.
+/// Model and training configuration from the preset and the flags. `n_labels` > 0 selects
+/// scDREAMER-Sup, whose preset differs (e.g. its KL weight).
 pub fn configs(
     a: &IntegrateArgs,
     n_genes: usize,
     n_batches: usize,
+    n_labels: usize,
     n_cells: usize,
 ) -> anyhow::Result<(ModelConfig, TrainConfig)> {
     let (mut m, mut t) = match a.preset {
         Preset::Default => (
-            ModelConfig::default_preset(n_genes, n_batches, 0),
-            TrainConfig::default_preset(n_cells, a.seed),
+            ModelConfig::default_preset(n_genes, n_batches, n_labels),
+            TrainConfig::default_preset(n_cells, n_labels, a.seed),
         ),
         Preset::Authors => (
-            ModelConfig::authors_preset(n_genes, n_batches, 0),
+            ModelConfig::authors_preset(n_genes, n_batches, n_labels),
             TrainConfig::authors_preset(a.seed),
         ),
     };
@@ -310,10 +312,9 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     print_dropped(&report);
     let how = gene_selection(a, &adata.var.index)?;
     let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
-    let (mut model_cfg, train_cfg) = configs(a, genes.len(), batch_names.len(), adata.n_obs())?;
-    if let Some((_, l)) = &labels {
-        model_cfg.n_labels = l.categories.len();
-    }
+    let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
+    let (model_cfg, train_cfg) =
+        configs(a, genes.len(), batch_names.len(), n_labels, adata.n_obs())?;
     let mut setup = Setup::new(
         &adata,
         &a.input.batch_key,

@@ -59,10 +59,8 @@ pub fn run(a: &IntegrateArgs, input: &Path, output: &Path, t_start: Instant) -> 
         !a.quiet,
     )?;
     print_dropped(&scan.report);
-    let (mut model_cfg, train_cfg) = configs(a, scan.genes.len(), batch_names.len(), n)?;
-    if let Some((_, l)) = &labels {
-        model_cfg.n_labels = l.categories.len();
-    }
+    let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
+    let (model_cfg, train_cfg) = configs(a, scan.genes.len(), batch_names.len(), n_labels, n)?;
     if chunk_cells < train_cfg.batch_size.min(n) {
         anyhow::bail!(
             "--chunk-cells {chunk_cells} is smaller than a minibatch ({} cells): minibatches are \
