@@ -8,9 +8,11 @@ its per-epoch seconds come from the training log. scVI's epoch time comes from
 ../shared/bench/scvi_throughput.py on the same file (batch 128 and scdreamer's batch size), also
 under /usr/bin/time -v. Prints a markdown table with the ratios.
 
+scdreamer runs at scVI's width (--hidden 128) unless --hidden says otherwise.
+
 Usage:
     cargo build --release
-    ../peers-venv/bin/python bench/scale.py --sizes 10000,100000 --out /tmp/scale [--skip-scvi]
+    ../peers-venv/bin/python bench/scale.py --sizes 10000,100000 --out /tmp/scale [--skip-scvi] [--hidden default]
 """
 import argparse
 import csv
@@ -41,6 +43,9 @@ def main():
     p.add_argument("--sizes", default="10000,100000")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128, help="scdreamer batch size")
+    p.add_argument("--hidden", default="128",
+                   help="scdreamer hidden width: 128 (default here) is scVI's n_hidden, for a same-width "
+                        "comparison; 'default' keeps scdreamer's own default (256)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", required=True)
     p.add_argument("--binary", default=str(ROOT / "target" / "release" / "scdreamer"))
@@ -57,7 +62,8 @@ def main():
         res = out / f"sd_{n}.h5ad"
         wall, rss = timed([a.binary, "integrate", "--input", str(sim), "--output", str(res), "--epochs",
                            str(a.epochs), "--batch-size", str(a.batch_size), "--threads", str(a.threads),
-                           "--normalized", "no", "--quiet"])
+                           "--normalized", "no", "--quiet"]
+                          + ([] if a.hidden == "default" else ["--hidden", a.hidden]))
         log = list(csv.DictReader(open(out / f"sd_{n}.log.csv")))
         sd_epoch = min(float(r["seconds"]) for r in log)
         row = {"cells": n, "scdreamer_s_per_epoch": sd_epoch, "scdreamer_cells_per_s": n / sd_epoch,
@@ -73,6 +79,7 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
     json.dump(rows, open(out / "scale.json", "w"), indent=1)
+    print(f"\nscdreamer hidden width: {a.hidden}; scVI: n_hidden 128")
     print(f"\n| cells | scdreamer s/epoch (batch {a.batch_size}) | scdreamer cells/s | scdreamer peak GB "
           "| scVI batch | scVI s/epoch | scVI cells/s | scVI peak GB | cells/s ratio scdreamer / scVI |")
     print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
