@@ -185,7 +185,8 @@ pub const DEFAULT_TARGET_STEPS: f64 = 3400.0;
 
 /// Hidden width of every network in the default preset. With the cosine schedule, width 128
 /// left the demo's batches less mixed (15-NN batch entropy 0.57-0.59 over seeds 0-2) than 256
-/// (0.62-0.65); 256 costs ~1.7x per epoch (BENCHMARKS.md, "Fourth session").
+/// (0.62-0.65); 256 costs ~1.5x per epoch (kang_pbmc 3.17 vs 2.17 s; BENCHMARKS.md, "Fourth
+/// session").
 pub const DEFAULT_HIDDEN: usize = 256;
 
 /// Hidden width of scDREAMER-Sup in the default preset.
