@@ -885,7 +885,7 @@ fn train_demo<B: Backend>(backend: &B) -> DemoScores {
     let genes = pipeline::select_genes(&adata, &batch, names.len(), &GeneSelection::SeuratV3(2000))
         .unwrap();
     let m = ModelConfig::default_preset(genes.len(), names.len(), 0);
-    let mut tc = TrainConfig::default_preset(adata.n_obs(), 0, 0);
+    let mut tc = TrainConfig::default_preset(adata.n_obs(), names.len(), 0, 0);
     tc.epochs = EPOCHS;
     let setup = Setup::new(
         &adata,

@@ -40,7 +40,7 @@ fn run(batch_adv_weight: Option<f32>, seed: u64) -> Scores {
     if let Some(w) = batch_adv_weight {
         m.batch_adv_weight = w;
     }
-    let t = TrainConfig::default_preset(adata.n_obs(), 0, seed);
+    let t = TrainConfig::default_preset(adata.n_obs(), names.len(), 0, seed);
     let setup = Setup::new(
         &adata,
         "batch",

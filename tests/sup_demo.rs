@@ -79,7 +79,7 @@ fn train(adata: &AnnData, sup: bool, truth: &[u32], seed: u64) -> Run {
     let labels = sup.then(|| cell_labels(&adata.obs, "cell_type", "Unknown").unwrap().0);
     let n_labels = labels.as_ref().map_or(0, |l| l.categories.len());
     let m = ModelConfig::default_preset(genes.len(), names.len(), n_labels);
-    let t = TrainConfig::default_preset(adata.n_obs(), n_labels, seed);
+    let t = TrainConfig::default_preset(adata.n_obs(), names.len(), n_labels, seed);
     let mut setup = Setup::new(adata, "batch", batch, names, genes, &m, None).unwrap();
     let categories = labels.as_ref().map(|l| l.categories.clone());
     if let Some(l) = labels {

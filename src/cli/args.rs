@@ -174,6 +174,10 @@ pub struct IntegrateArgs {
     /// Advanced: weight of the adversarial batch-classifier term in the autoencoder loss.
     #[arg(long)]
     pub batch_adv_weight: Option<f32>,
+    /// Advanced: whether the encoder reads the batch beside the counts, true or false (default
+    /// preset: true up to 128 batches, false above; scDREAMER-Sup and the authors' preset: true).
+    #[arg(long)]
+    pub encode_batch: Option<bool>,
     /// Advanced: what the adversarial batch classifier sees, a sample of q(z|x,s) or its mean
     /// (default preset: mean; scDREAMER-Sup and the authors' preset: sample).
     #[arg(long, value_enum)]
@@ -185,11 +189,13 @@ pub struct IntegrateArgs {
     /// Advanced: weight of the Bhattacharyya (discriminator) term in the autoencoder loss.
     #[arg(long)]
     pub disc_weight: Option<f32>,
-    /// Advanced: weight of the KL terms.
+    /// Advanced: weight of the KL terms (default preset: 1, or 0.5 above 128 batches;
+    /// scDREAMER-Sup 3; authors 0.001).
     #[arg(long)]
     pub kl_weight: Option<f32>,
     /// Training epochs (default preset: about 3,400 minibatch steps, i.e. 3400 / (cells / batch
-    /// size) epochs, at least 4 and at most 100; authors preset: 300).
+    /// size) epochs, at least 4 and at most 100; 7,900 steps above 128 batches; authors preset:
+    /// 300).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Minibatch size.

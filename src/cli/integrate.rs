@@ -81,7 +81,7 @@ pub fn configs(
     let (mut m, mut t) = match a.preset {
         Preset::Default => (
             ModelConfig::default_preset(n_genes, n_batches, n_labels),
-            TrainConfig::default_preset(n_cells, n_labels, a.seed),
+            TrainConfig::default_preset(n_cells, n_batches, n_labels, a.seed),
         ),
         Preset::Authors => (
             ModelConfig::authors_preset(n_genes, n_batches, n_labels),
@@ -106,6 +106,9 @@ pub fn configs(
             AdversaryInputArg::Mean => AdversaryInput::Mean,
         };
     }
+    if let Some(e) = a.encode_batch {
+        m.encode_batch = e;
+    }
     if let Some(o) = a.batch_gene_offsets {
         m.batch_gene_offsets = o;
     }
@@ -126,7 +129,11 @@ pub fn configs(
         t.batch_size = b;
         // The default epoch budget is in steps: follow the batch size the user chose.
         if a.epochs.is_none() && a.preset == Preset::Default {
-            t.epochs = crate::model::config::default_epochs(n_cells, b);
+            t.epochs = crate::model::config::default_epochs(
+                n_cells,
+                b,
+                crate::model::config::budget_batches(n_batches, n_labels),
+            );
         }
     }
     if let Some(sch) = a.lr_schedule {

@@ -218,8 +218,12 @@ impl Encoder {
             w = tape.mul_rows(w, m);
         }
         let h = sparse_first_layer(tape, input, rows, w);
-        let wb = tape.param(params, self.w_batch);
-        let h = tape.add_row_gather(h, wb, batch);
+        let h = if cfg.encode_batch {
+            let wb = tape.param(params, self.w_batch);
+            tape.add_row_gather(h, wb, batch)
+        } else {
+            h
+        };
         let b = tape.param(params, self.b_in);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
@@ -521,6 +525,7 @@ impl Classifier {
 mod tests {
     use super::*;
     use crate::backend::cpu::Cpu;
+    use crate::data::Csr;
     use rand::SeedableRng;
 
     /// The per-batch, per-gene offsets act exactly as a batch-specific gene factor on rho
@@ -561,6 +566,58 @@ mod tests {
             let shift = d1[genes + j] - d0[genes + j];
             let want = if j == 2 { 1.0 } else { 0.0 };
             assert!((shift - want).abs() < 1e-6, "dropout logit shift {shift}");
+        }
+    }
+
+    /// With `encode_batch` off, z depends on the counts only: the same cells labelled with
+    /// other batches get the same posterior; with it on (the authors' E(x, s)) they do not.
+    #[test]
+    fn encode_batch_off_makes_z_independent_of_the_batch() {
+        let (genes, batches) = (5, 3);
+        let counts = Csr {
+            n_rows: 2,
+            n_cols: genes,
+            indptr: vec![0, 2, 5],
+            indices: vec![0, 3, 1, 2, 4],
+            data: vec![3.0, 1.0, 2.0, 7.0, 1.0],
+        };
+        let backend = Cpu::new();
+        let data = CsrData::upload(&backend, &counts, Some(&[1.0, 0.5])).unwrap();
+        let input = SparseInput {
+            data: &data,
+            transform: InputTransform::Log1pScaled,
+            scale: 0.5,
+        };
+        for encode_batch in [false, true] {
+            let mut cfg = ModelConfig::default_preset(genes, batches, 0);
+            cfg.encode_batch = encode_batch;
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let mut params = Params::new(backend.clone());
+            let g = params.group("encoder");
+            let enc = Encoder::new(&mut params, g, &cfg, false, &mut rng);
+            let run = |batch: &[u32], rng: &mut ChaCha8Rng| {
+                let mut tape = Tape::new(backend.clone());
+                let out = enc.forward(
+                    &mut tape,
+                    &params,
+                    &input,
+                    &[0, 1],
+                    batch,
+                    None,
+                    &cfg,
+                    false,
+                    rng,
+                );
+                (tape.to_host(out.z_mean), tape.to_host(out.z_var))
+            };
+            let a = run(&[0, 1], &mut rng);
+            let b = run(&[2, 0], &mut rng);
+            assert!(a.0.iter().chain(&a.1).all(|v| v.is_finite()));
+            if encode_batch {
+                assert_ne!(a.0, b.0, "E(x, s) must read the batch");
+            } else {
+                assert_eq!(a, b, "E(x) must not read the batch");
+            }
         }
     }
 }
