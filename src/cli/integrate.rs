@@ -17,7 +17,8 @@ use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, ReadOptions, Results};
 use crate::data::validate;
 use crate::model::config::{
-    AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig,
+    AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig, default_epochs,
+    many_batches,
 };
 use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::pipeline::{self, GeneSelection, Setup};
@@ -129,11 +130,7 @@ pub fn configs(
         t.batch_size = b;
         // The default epoch budget is in steps: follow the batch size the user chose.
         if a.epochs.is_none() && a.preset == Preset::Default {
-            t.epochs = crate::model::config::default_epochs(
-                n_cells,
-                b,
-                crate::model::config::budget_batches(n_batches, n_labels),
-            );
+            t.epochs = default_epochs(n_cells, b, many_batches(n_batches, n_labels));
         }
     }
     if let Some(sch) = a.lr_schedule {

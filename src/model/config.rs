@@ -226,13 +226,13 @@ pub const MANY_BATCHES_TARGET_STEPS: f64 = 7900.0;
 pub const MANY_BATCHES_KL_WEIGHT: f32 = 0.5;
 
 /// Epochs for the default preset: a budget of [`DEFAULT_TARGET_STEPS`] minibatch steps
-/// ([`MANY_BATCHES_TARGET_STEPS`] with more than [`MANY_BATCHES`] batches), at most 100 epochs
+/// ([`MANY_BATCHES_TARGET_STEPS`] when [`many_batches`]), at most 100 epochs
 /// (small files) and at least 4 (atlases: 4 epochs of 1M cells are ~31k steps).
 /// scVI instead budgets ~8M cell passes (`min(400, 8e6 / n)` epochs); at batch 128 this is
 /// ~0.44M cell passes, 18x less on large data.
-pub fn default_epochs(n_cells: usize, batch_size: usize, n_batches: usize) -> usize {
+pub fn default_epochs(n_cells: usize, batch_size: usize, many_batches: bool) -> usize {
     let steps_per_epoch = n_cells.max(1).div_ceil(batch_size.max(1)) as f64;
-    let target = if n_batches > MANY_BATCHES {
+    let target = if many_batches {
         MANY_BATCHES_TARGET_STEPS
     } else {
         DEFAULT_TARGET_STEPS
@@ -240,10 +240,10 @@ pub fn default_epochs(n_cells: usize, batch_size: usize, n_batches: usize) -> us
     ((target / steps_per_epoch).round() as usize).clamp(4, 100)
 }
 
-/// The batch count the epoch budget uses: scDREAMER-Sup (`n_labels` > 0) keeps the budget it
-/// was measured with, whatever the number of batches.
-pub fn budget_batches(n_batches: usize, n_labels: usize) -> usize {
-    if n_labels > 0 { 1 } else { n_batches }
+/// Whether the default preset uses its many-batch settings: more than [`MANY_BATCHES`] batches,
+/// unsupervised only (scDREAMER-Sup, `n_labels` > 0, keeps the preset it was measured with).
+pub fn many_batches(n_batches: usize, n_labels: usize) -> bool {
+    n_labels == 0 && n_batches > MANY_BATCHES
 }
 
 impl ModelConfig {
@@ -258,7 +258,7 @@ impl ModelConfig {
     /// [`MANY_BATCHES_KL_WEIGHT`].
     pub fn default_preset(n_genes: usize, n_batches: usize, n_labels: usize) -> Self {
         let sup = n_labels > 0;
-        let many = !sup && n_batches > MANY_BATCHES;
+        let many = many_batches(n_batches, n_labels);
         ModelConfig {
             n_genes,
             n_batches,
@@ -337,7 +337,7 @@ impl TrainConfig {
     /// budget it was measured with (see [`ModelConfig::default_preset`]).
     pub fn default_preset(n_cells: usize, n_batches: usize, n_labels: usize, seed: u64) -> Self {
         TrainConfig {
-            epochs: default_epochs(n_cells, 128, budget_batches(n_batches, n_labels)),
+            epochs: default_epochs(n_cells, 128, many_batches(n_batches, n_labels)),
             batch_size: 128,
             lr_ae: 1e-3,
             lr_dis: 1e-3,
@@ -373,19 +373,22 @@ mod tests {
     #[test]
     fn default_epochs_budget_steps_within_bounds() {
         // kang_pbmc: 68 steps per epoch at batch 128 -> 50 epochs (the measured choice).
-        assert_eq!(default_epochs(8_684, 128, 5), 50);
+        assert_eq!(default_epochs(8_684, 128, false), 50);
         // Small files hit the 100-epoch cap, atlases the 4-epoch floor.
-        assert_eq!(default_epochs(1_345, 128, 3), 100);
-        assert_eq!(default_epochs(1_000_000, 128, 4), 4);
+        assert_eq!(default_epochs(1_345, 128, false), 100);
+        assert_eq!(default_epochs(1_000_000, 128, false), 4);
         // The budget is in steps: doubling the batch size doubles the epochs.
-        assert_eq!(default_epochs(20_000, 128, 4), 22);
-        assert_eq!(default_epochs(20_000, 256, 4), 43);
-        assert_eq!(default_epochs(0, 128, 1), 100);
+        assert_eq!(default_epochs(20_000, 128, false), 22);
+        assert_eq!(default_epochs(20_000, 256, false), 43);
+        assert_eq!(default_epochs(0, 128, false), 100);
         // More batches than a minibatch holds: 7,900 steps (the 150-batch simulation's 100).
-        assert_eq!(default_epochs(10_000, 128, MANY_BATCHES), 43);
-        assert_eq!(default_epochs(10_000, 128, 150), 100);
-        assert_eq!(default_epochs(40_000, 128, 150), 25);
-        assert_eq!(default_epochs(1_000_000, 128, 150), 4);
+        assert_eq!(
+            default_epochs(10_000, 128, many_batches(MANY_BATCHES, 0)),
+            43
+        );
+        assert_eq!(default_epochs(10_000, 128, many_batches(150, 0)), 100);
+        assert_eq!(default_epochs(40_000, 128, many_batches(150, 0)), 25);
+        assert_eq!(default_epochs(1_000_000, 128, many_batches(150, 0)), 4);
     }
 
     #[test]

@@ -218,6 +218,9 @@ impl Encoder {
             w = tape.mul_rows(w, m);
         }
         let h = sparse_first_layer(tape, input, rows, w);
+        // Without `encode_batch` the batch weights stay in the model, unused (zero gradient, so
+        // Adam leaves them at their initial values): the initialisation stream and the saved
+        // weights keep one layout whichever way the flag is set.
         let h = if cfg.encode_batch {
             let wb = tape.param(params, self.w_batch);
             tape.add_row_gather(h, wb, batch)
