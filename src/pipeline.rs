@@ -74,6 +74,7 @@ pub fn select_genes(
 }
 
 impl Setup {
+    /// Selects `genes` of `adata.x` (a copy: `adata` keeps its matrix).
     pub fn new(
         adata: &AnnData,
         batch_key: &str,
@@ -86,7 +87,61 @@ impl Setup {
         let all_rows: Vec<usize> = (0..adata.n_obs()).collect();
         let total: Vec<f32> = adata.x.row_sums().iter().map(|&s| s as f32).collect();
         let counts: Csr = adata.x.select(&all_rows, &genes);
-        let prep = PreparedData::new(counts, &total, batch, batch_names, cfg, fixed);
+        let names = genes.iter().map(|&j| adata.var.index[j].clone()).collect();
+        Self::from_counts(
+            counts,
+            &total,
+            names,
+            batch_key,
+            batch,
+            batch_names,
+            genes,
+            cfg,
+            fixed,
+        )
+    }
+
+    /// [`Setup::new`] that takes `adata.x` (left empty): when every gene is kept, in order,
+    /// the matrix moves instead of being copied, so a file read whole is held once.
+    pub fn new_taking_x(
+        adata: &mut AnnData,
+        batch_key: &str,
+        batch: Vec<u32>,
+        batch_names: Vec<String>,
+        genes: Vec<usize>,
+        cfg: &ModelConfig,
+        fixed: Option<TransformConstants>,
+    ) -> anyhow::Result<Self> {
+        let total: Vec<f32> = adata.x.row_sums().iter().map(|&s| s as f32).collect();
+        let counts = std::mem::take(&mut adata.x).into_columns(&genes);
+        let names = genes.iter().map(|&j| adata.var.index[j].clone()).collect();
+        Self::from_counts(
+            counts,
+            &total,
+            names,
+            batch_key,
+            batch,
+            batch_names,
+            genes,
+            cfg,
+            fixed,
+        )
+    }
+
+    /// `counts`: cells x selected genes; `total`: per-cell counts over all input genes.
+    #[allow(clippy::too_many_arguments)]
+    fn from_counts(
+        counts: Csr,
+        total: &[f32],
+        gene_names: Vec<String>,
+        batch_key: &str,
+        batch: Vec<u32>,
+        batch_names: Vec<String>,
+        genes: Vec<usize>,
+        cfg: &ModelConfig,
+        fixed: Option<TransformConstants>,
+    ) -> anyhow::Result<Self> {
+        let prep = PreparedData::new(counts, total, batch, batch_names, cfg, fixed);
         let train_rows: Vec<u32> = (0..prep.n_cells())
             .filter(|&i| prep.library[i] > 0.0)
             .map(|i| i as u32)
@@ -98,7 +153,6 @@ impl Setup {
                 genes.len()
             );
         }
-        let gene_names = genes.iter().map(|&j| adata.var.index[j].clone()).collect();
         Ok(Setup {
             genes,
             gene_names,
@@ -164,17 +218,19 @@ pub fn fit_from<B: Backend>(
     })
 }
 
-/// Trains scDREAMER on the set-up data.
+/// Trains scDREAMER on the set-up data. On a backend that computes in host memory (CPU) the
+/// counts move from `setup.prep` into the returned data instead of being copied; read them
+/// with [`Trained::counts`].
 pub fn fit<B: Backend>(
     backend: &B,
-    setup: &Setup,
+    setup: &mut Setup,
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     preset: &str,
     progress: bool,
 ) -> anyhow::Result<Trained<B>> {
-    let data =
-        DeviceData::upload(backend, &setup.prep).context("cannot upload the data to the device")?;
+    let data = DeviceData::upload_taking(backend, &mut setup.prep)
+        .context("cannot upload the data to the device")?;
     let mut source = train::InMemory::new(&data, &setup.prep, setup.train_rows.clone());
     let f = fit_from(backend, &mut source, model_cfg, train_cfg, preset, progress)?;
     Ok(Trained {
@@ -262,6 +318,11 @@ pub fn latent_rng(seed: u64) -> ChaCha8Rng {
 }
 
 impl<B: Backend> Trained<B> {
+    /// The raw counts trained on (cells x selected genes), wherever [`fit`] left them.
+    pub fn counts<'a>(&'a self, prep: &'a PreparedData) -> &'a Csr {
+        self.data.host_counts(prep)
+    }
+
     /// The embedding of every cell (`n_cells x latent`, row-major): posterior mean by default.
     pub fn latent(&self, prep: &PreparedData, seed: u64) -> Vec<f32> {
         let mut tape = Tape::new(self.model.params.backend().clone());

@@ -322,6 +322,22 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         b.csr_gather_dense(&xs_csr, &rows, rows_h.len(), tr, &mut dense);
         t.rec(&format!("csr_gather_dense_{tn}"), &dense, ROUNDING);
     }
+    // A matrix handed over (upload_csr_owned): the same kernels read the same values, and the
+    // host matrix is either kept by the backend (host_csr, CPU) or handed back, never lost.
+    let (xs_owned, back) = b
+        .upload_csr_owned(csr.clone(), Some(&scale_s))
+        .expect("upload owned csr");
+    assert_eq!(b.csr_shape(&xs_owned), (60, 70, csr.data.len()));
+    let kept = B::host_csr(&xs_owned).cloned();
+    assert!(
+        kept.is_some() != back.is_some(),
+        "host matrix kept xor handed back"
+    );
+    assert_eq!(kept.or(back).as_ref(), Some(&csr));
+    let mut out = t.up(&vec![f32::NAN; rows_h.len() * n_out]);
+    let tr = InputTransform::Log1pScaled;
+    b.csr_matmul(&xs_owned, &rows, rows_h.len(), tr, &w, n_out, &mut out);
+    t.rec("csr_matmul_owned_log1p_scaled", &out, REDUCE);
     let mut dense = b.alloc(rows_h.len() * 70);
     b.csr_gather_dense(
         &xs_noscale,
@@ -660,6 +676,8 @@ const COVERED: &[&str] = &[
     "upload_idx",
     "download",
     "upload_csr",
+    "upload_csr_owned",
+    "host_csr",
     "csr_shape",
     "fill",
     "copy",
@@ -819,6 +837,7 @@ fn suite_covers_every_backend_method() {
     for m in &methods {
         let called = suite_src.contains(&format!(".{m}("))
             || suite_src.contains(&format!(".{m}::"))
+            || suite_src.contains(&format!("B::{m}("))
             || *m == "name";
         assert!(called, "the suite never calls Backend::{m}");
     }
@@ -887,7 +906,7 @@ fn train_demo<B: Backend>(backend: &B) -> DemoScores {
     let m = ModelConfig::default_preset(genes.len(), names.len(), 0);
     let mut tc = TrainConfig::default_preset(adata.n_obs(), names.len(), 0, 0);
     tc.epochs = EPOCHS;
-    let setup = Setup::new(
+    let mut setup = Setup::new(
         &adata,
         "batch",
         batch.clone(),
@@ -898,7 +917,7 @@ fn train_demo<B: Backend>(backend: &B) -> DemoScores {
     )
     .unwrap();
     let t0 = std::time::Instant::now();
-    let trained = pipeline::fit(backend, &setup, m.clone(), tc, "default", false).unwrap();
+    let trained = pipeline::fit(backend, &mut setup, m.clone(), tc, "default", false).unwrap();
     let latent = trained.latent(&setup.prep, 0);
     let seconds = t0.elapsed().as_secs_f64();
     assert!(

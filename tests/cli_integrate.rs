@@ -68,6 +68,25 @@ fn integrate_writes_embedding_layer_log_and_model_then_embed_reuses_it() {
         "--quiet",
     ]);
     assert!(ok, "{err}");
+    // X of both outputs: the input counts of the genes used (the CPU backend trains on the
+    // matrix it read, moved rather than copied, and writes that same matrix back).
+    let input = read_h5ad(Path::new(&demo()), &ReadOptions::default()).unwrap();
+    let cols: Vec<usize> = (a.var.index.iter())
+        .map(|g| input.var.index.iter().position(|h| h == g).unwrap())
+        .collect();
+    let want = input
+        .x
+        .select(&(0..input.n_obs()).collect::<Vec<_>>(), &cols);
+    assert_eq!(
+        a.x, want,
+        "integrate: X is the input counts of the genes used"
+    );
+    let e = read_h5ad(&out2, &ReadOptions::default()).unwrap();
+    assert_eq!(e.var.index, a.var.index);
+    assert_eq!(
+        e.x, want,
+        "embed: X is the input counts of the model's genes"
+    );
     let z1: Vec<f32> = f.dataset("obsm/X_scdreamer").unwrap().read_raw().unwrap();
     let z2: Vec<f32> = open_h5(&out2)
         .unwrap()

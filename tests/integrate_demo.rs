@@ -41,7 +41,7 @@ fn run(batch_adv_weight: Option<f32>, seed: u64) -> Scores {
         m.batch_adv_weight = w;
     }
     let t = TrainConfig::default_preset(adata.n_obs(), names.len(), 0, seed);
-    let setup = Setup::new(
+    let mut setup = Setup::new(
         &adata,
         "batch",
         batch.clone(),
@@ -51,7 +51,7 @@ fn run(batch_adv_weight: Option<f32>, seed: u64) -> Scores {
         None,
     )
     .unwrap();
-    let trained = pipeline::fit(&Cpu::new(), &setup, m.clone(), t, "default", false).unwrap();
+    let trained = pipeline::fit(&Cpu::new(), &mut setup, m.clone(), t, "default", false).unwrap();
     let latent = trained.latent(&setup.prep, seed);
     assert!(latent.iter().all(|v| v.is_finite()));
     let nb = knn_indices(&latent, adata.n_obs(), m.latent, 15);

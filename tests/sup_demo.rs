@@ -85,7 +85,7 @@ fn train(adata: &AnnData, sup: bool, truth: &[u32], seed: u64) -> Run {
     if let Some(l) = labels {
         setup = setup.with_labels("cell_type", l);
     }
-    let trained = pipeline::fit(&Cpu::new(), &setup, m.clone(), t, "default", false).unwrap();
+    let trained = pipeline::fit(&Cpu::new(), &mut setup, m.clone(), t, "default", false).unwrap();
     let latent = trained.latent(&setup.prep, seed);
     assert!(latent.iter().all(|v| v.is_finite()));
     let nb = knn_indices(&latent, adata.n_obs(), m.latent, 15);

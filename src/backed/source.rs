@@ -171,9 +171,10 @@ impl Backed {
         c: usize,
         backend: &B,
     ) -> Result<(PreparedData, DeviceData<B>)> {
-        let prep = self.prepare_chunk(c)?;
-        let data =
-            DeviceData::upload(backend, &prep).context("cannot upload a chunk to the device")?;
+        let mut prep = self.prepare_chunk(c)?;
+        // The chunk's counts move to the backend (held once on the CPU, not twice).
+        let data = DeviceData::upload_taking(backend, &mut prep)
+            .context("cannot upload a chunk to the device")?;
         Ok((prep, data))
     }
 

@@ -125,6 +125,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn download(&self, src: &Self::Buf, dst: &mut [f32]);
     /// Upload a CSR matrix with an optional per-row scale (for `Log1pScaled`).
     fn upload_csr(&self, csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self::CsrBuf>;
+    /// Upload a CSR matrix the caller gives up. A backend whose buffers are host memory (CPU)
+    /// keeps the matrix itself, without a copy, and returns `None` (read it back with
+    /// [`Backend::host_csr`]); any other backend uploads a copy and returns the host matrix.
+    fn upload_csr_owned(
+        &self,
+        csr: Csr,
+        row_scale: Option<&[f32]>,
+    ) -> anyhow::Result<(Self::CsrBuf, Option<Csr>)> {
+        let buf = self.upload_csr(&csr, row_scale)?;
+        Ok((buf, Some(csr)))
+    }
+    /// The host matrix behind an uploaded CSR, when the backend holds it in host memory.
+    fn host_csr(_csr: &Self::CsrBuf) -> Option<&Csr> {
+        None
+    }
     /// (rows, cols, nnz) of an uploaded CSR matrix.
     fn csr_shape(&self, csr: &Self::CsrBuf) -> (usize, usize, usize);
 

@@ -79,7 +79,7 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     let output = a.output.clone();
     h5ad::check_output_path(&output, &a.input)?;
     h5ad::install_ctrlc_cleanup();
-    let adata = h5ad::read_h5ad(
+    let mut adata = h5ad::read_h5ad(
         &a.input,
         &ReadOptions {
             layer: a.layer.clone(),
@@ -90,8 +90,9 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     let genes = match_genes(&saved.genes, &adata.var.index)?;
     let batch = match_batches(&adata, &saved.batch_key, &saved.batch_categories)?;
     let cfg = saved.run.model.clone();
-    let setup = Setup::new(
-        &adata,
+    let n = adata.n_obs();
+    let mut setup = Setup::new_taking_x(
+        &mut adata,
         &saved.batch_key,
         batch,
         saved.batch_categories.clone(),
@@ -100,7 +101,7 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
         Some(saved.constants.into()),
     )
     .or_else(|e| {
-        if adata.n_obs() > 0 {
+        if n > 0 {
             Err(e)
         } else {
             anyhow::bail!("no cells in {}", a.input.display())
@@ -110,7 +111,7 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut model = Scdreamer::new(&backend, cfg.clone(), &mut rng);
     checkpoint::load_weights(&a.model, &mut model.params)?;
-    let data = crate::model::dataset::DeviceData::upload(&backend, &setup.prep)?;
+    let data = crate::model::dataset::DeviceData::upload_taking(&backend, &mut setup.prep)?;
     let trained = Trained {
         model,
         data,
@@ -124,15 +125,8 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     }
     // Sup: a model trained with labels predicts them for the new cells.
     let predicted = trained.predict_labels(&setup.prep);
-    let n = adata.n_obs();
-    let all_rows: Vec<usize> = (0..n).collect();
-    let out = AnnData {
-        x: adata.x.select(&all_rows, &setup.genes),
-        obs: adata.obs.clone(),
-        var: adata.var.select(&setup.genes),
-        x_encoding: adata.x_encoding.clone(),
-        x_dtype: adata.x_dtype.clone(),
-    };
+    // X: the counts of the genes used, as held for the model (no second copy).
+    let var = adata.var.select(&setup.genes);
     let uns = json!({
         "version": crate::VERSION,
         "model": a.model.display().to_string(),
@@ -151,7 +145,13 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         uns: vec![("scdreamer".into(), uns)],
     };
-    h5ad::write_h5ad(&output, &out, &results)?;
+    h5ad::write_h5ad_blocks(
+        &output,
+        trained.counts(&setup.prep),
+        &adata.obs,
+        &var,
+        &results,
+    )?;
     eprintln!(
         "wrote {} (obsm['X_scdreamer']{}, {} cells)",
         output.display(),

@@ -319,8 +319,10 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
     let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
     let (model_cfg, train_cfg) =
         configs(a, genes.len(), batch_names.len(), n_labels, adata.n_obs())?;
-    let mut setup = Setup::new(
-        &adata,
+    // Takes adata.x: the full-gene matrix is not needed after gene selection, and when every
+    // gene is kept it moves instead of being copied (atlas-scale memory).
+    let mut setup = Setup::new_taking_x(
+        &mut adata,
         &a.input.batch_key,
         batch,
         batch_names,
@@ -332,8 +334,6 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         print_labels(&key, &l);
         setup = setup.with_labels(&key, l);
     }
-    // The full-gene matrix is no longer needed: free it before training (atlas-scale memory).
-    adata.x = crate::data::Csr::default();
     print_plan(
         a,
         adata.obs.len(),
@@ -388,7 +388,7 @@ fn train_and_write<B: Backend>(backend: &B, job: Job) -> anyhow::Result<()> {
         as_batch,
     } = job;
     let preset = format!("{:?}", a.preset).to_lowercase();
-    let trained = pipeline::fit(backend, &setup, model_cfg, train_cfg, &preset, !a.quiet)?;
+    let trained = pipeline::fit(backend, &mut setup, model_cfg, train_cfg, &preset, !a.quiet)?;
     let latent = trained.latent(&setup.prep, a.seed);
     let n = adata.obs.len();
     let write_normalized = match a.normalized {
@@ -407,7 +407,7 @@ fn train_and_write<B: Backend>(backend: &B, job: Job) -> anyhow::Result<()> {
     let predicted = trained.predict_labels(&setup.prep);
     // Output: all input cells, the genes used, raw counts in X (the training counts themselves:
     // no second copy).
-    let x = std::mem::take(&mut setup.prep.counts);
+    let x = trained.counts(&setup.prep);
     let var = adata.var.select(&setup.genes);
     let outcome = Outcome {
         input: &input,
@@ -429,7 +429,7 @@ fn train_and_write<B: Backend>(backend: &B, job: Job) -> anyhow::Result<()> {
         device: backend.name(),
         save: Box::new(|dir| trained.save(dir, &setup)),
     };
-    finish(a, outcome, &x, &adata.obs, &var)
+    finish(a, outcome, x, &adata.obs, &var)
 }
 
 pub(crate) fn print_dropped(report: &validate::DropReport) {

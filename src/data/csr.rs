@@ -42,6 +42,16 @@ impl Csr {
         s
     }
 
+    /// The given columns (in the given order) of every row; the matrix itself, without a copy,
+    /// when that is every column in order.
+    pub fn into_columns(self, cols: &[usize]) -> Csr {
+        if cols.len() == self.n_cols && cols.iter().enumerate().all(|(i, &j)| i == j) {
+            return self;
+        }
+        let rows: Vec<usize> = (0..self.n_rows).collect();
+        self.select(&rows, cols)
+    }
+
     /// Keep the given rows (in the given order) and columns (in the given order).
     /// `col_map[j]` is the new index of old column j, or `u32::MAX` to drop it.
     pub fn select(&self, rows: &[usize], cols: &[usize]) -> Csr {
@@ -118,5 +128,26 @@ mod tests {
         let mut d = vec![0.0; 4];
         s.gather_dense(&[0, 1], &mut d);
         assert_eq!(d, vec![0.0, 3.0, 2.0, 0.0]);
+    }
+
+    #[test]
+    fn into_columns_moves_when_every_column_is_kept() {
+        let m = small();
+        let at = m.data.as_ptr();
+        let all = m.into_columns(&[0, 1, 2]);
+        assert_eq!(all, small());
+        assert_eq!(
+            all.data.as_ptr(),
+            at,
+            "every column in order: the same buffer, no copy"
+        );
+        assert_eq!(
+            small().into_columns(&[2, 1]),
+            small().select(&[0, 1, 2], &[2, 1])
+        );
+        assert_eq!(
+            small().into_columns(&[1, 0, 2]),
+            small().select(&[0, 1, 2], &[1, 0, 2])
+        );
     }
 }

@@ -36,4 +36,28 @@ impl<B: Backend> CsrData<B> {
             has_row_scale: row_scale.is_some(),
         })
     }
+
+    /// [`CsrData::upload`] of a matrix the caller gives up: see [`Backend::upload_csr_owned`]
+    /// (the host matrix comes back only where the backend made a copy).
+    pub fn upload_owned(
+        backend: &B,
+        csr: Csr,
+        row_scale: Option<&[f32]>,
+    ) -> anyhow::Result<(Self, Option<Csr>)> {
+        let (buf, host) = backend.upload_csr_owned(csr, row_scale)?;
+        let (n_rows, n_cols, nnz) = backend.csr_shape(&buf);
+        let data = CsrData {
+            buf: Arc::new(buf),
+            n_rows,
+            n_cols,
+            nnz,
+            has_row_scale: row_scale.is_some(),
+        };
+        Ok((data, host))
+    }
+
+    /// The host matrix behind this upload, where the backend keeps it (CPU).
+    pub fn host(&self) -> Option<&Csr> {
+        B::host_csr(&self.buf)
+    }
 }

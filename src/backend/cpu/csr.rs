@@ -6,49 +6,37 @@ use crate::data::Csr;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-/// A CSR matrix held by the CPU backend (a copy of the host CSR plus an optional row scale).
+/// A CSR matrix held by the CPU backend: the host CSR itself (moved in, or copied when the
+/// caller keeps its own) plus an optional row scale.
 pub struct CpuCsr {
-    pub n_rows: usize,
-    pub n_cols: usize,
-    pub indptr: Vec<u64>,
-    pub indices: Vec<u32>,
-    pub data: Vec<f32>,
+    pub csr: Csr,
     pub row_scale: Option<Vec<f32>>,
+}
+
+/// Field access (`x.indptr`, `x.n_rows`, ...) reads the wrapped matrix.
+impl std::ops::Deref for CpuCsr {
+    type Target = Csr;
+    fn deref(&self) -> &Csr {
+        &self.csr
+    }
 }
 
 impl CpuCsr {
     /// Validate and copy a host CSR.
     pub fn new(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            csr.indptr.len() == csr.n_rows + 1,
-            "CSR upload: indptr has {} entries for {} rows",
-            csr.indptr.len(),
-            csr.n_rows
-        );
-        anyhow::ensure!(
-            csr.indices.len() == csr.data.len()
-                && *csr.indptr.last().unwrap_or(&0) as usize == csr.data.len(),
-            "CSR upload: indices ({}), data ({}) and indptr end disagree",
-            csr.indices.len(),
-            csr.data.len()
-        );
-        if let Some(&j) = csr.indices.iter().find(|&&j| j as usize >= csr.n_cols) {
-            anyhow::bail!("CSR upload: column index {j} >= n_cols {}", csr.n_cols);
-        }
-        if let Some(s) = row_scale {
-            anyhow::ensure!(
-                s.len() == csr.n_rows,
-                "CSR upload: row scale has {} entries for {} rows",
-                s.len(),
-                csr.n_rows
-            );
-        }
+        validate(csr, row_scale)?;
         Ok(CpuCsr {
-            n_rows: csr.n_rows,
-            n_cols: csr.n_cols,
-            indptr: csr.indptr.clone(),
-            indices: csr.indices.clone(),
-            data: csr.data.clone(),
+            csr: csr.clone(),
+            row_scale: row_scale.map(|s| s.to_vec()),
+        })
+    }
+
+    /// Validate and take a host CSR without copying it (atlas-scale memory: the counts are
+    /// held once, not twice).
+    pub fn from_owned(csr: Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
+        validate(&csr, row_scale)?;
+        Ok(CpuCsr {
+            csr,
             row_scale: row_scale.map(|s| s.to_vec()),
         })
     }
@@ -59,6 +47,36 @@ impl CpuCsr {
         let s = self.row_scale.as_ref().map_or(1.0, |s| s[r]);
         (&self.indices[a..b], &self.data[a..b], s)
     }
+}
+
+/// The structural checks of an upload: consistent lengths, column indices in range, one row
+/// scale per row.
+fn validate(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        csr.indptr.len() == csr.n_rows + 1,
+        "CSR upload: indptr has {} entries for {} rows",
+        csr.indptr.len(),
+        csr.n_rows
+    );
+    anyhow::ensure!(
+        csr.indices.len() == csr.data.len()
+            && *csr.indptr.last().unwrap_or(&0) as usize == csr.data.len(),
+        "CSR upload: indices ({}), data ({}) and indptr end disagree",
+        csr.indices.len(),
+        csr.data.len()
+    );
+    if let Some(&j) = csr.indices.iter().find(|&&j| j as usize >= csr.n_cols) {
+        anyhow::bail!("CSR upload: column index {j} >= n_cols {}", csr.n_cols);
+    }
+    if let Some(s) = row_scale {
+        anyhow::ensure!(
+            s.len() == csr.n_rows,
+            "CSR upload: row scale has {} entries for {} rows",
+            s.len(),
+            csr.n_rows
+        );
+    }
+    Ok(())
 }
 
 /// Reusable scratch for the transposed (CSC) view of one minibatch.

@@ -67,6 +67,16 @@ impl Backend for Cpu {
     fn upload_csr(&self, csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<CpuCsr> {
         CpuCsr::new(csr, row_scale)
     }
+    fn upload_csr_owned(
+        &self,
+        csr: Csr,
+        row_scale: Option<&[f32]>,
+    ) -> anyhow::Result<(CpuCsr, Option<Csr>)> {
+        Ok((CpuCsr::from_owned(csr, row_scale)?, None))
+    }
+    fn host_csr(csr: &CpuCsr) -> Option<&Csr> {
+        Some(&csr.csr)
+    }
     fn csr_shape(&self, csr: &CpuCsr) -> (usize, usize, usize) {
         (csr.n_rows, csr.n_cols, csr.data.len())
     }
