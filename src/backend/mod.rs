@@ -97,6 +97,37 @@ pub struct AdamStep {
     pub grad_scale: f32,
 }
 
+/// The structural checks every backend makes before a CSR upload: consistent lengths, column
+/// indices in range, one row scale per row. (Before the trait: the parity suite reads the
+/// trait's methods from the rest of this file.)
+pub fn validate_csr(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        csr.indptr.len() == csr.n_rows + 1,
+        "CSR upload: indptr has {} entries for {} rows",
+        csr.indptr.len(),
+        csr.n_rows
+    );
+    anyhow::ensure!(
+        csr.indices.len() == csr.data.len()
+            && *csr.indptr.last().unwrap_or(&0) as usize == csr.data.len(),
+        "CSR upload: indices ({}), data ({}) and indptr end disagree",
+        csr.indices.len(),
+        csr.data.len()
+    );
+    if let Some(&j) = csr.indices.iter().find(|&&j| j as usize >= csr.n_cols) {
+        anyhow::bail!("CSR upload: column index {j} >= n_cols {}", csr.n_cols);
+    }
+    if let Some(s) = row_scale {
+        anyhow::ensure!(
+            s.len() == csr.n_rows,
+            "CSR upload: row scale has {} entries for {} rows",
+            s.len(),
+            csr.n_rows
+        );
+    }
+    Ok(())
+}
+
 /// The kernel interface the tape needs. Implemented by [`cpu::Cpu`] (and by the CUDA
 /// backend later). `Clone` must be cheap (a handle).
 pub trait Backend: Clone + Send + Sync + 'static {

@@ -24,7 +24,7 @@ impl std::ops::Deref for CpuCsr {
 impl CpuCsr {
     /// Validate and copy a host CSR.
     pub fn new(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
-        validate(csr, row_scale)?;
+        crate::backend::validate_csr(csr, row_scale)?;
         Ok(CpuCsr {
             csr: csr.clone(),
             row_scale: row_scale.map(|s| s.to_vec()),
@@ -34,7 +34,7 @@ impl CpuCsr {
     /// Validate and take a host CSR without copying it (atlas-scale memory: the counts are
     /// held once, not twice).
     pub fn from_owned(csr: Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
-        validate(&csr, row_scale)?;
+        crate::backend::validate_csr(&csr, row_scale)?;
         Ok(CpuCsr {
             csr,
             row_scale: row_scale.map(|s| s.to_vec()),
@@ -47,36 +47,6 @@ impl CpuCsr {
         let s = self.row_scale.as_ref().map_or(1.0, |s| s[r]);
         (&self.indices[a..b], &self.data[a..b], s)
     }
-}
-
-/// The structural checks of an upload: consistent lengths, column indices in range, one row
-/// scale per row.
-fn validate(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        csr.indptr.len() == csr.n_rows + 1,
-        "CSR upload: indptr has {} entries for {} rows",
-        csr.indptr.len(),
-        csr.n_rows
-    );
-    anyhow::ensure!(
-        csr.indices.len() == csr.data.len()
-            && *csr.indptr.last().unwrap_or(&0) as usize == csr.data.len(),
-        "CSR upload: indices ({}), data ({}) and indptr end disagree",
-        csr.indices.len(),
-        csr.data.len()
-    );
-    if let Some(&j) = csr.indices.iter().find(|&&j| j as usize >= csr.n_cols) {
-        anyhow::bail!("CSR upload: column index {j} >= n_cols {}", csr.n_cols);
-    }
-    if let Some(s) = row_scale {
-        anyhow::ensure!(
-            s.len() == csr.n_rows,
-            "CSR upload: row scale has {} entries for {} rows",
-            s.len(),
-            csr.n_rows
-        );
-    }
-    Ok(())
 }
 
 /// Reusable scratch for the transposed (CSC) view of one minibatch.

@@ -162,32 +162,6 @@ fn spmm_transform(t: InputTransform) -> sparse::InputTransform {
     }
 }
 
-/// Checks the CPU backend's `CpuCsr::new` makes, before anything is uploaded.
-fn validate_csr(csr: &Csr, row_scale: Option<&[f32]>) -> Result<()> {
-    anyhow::ensure!(
-        csr.indptr.len() == csr.n_rows + 1,
-        "CSR upload: indptr has {} entries for {} rows",
-        csr.indptr.len(),
-        csr.n_rows
-    );
-    anyhow::ensure!(
-        csr.indices.len() == csr.data.len()
-            && *csr.indptr.last().unwrap_or(&0) as usize == csr.data.len(),
-        "CSR upload: indices ({}), data ({}) and indptr end disagree",
-        csr.indices.len(),
-        csr.data.len()
-    );
-    if let Some(s) = row_scale {
-        anyhow::ensure!(
-            s.len() == csr.n_rows,
-            "CSR upload: row scale has {} entries for {} rows",
-            s.len(),
-            csr.n_rows
-        );
-    }
-    Ok(())
-}
-
 impl Backend for CudaBackend {
     type Buf = CudaSlice<f32>;
     type IdxBuf = CudaSlice<u32>;
@@ -250,7 +224,7 @@ impl Backend for CudaBackend {
         self.ok(self.rt.synchronize(), "download");
     }
     fn upload_csr(&self, csr: &Csr, row_scale: Option<&[f32]>) -> Result<CudaCsr> {
-        validate_csr(csr, row_scale)?;
+        crate::backend::validate_csr(csr, row_scale)?;
         // The kernels always get a row scale: ones where none is given, which makes
         // Log1pScaled without a scale ln(1 + v), as on the CPU.
         let ones;
