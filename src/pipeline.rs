@@ -19,6 +19,7 @@ use crate::model::scdreamer::Scdreamer;
 use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::tape::Tape;
 use crate::train::{self, EpochLog};
+use std::borrow::Cow;
 
 /// How genes are chosen.
 #[derive(Clone, Debug)]
@@ -84,21 +85,9 @@ impl Setup {
         cfg: &ModelConfig,
         fixed: Option<TransformConstants>,
     ) -> anyhow::Result<Self> {
-        let all_rows: Vec<usize> = (0..adata.n_obs()).collect();
-        let total: Vec<f32> = adata.x.row_sums().iter().map(|&s| s as f32).collect();
-        let counts: Csr = adata.x.select(&all_rows, &genes);
-        let names = genes.iter().map(|&j| adata.var.index[j].clone()).collect();
-        Self::from_counts(
-            counts,
-            &total,
-            names,
-            batch_key,
-            batch,
-            batch_names,
-            genes,
-            cfg,
-            fixed,
-        )
+        let x = Cow::Borrowed(&adata.x);
+        let names = &adata.var.index;
+        Self::from_x(x, names, batch_key, batch, batch_names, genes, cfg, fixed)
     }
 
     /// [`Setup::new`] that takes `adata.x` (left empty): when every gene is kept, in order,
@@ -112,28 +101,17 @@ impl Setup {
         cfg: &ModelConfig,
         fixed: Option<TransformConstants>,
     ) -> anyhow::Result<Self> {
-        let total: Vec<f32> = adata.x.row_sums().iter().map(|&s| s as f32).collect();
-        let counts = std::mem::take(&mut adata.x).into_columns(&genes);
-        let names = genes.iter().map(|&j| adata.var.index[j].clone()).collect();
-        Self::from_counts(
-            counts,
-            &total,
-            names,
-            batch_key,
-            batch,
-            batch_names,
-            genes,
-            cfg,
-            fixed,
-        )
+        let x = Cow::Owned(std::mem::take(&mut adata.x));
+        let names = &adata.var.index;
+        Self::from_x(x, names, batch_key, batch, batch_names, genes, cfg, fixed)
     }
 
-    /// `counts`: cells x selected genes; `total`: per-cell counts over all input genes.
+    /// `x`: cells x all input genes, named by `var_index`. Borrowed, the selected genes are
+    /// copied out of it; owned, they are taken from it (no copy when every gene is kept).
     #[allow(clippy::too_many_arguments)]
-    fn from_counts(
-        counts: Csr,
-        total: &[f32],
-        gene_names: Vec<String>,
+    fn from_x(
+        x: Cow<'_, Csr>,
+        var_index: &[String],
         batch_key: &str,
         batch: Vec<u32>,
         batch_names: Vec<String>,
@@ -141,7 +119,14 @@ impl Setup {
         cfg: &ModelConfig,
         fixed: Option<TransformConstants>,
     ) -> anyhow::Result<Self> {
-        let prep = PreparedData::new(counts, total, batch, batch_names, cfg, fixed);
+        // normalize_total's denominator: counts over all input genes, before selection.
+        let total: Vec<f32> = x.row_sums().iter().map(|&s| s as f32).collect();
+        let counts = match x {
+            Cow::Borrowed(m) => m.select(&(0..m.n_rows).collect::<Vec<_>>(), &genes),
+            Cow::Owned(m) => m.into_columns(&genes),
+        };
+        let gene_names = genes.iter().map(|&j| var_index[j].clone()).collect();
+        let prep = PreparedData::new(counts, &total, batch, batch_names, cfg, fixed);
         let train_rows: Vec<u32> = (0..prep.n_cells())
             .filter(|&i| prep.library[i] > 0.0)
             .map(|i| i as u32)

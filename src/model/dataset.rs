@@ -185,11 +185,7 @@ pub struct DeviceData<B: Backend> {
 impl<B: Backend> DeviceData<B> {
     pub fn upload(backend: &B, prep: &PreparedData) -> anyhow::Result<Self> {
         let counts = CsrData::upload(backend, &prep.counts, Some(&prep.norm_scale))?;
-        let scaled = match &prep.authors_scaled {
-            Some(m) => Some(CsrData::upload(backend, m, None)?),
-            None => None,
-        };
-        Ok(DeviceData { counts, scaled })
+        Self::with_counts(backend, counts, prep)
     }
 
     /// [`DeviceData::upload`] that moves `prep.counts` to the backend instead of copying it:
@@ -202,6 +198,11 @@ impl<B: Backend> DeviceData<B> {
         if let Some(back) = back {
             prep.counts = back;
         }
+        Self::with_counts(backend, counts, prep)
+    }
+
+    /// The uploaded `counts`, plus the authors' scaled values when their preset made them.
+    fn with_counts(backend: &B, counts: CsrData<B>, prep: &PreparedData) -> anyhow::Result<Self> {
         let scaled = match &prep.authors_scaled {
             Some(m) => Some(CsrData::upload(backend, m, None)?),
             None => None,

@@ -27,14 +27,7 @@ impl<B: Backend> CsrData<B> {
     /// Validate and upload `csr`; `row_scale` has one entry per cell.
     pub fn upload(backend: &B, csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
         let buf = backend.upload_csr(csr, row_scale)?;
-        let (n_rows, n_cols, nnz) = backend.csr_shape(&buf);
-        Ok(CsrData {
-            buf: Arc::new(buf),
-            n_rows,
-            n_cols,
-            nnz,
-            has_row_scale: row_scale.is_some(),
-        })
+        Ok(Self::from_buf(backend, buf, row_scale.is_some()))
     }
 
     /// [`CsrData::upload`] of a matrix the caller gives up: see [`Backend::upload_csr_owned`]
@@ -45,15 +38,18 @@ impl<B: Backend> CsrData<B> {
         row_scale: Option<&[f32]>,
     ) -> anyhow::Result<(Self, Option<Csr>)> {
         let (buf, host) = backend.upload_csr_owned(csr, row_scale)?;
+        Ok((Self::from_buf(backend, buf, row_scale.is_some()), host))
+    }
+
+    fn from_buf(backend: &B, buf: B::CsrBuf, has_row_scale: bool) -> Self {
         let (n_rows, n_cols, nnz) = backend.csr_shape(&buf);
-        let data = CsrData {
+        CsrData {
             buf: Arc::new(buf),
             n_rows,
             n_cols,
             nnz,
-            has_row_scale: row_scale.is_some(),
-        };
-        Ok((data, host))
+            has_row_scale,
+        }
     }
 
     /// The host matrix behind this upload, where the backend keeps it (CPU).

@@ -24,11 +24,7 @@ impl std::ops::Deref for CpuCsr {
 impl CpuCsr {
     /// Validate and copy a host CSR.
     pub fn new(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
-        crate::backend::validate_csr(csr, row_scale)?;
-        Ok(CpuCsr {
-            csr: csr.clone(),
-            row_scale: row_scale.map(|s| s.to_vec()),
-        })
+        Self::from_owned(csr.clone(), row_scale)
     }
 
     /// Validate and take a host CSR without copying it (atlas-scale memory: the counts are
