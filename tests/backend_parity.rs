@@ -729,17 +729,19 @@ const COVERED: &[&str] = &[
 
 // ------------------------------------------------------------------------------ devices
 
-/// The CUDA backend, or None after printing why (panics when SCDREAMER_REQUIRE_GPU=1).
+/// The CUDA backend on a real GPU, else on the emulated CUDA device, or None after printing
+/// why (panics when SCDREAMER_REQUIRE_GPU=1 finds no real GPU, and under CI=true, where the
+/// CUDA half must not skip).
 #[cfg(feature = "cuda")]
 fn cuda_or_skip(test: &str) -> Option<scdreamer::backend::cuda::CudaBackend> {
-    let require = std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() == Ok("1");
-    match scdreamer::backend::device::probe_gpu() {
-        Ok(rt) => {
+    match scdreamer::backend::device::probe_gpu_or_emulated() {
+        Ok((rt, emulated)) => {
             let b = scdreamer::backend::cuda::CudaBackend::new(rt).expect("CUDA backend opens");
-            println!("{test}: running on {}", b.describe());
+            let how = if emulated { " (emulated)" } else { "" };
+            println!("{test}: running on {}{how}", b.describe());
             Some(b)
         }
-        Err(why) if require => panic!("SCDREAMER_REQUIRE_GPU=1 but {why}"),
+        Err(why) if must_run() => panic!("the CUDA half of {test} cannot run: {why}"),
         Err(why) => {
             println!("skipping the CUDA half of {test}: {why}");
             None
@@ -747,11 +749,17 @@ fn cuda_or_skip(test: &str) -> Option<scdreamer::backend::cuda::CudaBackend> {
     }
 }
 
+/// True where a skipped CUDA test is a failure: SCDREAMER_REQUIRE_GPU=1 or CI=true.
+fn must_run() -> bool {
+    std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() == Ok("1")
+        || std::env::var("CI").as_deref() == Ok("true")
+}
+
 #[cfg(not(feature = "cuda"))]
 fn cuda_or_skip(test: &str) -> Option<Cpu> {
     assert!(
-        std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() != Ok("1"),
-        "SCDREAMER_REQUIRE_GPU=1 but this build has no `cuda` feature"
+        !must_run(),
+        "{test}: the CUDA half must run (SCDREAMER_REQUIRE_GPU=1 or CI=true) but this build has no `cuda` feature"
     );
     println!("skipping the CUDA half of {test}: built without the `cuda` feature");
     None
@@ -775,15 +783,19 @@ fn every_backend_method_matches_the_cpu_on_every_device() {
         assert_eq!(gpu.name(), "cuda");
         let dev = suite(&gpu);
         compare_suites("cuda", &cpu, &dev);
-        // Twice on the GPU: the kernels are deterministic (fixed-order reductions).
+        // Twice on the GPU: the kernels are deterministic (fixed-order reductions). On the
+        // emulated device the second run takes the blocks and threads in reverse order: no
+        // result may depend on the order blocks run in.
+        scdreamer::backend::cuda::emulator::set_reversed_order(true);
         let again = suite(&gpu);
+        scdreamer::backend::cuda::emulator::set_reversed_order(false);
         for (a, b) in dev.iter().zip(&again) {
             assert!(
                 a.data
                     .iter()
                     .zip(&b.data)
                     .all(|(x, y)| x.to_bits() == y.to_bits()),
-                "cuda output {} differs between two identical runs",
+                "cuda output {} differs between two runs (the second with blocks in reverse order on the emulated device)",
                 a.name
             );
         }

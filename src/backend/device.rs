@@ -73,6 +73,29 @@ pub fn probe_gpu() -> Result<std::sync::Arc<crate::backend::cuda::CudaRuntime>, 
     }
 }
 
+/// For the CUDA tests and checks: a real GPU when one is usable (and `SCDREAMER_EMULATE_CUDA`
+/// is not 1), else the emulated CUDA device; the flag says which. With
+/// `SCDREAMER_REQUIRE_GPU=1` (scripts/gpu_check.sh on a GPU machine) only a real GPU counts.
+#[cfg(feature = "cuda")]
+pub fn probe_gpu_or_emulated() -> Result<(std::sync::Arc<crate::backend::cuda::CudaRuntime>, bool), String>
+{
+    use crate::backend::cuda::emulator;
+    let require_real = std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() == Ok("1");
+    let real = if emulator::requested() {
+        Err(format!("{}=1", emulator::ENV))
+    } else {
+        probe_gpu()
+    };
+    match real {
+        Ok(rt) => Ok((rt, false)),
+        Err(why) if require_real => Err(format!("SCDREAMER_REQUIRE_GPU=1 but {why}")),
+        Err(why) => {
+            emulator::install().map_err(|e| format!("no GPU ({why}) and {e}"))?;
+            probe_gpu().map(|rt| (rt, true))
+        }
+    }
+}
+
 /// The CUDA backend on a resolved GPU.
 #[cfg(feature = "cuda")]
 pub fn cuda_backend(

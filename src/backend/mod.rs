@@ -141,6 +141,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Short name for logs ("cpu", "cuda").
     fn name(&self) -> &'static str;
 
+    /// A training step starts here: a marker for device profilers and the emulated CUDA
+    /// device's per-step counters. Does nothing by default.
+    fn step_boundary(&self) {}
+
     // ---- memory -------------------------------------------------------------------------
     /// A zero-filled buffer of `len` f32.
     fn alloc(&self, len: usize) -> Self::Buf;

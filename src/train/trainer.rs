@@ -103,6 +103,7 @@ pub fn train_from<B: Backend>(
         let mut s = 0usize;
         source.epoch(&mut rng, &mut |data, prep, perm, rng| {
             for rows in perm.chunks_exact(bs) {
+                tape.backend().step_boundary();
                 for (b, &r) in batch.iter_mut().zip(rows) {
                     *b = prep.batch[r as usize];
                 }

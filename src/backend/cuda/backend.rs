@@ -171,6 +171,10 @@ impl Backend for CudaBackend {
         "cuda"
     }
 
+    fn step_boundary(&self) {
+        super::emulator::mark_step();
+    }
+
     // ---- memory ---------------------------------------------------------------------------
     fn alloc(&self, len: usize) -> CudaSlice<f32> {
         self.ok(

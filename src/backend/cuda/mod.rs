@@ -4,11 +4,13 @@
 //! - [`nvrtc`]: NVRTC loader shared with `build.rs`;
 //! - [`embedded`]: the CUBIN/PTX/source images in the binary, [`image`]: which one a GPU loads;
 //! - [`runtime`]: an opened GPU (context, stream, modules, cuBLAS);
+//! - [`emulator`]: the emulated CUDA device (the same host code and kernels on the CPU);
 //! - [`ops`]: typed launchers of every kernel, each named after the CPU op it mirrors;
 //! - [`backend`]: [`CudaBackend`], the tape's `Backend` on one GPU.
 
 pub mod backend;
 pub mod embedded;
+pub mod emulator;
 pub mod image;
 pub mod nvrtc;
 pub mod ops;

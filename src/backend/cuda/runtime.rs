@@ -34,8 +34,12 @@ pub struct CudaRuntime {
 }
 
 impl CudaRuntime {
-    /// Open GPU `ordinal`, or say in one line why not. Never panics.
+    /// Open GPU `ordinal`, or say in one line why not. Never panics. With
+    /// `SCDREAMER_EMULATE_CUDA=1` this is the emulated device ([`super::emulator`]).
     pub fn open(ordinal: usize) -> Result<Arc<CudaRuntime>, String> {
+        if super::emulator::requested() {
+            super::emulator::install()?;
+        }
         // SAFETY: only tries to dlopen libcuda by its usual names.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err("no CUDA driver on this machine (libcuda.so not found)".into());

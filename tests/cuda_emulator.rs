@@ -1,0 +1,340 @@
+//! The emulated CUDA device can fail: each class of GPU bug it exists to catch is planted here
+//! and must be reported (an error naming the kernel, or a wrong result the parity checks see):
+//! a wrong launch argument, out-of-bounds accesses, launch-bound and shared-memory violations,
+//! full-mask warp operations with absent lanes, a swapped GEMM transpose, and (by building the
+//! kernels library from mutated copies of kernels/) a missing `__syncthreads` and an off-by-one
+//! in a kernel's bound. The same run with the real sources passes, so the harness itself is
+//! shown to pass and to fail. Runs on the emulated device only (a real GPU is not needed, and
+//! these tests provoke faults on purpose).
+#![cfg(feature = "cuda")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{Gemm, GemmConfig};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use scdreamer::backend::cuda::{CudaRuntime, emulator};
+
+#[path = "../emu/builder.rs"]
+#[allow(dead_code)]
+mod emu_builder;
+
+/// Faults are sticky on the device (as on a GPU): tests that provoke one run one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn emulated() -> Arc<CudaRuntime> {
+    assert!(
+        emulator::directory().is_some(),
+        "this build has no emulated CUDA device (no C++ compiler at build time)"
+    );
+    emulator::install().expect("the emulated device loads");
+    CudaRuntime::open(0).expect("the emulated device opens")
+}
+
+fn up(rt: &CudaRuntime, v: &[f32]) -> CudaSlice<f32> {
+    rt.stream.clone_htod(v).expect("upload")
+}
+
+/// Runs `launch`, expects an error, and returns the emulator's message (fault cleared after).
+fn expect_error(what: &str, launch: impl FnOnce() -> Result<(), String>) -> String {
+    let r = launch();
+    let message = emulator::last_error();
+    emulator::reset_error();
+    assert!(r.is_err(), "{what}: the emulated device accepted it");
+    message
+}
+
+fn cfg(blocks: u32, threads: u32, shared: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: shared,
+    }
+}
+
+#[test]
+fn runs_the_host_code_on_the_emulated_device() {
+    let _g = serial();
+    let rt = emulated();
+    assert!(rt.describe().contains("emulated"), "{}", rt.describe());
+    rt.load_all().expect("every kernel module loads");
+    let log = rt.load_log().join("; ");
+    assert!(log.contains("ptx"), "modules load from the PTX: {log}");
+    // A kernel through the real launcher: out[j] = sum_p in[p * n + j].
+    let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
+    let input = up(&rt, &x);
+    let mut out = rt.stream.alloc_zeros::<f32>(3).unwrap();
+    scdreamer::backend::cuda::ops::reduce::sum_leading_axis(&rt, &input, 2, 3, &mut out, false)
+        .expect("launch");
+    assert_eq!(rt.stream.clone_dtoh(&out).unwrap(), vec![3.0, 5.0, 7.0]);
+}
+
+#[test]
+fn a_swapped_or_foreign_launch_argument_is_an_error_naming_the_kernel() {
+    let _g = serial();
+    let rt = emulated();
+    let f = rt.function("reduce", "sum_leading_axis").unwrap();
+    let input = up(&rt, &[1.0; 8]);
+    let mut out = rt.stream.alloc_zeros::<f32>(4).unwrap();
+    let (parts, n, acc) = (2i32, 4i32, 0i32);
+    // sum_leading_axis(const float* in, int parts, int n, float* out, int accumulate) with the
+    // first two arguments swapped.
+    let msg = expect_error("swapped arguments", || {
+        let mut l = rt.stream.launch_builder(&f);
+        l.arg(&parts).arg(&input).arg(&n).arg(&mut out).arg(&acc);
+        unsafe { l.launch(cfg(1, 256, 0)) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+    });
+    assert!(msg.contains("sum_leading_axis") && msg.contains("argument"), "{msg}");
+    // A host pointer where the kernel takes device memory.
+    let host = [0.0f32; 4];
+    let host_ptr = host.as_ptr() as u64;
+    let msg = expect_error("host pointer", || {
+        let mut l = rt.stream.launch_builder(&f);
+        l.arg(&host_ptr).arg(&parts).arg(&n).arg(&mut out).arg(&acc);
+        unsafe { l.launch(cfg(1, 256, 0)) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+    });
+    assert!(msg.contains("not device memory"), "{msg}");
+}
+
+#[test]
+fn an_out_of_bounds_read_is_an_error_naming_the_kernel() {
+    let _g = serial();
+    let rt = emulated();
+    let f = rt.function("reduce", "sum_leading_axis").unwrap();
+    let input = up(&rt, &[1.0; 4]);
+    let mut out = rt.stream.alloc_zeros::<f32>(5).unwrap();
+    // n = 5 columns of a 4-element input: element 4 is one past the end.
+    let (parts, n, acc) = (1i32, 5i32, 0i32);
+    let msg = expect_error("read past the end", || {
+        let mut l = rt.stream.launch_builder(&f);
+        l.arg(&input).arg(&parts).arg(&n).arg(&mut out).arg(&acc);
+        unsafe { l.launch(cfg(1, 256, 0)) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+    });
+    assert!(
+        msg.contains("sum_leading_axis") && msg.contains("past the end"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn launch_bounds_and_shared_memory_limits_are_enforced() {
+    let _g = serial();
+    let rt = emulated();
+    let f = rt.function("reduce", "sum_rows").unwrap();
+    let input = up(&rt, &[1.0; 64]);
+    let mut out = rt.stream.alloc_zeros::<f32>(2).unwrap();
+    let (rows, cols, acc) = (2i32, 32i32, 0i32);
+    let launch = |c: LaunchConfig, out: &mut CudaSlice<f32>| {
+        let mut l = rt.stream.launch_builder(&f);
+        l.arg(&input).arg(&rows).arg(&cols).arg(out).arg(&acc);
+        unsafe { l.launch(c) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+    };
+    // __launch_bounds__(256).
+    let msg = expect_error("512 threads", || launch(cfg(2, 512, 0), &mut out));
+    assert!(msg.contains("__launch_bounds__"), "{msg}");
+    // 64 KiB of dynamic shared memory without the opt-in attribute.
+    let msg = expect_error("64 KiB shared", || launch(cfg(2, 256, 64 * 1024), &mut out));
+    assert!(msg.contains("48 KiB"), "{msg}");
+    // A full-mask warp shuffle in a warp with absent lanes (48 threads: warp 1 has 16).
+    let msg = expect_error("48 threads", || launch(cfg(2, 48, 0), &mut out));
+    assert!(
+        msg.contains("sum_rows") && msg.contains("only 16 lanes"),
+        "{msg}"
+    );
+    // The same launch done right works.
+    launch(cfg(2, 256, 0), &mut out).expect("a valid launch");
+    assert_eq!(rt.stream.clone_dtoh(&out).unwrap(), vec![32.0, 32.0]);
+}
+
+/// Column-major reference: C = op(A) op(B), element (i, j) of an ld-strided matrix at i + j ld.
+fn gemm_reference(ta: bool, tb: bool, m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f64> {
+    let lda = if ta { k } else { m };
+    let ldb = if tb { n } else { k };
+    let mut c = vec![0.0f64; m * n];
+    for j in 0..n {
+        for i in 0..m {
+            let mut s = 0.0f64;
+            for p in 0..k {
+                let aip = if ta { a[p + i * lda] } else { a[i + p * lda] };
+                let bpj = if tb { b[j + p * ldb] } else { b[p + j * ldb] };
+                s += aip as f64 * bpj as f64;
+            }
+            c[i + j * m] = s;
+        }
+    }
+    c
+}
+
+#[test]
+fn cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught() {
+    let _g = serial();
+    let rt = emulated();
+    let blas = rt.blas().unwrap();
+    let (m, n, k) = (5usize, 4usize, 3usize);
+    let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.71).cos()).collect();
+    let (da, db) = (up(&rt, &a), up(&rt, &b));
+    let op = |t| {
+        if t {
+            cublasOperation_t::CUBLAS_OP_T
+        } else {
+            cublasOperation_t::CUBLAS_OP_N
+        }
+    };
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mut dc = rt.stream.alloc_zeros::<f32>(m * n).unwrap();
+        let c = GemmConfig {
+            transa: op(ta),
+            transb: op(tb),
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            alpha: 1.0,
+            lda: if ta { k } else { m } as i32,
+            ldb: if tb { n } else { k } as i32,
+            beta: 0.0,
+            ldc: m as i32,
+        };
+        unsafe { blas.gemm(c, &da, &db, &mut dc) }.expect("sgemm");
+        let got = rt.stream.clone_dtoh(&dc).unwrap();
+        let want = gemm_reference(ta, tb, m, n, k, &a, &b);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((*g as f64 - w).abs() < 1e-5, "({ta}, {tb}): {g} vs {w}");
+        }
+        // The same data read with the other transpose of A gives another product: a host
+        // that swapped transa would fail any comparison with the CPU.
+        let swapped = gemm_reference(!ta, tb, m, n, k, &a, &b);
+        assert!(
+            got.iter().zip(&swapped).any(|(g, w)| (*g as f64 - w).abs() > 1e-3),
+            "a swapped transpose is indistinguishable for ({ta}, {tb})"
+        );
+    }
+    // A leading dimension too small for column-major A (a row-major slip) is refused.
+    let mut dc = rt.stream.alloc_zeros::<f32>(m * n).unwrap();
+    let bad = GemmConfig {
+        transa: op(false),
+        transb: op(false),
+        m: m as i32,
+        n: n as i32,
+        k: k as i32,
+        alpha: 1.0,
+        lda: k as i32,
+        ldb: k as i32,
+        beta: 0.0,
+        ldc: m as i32,
+    };
+    let r = unsafe { blas.gemm(bad, &da, &db, &mut dc) };
+    let msg = emulator::last_error();
+    assert!(r.is_err(), "lda < m accepted");
+    assert!(msg.contains("lda"), "{msg}");
+}
+
+// ------------------------------------------------------------------ mutated kernel sources
+
+/// The kernels library built from a copy of kernels/ with `edit` applied to `file`.
+fn mutant_library(tag: &str, file: &str, from: &str, to: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = std::env::temp_dir().join(format!("scd-emu-mutant-{tag}-{}", std::process::id()));
+    let kernels = work.join("kernels");
+    std::fs::create_dir_all(&kernels).unwrap();
+    // Only the module under test (and the shared header): a smaller library, built faster.
+    for name in ["common.cuh", "reduce.cu"] {
+        let mut text = std::fs::read_to_string(root.join("kernels").join(name)).unwrap();
+        if name == file {
+            assert!(text.contains(from), "{file} no longer contains {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(kernels.join(name), text).unwrap();
+    }
+    let out = work.join("libmutant.so");
+    let driver = Path::new(emulator::directory().unwrap()).join(emu_builder::DRIVER);
+    emu_builder::build_kernels(&kernels, &root.join("emu"), &work.join("gen"), &out, &driver)
+        .expect("the mutant kernels build");
+    out
+}
+
+/// Runs the test `child_reduce_kernels_match_the_cpu` of this binary in a child process with
+/// the given kernels library; true when it passed.
+fn child_passes(kernels: Option<&Path>) -> (bool, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_reduce_kernels_match_the_cpu",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd.env("SCDREAMER_EMU_QUIET", "1");
+    if let Some(k) = kernels {
+        cmd.env("SCDREAMER_EMU_KERNELS", k);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The reduce kernels (block_sum: warp shuffles + __syncthreads; grid-stride bounds) against
+/// the CPU. Passes with the real sources; the seeded-fault test runs it on mutants.
+#[test]
+fn child_reduce_kernels_match_the_cpu() {
+    let _g = serial();
+    let rt = emulated();
+    use scdreamer::backend::cuda::ops::reduce;
+    let (rows, cols) = (7usize, 300usize);
+    let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32) * 0.01 - 0.3).collect();
+    let input = up(&rt, &x);
+    let mut sums = rt.stream.alloc_zeros::<f32>(rows).unwrap();
+    reduce::sum_rows(&rt, &input, rows, cols, &mut sums, false).expect("sum_rows launch");
+    let got = rt.stream.clone_dtoh(&sums).expect("sum_rows result");
+    for r in 0..rows {
+        let want: f64 = x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum();
+        assert!((got[r] as f64 - want).abs() < 1e-3, "sum_rows[{r}] {} vs {want}", got[r]);
+    }
+    let mut cols_out = rt.stream.alloc_zeros::<f32>(cols).unwrap();
+    reduce::sum_leading_axis(&rt, &input, rows, cols, &mut cols_out, false)
+        .expect("sum_leading_axis launch");
+    let got = rt.stream.clone_dtoh(&cols_out).expect("sum_leading_axis result");
+    for j in 0..cols {
+        let want: f64 = (0..rows).map(|r| x[r * cols + j] as f64).sum();
+        assert!((got[j] as f64 - want).abs() < 1e-4, "sum_leading_axis[{j}] {} vs {want}", got[j]);
+    }
+}
+
+#[test]
+fn seeded_kernel_faults_fail_the_suite() {
+    let _g = serial();
+    let _ = emulated();
+    let (ok, text) = child_passes(None);
+    assert!(ok, "the unmodified kernels must pass:\n{text}");
+    // A missing __syncthreads: block_sum reads the per-warp partials before all are written.
+    let lib = mutant_library(
+        "sync",
+        "common.cuh",
+        "    if (lane == 0) scratch[warp] = v;\n    __syncthreads();",
+        "    if (lane == 0) scratch[warp] = v;",
+    );
+    let (ok, text) = child_passes(Some(&lib));
+    assert!(!ok, "a missing __syncthreads went unnoticed:\n{text}");
+    assert!(text.contains("sum_rows"), "{text}");
+    // An off-by-one in a kernel's bound: element n is read and written.
+    let lib = mutant_library(
+        "bound",
+        "reduce.cu",
+        "j < n; j += gridDim.x * blockDim.x",
+        "j <= n; j += gridDim.x * blockDim.x",
+    );
+    let (ok, text) = child_passes(Some(&lib));
+    assert!(!ok, "an off-by-one bound went unnoticed:\n{text}");
+    assert!(
+        text.contains("sum_leading_axis") && text.contains("past the end"),
+        "{text}"
+    );
+}
