@@ -178,9 +178,14 @@ fn build_emulator(manifest: &Path, out_dir: &Path) -> String {
         Ok(()) => format!("Some({:?})", dir.display().to_string()),
         Err(e) => {
             if std::env::var("SCDREAMER_REQUIRE_EMULATOR").as_deref() == Ok("1") {
-                panic!("SCDREAMER_REQUIRE_EMULATOR=1 but the emulated CUDA device did not build: {e}");
+                panic!(
+                    "SCDREAMER_REQUIRE_EMULATOR=1 but the emulated CUDA device did not build: {e}"
+                );
             }
-            println!("cargo:warning=emulated CUDA device not built: {}", e.lines().next().unwrap_or(""));
+            println!(
+                "cargo:warning=emulated CUDA device not built: {}",
+                e.lines().next().unwrap_or("")
+            );
             "None".to_string()
         }
     }

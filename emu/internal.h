@@ -74,6 +74,9 @@ struct KernelInfo {
     unsigned max_threads = 1024;             // __launch_bounds__ (.maxntid)
     size_t static_shared = 0;                // bytes of static __shared__ in the image
     int max_dynamic_shared = 48 * 1024;      // cuFuncSetAttribute opt-in
+    // The image has a barrier, warp operation or call: its threads need fibers. Without any,
+    // a thread cannot wait for another, and the launcher runs threads one after the other.
+    bool may_wait = false;
 };
 
 struct Module {

@@ -41,14 +41,8 @@ scd_emu_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -121,6 +115,7 @@ struct Running {
     scd_emu_dim3 block_idx = {};
     unsigned char* dynamic_shared = nullptr;
     size_t dynamic_bytes = 0;
+    bool direct = false;  // threads run one after the other (run_block_direct)
 };
 Running run;
 std::vector<unsigned char*> stacks;
@@ -220,14 +215,14 @@ unsigned char* stack_for(size_t i) {
     return stacks[i];
 }
 
-// A fresh fiber whose first switch enters scd_emu_fiber_start.
-void* initial_sp(unsigned char* stack) {
-    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
-    uint64_t* sp = (uint64_t*)(top - 8 * 8);
-    uint32_t control[2] = {0x1F80, 0x037F};  // default MXCSR and x87 control word
-    std::memcpy(sp, control, 8);
-    for (int i = 1; i <= 6; i++) sp[i] = 0;  // r15 r14 r13 r12 rbx rbp
-    sp[7] = (uint64_t)(uintptr_t)&scd_emu_fiber_start;
+// A fresh fiber whose first switch enters scd_emu_fiber_start. (The kernels never change the
+// floating-point control registers, so the switch does not save them.)
+void* initial_sp(unsigned char* stack, unsigned i) {
+    // Stack tops 256 KiB apart would all map to the same cache sets: stagger them.
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES - (i % 64) * 64 - 64) & ~(uintptr_t)15;
+    uint64_t* sp = (uint64_t*)(top - 7 * 8);
+    for (int i = 0; i < 6; i++) sp[i] = 0;  // r15 r14 r13 r12 rbx rbp
+    sp[6] = (uint64_t)(uintptr_t)&scd_emu_fiber_start;
     return sp;
 }
 
@@ -339,12 +334,40 @@ Result check_config(KernelInfo* k, const LaunchConfig& c) {
     return OK;
 }
 
+// A block of a kernel that cannot wait (no barrier, warp operation or call in its image): its
+// threads run one after the other on this stack.
+void run_block_direct(unsigned n_threads, bool reversed) {
+    run.direct = true;
+    const scd_emu_dim3 bd = scd_emu_launch.block_dim;
+    Thread t{};
+    run.cur = &t;
+    scd_emu_current = &t.view;
+    for (unsigned j = 0; j < n_threads; j++) {
+        const unsigned i = reversed ? n_threads - 1 - j : j;
+        t.linear = i;
+        t.view.thread_idx = {i % bd.x, (i / bd.x) % bd.y, i / (bd.x * bd.y)};
+        run.kernel->cpu->call(run.params);
+    }
+    run.direct = false;
+}
+
+// A kernel run directly reached a barrier: its image (which has none) and the CPU build differ.
+[[noreturn]] void direct_violation() {
+    fault_signal = 0;
+    fault_address = 0;
+    siglongjmp(fault_jump, 1);
+}
+
 // Runs one block to completion; false with run.error set on a failure.
 bool run_block(unsigned n_threads, bool reversed) {
     unsigned char *shared_begin, *shared_end;
     shared_section(&shared_begin, &shared_end);
     std::memset(shared_begin, 0xFF, shared_end - shared_begin);
     if (run.dynamic_shared) std::memset(run.dynamic_shared, 0xFF, run.dynamic_bytes);
+    if (!run.kernel->may_wait) {
+        run_block_direct(n_threads, reversed);
+        return true;
+    }
     const scd_emu_dim3 bd = scd_emu_launch.block_dim;
     run.threads.resize(n_threads);
     for (unsigned i = 0; i < n_threads; i++) {
@@ -357,7 +380,7 @@ bool run_block(unsigned n_threads, bool reversed) {
             run.error = "cannot map fiber stacks";
             return false;
         }
-        t.sp = initial_sp(stack);
+        t.sp = initial_sp(stack, i);
     }
     const unsigned n_warps = (n_threads + WARP - 1) / WARP;
     run.warps.assign(n_warps, Warp{});
@@ -420,6 +443,9 @@ timer_t arm_timeout(bool* armed) {
 }
 
 std::string describe_fault(int sig, uintptr_t addr) {
+    if (sig == 0)
+        return "reached a barrier or warp operation that its loaded image does not have (the "
+               "image and the CPU build of the kernel differ)";
     if (sig == SIGRTMIN + TIMEOUT_SIGNAL_OFFSET)
         return "did not finish within SCDREAMER_EMU_TIMEOUT_S (an endless loop?)";
     if (sig == SIGFPE) return "raised an arithmetic exception (integer division by zero?)";
@@ -534,6 +560,7 @@ extern "C" __attribute__((visibility("hidden"))) void scd_emu_fiber_main() {
 }
 
 SCD_EXPORT void scd_emu_syncthreads(void) {
+    if (run.direct) emu::direct_violation();
     run.sync_arrived++;
     if (run.sync_arrived == run.live) {
         emu::release_sync();
@@ -545,6 +572,7 @@ SCD_EXPORT void scd_emu_syncthreads(void) {
 
 SCD_EXPORT unsigned long long scd_emu_warp_shuffle(unsigned mask, unsigned long long value,
                                                    int kind, int arg) {
+    if (run.direct) emu::direct_violation();
     emu::Thread* t = run.cur;
     const unsigned lane = t->linear % emu::WARP;
     const unsigned warp = t->linear / emu::WARP;

@@ -148,6 +148,10 @@ Result parse_ptx(const char* text, std::map<std::string, KernelInfo>* out) {
             entry->max_threads = (unsigned)product;
             continue;
         }
+        if (entry && depth > 0) {
+            for (const char* op : {"bar.", "barrier.", "shfl.", "vote.", "match.", "redux.", "call"})
+                if (s.find(op) != std::string::npos) entry->may_wait = true;
+        }
         if (s.rfind(".shared", 0) == 0 || s.rfind(".visible .shared", 0) == 0) {
             const unsigned long long bytes = declared_bytes(s);
             if (depth > 0 && entry) {

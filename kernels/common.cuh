@@ -3,8 +3,8 @@
 //
 // Conventions (llm.c style):
 // - every kernel names the CPU op it mirrors; the CPU op is the reference in tests/cuda_ops.rs;
-// - block sizes are compile-time constants, launches use them (the host reads the same numbers
-//   from src/backend/cuda/launch.rs, keep both in sync);
+// - block sizes are compile-time constants, launches use them (the host repeats the numbers in
+//   src/backend/cuda/ops/*.rs, keep both in sync);
 // - element loops are grid-stride, so any grid size is correct;
 // - reductions are deterministic: fixed-order tree reductions, partials per block and a second
 //   small kernel instead of float atomics, so a run is bit-for-bit repeatable on one GPU.
@@ -72,40 +72,133 @@ __device__ __forceinline__ float sigmoid(float x) {
     return e / (1.0f + e);
 }
 
-// ln Gamma(x) for x > 0. CUDA's lgammaf is accurate to a few ulps; the CPU op uses the same
-// function of the same argument (mirrors ops::special::lgamma).
-__device__ __forceinline__ float scd_lgamma(float x) { return lgammaf(x); }
-
-// digamma(x) for x > 0: shift up to x >= 6 with psi(x) = psi(x+1) - 1/x, then the asymptotic
-// series. Mirrors ops::special::digamma (same shift, same series, same order of operations).
-__device__ __forceinline__ float scd_digamma(float x) {
-    float r = 0.0f;
-    while (x < 6.0f) {
-        r -= 1.0f / x;
-        x += 1.0f;
-    }
-    const float f = 1.0f / (x * x);
-    const float series =
-        f * (1.0f / 12.0f - f * (1.0f / 120.0f - f * (1.0f / 252.0f - f * (1.0f / 240.0f - f * (1.0f / 132.0f)))));
-    return r + logf(x) - 0.5f / x - series;
-}
-
 // ---------------------------------------------------------------- counter-based RNG
+// Element i of a draw depends only on (seed, i): a backward pass can recompute a dropout mask
+// instead of storing it, and the CPU draws the same bits (src/backend/cpu/random.rs: splitmix64
+// of seed ^ i * golden, top 24 bits to (0, 1]).
 
-// A stateless hash RNG (splitmix64 finaliser over seed and element index): the backward pass
-// recomputes the same dropout mask instead of storing it, and the CPU op computes the same bits.
-// Mirrors backend::rng::uniform_at(seed, index).
-__device__ __forceinline__ u64 splitmix64(u64 z) {
+// Mirrors cpu::random::mix.
+__device__ __forceinline__ u64 rng_mix(u64 seed, u64 i) {
+    u64 z = seed ^ (i * 0x9E3779B97F4A7C15ull);
     z += 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
 
-// Uniform in [0, 1) with 24 random bits.
-__device__ __forceinline__ float uniform_at(u64 seed, u64 index) {
-    const u64 h = splitmix64(seed ^ splitmix64(index));
-    return (float)(h >> 40) * (1.0f / 16777216.0f);
+// Uniform in (0, 1] from the top 24 bits (exact in f32). Mirrors cpu::random::unit.
+__device__ __forceinline__ float rng_unit(u32 bits) {
+    return __fmul_rn((float)(bits >> 8) + 1.0f, 1.0f / 16777216.0f);
+}
+
+// ---------------------------------------------------------------- f64 lgamma / digamma
+// Port of ops::losses::special::{lgamma, lgamma_digamma} (f64): shift up to z >= 10 with the
+// recurrence, then the Stirling / de Moivre series. Same constants, same order of operations.
+// Negative, NaN or -inf arguments return NaN at once (no endless shift loop).
+
+#define SCD_HALF_LN_2PI 0.9189385332046728
+#define SCD_ASYMPTOTIC_FROM 10.0
+
+__device__ __forceinline__ double stirling_tail_d(double z) {
+    const double w = 1.0 / z;
+    const double w2 = w * w;
+    return w * (1.0 / 12.0 +
+                w2 * (-1.0 / 360.0 +
+                      w2 * (1.0 / 1260.0 +
+                            w2 * (-1.0 / 1680.0 +
+                                  w2 * (1.0 / 1188.0 +
+                                        w2 * (-691.0 / 360360.0 + w2 * (1.0 / 156.0)))))));
+}
+
+__device__ __forceinline__ double digamma_tail_d(double z) {
+    const double w2 = 1.0 / (z * z);
+    return w2 * (-1.0 / 12.0 +
+                 w2 * (1.0 / 120.0 +
+                       w2 * (-1.0 / 252.0 +
+                             w2 * (1.0 / 240.0 +
+                                   w2 * (-1.0 / 132.0 +
+                                         w2 * (691.0 / 32760.0 + w2 * (-1.0 / 12.0)))))));
+}
+
+// ln Gamma(z) for z > 0; +inf at 0, NaN below or for NaN (as the CPU).
+__device__ __forceinline__ double scd_lgamma_d(double z) {
+    if (z != z || z <= 0.0) return z == 0.0 ? __longlong_as_double(0x7ff0000000000000ll) : __longlong_as_double(0x7ff8000000000000ll);
+    double prod = 1.0, w = z;
+    while (w < SCD_ASYMPTOTIC_FROM) {
+        prod *= w;
+        w += 1.0;
+    }
+    double lg = (w - 0.5) * log(w) - w + SCD_HALF_LN_2PI + stirling_tail_d(w);
+    if (w != z) lg -= log(prod);
+    return lg;
+}
+
+// psi(z) for z > 0; -inf at 0, NaN below or for NaN (as the CPU).
+__device__ __forceinline__ double scd_digamma_d(double z) {
+    if (z != z || z <= 0.0) return z == 0.0 ? __longlong_as_double(0xfff0000000000000ll) : __longlong_as_double(0x7ff8000000000000ll);
+    double prod = 1.0, num = 0.0, w = z;
+    while (w < SCD_ASYMPTOTIC_FROM) {
+        num = num * w + prod;
+        prod *= w;
+        w += 1.0;
+    }
+    double dg = log(w) - 0.5 / w + digamma_tail_d(w);
+    if (w != z) dg -= num / prod;
+    return dg;
+}
+
+// (lgamma(t + x) - lgamma(t), digamma(t + x) - digamma(t)) for x >= 0 without cancellation at
+// large t. Port of ops::losses::special::GammaShift (per-gene constants computed once).
+struct ScdGammaShift {
+    double t;
+    bool large;
+    double a;  // large: ln t; else lgamma(t)
+    double b;  // large: stirling_tail(t); else digamma(t)
+    double c;  // large: digamma_tail(t)
+};
+
+__device__ __forceinline__ ScdGammaShift scd_gamma_shift(double t) {
+    ScdGammaShift g;
+    g.t = t;
+    g.large = t >= SCD_ASYMPTOTIC_FROM;
+    if (g.large) {
+        g.a = log(t);
+        g.b = stirling_tail_d(t);
+        g.c = digamma_tail_d(t);
+    } else {
+        g.a = scd_lgamma_d(t);
+        g.b = scd_digamma_d(t);
+        g.c = 0.0;
+    }
+    return g;
+}
+
+__device__ __forceinline__ void scd_lgamma_digamma_diff(const ScdGammaShift& g, double x,
+                                                        double* lg, double* dg) {
+    if (g.large) {
+        const double tx = g.t + x;
+        const double l1 = log1p(x / g.t);
+        *lg = (tx - 0.5) * l1 + x * g.a - x + (stirling_tail_d(tx) - g.b);
+        *dg = l1 + x / (2.0 * g.t * tx) + (digamma_tail_d(tx) - g.c);
+    } else {
+        *lg = scd_lgamma_d(g.t + x) - g.a;
+        *dg = scd_digamma_d(g.t + x) - g.b;
+    }
+}
+
+// ln(1+u) - u/(1+u) >= 0 given both terms; the Taylor series where they cancel (|u| < 1e-3).
+// Mirrors ops::losses::nb::log1p_minus_ratio.
+__device__ __forceinline__ double scd_log1p_minus_ratio(double u, double ln1p_u, double ratio) {
+    if (fabs(u) < 1e-3) {
+        const double u2 = u * u;
+        return u2 * (0.5 + u * (-2.0 / 3.0 + u * (0.75 + u * (-0.8 + u * (5.0 / 6.0)))));
+    }
+    return ln1p_u - ratio;
+}
+
+__device__ __forceinline__ double scd_warp_sum_f64(double v) {
+    for (int off = SCD_WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(SCD_FULL_MASK, v, off);
+    return v;
 }
 
 // ---------------------------------------------------------------- activations

@@ -12,61 +12,6 @@
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
          i += (long long)gridDim.x * blockDim.x)
 
-// ---------------------------------------------------------------- f64 lgamma / digamma
-// Port of ops::losses::special::{lgamma, lgamma_digamma} (f64): shift up to z >= 10 with the
-// recurrence, then the Stirling / de Moivre series. Same constants, same order of operations.
-
-#define SCD_HALF_LN_2PI 0.9189385332046728
-#define SCD_ASYMPTOTIC_FROM 10.0
-
-__device__ __forceinline__ double stirling_tail_d(double z) {
-    const double w = 1.0 / z;
-    const double w2 = w * w;
-    return w * (1.0 / 12.0 +
-                w2 * (-1.0 / 360.0 +
-                      w2 * (1.0 / 1260.0 +
-                            w2 * (-1.0 / 1680.0 +
-                                  w2 * (1.0 / 1188.0 +
-                                        w2 * (-691.0 / 360360.0 + w2 * (1.0 / 156.0)))))));
-}
-
-__device__ __forceinline__ double digamma_tail_d(double z) {
-    const double w2 = 1.0 / (z * z);
-    return w2 * (-1.0 / 12.0 +
-                 w2 * (1.0 / 120.0 +
-                       w2 * (-1.0 / 252.0 +
-                             w2 * (1.0 / 240.0 +
-                                   w2 * (-1.0 / 132.0 +
-                                         w2 * (691.0 / 32760.0 + w2 * (-1.0 / 12.0)))))));
-}
-
-// ln Gamma(z) for z > 0; +inf at 0, NaN below or for NaN (as the CPU).
-__device__ double scd_lgamma_d(double z) {
-    if (z != z || z <= 0.0) return z == 0.0 ? __longlong_as_double(0x7ff0000000000000ll) : __longlong_as_double(0x7ff8000000000000ll);
-    double prod = 1.0, w = z;
-    while (w < SCD_ASYMPTOTIC_FROM) {
-        prod *= w;
-        w += 1.0;
-    }
-    double lg = (w - 0.5) * log(w) - w + SCD_HALF_LN_2PI + stirling_tail_d(w);
-    if (w != z) lg -= log(prod);
-    return lg;
-}
-
-// psi(z) for z > 0; -inf at 0, NaN below or for NaN (as the CPU).
-__device__ double scd_digamma_d(double z) {
-    if (z != z || z <= 0.0) return z == 0.0 ? __longlong_as_double(0xfff0000000000000ll) : __longlong_as_double(0x7ff8000000000000ll);
-    double prod = 1.0, num = 0.0, w = z;
-    while (w < SCD_ASYMPTOTIC_FROM) {
-        num = num * w + prod;
-        prod *= w;
-        w += 1.0;
-    }
-    double dg = log(w) - 0.5 / w + digamma_tail_d(w);
-    if (w != z) dg -= num / prod;
-    return dg;
-}
-
 // ---------------------------------------------------------------- unary
 
 // Codes shared with backend::cuda::backend::unary_code (keep in sync).

@@ -10,20 +10,6 @@
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
          i += (long long)gridDim.x * blockDim.x)
 
-// Mirrors cpu::random::mix.
-__device__ __forceinline__ u64 rng_mix(u64 seed, u64 i) {
-    u64 z = seed ^ (i * 0x9E3779B97F4A7C15ull);
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-// Uniform in (0, 1] from the top 24 bits (exact in f32). Mirrors cpu::random::unit.
-__device__ __forceinline__ float rng_unit(u32 bits) {
-    return __fmul_rn((float)(bits >> 8) + 1.0f, 1.0f / 16777216.0f);
-}
-
 // mask[i] = inv_keep where unit <= keep, else 0 (inv_keep = 1 / keep computed on the host in
 // f32, as the CPU). Mirrors cpu::random::dropout_mask.
 extern "C" __global__ void __launch_bounds__(RNG_BLOCK)

@@ -21,34 +21,6 @@ sum_leading_axis(const float* __restrict__ in, int parts, int n, float* __restri
     }
 }
 
-// out[r] = (accumulate ? out[r] : 0) + sum_c in[r * cols + c]; one block per row.
-// CPU reference: ops::reduce::sum_rows.
-extern "C" __global__ void __launch_bounds__(REDUCE_BLOCK)
-sum_rows(const float* __restrict__ in, int rows, int cols, float* __restrict__ out,
-         int accumulate) {
-    __shared__ float scratch[32];
-    for (int r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float* row = in + (size_t)r * cols;
-        float s = 0.0f;
-        for (int c = threadIdx.x; c < cols; c += blockDim.x) s += row[c];
-        s = block_sum(s, scratch);
-        if (threadIdx.x == 0) out[r] = accumulate ? out[r] + s : s;
-    }
-}
-
-// First stage of a full sum: partials[blockIdx.x] = sum of this block's grid-stride share.
-// Launch again on the partials with one block to finish. CPU reference: ops::reduce::sum_all.
-extern "C" __global__ void __launch_bounds__(REDUCE_BLOCK)
-sum_all_partials(const float* __restrict__ in, long long n, float* __restrict__ partials) {
-    __shared__ float scratch[32];
-    float s = 0.0f;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (long long)gridDim.x * blockDim.x)
-        s += in[i];
-    s = block_sum(s, scratch);
-    if (threadIdx.x == 0) partials[blockIdx.x] = s;
-}
-
 // Row softmax, one block per row, max-subtracted. CPU reference: ops::softmax::softmax_rows.
 extern "C" __global__ void __launch_bounds__(SOFTMAX_BLOCK)
 softmax_rows_fwd(const float* __restrict__ in, int rows, int cols, float* __restrict__ out) {

@@ -106,7 +106,8 @@ sum_rows_f64(const float* __restrict__ x, long long rows, int cols, float* __res
 }
 
 // First stage of a full f64 sum (of x, or of x^2 when `square`): partials[blockIdx.x].
-// Launch with exactly SUM_F64_BLOCKS blocks of ROWS_BLOCK threads, then sum_f64_finish.
+// Launch with at most SUM_F64_BLOCKS blocks of ROWS_BLOCK threads, then sum_f64_finish over
+// that many partials.
 extern "C" __global__ void __launch_bounds__(ROWS_BLOCK)
 sum_f64_partials(const float* __restrict__ x, long long n, int square,
                  double* __restrict__ partials) {

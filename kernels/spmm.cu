@@ -145,20 +145,6 @@ csc_spmm_transform_weight_grad(const unsigned long long* __restrict__ colptr,
     }
 }
 
-// Concatenated one-hot input: Y[b, :] (+)= W[index[b], :]. This is the one-hot(batch) block
-// of concat[x, onehot(s)] @ W without building the one-hot. CPU reference: ops::gather_rows_add.
-extern "C" __global__ void __launch_bounds__(SPMM_BLOCK)
-gather_rows_add(const float* __restrict__ w, const unsigned int* __restrict__ index, int n,
-                int cols, float* __restrict__ y) {
-    const long long total = (long long)n * cols;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        const long long b = i / cols;
-        const int c = (int)(i % cols);
-        y[i] += w[(size_t)index[b] * cols + c];
-    }
-}
-
 // Its weight gradient: dW[s, c] (+)= sum_{b : index[b] == s} dY[b, c], for s < n_classes.
 // One thread per (s, c) walking the minibatch in order: deterministic, no atomics; the
 // minibatch is small (hundreds) so the redundant index reads cost nothing.

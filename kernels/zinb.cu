@@ -1,11 +1,16 @@
 // Fused ZINB / NB log-likelihood: forward and backward in one pass over (rows x genes).
 //
-// CPU reference: ops::losses::zinb::zinb_fwd_bwd (and nb_fwd_bwd when logit == nullptr).
-// Math (spec section 3, scVI form, eps inside every log, zero test x < zero_threshold):
-//   zero  : LL = softplus(-l + th*(ln(th+eps) - ln(th+mu+eps))) - softplus(-l)
-//   other : LL = -softplus(-l) - l + th*(ln(th+eps) - ln(th+mu+eps)) - x*ln(th+mu+eps)
-//                + x*ln(mu+eps) - lgamma(x+1) + lgamma(x+th) - lgamma(th)
-//   NB    : the "other" line without the two logit terms, for every x.
+// CPU reference: ops::losses::zinb::zinb_fwd_bwd (and ops::losses::nb::nb_fwd_bwd when
+// logit == nullptr). Every element is computed in f64 with the CPU op's cancellation-free forms
+// (ops::losses::nb): with u = mu / (th + eps),
+//   d      = th (ln(th+eps) - ln(th+mu+eps)) = -th ln1p(u)
+//   dd/dth = -(ln1p(u) - u/(1+u)) - eps/(th+eps) * mu/(th+mu+eps)   (series where they cancel)
+//   lgamma(x+th) - lgamma(th), digamma(x+th) - digamma(th): the large-th series difference
+// so theta up to 1e5 and beyond (theta = exp(log_theta) is unconstrained) keeps its digits.
+//   zero (x < zero_threshold, ZINB): LL = ln(sigma(l) + sigma(-l) e^d) = ln1p(w),
+//        w = sigma(-l) expm1(d); the softplus form where w <= -1/2
+//   other: LL = -softplus(l) + d - x ln1p(th/(mu+eps)) + [lgamma(x+th) - lgamma(th)] - lgamma(x+1)
+//   NB   : the "other" line without the logit term; x == 0 gives d exactly.
 // Outputs, for upstream u[r] = dLoss/dLL_row[r]:
 //   ll_row[r] = sum_g LL[r,g]               (via row_partials + reduce.cu:sum_leading_axis)
 //   dmu[r,g] = u[r] dLL/dmu, dlogit[r,g] = u[r] dLL/dl
@@ -13,14 +18,76 @@
 //
 // Layout: a block is a tile of ZINB_TILE_COLS genes x ZINB_TILE_ROWS rows, threads (32, 8).
 // threadIdx.x runs along genes, so loads are coalesced and one warp holds one row: the row's
-// partial sum is a warp shuffle reduction, written once per (column tile, row) with no atomics.
-// The per-gene dtheta partial is reduced over threadIdx.y in shared memory and written once per
-// (row tile, gene). A second tiny launch sums the partials in a fixed order (deterministic).
+// partial sum is a warp shuffle reduction (f64), written once per (column tile, row) with no
+// atomics. The per-gene dtheta partial is reduced over threadIdx.y in shared memory and written
+// once per (row tile, gene). A second tiny launch sums the partials in a fixed order.
 #include "common.cuh"
 
 #define ZINB_TILE_COLS 32
 #define ZINB_TILE_THREADS_Y 8
 #define ZINB_TILE_ROWS 32
+
+// One element: (LL, dLL/dmu, dLL/dth, dLL/dl).
+struct ZinbElement {
+    double ll, dmu, dth, dl;
+};
+
+__device__ __forceinline__ ZinbElement zinb_element(double x, double m, double l, bool zero_inflated,
+                                                    double zero_threshold, double t, double eps,
+                                                    double inv_t_eps, double eps_frac,
+                                                    const ScdGammaShift& gs) {
+    ZinbElement r;
+    // The x = 0 NB term d and its partials (ops::losses::nb::nb_zero_term).
+    const double u = m * inv_t_eps;
+    const double ln1p_u = log1p(u);
+    const double d = -t * ln1p_u;
+    const double inv_tme = 1.0 / (t + m + eps);
+    const double dd_dm = -t * inv_tme;
+    const double ratio = m * inv_tme;
+    const double dd_dt = -scd_log1p_minus_ratio(u, ln1p_u, ratio) - eps_frac * ratio;
+    double sp_l = 0.0, sig_l = 0.0;
+    if (zero_inflated) {
+        const double el = exp(-fabs(l));
+        const double inv = 1.0 / (1.0 + el);
+        sig_l = l >= 0.0 ? inv : el * inv;
+        const double sig_neg_l = l >= 0.0 ? el * inv : inv;
+        sp_l = fmax(l, 0.0) + log1p(el);
+        if (x < zero_threshold) {
+            const double w = sig_neg_l * expm1(d);
+            double sig_z;
+            if (w > -0.5) {
+                r.ll = log1p(w);
+                sig_z = sig_neg_l * exp(d) / (1.0 + w);
+            } else {
+                const double z = d - l;
+                const double ez = exp(-fabs(z));
+                const double iz = 1.0 / (1.0 + ez);
+                sig_z = z >= 0.0 ? iz : ez * iz;
+                r.ll = l - sp_l + (fmax(z, 0.0) + log1p(ez));
+            }
+            r.dmu = sig_z * dd_dm;
+            r.dth = sig_z * dd_dt;
+            r.dl = sig_neg_l - sig_z;
+            return r;
+        }
+    } else if (x == 0.0) {
+        // lgamma(th) - lgamma(th) and lgamma(1) vanish exactly (ops::losses::nb::nb_elem).
+        r.ll = d;
+        r.dmu = dd_dm;
+        r.dth = dd_dt;
+        r.dl = 0.0;
+        return r;
+    }
+    // x > 0 (ops::losses::nb::nb_nonzero).
+    const double me = m + eps;
+    double lg_diff, dg_diff;
+    scd_lgamma_digamma_diff(gs, x, &lg_diff, &dg_diff);
+    r.ll = d + x * -log1p(t / me) + lg_diff - scd_lgamma_d(x + 1.0) - sp_l;
+    r.dmu = (t * inv_tme) * ((x - me) / me);
+    r.dth = dd_dt - x * inv_tme + dg_diff;
+    r.dl = -sig_l;
+    return r;
+}
 
 extern "C" __global__ void __launch_bounds__(ZINB_TILE_COLS * ZINB_TILE_THREADS_Y)
 zinb_fwd_bwd_tile(const float* __restrict__ x, const float* __restrict__ mu,
@@ -29,79 +96,44 @@ zinb_fwd_bwd_tile(const float* __restrict__ x, const float* __restrict__ mu,
                   float zero_threshold, float* __restrict__ row_partials,
                   float* __restrict__ dmu, float* __restrict__ dlogit,
                   float* __restrict__ theta_partials) {
-    __shared__ float theta_acc[ZINB_TILE_THREADS_Y][ZINB_TILE_COLS + 1];
+    __shared__ double theta_acc[ZINB_TILE_THREADS_Y][ZINB_TILE_COLS + 1];
     const bool zero_inflated = logit != nullptr;
     const int col = blockIdx.x * ZINB_TILE_COLS + threadIdx.x;
     const int row_begin = blockIdx.y * ZINB_TILE_ROWS;
     const int row_end = min(row_begin + ZINB_TILE_ROWS, rows);
     const bool col_ok = col < cols;
 
-    const float th = col_ok ? theta[col] : 1.0f;
-    const float log_th_eps = logf(th + eps);
-    const float th_over_th_eps = th / (th + eps);
-    const float lgamma_th = scd_lgamma(th);
-    const float digamma_th = scd_digamma(th);
+    // Per-gene constants (ops::losses::nb::GeneConsts).
+    const double e = (double)eps;
+    const double t = col_ok ? (double)theta[col] : 1.0;
+    const double inv_t_eps = 1.0 / (t + e);
+    const double eps_frac = e / (t + e);
+    const ScdGammaShift gs = scd_gamma_shift(t);
 
-    float dtheta_acc = 0.0f;
+    double dtheta_acc = 0.0;
     for (int row = row_begin + threadIdx.y; row < row_end; row += ZINB_TILE_THREADS_Y) {
-        float ll = 0.0f;
+        double ll = 0.0;
         if (col_ok) {
             const size_t i = (size_t)row * cols + col;
-            const float xv = x[i];
-            const float m = mu[i];
-            const float u = upstream[row];
-            const float th_mu_eps = th + m + eps;
-            const float log_th_mu_eps = logf(th_mu_eps);
-            const float pi_theta_log = th * (log_th_eps - log_th_mu_eps);
-            // d/dth of th*(ln(th+eps) - ln(th+mu+eps))
-            const float d_common_th = log_th_eps - log_th_mu_eps + th_over_th_eps - th / th_mu_eps;
-            float dl = 0.0f, dm, dt;
-            if (zero_inflated && xv < zero_threshold) {
-                // ln(sigma(l) + sigma(-l) e^d) = ln1p(w), w = sigma(-l) expm1(d), d <= 0: no
-                // cancellation between two large softplus terms; sigma(d - l) = sigma(-l) e^d / (1 + w).
-                // Where w <= -1/2 (1 + w would lose digits) fall back to the softplus form,
-                // exactly as the CPU op does.
-                const float l = logit[i];
-                const float s_neg_l = sigmoid(-l);
-                const float w = s_neg_l * expm1f(pi_theta_log);
-                float s_a;
-                if (w > -0.5f) {
-                    ll = log1pf(w);
-                    s_a = s_neg_l * expf(pi_theta_log) / (1.0f + w);
-                } else {
-                    const float a = -l + pi_theta_log;
-                    ll = softplus(a) - softplus(-l);
-                    s_a = sigmoid(a);
-                }
-                dl = s_neg_l - s_a;
-                dm = -s_a * th / th_mu_eps;
-                dt = s_a * d_common_th;
-            } else {
-                const float log_mu_eps = logf(m + eps);
-                ll = pi_theta_log - xv * log_th_mu_eps + xv * log_mu_eps - scd_lgamma(xv + 1.0f) +
-                     scd_lgamma(xv + th) - lgamma_th;
-                if (zero_inflated) {
-                    const float l = logit[i];
-                    ll -= softplus(l);  // -softplus(-l) - l = -softplus(l) = ln(1 - pi)
-                    dl = -sigmoid(l);
-                }
-                dm = -th / th_mu_eps - xv / th_mu_eps + xv / (m + eps);
-                dt = d_common_th - xv / th_mu_eps + scd_digamma(xv + th) - digamma_th;
-            }
-            dmu[i] = u * dm;
-            if (zero_inflated) dlogit[i] = u * dl;
-            dtheta_acc += u * dt;
+            const double u = (double)upstream[row];
+            const ZinbElement el =
+                zinb_element((double)x[i], (double)mu[i], zero_inflated ? (double)logit[i] : 0.0,
+                             zero_inflated, (double)zero_threshold, t, e, inv_t_eps, eps_frac, gs);
+            ll = el.ll;
+            dmu[i] = (float)(u * el.dmu);
+            if (zero_inflated) dlogit[i] = (float)(u * el.dl);
+            dtheta_acc += u * el.dth;
         }
         // One warp = one row (threadIdx.x spans the 32 genes of the tile).
-        ll = warp_sum(ll);
-        if (threadIdx.x == 0) row_partials[(size_t)blockIdx.x * rows + row] = ll;
+        ll = scd_warp_sum_f64(ll);
+        if (threadIdx.x == 0) row_partials[(size_t)blockIdx.x * rows + row] = (float)ll;
     }
 
     theta_acc[threadIdx.y][threadIdx.x] = dtheta_acc;
     __syncthreads();
     if (threadIdx.y == 0 && col_ok) {
-        float s = 0.0f;
+        double s = 0.0;
         for (int y = 0; y < ZINB_TILE_THREADS_Y; y++) s += theta_acc[y][threadIdx.x];
-        theta_partials[(size_t)blockIdx.y * cols + col] = s;
+        theta_partials[(size_t)blockIdx.y * cols + col] = (float)s;
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what scdreamer needs on a fresh Debian/Ubuntu machine that has Rust and Python.
-#   bash scripts/setup.sh          system libraries for building (libhdf5-dev, pkg-config)
+#   bash scripts/setup.sh          system libraries for building (libhdf5-dev, pkg-config, g++)
 #   bash scripts/setup.sh --test   also the Python venv used by the tests (anndata + scanpy for
 #                                  round-trip checks, the NVRTC wheel that compile-checks kernels)
 # Why apt and not a self-contained HDF5 build: hdf5-metno's static build compiles HDF5 from C
@@ -15,10 +15,12 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 need_apt=0
 pkg-config --exists hdf5 2>/dev/null || need_apt=1
 command -v pkg-config >/dev/null 2>&1 || need_apt=1
+# g++ builds the emulated CUDA device (emu/, by build.rs).
+command -v c++ >/dev/null 2>&1 || need_apt=1
 if [ "$need_apt" = 1 ]; then
-    echo "setup: installing libhdf5-dev and pkg-config with apt-get"
+    echo "setup: installing libhdf5-dev, pkg-config and g++ with apt-get"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhdf5-dev pkg-config >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhdf5-dev pkg-config g++ >/dev/null
 fi
 
 if [ "${1:-}" = "--test" ]; then

@@ -219,6 +219,8 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let mut t = Runner::new(b);
     let n = R * C;
+    // A step marker only counts (emulated device) or does nothing; it must not fail.
+    b.step_boundary();
 
     // ---- memory
     let empty = b.alloc(0);
@@ -669,6 +671,7 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
 /// with src/backend/mod.rs; `suite_covers_every_backend_method` checks the file).
 const COVERED: &[&str] = &[
     "name",
+    "step_boundary",
     "alloc",
     "alloc_idx",
     "len",

@@ -87,16 +87,23 @@ fn a_swapped_or_foreign_launch_argument_is_an_error_naming_the_kernel() {
     let msg = expect_error("swapped arguments", || {
         let mut l = rt.stream.launch_builder(&f);
         l.arg(&parts).arg(&input).arg(&n).arg(&mut out).arg(&acc);
-        unsafe { l.launch(cfg(1, 256, 0)) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+        unsafe { l.launch(cfg(1, 256, 0)) }
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
     });
-    assert!(msg.contains("sum_leading_axis") && msg.contains("argument"), "{msg}");
+    assert!(
+        msg.contains("sum_leading_axis") && msg.contains("argument"),
+        "{msg}"
+    );
     // A host pointer where the kernel takes device memory.
     let host = [0.0f32; 4];
     let host_ptr = host.as_ptr() as u64;
     let msg = expect_error("host pointer", || {
         let mut l = rt.stream.launch_builder(&f);
         l.arg(&host_ptr).arg(&parts).arg(&n).arg(&mut out).arg(&acc);
-        unsafe { l.launch(cfg(1, 256, 0)) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+        unsafe { l.launch(cfg(1, 256, 0)) }
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
     });
     assert!(msg.contains("not device memory"), "{msg}");
 }
@@ -113,7 +120,9 @@ fn an_out_of_bounds_read_is_an_error_naming_the_kernel() {
     let msg = expect_error("read past the end", || {
         let mut l = rt.stream.launch_builder(&f);
         l.arg(&input).arg(&parts).arg(&n).arg(&mut out).arg(&acc);
-        unsafe { l.launch(cfg(1, 256, 0)) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+        unsafe { l.launch(cfg(1, 256, 0)) }
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
     });
     assert!(
         msg.contains("sum_leading_axis") && msg.contains("past the end"),
@@ -125,16 +134,18 @@ fn an_out_of_bounds_read_is_an_error_naming_the_kernel() {
 fn launch_bounds_and_shared_memory_limits_are_enforced() {
     let _g = serial();
     let rt = emulated();
-    let f = rt.function("reduce", "sum_rows").unwrap();
+    // softmax_rows_fwd(const float* in, int rows, int cols, float* out), __launch_bounds__(256).
+    let f = rt.function("reduce", "softmax_rows_fwd").unwrap();
     let input = up(&rt, &[1.0; 64]);
-    let mut out = rt.stream.alloc_zeros::<f32>(2).unwrap();
-    let (rows, cols, acc) = (2i32, 32i32, 0i32);
+    let mut out = rt.stream.alloc_zeros::<f32>(64).unwrap();
+    let (rows, cols) = (2i32, 32i32);
     let launch = |c: LaunchConfig, out: &mut CudaSlice<f32>| {
         let mut l = rt.stream.launch_builder(&f);
-        l.arg(&input).arg(&rows).arg(&cols).arg(out).arg(&acc);
-        unsafe { l.launch(c) }.map(|_| ()).map_err(|e| format!("{e:?}"))
+        l.arg(&input).arg(&rows).arg(&cols).arg(out);
+        unsafe { l.launch(c) }
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
     };
-    // __launch_bounds__(256).
     let msg = expect_error("512 threads", || launch(cfg(2, 512, 0), &mut out));
     assert!(msg.contains("__launch_bounds__"), "{msg}");
     // 64 KiB of dynamic shared memory without the opt-in attribute.
@@ -143,16 +154,28 @@ fn launch_bounds_and_shared_memory_limits_are_enforced() {
     // A full-mask warp shuffle in a warp with absent lanes (48 threads: warp 1 has 16).
     let msg = expect_error("48 threads", || launch(cfg(2, 48, 0), &mut out));
     assert!(
-        msg.contains("sum_rows") && msg.contains("only 16 lanes"),
+        msg.contains("softmax_rows_fwd") && msg.contains("only 16 lanes"),
         "{msg}"
     );
     // The same launch done right works.
     launch(cfg(2, 256, 0), &mut out).expect("a valid launch");
-    assert_eq!(rt.stream.clone_dtoh(&out).unwrap(), vec![32.0, 32.0]);
+    let got = rt.stream.clone_dtoh(&out).unwrap();
+    assert!(
+        got.iter().all(|&v| (v - 1.0 / 32.0).abs() < 1e-7),
+        "{got:?}"
+    );
 }
 
 /// Column-major reference: C = op(A) op(B), element (i, j) of an ld-strided matrix at i + j ld.
-fn gemm_reference(ta: bool, tb: bool, m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f64> {
+fn gemm_reference(
+    ta: bool,
+    tb: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+) -> Vec<f64> {
     let lda = if ta { k } else { m };
     let ldb = if tb { n } else { k };
     let mut c = vec![0.0f64; m * n];
@@ -210,7 +233,9 @@ fn cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught() {
         // that swapped transa would fail any comparison with the CPU.
         let swapped = gemm_reference(!ta, tb, m, n, k, &a, &b);
         assert!(
-            got.iter().zip(&swapped).any(|(g, w)| (*g as f64 - w).abs() > 1e-3),
+            got.iter()
+                .zip(&swapped)
+                .any(|(g, w)| (*g as f64 - w).abs() > 1e-3),
             "a swapped transpose is indistinguishable for ({ta}, {tb})"
         );
     }
@@ -253,8 +278,14 @@ fn mutant_library(tag: &str, file: &str, from: &str, to: &str) -> PathBuf {
     }
     let out = work.join("libmutant.so");
     let driver = Path::new(emulator::directory().unwrap()).join(emu_builder::DRIVER);
-    emu_builder::build_kernels(&kernels, &root.join("emu"), &work.join("gen"), &out, &driver)
-        .expect("the mutant kernels build");
+    emu_builder::build_kernels(
+        &kernels,
+        &root.join("emu"),
+        &work.join("gen"),
+        &out,
+        &driver,
+    )
+    .expect("the mutant kernels build");
     out
 }
 
@@ -281,7 +312,7 @@ fn child_passes(kernels: Option<&Path>) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// The reduce kernels (block_sum: warp shuffles + __syncthreads; grid-stride bounds) against
+/// The reduce kernels (block_max/block_sum: warp shuffles + __syncthreads; grid-stride bounds) against
 /// the CPU. Passes with the real sources; the seeded-fault test runs it on mutants.
 #[test]
 fn child_reduce_kernels_match_the_cpu() {
@@ -289,22 +320,41 @@ fn child_reduce_kernels_match_the_cpu() {
     let rt = emulated();
     use scdreamer::backend::cuda::ops::reduce;
     let (rows, cols) = (7usize, 300usize);
-    let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32) * 0.01 - 0.3).collect();
+    let x: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 37 % 101) as f32) * 0.01 - 0.3)
+        .collect();
     let input = up(&rt, &x);
-    let mut sums = rt.stream.alloc_zeros::<f32>(rows).unwrap();
-    reduce::sum_rows(&rt, &input, rows, cols, &mut sums, false).expect("sum_rows launch");
-    let got = rt.stream.clone_dtoh(&sums).expect("sum_rows result");
+    // softmax_rows: block_max and block_sum (warp shuffles, __syncthreads, shared scratch).
+    let mut sm = rt.stream.alloc_zeros::<f32>(rows * cols).unwrap();
+    reduce::softmax_rows(&rt, &input, rows, cols, &mut sm).expect("softmax_rows launch");
+    let got = rt.stream.clone_dtoh(&sm).expect("softmax_rows result");
     for r in 0..rows {
-        let want: f64 = x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum();
-        assert!((got[r] as f64 - want).abs() < 1e-3, "sum_rows[{r}] {} vs {want}", got[r]);
+        let row = &x[r * cols..(r + 1) * cols];
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let z: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+        for (j, &v) in row.iter().enumerate() {
+            let want = (v as f64 - m).exp() / z;
+            let g = got[r * cols + j] as f64;
+            assert!(
+                (g - want).abs() < 1e-6,
+                "softmax_rows_fwd [{r}, {j}] {g} vs {want}"
+            );
+        }
     }
     let mut cols_out = rt.stream.alloc_zeros::<f32>(cols).unwrap();
     reduce::sum_leading_axis(&rt, &input, rows, cols, &mut cols_out, false)
         .expect("sum_leading_axis launch");
-    let got = rt.stream.clone_dtoh(&cols_out).expect("sum_leading_axis result");
+    let got = rt
+        .stream
+        .clone_dtoh(&cols_out)
+        .expect("sum_leading_axis result");
     for j in 0..cols {
         let want: f64 = (0..rows).map(|r| x[r * cols + j] as f64).sum();
-        assert!((got[j] as f64 - want).abs() < 1e-4, "sum_leading_axis[{j}] {} vs {want}", got[j]);
+        assert!(
+            (got[j] as f64 - want).abs() < 1e-4,
+            "sum_leading_axis[{j}] {} vs {want}",
+            got[j]
+        );
     }
 }
 
@@ -323,7 +373,7 @@ fn seeded_kernel_faults_fail_the_suite() {
     );
     let (ok, text) = child_passes(Some(&lib));
     assert!(!ok, "a missing __syncthreads went unnoticed:\n{text}");
-    assert!(text.contains("sum_rows"), "{text}");
+    assert!(text.contains("softmax_rows_fwd"), "{text}");
     // An off-by-one in a kernel's bound: element n is read and written.
     let lib = mutant_library(
         "bound",

@@ -12,7 +12,7 @@ use cudarc::driver::CudaSlice;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cuda::CudaRuntime;
-use scdreamer::backend::cuda::ops::{adam, dense, loss, reduce, sparse};
+use scdreamer::backend::cuda::ops::{dense, loss, reduce, sparse};
 use scdreamer::data::Csr;
 
 use cuda_reference as cref;
@@ -305,6 +305,165 @@ fn zinb_and_nb_match_cpu() {
     }
 }
 
+/// ZINB and NB against the CPU op itself (f64, checked against scvi-tools) with theta spread
+/// log-uniformly over [0.05, 1e5]: theta = exp(log_theta) is unconstrained, and the f32,
+/// cancelling forms the kernel had lost dtheta and dlogit entirely above theta ~ 1e3.
+#[test]
+fn zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5() {
+    let Some(rt) = gpu("zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5") else {
+        return;
+    };
+    use scdreamer::ops::losses::{nb_fwd_bwd, zinb_fwd_bwd};
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (rows, cols) = (45, 96);
+    let n = rows * cols;
+    let x: Vec<f32> = (0..n)
+        .map(|_| {
+            if rng.gen_bool(0.5) {
+                0.0
+            } else {
+                rng.gen_range(1..30) as f32
+            }
+        })
+        .collect();
+    let mu = uniform(&mut rng, n, 0.01, 20.0);
+    let theta: Vec<f32> = (0..cols)
+        .map(|j| (0.05f64.ln() + (1e5f64 / 0.05).ln() * j as f64 / (cols - 1) as f64).exp() as f32)
+        .collect();
+    let logit = uniform(&mut rng, n, -4.0, 4.0);
+    let upstream = uniform(&mut rng, rows, 0.2, 1.0);
+    let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+    let eps = 1e-4f32;
+    for zinb in [true, false] {
+        let (mut w_ll, mut w_dmu, mut w_dth, mut w_dl) =
+            (vec![0.0; rows], vec![0.0; n], vec![0.0; cols], vec![0.0; n]);
+        if zinb {
+            zinb_fwd_bwd(
+                &f64s(&x),
+                &f64s(&mu),
+                &f64s(&theta),
+                &f64s(&logit),
+                rows,
+                cols,
+                eps as f64,
+                &f64s(&upstream),
+                &mut w_ll,
+                &mut w_dmu,
+                &mut w_dth,
+                &mut w_dl,
+            );
+        } else {
+            nb_fwd_bwd(
+                &f64s(&x),
+                &f64s(&mu),
+                &f64s(&theta),
+                rows,
+                cols,
+                eps as f64,
+                &f64s(&upstream),
+                &mut w_ll,
+                &mut w_dmu,
+                &mut w_dth,
+            );
+        }
+        let (mut ll, mut dmu, mut dlogit, mut dtheta) = (
+            zeros(&rt, rows),
+            zeros(&rt, n),
+            zeros(&rt, n),
+            zeros(&rt, cols),
+        );
+        let (dx, dm, dt, dlg, dup) = (
+            up(&rt, &x),
+            up(&rt, &mu),
+            up(&rt, &theta),
+            up(&rt, &logit),
+            up(&rt, &upstream),
+        );
+        let inputs = loss::ZinbInputs {
+            x: &dx,
+            mu: &dm,
+            theta: &dt,
+            logit: zinb.then_some(&dlg),
+            upstream: &dup,
+            rows,
+            cols,
+            eps,
+            zero_threshold: eps,
+        };
+        let outputs = loss::ZinbOutputs {
+            ll_rows: &mut ll,
+            dmu: &mut dmu,
+            dlogit: if zinb { Some(&mut dlogit) } else { None },
+            dtheta: &mut dtheta,
+            accumulate_dtheta: false,
+        };
+        loss::zinb_fwd_bwd(&rt, &inputs, outputs).unwrap();
+        let kind = if zinb { "zinb" } else { "nb" };
+        // Per gene, relative to the gene's own scale sum_r |u_r dLL/dtheta(r, j)| (dtheta
+        // shrinks like 1/theta^2 and may cancel over rows): the CPU op on single elements.
+        let got_dth = down(&rt, &dtheta);
+        for j in 0..cols {
+            let mut scale = 0.0f64;
+            for r in 0..rows {
+                let i = r * cols + j;
+                let (mut l1, mut m1, mut t1, mut g1) = ([0.0], [0.0], [0.0], [0.0]);
+                let e = |v: f32| [v as f64];
+                if zinb {
+                    zinb_fwd_bwd(
+                        &e(x[i]),
+                        &e(mu[i]),
+                        &e(theta[j]),
+                        &e(logit[i]),
+                        1,
+                        1,
+                        eps as f64,
+                        &[1.0],
+                        &mut l1,
+                        &mut m1,
+                        &mut t1,
+                        &mut g1,
+                    );
+                } else {
+                    nb_fwd_bwd(
+                        &e(x[i]),
+                        &e(mu[i]),
+                        &e(theta[j]),
+                        1,
+                        1,
+                        eps as f64,
+                        &[1.0],
+                        &mut l1,
+                        &mut m1,
+                        &mut t1,
+                    );
+                }
+                scale += (upstream[r] as f64 * t1[0]).abs();
+            }
+            let err = (got_dth[j] as f64 - w_dth[j]).abs();
+            assert!(
+                err <= 1e-5 * scale,
+                "{kind} dtheta at theta {}: {} vs {} (error {:.2e} of the gene's scale {:.2e})",
+                theta[j],
+                got_dth[j],
+                w_dth[j],
+                err,
+                scale
+            );
+        }
+        assert_close(
+            &format!("{kind} ll_rows"),
+            &down(&rt, &ll),
+            &w_ll,
+            1e-5,
+            1e-3,
+        );
+        assert_close(&format!("{kind} dmu"), &down(&rt, &dmu), &w_dmu, 1e-5, 1e-7);
+        if zinb {
+            assert_close("zinb dlogit", &down(&rt, &dlogit), &w_dl, 1e-5, 1e-7);
+        }
+    }
+}
+
 #[test]
 fn bhattacharyya_matches_cpu() {
     let Some(rt) = gpu("bhattacharyya_matches_cpu") else {
@@ -338,45 +497,6 @@ fn bhattacharyya_matches_cpu() {
         );
         assert_close(&format!("bc da n={n}"), &down(&rt, &da), &w_da, 1e-3, 1e-6);
         assert_close(&format!("bc db n={n}"), &down(&rt, &db), &w_db, 1e-3, 1e-6);
-    }
-}
-
-#[test]
-fn softmax_ce_matches_cpu() {
-    let Some(rt) = gpu("softmax_ce_matches_cpu") else {
-        return;
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(12);
-    for classes in [3usize, 7, 40] {
-        let rows = 50;
-        let z = uniform(&mut rng, rows * classes, -5.0, 5.0);
-        let labels: Vec<i32> = (0..rows)
-            .map(|_| {
-                if rng.gen_bool(0.2) {
-                    -1
-                } else {
-                    rng.gen_range(0..classes as i32)
-                }
-            })
-            .collect();
-        let valid = labels.iter().filter(|&&l| l >= 0).count();
-        let scale = 1.0 / valid as f32;
-        let (mut loss_rows, mut dz) = (zeros(&rt, rows), zeros(&rt, rows * classes));
-        loss::softmax_ce_fwd_bwd(
-            &rt,
-            &up(&rt, &z),
-            &up(&rt, &labels),
-            rows,
-            classes,
-            scale,
-            &mut loss_rows,
-            &mut dz,
-            false,
-        )
-        .unwrap();
-        let (w_loss, w_dz) = cref::softmax_ce(&z, &labels, classes, scale as f64);
-        assert_close("ce loss", &down(&rt, &loss_rows), &w_loss, 1e-5, 1e-5);
-        assert_close("ce dlogits", &down(&rt, &dz), &w_dz, 1e-4, 1e-7);
     }
 }
 
@@ -474,21 +594,14 @@ fn sparse_layer_and_weight_grad_match_dense_cpu() {
 }
 
 #[test]
-fn one_hot_gather_and_scatter_match_cpu() {
-    let Some(rt) = gpu("one_hot_gather_and_scatter_match_cpu") else {
+fn one_hot_scatter_matches_cpu() {
+    let Some(rt) = gpu("one_hot_scatter_matches_cpu") else {
         return;
     };
     let mut rng = ChaCha8Rng::seed_from_u64(14);
     let (n, cols, classes) = (90, 33, 5);
     let idx: Vec<u32> = (0..n).map(|_| rng.gen_range(0..classes as u32)).collect();
-    let w = uniform(&mut rng, classes * cols, -1.0, 1.0);
     let y0 = uniform(&mut rng, n * cols, -1.0, 1.0);
-    let mut y = up(&rt, &y0);
-    sparse::gather_rows_add(&rt, &up(&rt, &w), classes, &up(&rt, &idx), cols, &mut y).unwrap();
-    let want: Vec<f64> = (0..n * cols)
-        .map(|i| y0[i] as f64 + w[idx[i / cols] as usize * cols + i % cols] as f64)
-        .collect();
-    assert_close("gather_rows_add", &down(&rt, &y), &want, 1e-6, 1e-6);
     let mut dw = zeros(&rt, classes * cols);
     sparse::scatter_rows_grad(
         &rt,
@@ -507,6 +620,8 @@ fn one_hot_gather_and_scatter_match_cpu() {
     assert_close("scatter_rows_grad", &down(&rt, &dw), &want, 1e-5, 1e-5);
 }
 
+/// The fused epilogue against the CPU's bias, leaky ReLU and dropout mask (the same mask for
+/// the same seed, element for element; before, the kernel drew its own and agreed on ~58%).
 #[test]
 fn epilogue_leaky_relu_dropout_matches_cpu() {
     let Some(rt) = gpu("epilogue_leaky_relu_dropout_matches_cpu") else {
@@ -516,8 +631,7 @@ fn epilogue_leaky_relu_dropout_matches_cpu() {
     let (rows, cols) = (33, 77);
     let x = uniform(&mut rng, rows * cols, -2.0, 2.0);
     let bias = uniform(&mut rng, cols, -0.5, 0.5);
-    let dout = uniform(&mut rng, rows * cols, -1.0, 1.0);
-    for keep in [1.0f32, 0.9] {
+    for keep in [1.0f32, 0.9, 0.5] {
         let seed = 0xDEAD_BEEF_u64;
         let mut out = zeros(&rt, rows * cols);
         dense::bias_act_dropout(
@@ -533,42 +647,33 @@ fn epilogue_leaky_relu_dropout_matches_cpu() {
             &mut out,
         )
         .unwrap();
-        let mut dpre = zeros(&rt, rows * cols);
-        dense::bias_act_dropout_backward(
-            &rt,
-            &out,
-            &up(&rt, &dout),
-            rows,
-            cols,
-            dense::Act::LeakyRelu,
-            0.2,
-            keep,
-            seed,
-            &mut dpre,
-        )
-        .unwrap();
-        let (w_out, w_dpre) = cref::leaky_epilogue(&x, &bias, cols, 0.2, keep, seed, &dout);
+        let mut mask = vec![0.0f32; rows * cols];
+        scdreamer::backend::cpu::random::dropout_mask(seed, keep, &mut mask);
+        let want: Vec<f64> = (0..rows * cols)
+            .map(|i| {
+                let v = x[i] + bias[i % cols];
+                let a = if v > 0.0 { v } else { 0.2 * v };
+                if keep < 1.0 {
+                    (a * mask[i]) as f64
+                } else {
+                    a as f64
+                }
+            })
+            .collect();
+        let got = down(&rt, &out);
         assert_close(
             &format!("epilogue out keep={keep}"),
-            &down(&rt, &out),
-            &w_out,
+            &got,
+            &want,
             1e-6,
-            1e-6,
+            1e-7,
         );
-        assert_close(
-            &format!("epilogue dpre keep={keep}"),
-            &down(&rt, &dpre),
-            &w_dpre,
-            1e-6,
-            1e-6,
+        let dropped = |v: &[f32]| v.iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+        assert_eq!(
+            dropped(&got),
+            want.iter().map(|&v| v == 0.0).collect::<Vec<_>>(),
+            "keep={keep}: the kernel drops other elements than the CPU mask"
         );
-        // bias gradient = column sums of dpre
-        let mut dbias = zeros(&rt, cols);
-        reduce::sum_leading_axis(&rt, &dpre, rows, cols, &mut dbias, false).unwrap();
-        let want: Vec<f64> = (0..cols)
-            .map(|c| (0..rows).map(|r| w_dpre[r * cols + c]).sum())
-            .collect();
-        assert_close("bias grad", &down(&rt, &dbias), &want, 1e-5, 1e-5);
     }
 }
 
@@ -581,15 +686,6 @@ fn reductions_and_softmax_match_cpu() {
     let (rows, cols) = (37, 1001);
     let x = uniform(&mut rng, rows * cols, -3.0, 3.0);
     let dx = up(&rt, &x);
-    let mut rs = zeros(&rt, rows);
-    reduce::sum_rows(&rt, &dx, rows, cols, &mut rs, false).unwrap();
-    let want: Vec<f64> = (0..rows)
-        .map(|r| x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum())
-        .collect();
-    assert_close("sum_rows", &down(&rt, &rs), &want, 1e-5, 1e-3);
-    let total = reduce::sum_all(&rt, &dx).unwrap();
-    let want_total: f64 = x.iter().map(|&v| v as f64).sum();
-    assert_close("sum_all", &down(&rt, &total), &[want_total], 1e-5, 1e-2);
     let mut sm = zeros(&rt, rows * cols);
     reduce::softmax_rows(&rt, &dx, rows, cols, &mut sm).unwrap();
     let smv = down(&rt, &sm);
@@ -660,85 +756,6 @@ fn gemm_matches_cpu_in_all_transposes() {
             1e-4,
             1e-4,
         );
-    }
-}
-
-#[test]
-fn adam_multi_tensor_matches_cpu() {
-    let Some(rt) = gpu("adam_multi_tensor_matches_cpu") else {
-        return;
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(18);
-    let sizes = [5000usize, 17, 9000];
-    let mut host: Vec<[Vec<f32>; 4]> = sizes
-        .iter()
-        .map(|&n| {
-            [
-                uniform(&mut rng, n, -1.0, 1.0),
-                vec![0.0; n],
-                vec![0.0; n],
-                vec![0.0; n],
-            ]
-        })
-        .collect();
-    let dev: Vec<[CudaSlice<f32>; 4]> = host
-        .iter()
-        .map(|t| {
-            [
-                up(&rt, &t[0]),
-                up(&rt, &t[1]),
-                up(&rt, &t[2]),
-                up(&rt, &t[3]),
-            ]
-        })
-        .collect();
-    let tensors: Vec<adam::AdamTensor> = dev
-        .iter()
-        .map(|d| adam::AdamTensor {
-            param: &d[0],
-            grad: &d[1],
-            m: &d[2],
-            v: &d[3],
-        })
-        .collect();
-    let group = adam::AdamGroup::new(&rt, &tensors).unwrap();
-    let mut dev = dev;
-    for step in 1..=3u32 {
-        let k = if step == 2 {
-            adam::AdamScalars::pytorch(1e-2, 0.9, 0.999, 1e-8, step)
-        } else {
-            adam::AdamScalars::tf1(1e-2, 0.9, 0.999, 1e-8, step)
-        };
-        for (h, d) in host.iter_mut().zip(dev.iter_mut()) {
-            let g = uniform(&mut rng, h[0].len(), -1.0, 1.0);
-            rt.stream.memcpy_htod(&g, &mut d[1]).unwrap();
-            h[1] = g;
-        }
-        group.step(&rt, k, true).unwrap();
-        for (h, d) in host.iter_mut().zip(&dev) {
-            let mut want_p = vec![0.0f64; h[0].len()];
-            for i in 0..h[0].len() {
-                let g = h[1][i] as f64;
-                let m = k.beta1 as f64 * h[2][i] as f64 + (1.0 - k.beta1 as f64) * g;
-                let v = k.beta2 as f64 * h[3][i] as f64 + (1.0 - k.beta2 as f64) * g * g;
-                want_p[i] = h[0][i] as f64
-                    - k.step_size as f64 * m / (v.sqrt() * k.v_scale as f64 + k.eps as f64);
-                h[2][i] = m as f32;
-                h[3][i] = v as f32;
-            }
-            assert_close(
-                &format!("adam step {step}"),
-                &down(&rt, &d[0]),
-                &want_p,
-                1e-5,
-                1e-6,
-            );
-            assert!(
-                down(&rt, &d[1]).iter().all(|&g| g == 0.0),
-                "zero_grad clears gradients"
-            );
-            h[0] = down(&rt, &d[0]); // continue from the GPU state to keep errors from compounding
-        }
     }
 }
 

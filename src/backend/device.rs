@@ -77,8 +77,8 @@ pub fn probe_gpu() -> Result<std::sync::Arc<crate::backend::cuda::CudaRuntime>, 
 /// is not 1), else the emulated CUDA device; the flag says which. With
 /// `SCDREAMER_REQUIRE_GPU=1` (scripts/gpu_check.sh on a GPU machine) only a real GPU counts.
 #[cfg(feature = "cuda")]
-pub fn probe_gpu_or_emulated() -> Result<(std::sync::Arc<crate::backend::cuda::CudaRuntime>, bool), String>
-{
+pub fn probe_gpu_or_emulated()
+-> Result<(std::sync::Arc<crate::backend::cuda::CudaRuntime>, bool), String> {
     use crate::backend::cuda::emulator;
     let require_real = std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() == Ok("1");
     let real = if emulator::requested() {

@@ -47,7 +47,12 @@ fn load() -> Result<Emulator, String> {
                 libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL,
             )
         }
-        .map_err(|e| format!("cannot load the emulated CUDA device {}: {e}", path.display()))
+        .map_err(|e| {
+            format!(
+                "cannot load the emulated CUDA device {}: {e}",
+                path.display()
+            )
+        })
     };
     Ok(Emulator {
         driver: open("libcuda.so")?,
@@ -58,7 +63,11 @@ fn load() -> Result<Emulator, String> {
 /// Load the emulated device so that cudarc finds it instead of a real driver (once per
 /// process; later calls return the first result).
 pub fn install() -> Result<(), String> {
-    EMULATOR.get_or_init(load).as_ref().map(|_| ()).map_err(Clone::clone)
+    EMULATOR
+        .get_or_init(load)
+        .as_ref()
+        .map(|_| ())
+        .map_err(Clone::clone)
 }
 
 /// True once [`install`] succeeded in this process.

@@ -74,8 +74,8 @@ pub fn gemm(
 }
 
 /// `out = dropout(act(input + bias))` on `[rows, cols]`; `bias` (`[cols]`) is optional;
-/// `keep_prob = 1` disables dropout; the mask is drawn from `seed` and the element index.
-/// Mirrors `ops::dense::bias_act_dropout`.
+/// `keep_prob = 1` disables dropout; the mask is `cpu::random::dropout_mask(seed, keep_prob)`
+/// element for element. Mirrors the CPU backend's add_bias, activation and dropout in turn.
 #[allow(clippy::too_many_arguments)]
 pub fn bias_act_dropout(
     rt: &CudaRuntime,
@@ -112,47 +112,6 @@ pub fn bias_act_dropout(
         .arg(&keep_prob)
         .arg(&seed)
         .arg(out);
-    // SAFETY: lengths checked above.
-    unsafe {
-        l.launch(cfg_1d(
-            blocks_for(rows * cols, EPILOGUE_BLOCK),
-            EPILOGUE_BLOCK,
-        ))
-    }?;
-    Ok(())
-}
-
-/// Gradient w.r.t. the pre-activation of [`bias_act_dropout`], from its output `out` and the
-/// upstream `dout` (same `act`, `slope`, `keep_prob`, `seed`); the bias gradient is
-/// `reduce::sum_leading_axis(dpre, rows, cols, ..)`. Mirrors `ops::dense::bias_act_dropout_backward`.
-#[allow(clippy::too_many_arguments)]
-pub fn bias_act_dropout_backward(
-    rt: &CudaRuntime,
-    out: &CudaSlice<f32>,
-    dout: &CudaSlice<f32>,
-    rows: usize,
-    cols: usize,
-    act: Act,
-    slope: f32,
-    keep_prob: f32,
-    seed: u64,
-    dpre: &mut CudaSlice<f32>,
-) -> Result<()> {
-    check_len(out, rows * cols, "epilogue out")?;
-    check_len(dout, rows * cols, "epilogue dout")?;
-    check_len(dpre, rows * cols, "epilogue dpre")?;
-    let f = rt.function("epilogue", "bias_act_dropout_bwd")?;
-    let (r, c, a) = (as_i32(rows, "rows")?, as_i32(cols, "cols")?, act as i32);
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(out)
-        .arg(dout)
-        .arg(&r)
-        .arg(&c)
-        .arg(&a)
-        .arg(&slope)
-        .arg(&keep_prob)
-        .arg(&seed)
-        .arg(dpre);
     // SAFETY: lengths checked above.
     unsafe {
         l.launch(cfg_1d(

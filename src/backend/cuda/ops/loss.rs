@@ -1,4 +1,4 @@
-//! Launchers of the fused loss kernels: `kernels/zinb.cu`, `bhattacharyya.cu`, `softmax_ce.cu`.
+//! Launchers of the fused loss kernels: `kernels/zinb.cu`, `bhattacharyya.cu`.
 
 use anyhow::{Result, bail};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
@@ -163,45 +163,5 @@ pub fn bhattacharyya_fwd_bwd(
     l.arg(out).arg(da).arg(db).arg(&acc);
     // SAFETY: lengths checked; one block strides over n.
     unsafe { l.launch(cfg_1d(1, BHATT_BLOCK)) }?;
-    Ok(())
-}
-
-/// Masked softmax cross-entropy over `[rows, classes]` logits; `labels[r] < 0` marks an
-/// unlabelled row (no loss, no gradient). `loss_rows` is overwritten; `dlogits` gets
-/// `grad_scale * (softmax - onehot)`. Mirrors `ops::losses::cross_entropy::softmax_ce_fwd_bwd`.
-#[allow(clippy::too_many_arguments)]
-pub fn softmax_ce_fwd_bwd(
-    rt: &CudaRuntime,
-    logits: &CudaSlice<f32>,
-    labels: &CudaSlice<i32>,
-    rows: usize,
-    classes: usize,
-    grad_scale: f32,
-    loss_rows: &mut CudaSlice<f32>,
-    dlogits: &mut CudaSlice<f32>,
-    accumulate: bool,
-) -> Result<()> {
-    check_len(logits, rows * classes, "cross-entropy logits")?;
-    check_len(labels, rows, "cross-entropy labels")?;
-    check_len(loss_rows, rows, "cross-entropy loss_rows")?;
-    check_len(dlogits, rows * classes, "cross-entropy dlogits")?;
-    let f = rt.function("softmax_ce", "softmax_ce_fwd_bwd")?;
-    let (r, c, acc) = (
-        as_i32(rows, "rows")?,
-        as_i32(classes, "classes")?,
-        flag(accumulate),
-    );
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(logits)
-        .arg(labels)
-        .arg(&r)
-        .arg(&c)
-        .arg(&grad_scale)
-        .arg(loss_rows)
-        .arg(dlogits)
-        .arg(&acc);
-    let blocks = rows.div_ceil(CE_WARPS_PER_BLOCK);
-    // SAFETY: lengths checked; out-of-range labels are treated as unlabelled by the kernel.
-    unsafe { l.launch(cfg_1d(blocks, (CE_WARPS_PER_BLOCK * 32) as u32)) }?;
     Ok(())
 }

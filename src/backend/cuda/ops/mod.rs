@@ -5,7 +5,6 @@
 //!
 //! Block sizes repeat the `#define`s of the kernels; keep both in sync.
 
-pub mod adam;
 pub mod dense;
 pub mod elementwise;
 pub mod kl_ce;

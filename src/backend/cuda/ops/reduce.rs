@@ -32,52 +32,6 @@ pub fn sum_leading_axis(
     Ok(())
 }
 
-/// `out[r] (+)= sum_c input[r * cols + c]`. Mirrors `ops::reduce::sum_rows`.
-pub fn sum_rows(
-    rt: &CudaRuntime,
-    input: &CudaSlice<f32>,
-    rows: usize,
-    cols: usize,
-    out: &mut CudaSlice<f32>,
-    accumulate: bool,
-) -> Result<()> {
-    check_len(input, rows * cols, "sum_rows input")?;
-    check_len(out, rows, "sum_rows output")?;
-    let f = rt.function("reduce", "sum_rows")?;
-    let (r, c, acc) = (
-        as_i32(rows, "rows")?,
-        as_i32(cols, "cols")?,
-        flag(accumulate),
-    );
-    let mut b = rt.stream.launch_builder(&f);
-    b.arg(input).arg(&r).arg(&c).arg(out).arg(&acc);
-    // SAFETY: lengths checked above.
-    unsafe { b.launch(cfg_1d(rows, REDUCE_BLOCK)) }?;
-    Ok(())
-}
-
-/// Blocks of the first stage of [`sum_all`]: fixed, so the result does not depend on `n`'s
-/// alignment and is repeatable.
-const SUM_ALL_BLOCKS: usize = 256;
-
-/// The sum of every element, as a 1-element device buffer. Mirrors `ops::reduce::sum_all`.
-pub fn sum_all(rt: &CudaRuntime, input: &CudaSlice<f32>) -> Result<CudaSlice<f32>> {
-    let f = rt.function("reduce", "sum_all_partials")?;
-    let mut partials = rt.stream.alloc_zeros::<f32>(SUM_ALL_BLOCKS)?;
-    let mut total = rt.stream.alloc_zeros::<f32>(1)?;
-    let n = input.len() as i64;
-    let mut b = rt.stream.launch_builder(&f);
-    b.arg(input).arg(&n).arg(&mut partials);
-    // SAFETY: the kernel reads n elements and writes one partial per block.
-    unsafe { b.launch(cfg_1d(SUM_ALL_BLOCKS, REDUCE_BLOCK)) }?;
-    let np = SUM_ALL_BLOCKS as i64;
-    let mut b = rt.stream.launch_builder(&f);
-    b.arg(&partials).arg(&np).arg(&mut total);
-    // SAFETY: one block reads SUM_ALL_BLOCKS partials and writes one value.
-    unsafe { b.launch(cfg_1d(1, REDUCE_BLOCK)) }?;
-    Ok(total)
-}
-
 /// Row softmax. Mirrors `ops::softmax::softmax_rows`.
 pub fn softmax_rows(
     rt: &CudaRuntime,

@@ -226,12 +226,18 @@ pub fn sum_f64(
     check_len(partials, SUM_F64_BLOCKS, "sum partials")?;
     let f1 = rt.function("rows", "sum_f64_partials")?;
     let (n, sq) = (x.len() as i64, i32::from(square));
+    // No more blocks than the data fills (most sums here are of a minibatch's losses): the
+    // partition of x into partials depends only on n, so the sum stays deterministic.
+    let blocks = x
+        .len()
+        .div_ceil(ROWS_BLOCK as usize)
+        .clamp(1, SUM_F64_BLOCKS);
     let mut l = rt.stream.launch_builder(&f1);
     l.arg(x).arg(&n).arg(&sq).arg(&mut *partials);
-    // SAFETY: exactly SUM_F64_BLOCKS blocks, each writes its own partial.
-    unsafe { l.launch(cfg_1d(SUM_F64_BLOCKS, ROWS_BLOCK)) }?;
+    // SAFETY: `blocks` <= SUM_F64_BLOCKS blocks, each writes its own partial.
+    unsafe { l.launch(cfg_1d(blocks, ROWS_BLOCK)) }?;
     let f2 = rt.function("rows", "sum_f64_finish")?;
-    let np = SUM_F64_BLOCKS as i32;
+    let np = blocks as i32;
     let mut l = rt.stream.launch_builder(&f2);
     l.arg(&*partials).arg(&np);
     match target {

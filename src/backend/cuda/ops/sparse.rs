@@ -316,29 +316,6 @@ pub fn csr_gather_dense(
     Ok(())
 }
 
-/// `y[b, :] += w[index[b], :]`: the one-hot block of `concat[x, onehot(s)] @ W`.
-/// Mirrors `ops::gather_rows_add`.
-pub fn gather_rows_add(
-    rt: &CudaRuntime,
-    w: &CudaSlice<f32>,
-    n_classes: usize,
-    index: &CudaSlice<u32>,
-    cols: usize,
-    y: &mut CudaSlice<f32>,
-) -> Result<()> {
-    let n = index.len();
-    check_len(w, n_classes * cols, "one-hot weight")?;
-    check_len(y, n * cols, "one-hot output")?;
-    let f = rt.function("spmm", "gather_rows_add")?;
-    let (ni, c) = (as_i32(n, "rows")?, as_i32(cols, "cols")?);
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(w).arg(index).arg(&ni).arg(&c).arg(y);
-    // SAFETY: lengths checked; indices are trusted to be < n_classes (built by the caller from
-    // the batch encoding).
-    unsafe { l.launch(cfg_1d(blocks_for(n * cols, SPMM_BLOCK), SPMM_BLOCK)) }?;
-    Ok(())
-}
-
 /// `dw[s, :] (+)= sum_{b: index[b] = s} dy[b, :]`. Mirrors `ops::scatter_rows_add`.
 pub fn scatter_rows_grad(
     rt: &CudaRuntime,
