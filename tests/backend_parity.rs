@@ -752,6 +752,22 @@ fn cuda_or_skip(test: &str) -> Option<scdreamer::backend::cuda::CudaBackend> {
     }
 }
 
+/// True once the emulated CUDA device is in use in this process.
+fn on_emulated_device() -> bool {
+    #[cfg(feature = "cuda")]
+    return scdreamer::backend::cuda::emulator::active();
+    #[cfg(not(feature = "cuda"))]
+    return false;
+}
+
+/// Blocks (and threads) of later launches in reverse order on the emulated device.
+fn reversed_block_order(reversed: bool) {
+    #[cfg(feature = "cuda")]
+    scdreamer::backend::cuda::emulator::set_reversed_order(reversed);
+    #[cfg(not(feature = "cuda"))]
+    let _ = reversed;
+}
+
 /// True where a skipped CUDA test is a failure: SCDREAMER_REQUIRE_GPU=1 or CI=true.
 fn must_run() -> bool {
     std::env::var("SCDREAMER_REQUIRE_GPU").as_deref() == Ok("1")
@@ -789,9 +805,9 @@ fn every_backend_method_matches_the_cpu_on_every_device() {
         // Twice on the GPU: the kernels are deterministic (fixed-order reductions). On the
         // emulated device the second run takes the blocks and threads in reverse order: no
         // result may depend on the order blocks run in.
-        scdreamer::backend::cuda::emulator::set_reversed_order(true);
+        reversed_block_order(true);
         let again = suite(&gpu);
-        scdreamer::backend::cuda::emulator::set_reversed_order(false);
+        reversed_block_order(false);
         for (a, b) in dev.iter().zip(&again) {
             assert!(
                 a.data
@@ -865,10 +881,16 @@ fn short_training_on_the_demo_matches_the_cpu() {
     let Some(gpu) = cuda_or_skip("short_training_on_the_demo_matches_the_cpu") else {
         return;
     };
-    let cpu = train_demo(&Cpu::new());
-    let dev = train_demo(&gpu);
+    // The emulated device runs every CUDA thread on the CPU: fewer epochs keep CI fast.
+    let epochs = if on_emulated_device() {
+        EMULATED_EPOCHS
+    } else {
+        EPOCHS
+    };
+    let cpu = train_demo(&Cpu::new(), epochs);
+    let dev = train_demo(&gpu, epochs);
     println!(
-        "demo, {EPOCHS} epochs: cpu purity {:.3} entropy {:.3} ({:.1} s); cuda purity {:.3} entropy {:.3} ({:.1} s)",
+        "demo, {epochs} epochs: cpu purity {:.3} entropy {:.3} ({:.1} s); cuda purity {:.3} entropy {:.3} ({:.1} s)",
         cpu.purity, cpu.entropy, cpu.seconds, dev.purity, dev.entropy, dev.seconds
     );
     assert!(
@@ -887,6 +909,7 @@ fn short_training_on_the_demo_matches_the_cpu() {
 }
 
 const EPOCHS: usize = 30;
+const EMULATED_EPOCHS: usize = 10;
 
 struct DemoScores {
     purity: f64,
@@ -894,7 +917,7 @@ struct DemoScores {
     seconds: f64,
 }
 
-fn train_demo<B: Backend>(backend: &B) -> DemoScores {
+fn train_demo<B: Backend>(backend: &B, epochs: usize) -> DemoScores {
     use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
     use scdreamer::data::validate::batch_codes;
     use scdreamer::metrics::{knn_batch_entropy, knn_indices, knn_label_purity};
@@ -920,7 +943,7 @@ fn train_demo<B: Backend>(backend: &B) -> DemoScores {
         .unwrap();
     let m = ModelConfig::default_preset(genes.len(), names.len(), 0);
     let mut tc = TrainConfig::default_preset(adata.n_obs(), names.len(), 0, 0);
-    tc.epochs = EPOCHS;
+    tc.epochs = epochs;
     let mut setup = Setup::new(
         &adata,
         "batch",

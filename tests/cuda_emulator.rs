@@ -388,3 +388,128 @@ fn seeded_kernel_faults_fail_the_suite() {
         "{text}"
     );
 }
+
+// ------------------------------------------------------------------ the CLI on the device
+
+const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
+const CLI_EPOCHS: &str = "10";
+
+fn embedding(path: &Path) -> Vec<f32> {
+    let f = hdf5::File::open(path).expect("output opens");
+    f.dataset("obsm/X_scdreamer")
+        .expect("obsm/X_scdreamer")
+        .read_raw()
+        .expect("embedding reads")
+}
+
+/// 15-NN cell-type purity and batch entropy of an embedding of the demo's cells.
+fn demo_scores(z: &[f32]) -> (f64, f64) {
+    use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
+    use scdreamer::data::validate::batch_codes;
+    use scdreamer::metrics::{knn_batch_entropy, knn_indices, knn_label_purity};
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.h5ad");
+    let opts = ReadOptions {
+        layer: None,
+        allow_non_integer: false,
+        progress: false,
+    };
+    let adata = read_h5ad(&demo, &opts).expect("demo reads");
+    let (batch, names) = batch_codes(&adata.obs, "batch", false).unwrap();
+    let (labels, _) = batch_codes(&adata.obs, "cell_type", false).unwrap();
+    let n = adata.n_obs();
+    let nb = knn_indices(z, n, z.len() / n, 15);
+    (
+        knn_label_purity(&nb, &labels),
+        knn_batch_entropy(&nb, &batch, names.len()),
+    )
+}
+
+/// `SCDREAMER_EMULATE_CUDA=1 scdreamer integrate --device cuda` on the demo: the real CLI on
+/// the emulated device writes its output and the counters, and its embedding scores as the
+/// CPU run's (same seed, threads and epochs) within 0.02 on 15-NN purity and batch entropy.
+#[test]
+fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.h5ad");
+    let run = |device: &str, out: &Path, emulate: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["integrate", "--input"])
+            .arg(&demo)
+            .arg("--output")
+            .arg(out)
+            .args(["--device", device, "--epochs", CLI_EPOCHS, "--seed", "0"])
+            .args(["--threads", "2", "--quiet"]);
+        if emulate {
+            cmd.env("SCDREAMER_EMULATE_CUDA", "1").env(
+                "SCDREAMER_EMULATE_CUDA_STATS",
+                dir.path().join("stats.json"),
+            );
+        }
+        let o = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            o.status.success(),
+            "integrate --device {device} failed:\n{text}"
+        );
+        text
+    };
+    let cpu_out = dir.path().join("cpu.h5ad");
+    let gpu_out = dir.path().join("cuda.h5ad");
+    run("cpu", &cpu_out, false);
+    let log = run("cuda", &gpu_out, true);
+    assert!(
+        log.contains("emulated CUDA device"),
+        "says it is emulated:\n{log}"
+    );
+    assert!(log.contains("device cuda"), "{log}");
+    let (zc, zg) = (embedding(&cpu_out), embedding(&gpu_out));
+    assert_eq!(zc.len(), zg.len());
+    assert!(
+        zg.iter().all(|v| v.is_finite()),
+        "non-finite CUDA embedding"
+    );
+    let (pc, ec) = demo_scores(&zc);
+    let (pg, eg) = demo_scores(&zg);
+    let max_diff = zc
+        .iter()
+        .zip(&zg)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!(
+        "demo, {CLI_EPOCHS} epochs: cpu purity {pc:.4} entropy {ec:.4}; emulated cuda purity \
+         {pg:.4} entropy {eg:.4}; max |z_cpu - z_cuda| {max_diff:.3e}"
+    );
+    assert!((pc - pg).abs() <= 0.02, "purity {pg} vs cpu {pc}");
+    assert!((ec - eg).abs() <= 0.02, "batch entropy {eg} vs cpu {ec}");
+
+    // The counters: per kernel, totals and one record per training step.
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stats.json")).unwrap())
+            .expect("stats JSON parses");
+    assert!(
+        stats["kernels"]["zinb_fwd_bwd_tile"].as_u64().unwrap_or(0) > 0,
+        "{stats}"
+    );
+    assert!(stats["kernels"]["cublasSgemm_v2"].as_u64().unwrap_or(0) > 0);
+    let steps = stats["steps"].as_array().expect("steps");
+    // demo: 1,345 cells, batch 128 -> 10 steps per epoch; the last step is "after_last_step".
+    let epochs: usize = CLI_EPOCHS.parse().unwrap();
+    assert_eq!(steps.len(), epochs * 10 - 1, "one record per step");
+    for key in [
+        "h2d",
+        "h2d_bytes",
+        "d2h",
+        "d2h_bytes",
+        "syncs",
+        "launches",
+        "allocs",
+    ] {
+        assert!(
+            steps[1][key].is_u64(),
+            "step record lacks {key}: {}",
+            steps[1]
+        );
+        assert!(stats["totals"][key].is_u64(), "totals lack {key}");
+    }
+    assert!(steps[1]["launches"].as_u64().unwrap() > 10);
+}

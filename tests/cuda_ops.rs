@@ -464,6 +464,89 @@ fn zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5() {
     }
 }
 
+/// theta at or below zero (or -inf) is outside the likelihood's domain: the kernel must finish
+/// and give NaN where the CPU op does. (Its former f32 digamma shifted x up by 1 until x >= 6,
+/// which never ends for x <= -2^24 or -inf: a hung GPU.)
+#[test]
+fn zinb_with_theta_outside_the_domain_finishes_with_nan_like_the_cpu() {
+    let Some(rt) = gpu("zinb_with_theta_outside_the_domain_finishes_with_nan_like_the_cpu") else {
+        return;
+    };
+    let theta = [f32::NEG_INFINITY, -1e30, -3.5, 0.7];
+    let (rows, cols) = (3, theta.len());
+    let x = [
+        0.0f32, 2.0, 5.0, 1.0, 0.0, 3.0, 7.0, 0.0, 1.0, 1.0, 2.0, 0.0,
+    ];
+    let mu = [1.0f32; 12];
+    let logit = [0.5f32; 12];
+    let (mut ll, mut dmu, mut dlogit, mut dtheta) = (
+        zeros(&rt, rows),
+        zeros(&rt, 12),
+        zeros(&rt, 12),
+        zeros(&rt, cols),
+    );
+    let (dx, dm, dt, dl, du) = (
+        up(&rt, &x),
+        up(&rt, &mu),
+        up(&rt, &theta),
+        up(&rt, &logit),
+        up(&rt, &[1.0f32; 3]),
+    );
+    let inputs = loss::ZinbInputs {
+        x: &dx,
+        mu: &dm,
+        theta: &dt,
+        logit: Some(&dl),
+        upstream: &du,
+        rows,
+        cols,
+        eps: 1e-4,
+        zero_threshold: 1e-4,
+    };
+    let outputs = loss::ZinbOutputs {
+        ll_rows: &mut ll,
+        dmu: &mut dmu,
+        dlogit: Some(&mut dlogit),
+        dtheta: &mut dtheta,
+        accumulate_dtheta: false,
+    };
+    loss::zinb_fwd_bwd(&rt, &inputs, outputs).expect("the kernel finishes");
+    let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+    let (mut w_ll, mut w_dmu, mut w_dth, mut w_dl) = (
+        vec![0.0; rows],
+        vec![0.0; 12],
+        vec![0.0; cols],
+        vec![0.0; 12],
+    );
+    scdreamer::ops::losses::zinb_fwd_bwd(
+        &f64s(&x),
+        &f64s(&mu),
+        &f64s(&theta),
+        &f64s(&logit),
+        rows,
+        cols,
+        1e-4,
+        &[1.0; 3],
+        &mut w_ll,
+        &mut w_dmu,
+        &mut w_dth,
+        &mut w_dl,
+    );
+    let got_dth = down(&rt, &dtheta);
+    for j in 0..cols {
+        assert_eq!(
+            got_dth[j].is_nan(),
+            w_dth[j].is_nan(),
+            "dtheta at theta {}: {} vs the CPU's {}",
+            theta[j],
+            got_dth[j],
+            w_dth[j]
+        );
+    }
+    assert!(got_dth[0].is_nan() && got_dth[1].is_nan() && got_dth[2].is_nan());
+    assert!(got_dth[3].is_finite());
+}
+
 #[test]
 fn bhattacharyya_matches_cpu() {
     let Some(rt) = gpu("bhattacharyya_matches_cpu") else {
