@@ -8,6 +8,9 @@
 #       can load, a ptxas register/spill report per kernel (when ptxas exists), then runs every
 #       carried test binary with SCDREAMER_REQUIRE_GPU=1 (a test that cannot open the GPU fails
 #       instead of skipping), then `bench` (below). Exit status is non-zero when any test fails.
+#   scripts/gpu_check.sh rehearse  (here, no GPU): prepare, then `run` on the emulated CUDA
+#       device (SCDREAMER_EMULATE_CUDA=1, emu/README.md) with a 2,000-cell bench, so every step
+#       of the script has run before a GPU is lent. Not a GPU measurement.
 #   scripts/gpu_check.sh bench     (on the GPU machine): times full training with the carried
 #       scdreamer binary on simulated 100k and 1M cells x 2000 genes (`scdreamer simulate`, then
 #       `integrate --device cuda --epochs N`), and scVI on the same files when `import scvi` works
@@ -104,7 +107,7 @@ run() {
         echo "-- $t"
         # Test binaries look for kernels/ and ../shared relative to the manifest dir baked in
         # at build time; run from the repo root so relative paths resolve.
-        if ! SCDREAMER_REQUIRE_GPU=1 "$exe" --test-threads=1 --nocapture; then
+        if ! SCDREAMER_REQUIRE_GPU=${GPU_CHECK_REQUIRE_GPU:-1} "$exe" --test-threads=1 --nocapture; then
             failed=1
         fi
     done
@@ -165,9 +168,17 @@ PY
     return $status
 }
 
+rehearse() {
+    prepare
+    echo "== rehearsal on the emulated CUDA device (not a GPU measurement)"
+    SCDREAMER_EMULATE_CUDA=1 GPU_CHECK_REQUIRE_GPU=0 BENCH_CELLS=${BENCH_CELLS:-2000} \
+        BENCH_DIR=${BENCH_DIR:-/tmp/scdreamer-rehearsal} run
+}
+
 case "${1:-}" in
     prepare) prepare ;;
     run) run ;;
     bench) bench ;;
-    *) echo "usage: $0 prepare|run|bench" >&2; exit 2 ;;
+    rehearse) rehearse ;;
+    *) echo "usage: $0 prepare|run|bench|rehearse" >&2; exit 2 ;;
 esac

@@ -10,4 +10,14 @@ export SCDREAMER_REQUIRE_EMULATOR=1
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo build --release
+# The CUDA tests name themselves here when they ran on the emulated CUDA device.
+export SCDREAMER_EMULATED_TEST_LOG="$PWD/target/emulated-cuda-tests.txt"
+rm -f "$SCDREAMER_EMULATED_TEST_LOG"
 cargo test --release
+emulated=$(sort -u "$SCDREAMER_EMULATED_TEST_LOG" 2>/dev/null | wc -l)
+echo "CUDA tests run on the emulated CUDA device: $emulated"
+sort "$SCDREAMER_EMULATED_TEST_LOG" 2>/dev/null | uniq -c | sed 's/^/  /' || true
+if [ "${CI:-}" = "true" ] && [ "$emulated" -eq 0 ]; then
+    echo "CI: no CUDA test ran on the emulated device" >&2
+    exit 1
+fi

@@ -741,6 +741,7 @@ fn cuda_or_skip(test: &str) -> Option<scdreamer::backend::cuda::CudaBackend> {
         Ok((rt, emulated)) => {
             let b = scdreamer::backend::cuda::CudaBackend::new(rt).expect("CUDA backend opens");
             let how = if emulated { " (emulated)" } else { "" };
+            scdreamer::backend::cuda::emulator::note_test(test);
             println!("{test}: running on {}{how}", b.describe());
             Some(b)
         }

@@ -27,13 +27,15 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn emulated() -> Arc<CudaRuntime> {
+fn emulated(test: &str) -> Arc<CudaRuntime> {
     assert!(
         emulator::directory().is_some(),
         "this build has no emulated CUDA device (no C++ compiler at build time)"
     );
     emulator::install().expect("the emulated device loads");
-    CudaRuntime::open(0).expect("the emulated device opens")
+    let rt = CudaRuntime::open(0).expect("the emulated device opens");
+    emulator::note_test(test);
+    rt
 }
 
 fn up(rt: &CudaRuntime, v: &[f32]) -> CudaSlice<f32> {
@@ -60,7 +62,7 @@ fn cfg(blocks: u32, threads: u32, shared: u32) -> LaunchConfig {
 #[test]
 fn runs_the_host_code_on_the_emulated_device() {
     let _g = serial();
-    let rt = emulated();
+    let rt = emulated("runs_the_host_code_on_the_emulated_device");
     assert!(rt.describe().contains("emulated"), "{}", rt.describe());
     rt.load_all().expect("every kernel module loads");
     let log = rt.load_log().join("; ");
@@ -77,7 +79,7 @@ fn runs_the_host_code_on_the_emulated_device() {
 #[test]
 fn a_swapped_or_foreign_launch_argument_is_an_error_naming_the_kernel() {
     let _g = serial();
-    let rt = emulated();
+    let rt = emulated("a_swapped_or_foreign_launch_argument_is_an_error_naming_the_kernel");
     let f = rt.function("reduce", "sum_leading_axis").unwrap();
     let input = up(&rt, &[1.0; 8]);
     let mut out = rt.stream.alloc_zeros::<f32>(4).unwrap();
@@ -111,7 +113,7 @@ fn a_swapped_or_foreign_launch_argument_is_an_error_naming_the_kernel() {
 #[test]
 fn an_out_of_bounds_read_is_an_error_naming_the_kernel() {
     let _g = serial();
-    let rt = emulated();
+    let rt = emulated("an_out_of_bounds_read_is_an_error_naming_the_kernel");
     let f = rt.function("reduce", "sum_leading_axis").unwrap();
     let input = up(&rt, &[1.0; 4]);
     let mut out = rt.stream.alloc_zeros::<f32>(5).unwrap();
@@ -133,7 +135,7 @@ fn an_out_of_bounds_read_is_an_error_naming_the_kernel() {
 #[test]
 fn launch_bounds_and_shared_memory_limits_are_enforced() {
     let _g = serial();
-    let rt = emulated();
+    let rt = emulated("launch_bounds_and_shared_memory_limits_are_enforced");
     // softmax_rows_fwd(const float* in, int rows, int cols, float* out), __launch_bounds__(256).
     let f = rt.function("reduce", "softmax_rows_fwd").unwrap();
     let input = up(&rt, &[1.0; 64]);
@@ -196,7 +198,7 @@ fn gemm_reference(
 #[test]
 fn cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught() {
     let _g = serial();
-    let rt = emulated();
+    let rt = emulated("cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught");
     let blas = rt.blas().unwrap();
     let (m, n, k) = (5usize, 4usize, 3usize);
     let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -317,7 +319,7 @@ fn child_passes(kernels: Option<&Path>) -> (bool, String) {
 #[test]
 fn child_reduce_kernels_match_the_cpu() {
     let _g = serial();
-    let rt = emulated();
+    let rt = emulated("child_reduce_kernels_match_the_cpu");
     use scdreamer::backend::cuda::ops::reduce;
     let (rows, cols) = (7usize, 300usize);
     let x: Vec<f32> = (0..rows * cols)
@@ -361,7 +363,7 @@ fn child_reduce_kernels_match_the_cpu() {
 #[test]
 fn seeded_kernel_faults_fail_the_suite() {
     let _g = serial();
-    let _ = emulated();
+    let _ = emulated("seeded_kernel_faults_fail_the_suite");
     let (ok, text) = child_passes(None);
     assert!(ok, "the unmodified kernels must pass:\n{text}");
     // A missing __syncthreads: block_sum reads the per-warp partials before all are written.

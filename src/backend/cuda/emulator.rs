@@ -13,6 +13,9 @@ use std::sync::OnceLock;
 pub const ENV: &str = "SCDREAMER_EMULATE_CUDA";
 /// `SCDREAMER_EMULATE_CUDA_STATS=FILE`: the emulator writes its counters there as JSON at exit.
 pub const STATS_ENV: &str = "SCDREAMER_EMULATE_CUDA_STATS";
+/// `SCDREAMER_EMULATED_TEST_LOG=FILE`: each CUDA test that ran on the emulated device appends
+/// its name (scripts/test.sh counts them for the CI log).
+pub const TEST_LOG_ENV: &str = "SCDREAMER_EMULATED_TEST_LOG";
 
 /// True when `SCDREAMER_EMULATE_CUDA=1`.
 pub fn requested() -> bool {
@@ -124,5 +127,24 @@ pub fn last_error() -> String {
             .to_string_lossy()
             .into_owned(),
         None => String::new(),
+    }
+}
+
+/// For the CUDA tests: note in `SCDREAMER_EMULATED_TEST_LOG` that `test` ran on the emulated
+/// device (nothing when the variable is unset or a real GPU is in use).
+pub fn note_test(test: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(TEST_LOG_ENV) else {
+        return;
+    };
+    if !active() {
+        return;
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{test}");
     }
 }
