@@ -417,7 +417,12 @@ pub fn save_model<B: Backend>(
     run: &RunConfig,
     d: &SavedData,
 ) -> anyhow::Result<()> {
-    let cfg = SavedConfig {
+    checkpoint::save(dir, &saved_config(run, d), &model.params)
+}
+
+/// The `config.json` of a model trained with `run` on data `d`.
+pub fn saved_config(run: &RunConfig, d: &SavedData) -> SavedConfig {
+    SavedConfig {
         format_version: checkpoint::FORMAT_VERSION,
         scdreamer_version: crate::VERSION.to_string(),
         run: run.clone(),
@@ -427,6 +432,5 @@ pub fn save_model<B: Backend>(
         labels_key: d.labels_key.map(str::to_string),
         label_categories: d.labels.map(|l| l.categories.clone()).unwrap_or_default(),
         constants: d.constants.into(),
-    };
-    checkpoint::save(dir, &cfg, &model.params)
+    }
 }
