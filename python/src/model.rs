@@ -123,6 +123,9 @@ pub struct GeneArgs {
 #[pyclass(module = "scdreamer._scdreamer")]
 pub struct Trainer {
     prepared: Option<Prepared>,
+    hyper: HyperParams,
+    /// (genes, batches, label types, cells) the configuration was resolved for.
+    shape: (usize, usize, usize, usize),
     preset: Preset,
     transform_batch: String,
     labels_key: Option<String>,
@@ -197,9 +200,18 @@ pub fn prepare(
             prepared.report
         ));
     }
+    let setup = &prepared.setup;
+    let shape = (
+        setup.genes.len(),
+        setup.prep.batch_names.len(),
+        setup.prep.labels.as_ref().map_or(0, |l| l.categories.len()),
+        setup.prep.n_cells(),
+    );
     Ok(Trainer {
         prepared: Some(prepared),
         preset: hp.preset,
+        hyper: hp,
+        shape,
         transform_batch,
         labels_key,
         unlabeled_category,
@@ -366,6 +378,44 @@ fn fit_on<B: Backend>(
 
 #[pymethods]
 impl Trainer {
+    /// Indices (into var) of the genes the model uses, in model order.
+    #[getter]
+    fn genes(&self) -> PyResult<Vec<usize>> {
+        self.prepared
+            .as_ref()
+            .map(|p| p.setup.genes.clone())
+            .ok_or_else(|| bad("this model was already trained".into()))
+    }
+
+    /// The training configuration's epochs and minibatch size.
+    #[getter]
+    fn epochs(&self) -> Option<(usize, usize)> {
+        self.prepared
+            .as_ref()
+            .map(|p| (p.train_cfg.epochs, p.train_cfg.batch_size))
+    }
+
+    /// Training overrides given to `train()` (the model's shape is fixed by then).
+    #[pyo3(signature = (max_epochs, batch_size, lr))]
+    fn set_training(
+        &mut self,
+        max_epochs: Option<usize>,
+        batch_size: Option<usize>,
+        lr: Option<f32>,
+    ) -> PyResult<()> {
+        let mut hp = self.hyper.clone();
+        hp.epochs = max_epochs.or(hp.epochs);
+        hp.batch_size = batch_size.or(hp.batch_size);
+        hp.lr = lr.or(hp.lr);
+        let (g, b, l, n) = self.shape;
+        let (_, t) = hp.configs(g, b, l, n).py_err()?;
+        if let Some(p) = self.prepared.as_mut() {
+            p.train_cfg = t;
+        }
+        self.hyper = hp;
+        Ok(())
+    }
+
     /// Trains on `device` with `n_threads` (GIL released; `callback(step, total, epoch,
     /// epochs)` is called about every 0.1 s, and Ctrl-C stops training with
     /// KeyboardInterrupt). Returns the model and the device line.
