@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use numpy::{IntoPyArray, PyArray1, PyArray2};
@@ -312,23 +313,102 @@ fn resolve_device(device: &str) -> PyResult<Device> {
     device::resolve(request).py_err()
 }
 
-/// Calls Python every 0.1 s of training (and at the end): Ctrl-C is checked, and the
-/// progress callback gets (step, total steps, epoch, epochs).
-fn observer(callback: Option<PyObject>) -> impl FnMut(StepProgress) -> anyhow::Result<()> + Send {
-    let mut last = Instant::now();
-    move |p: StepProgress| {
-        if p.step < p.total_steps && last.elapsed() < Duration::from_millis(100) {
-            return Ok(());
-        }
-        last = Instant::now();
-        Python::with_gil(|py| {
-            py.check_signals()?;
-            if let Some(cb) = &callback {
-                cb.call1(py, (p.step, p.total_steps, p.epoch, p.epochs))?;
+/// Where training is, shared between the training thread and the calling (main) thread.
+#[derive(Default)]
+struct Shared {
+    step: AtomicUsize,
+    total: AtomicUsize,
+    epoch: AtomicUsize,
+    epochs: AtomicUsize,
+    /// Set by the main thread (Ctrl-C, or an error in the progress callback): the training
+    /// thread stops at its next step.
+    stop: AtomicBool,
+}
+
+/// Stops training at the next step once `stop` is set.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("training was interrupted")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// Runs `work` on its own thread (inside the thread pool, if any) while the calling thread
+/// checks for Ctrl-C and feeds `callback(step, total steps, epoch, epochs)` about every 0.1 s.
+/// Python runs signal handlers only on the main thread, and a thread pool's `install` runs
+/// the work on a pool thread, so the checks cannot live in the training loop itself.
+fn watched<R: Send>(
+    py: Python<'_>,
+    pool: &Option<Arc<rayon::ThreadPool>>,
+    callback: Option<PyObject>,
+    work: impl FnOnce(&mut dyn FnMut(StepProgress) -> anyhow::Result<()>) -> anyhow::Result<R> + Send,
+) -> PyResult<R> {
+    let shared = Shared::default();
+    let mut raised: Option<PyErr> = None;
+    let result = py.allow_threads(|| {
+        std::thread::scope(|scope| {
+            let sh = &shared;
+            let handle = scope.spawn(move || {
+                install(pool, move || {
+                    let mut on_step = |p: StepProgress| -> anyhow::Result<()> {
+                        sh.step.store(p.step, Ordering::Relaxed);
+                        sh.total.store(p.total_steps, Ordering::Relaxed);
+                        sh.epoch.store(p.epoch, Ordering::Relaxed);
+                        sh.epochs.store(p.epochs, Ordering::Relaxed);
+                        if sh.stop.load(Ordering::Relaxed) {
+                            return Err(anyhow::Error::new(Stopped));
+                        }
+                        Ok(())
+                    };
+                    work(&mut on_step)
+                })
+            });
+            let mut last = Instant::now();
+            let mut shown = usize::MAX;
+            loop {
+                let done = handle.is_finished();
+                if done || last.elapsed() >= Duration::from_millis(100) {
+                    last = Instant::now();
+                    let step = shared.step.load(Ordering::Relaxed);
+                    let r = Python::with_gil(|py| -> PyResult<()> {
+                        py.check_signals()?;
+                        if let Some(cb) = &callback {
+                            if step != shown && shared.total.load(Ordering::Relaxed) > 0 {
+                                shown = step;
+                                let total = shared.total.load(Ordering::Relaxed);
+                                let epoch = shared.epoch.load(Ordering::Relaxed);
+                                let epochs = shared.epochs.load(Ordering::Relaxed);
+                                cb.call1(py, (step, total, epoch, epochs))?;
+                            }
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = r {
+                        if raised.is_none() {
+                            raised = Some(e);
+                        }
+                        shared.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                if done {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            Ok::<(), PyErr>(())
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("training panicked")))
         })
-        .map_err(anyhow::Error::new)
+    });
+    match (result, raised) {
+        (Ok(r), None) => Ok(r),
+        // Ctrl-C or a failing callback: that exception, whatever training returned.
+        (_, Some(e)) => Err(e),
+        (Err(e), None) => Err(crate::errors::to_py(e)),
     }
 }
 
@@ -435,40 +515,35 @@ impl Trainer {
             .take()
             .ok_or_else(|| bad("this model was already trained".into()))?;
         let preset = self.preset.name();
-        let mut on_step = observer(callback);
-        let fitted = py
-            .allow_threads(|| {
-                install(&pool, move || -> anyhow::Result<Fitted> {
-                    let threads = rayon::current_num_threads();
-                    Ok(match dev {
-                        Device::Cpu { .. } => {
-                            let b = Cpu::new();
-                            let (n, saved, log, secs) = fit_on(&b, prepared, preset, &mut on_step)?;
-                            Fitted {
-                                net: Net::Cpu(n),
-                                saved,
-                                log,
-                                train_seconds: secs,
-                                threads,
-                                device: b.name(),
-                            }
-                        }
-                        Device::Cuda(rt) => {
-                            let b = device::cuda_backend(rt)?;
-                            let (n, saved, log, secs) = fit_on(&b, prepared, preset, &mut on_step)?;
-                            Fitted {
-                                net: Net::Cuda(n),
-                                saved,
-                                log,
-                                train_seconds: secs,
-                                threads,
-                                device: b.name(),
-                            }
-                        }
-                    })
-                })
+        let fitted = watched(py, &pool, callback, move |on_step| {
+            let threads = rayon::current_num_threads();
+            Ok(match dev {
+                Device::Cpu { .. } => {
+                    let b = Cpu::new();
+                    let (n, saved, log, secs) = fit_on(&b, prepared, preset, on_step)?;
+                    Fitted {
+                        net: Net::Cpu(n),
+                        saved,
+                        log,
+                        train_seconds: secs,
+                        threads,
+                        device: b.name(),
+                    }
+                }
+                Device::Cuda(rt) => {
+                    let b = device::cuda_backend(rt)?;
+                    let (n, saved, log, secs) = fit_on(&b, prepared, preset, on_step)?;
+                    Fitted {
+                        net: Net::Cuda(n),
+                        saved,
+                        log,
+                        train_seconds: secs,
+                        threads,
+                        device: b.name(),
+                    }
+                }
             })
-            .py_err()?;
+        })?;
         let model = Model {
             net: fitted.net,
             saved: fitted.saved,
