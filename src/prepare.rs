@@ -40,12 +40,15 @@ pub struct Prepared {
     pub label_warnings: Vec<String>,
 }
 
+/// scDREAMER-Sup's labels (with their obs key) and the warnings about them.
+pub type LabelsAndWarnings = (Option<(String, CellLabels)>, Vec<String>);
+
 /// scDREAMER-Sup's labels from `obs[key]`, with warnings.
 pub fn labels_of(
     obs: &crate::data::Frame,
     key: Option<&str>,
     unlabeled: &str,
-) -> anyhow::Result<(Option<(String, CellLabels)>, Vec<String>)> {
+) -> anyhow::Result<LabelsAndWarnings> {
     match key {
         Some(key) => {
             let (labels, warnings) = crate::model::sup::cell_labels(obs, key, unlabeled)?;

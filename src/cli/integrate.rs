@@ -403,7 +403,7 @@ pub(crate) fn finish(
         seed: a.seed,
         train_seconds: o.train_seconds,
         total_seconds: o.t_start.elapsed().as_secs_f64(),
-        training_log: Some(&log_name),
+        training_log: &log_name,
         labels_key: a.labels_key.as_deref(),
         unlabeled_category: &a.unlabeled_category,
         label_categories: label_categories.as_deref(),

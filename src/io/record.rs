@@ -22,9 +22,8 @@ pub struct RunRecord<'a> {
     pub seed: u64,
     pub train_seconds: f64,
     pub total_seconds: f64,
-    /// Where the per-epoch log was written (the CLI's `.log.csv`); None where it is kept in
-    /// memory (Python's `Model.history`).
-    pub training_log: Option<&'a str>,
+    /// Where the per-epoch log is: the CLI's `.log.csv`, or Python's `Model.history`.
+    pub training_log: &'a str,
     pub labels_key: Option<&'a str>,
     pub unlabeled_category: &'a str,
     pub label_categories: Option<&'a [String]>,
