@@ -148,7 +148,7 @@ impl Trainer {
         self.prepared
             .as_ref()
             .map(|p| p.setup.genes.clone())
-            .ok_or_else(|| bad("this model was already trained".into()))
+            .ok_or_else(|| bad("this model was already trained (or its training was interrupted): make a new Model".into()))
     }
 
     /// The training configuration's epochs and minibatch size.
@@ -197,7 +197,7 @@ impl Trainer {
         let prepared = self
             .prepared
             .take()
-            .ok_or_else(|| bad("this model was already trained".into()))?;
+            .ok_or_else(|| bad("this model was already trained (or its training was interrupted): make a new Model".into()))?;
         let preset = self.preset.name();
         let fitted = watched(py, &pool, callback, move |on_step| {
             let threads = rayon::current_num_threads();

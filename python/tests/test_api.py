@@ -142,3 +142,25 @@ def test_ctrl_c_stops_training_and_leaves_adata_untouched(demo):
     timer.cancel()
     assert elapsed < 20, f"1,000 epochs take minutes; training stopped after {elapsed:.1f} s"
     assert (set(demo.obsm), set(demo.layers), set(demo.uns), set(demo.obs.columns)) == before
+
+
+def test_cuda_is_used_or_refused_with_the_reason(demo):
+    try:
+        scdreamer.integrate(demo, **{**QUICK, "device": "cuda"})
+    except ValueError as e:
+        assert str(e).startswith("device='cuda': no usable GPU"), str(e)
+        assert "X_scdreamer" not in demo.obsm
+    else:
+        assert demo.uns["scdreamer"]["device"] == "cuda"
+        assert np.isfinite(demo.obsm["X_scdreamer"]).all()
+
+
+def test_an_interrupted_model_asks_for_a_new_one(demo):
+    model = scdreamer.Model(demo, device="cpu", n_threads=2)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.train(max_epochs=1000, progress=False)
+    timer.cancel()
+    with pytest.raises(ValueError, match="make a new Model"):
+        model.train(max_epochs=1, progress=False)
