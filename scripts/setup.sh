@@ -2,7 +2,8 @@
 # Installs what scdreamer needs on a fresh Debian/Ubuntu machine that has Rust and Python.
 #   bash scripts/setup.sh          system libraries for building (libhdf5-dev, pkg-config, g++)
 #   bash scripts/setup.sh --test   also the Python venv used by the tests (anndata + scanpy for
-#                                  round-trip checks, the NVRTC wheel that compile-checks kernels)
+#                                  round-trip checks, the NVRTC wheel that compile-checks kernels,
+#                                  maturin that builds the Python package's wheel)
 # Why apt and not a self-contained HDF5 build: hdf5-metno's static build compiles HDF5 from C
 # sources with cmake (minutes, and cmake is not on a bare machine); Debian's libhdf5-dev installs
 # in seconds and is what the h5ad layer was measured with. Safe to run twice.
@@ -30,5 +31,5 @@ if [ "${1:-}" = "--test" ]; then
         python3 -m venv "$VENV"
     fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        "anndata>=0.10" "scanpy>=1.10" "nvidia-cuda-nvrtc==13.0.88"
+        "anndata>=0.10" "scanpy>=1.10" "nvidia-cuda-nvrtc==13.0.88" "maturin>=1.5,<2"
 fi

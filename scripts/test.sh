@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command of README.md: installs what is missing, checks formatting and lints, then runs
-# every test in release mode.
+# every test in release mode, then the Python package's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
@@ -21,3 +21,5 @@ if [ "${CI:-}" = "true" ] && [ "$emulated" -eq 0 ]; then
     echo "CI: no CUDA test ran on the emulated device" >&2
     exit 1
 fi
+# The Python package: wheel built, installed into a fresh venv without Rust, pytest there.
+bash scripts/test_python.sh

@@ -5,8 +5,10 @@
 //! -> `nn` (layers, optimisers) -> `model` (scDREAMER, scDREAMER-Sup) -> `train`
 //! -> `io` (outputs, checkpoints) -> `metrics` (evaluation).
 
+#[cfg(feature = "h5ad")]
 pub mod backed;
 pub mod backend;
+#[cfg(feature = "h5ad")]
 pub mod cli;
 pub mod data;
 pub mod io;
@@ -14,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod ops;
+#[cfg(feature = "h5ad")]
 pub mod sim;
 pub mod tape;
 pub mod train;
@@ -21,3 +24,5 @@ pub mod train;
 /// Version string written into every output (`uns["scdreamer"]["version"]`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod pipeline;
+pub mod prepare;
+pub mod saved_model;

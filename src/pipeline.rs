@@ -185,10 +185,31 @@ pub fn fit_from<B: Backend>(
     preset: &str,
     progress: bool,
 ) -> anyhow::Result<Fitted<B>> {
+    fit_observed(
+        backend,
+        source,
+        model_cfg,
+        train_cfg,
+        preset,
+        progress,
+        &mut |_| Ok(()),
+    )
+}
+
+/// [`fit_from`] calling `on_step` after every minibatch step (see [`train::train_observed`]).
+pub fn fit_observed<B: Backend>(
+    backend: &B,
+    source: &mut dyn train::TrainSource<B>,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    preset: &str,
+    progress: bool,
+    on_step: &mut dyn FnMut(train::StepProgress) -> anyhow::Result<()>,
+) -> anyhow::Result<Fitted<B>> {
     let mut rng = ChaCha8Rng::seed_from_u64(train_cfg.seed);
     let mut model = Scdreamer::new(backend, model_cfg.clone(), &mut rng);
     let t0 = Instant::now();
-    let log = train::train_from(&mut model, source, &train_cfg, progress)?;
+    let log = train::train_observed(&mut model, source, &train_cfg, progress, on_step)?;
     let train_seconds = t0.elapsed().as_secs_f64();
     let run = RunConfig {
         preset: preset.to_string(),
@@ -214,10 +235,39 @@ pub fn fit<B: Backend>(
     preset: &str,
     progress: bool,
 ) -> anyhow::Result<Trained<B>> {
+    fit_setup_observed(
+        backend,
+        setup,
+        model_cfg,
+        train_cfg,
+        preset,
+        progress,
+        &mut |_| Ok(()),
+    )
+}
+
+/// [`fit`] calling `on_step` after every minibatch step (see [`train::train_observed`]).
+pub fn fit_setup_observed<B: Backend>(
+    backend: &B,
+    setup: &mut Setup,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    preset: &str,
+    progress: bool,
+    on_step: &mut dyn FnMut(train::StepProgress) -> anyhow::Result<()>,
+) -> anyhow::Result<Trained<B>> {
     let data = DeviceData::upload_taking(backend, &mut setup.prep)
         .context("cannot upload the data to the device")?;
     let mut source = train::InMemory::new(&data, &setup.prep, setup.train_rows.clone());
-    let f = fit_from(backend, &mut source, model_cfg, train_cfg, preset, progress)?;
+    let f = fit_observed(
+        backend,
+        &mut source,
+        model_cfg,
+        train_cfg,
+        preset,
+        progress,
+        on_step,
+    )?;
     Ok(Trained {
         model: f.model,
         data,
@@ -367,7 +417,12 @@ pub fn save_model<B: Backend>(
     run: &RunConfig,
     d: &SavedData,
 ) -> anyhow::Result<()> {
-    let cfg = SavedConfig {
+    checkpoint::save(dir, &saved_config(run, d), &model.params)
+}
+
+/// The `config.json` of a model trained with `run` on data `d`.
+pub fn saved_config(run: &RunConfig, d: &SavedData) -> SavedConfig {
+    SavedConfig {
         format_version: checkpoint::FORMAT_VERSION,
         scdreamer_version: crate::VERSION.to_string(),
         run: run.clone(),
@@ -377,6 +432,5 @@ pub fn save_model<B: Backend>(
         labels_key: d.labels_key.map(str::to_string),
         label_categories: d.labels.map(|l| l.categories.clone()).unwrap_or_default(),
         constants: d.constants.into(),
-    };
-    checkpoint::save(dir, &cfg, &model.params)
+    }
 }

@@ -1,7 +1,5 @@
 //! `--device auto|cpu|cuda`: which backend a run uses, and one line saying why.
 
-use crate::cli::args::DeviceArg;
-
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceRequest {
@@ -13,8 +11,10 @@ pub enum DeviceRequest {
     Cuda,
 }
 
-impl From<DeviceArg> for DeviceRequest {
-    fn from(a: DeviceArg) -> Self {
+#[cfg(feature = "h5ad")]
+impl From<crate::cli::args::DeviceArg> for DeviceRequest {
+    fn from(a: crate::cli::args::DeviceArg) -> Self {
+        use crate::cli::args::DeviceArg;
         match a {
             DeviceArg::Auto => DeviceRequest::Auto,
             DeviceArg::Cpu => DeviceRequest::Cpu,

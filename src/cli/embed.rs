@@ -2,80 +2,18 @@
 //! cells of known batches without retraining. Genes are matched by name (any order; missing ones
 //! are an error) and batches by category name (an unknown batch is an error).
 
-use std::collections::HashMap;
-
-use anyhow::Context;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::backend::cpu::Cpu;
 use crate::cli::args::EmbedArgs;
-use crate::data::AnnData;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, ReadOptions, Results};
-use crate::io::checkpoint;
-use crate::model::scdreamer::Scdreamer;
-use crate::pipeline::{Setup, Trained};
-
-/// Indices of `wanted` genes in `var_names`, or an error naming the missing ones.
-pub fn match_genes(wanted: &[String], var_names: &[String]) -> anyhow::Result<Vec<usize>> {
-    let pos: HashMap<&str, usize> = var_names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
-    let missing: Vec<&str> = wanted
-        .iter()
-        .filter(|g| !pos.contains_key(g.as_str()))
-        .map(|g| g.as_str())
-        .collect();
-    if !missing.is_empty() {
-        anyhow::bail!(
-            "the input lacks {} of the model's {} genes (e.g. {}): give data with the same var_names",
-            missing.len(),
-            wanted.len(),
-            missing
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(wanted.iter().map(|g| pos[g.as_str()]).collect())
-}
-
-/// Batch code of every cell against the model's categories.
-pub fn match_batches(
-    adata: &AnnData,
-    key: &str,
-    categories: &[String],
-) -> anyhow::Result<Vec<u32>> {
-    let col = adata.obs.require(key, "obs")?;
-    let pos: HashMap<&str, u32> = categories
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i as u32))
-        .collect();
-    (0..adata.n_obs())
-        .map(|i| {
-            let v = col.label(i).with_context(|| {
-                format!("cell '{}' has no value in obs['{key}']", adata.obs.index[i])
-            })?;
-            pos.get(v.as_str()).copied().with_context(|| {
-                format!(
-                    "cell '{}' is in batch '{v}', which the model was not trained on; known batches: {}",
-                    adata.obs.index[i],
-                    categories.join(", ")
-                )
-            })
-        })
-        .collect()
-}
+use crate::pipeline::Trained;
+pub use crate::saved_model::{match_batches, match_genes};
 
 pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
-    let saved = checkpoint::load_config(&a.model)?;
+    let backend = Cpu::new();
+    let (saved, model) = crate::saved_model::load_model(&a.model, &backend)?;
     let output = a.output.clone();
     h5ad::check_output_path(&output, &a.input)?;
     h5ad::install_ctrlc_cleanup();
@@ -87,30 +25,10 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
             progress: !a.quiet,
         },
     )?;
-    let genes = match_genes(&saved.genes, &adata.var.index)?;
-    let batch = match_batches(&adata, &saved.batch_key, &saved.batch_categories)?;
     let cfg = saved.run.model.clone();
     let n = adata.n_obs();
-    let mut setup = Setup::new_taking_x(
-        &mut adata,
-        &saved.batch_key,
-        batch,
-        saved.batch_categories.clone(),
-        genes,
-        &cfg,
-        Some(saved.constants.into()),
-    )
-    .or_else(|e| {
-        if n > 0 {
-            Err(e)
-        } else {
-            anyhow::bail!("no cells in {}", a.input.display())
-        }
-    })?;
-    let backend = Cpu::new();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut model = Scdreamer::new(&backend, cfg.clone(), &mut rng);
-    checkpoint::load_weights(&a.model, &mut model.params)?;
+    let mut setup =
+        crate::saved_model::setup_for(&mut adata, &saved, &a.input.display().to_string())?;
     let data = crate::model::dataset::DeviceData::upload_taking(&backend, &mut setup.prep)?;
     let trained = Trained {
         model,

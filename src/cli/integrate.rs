@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use serde_json::json;
 
 use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
@@ -16,12 +15,14 @@ use crate::cli::args::{
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, ReadOptions, Results};
 use crate::data::validate;
+use crate::io::record::RunRecord;
 use crate::model::config::{
-    AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig, default_epochs,
-    many_batches,
+    AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig,
 };
+use crate::model::hyper::{self, HyperParams};
 use crate::model::sup::{CellLabels, LabelPrediction};
 use crate::pipeline::{self, GeneSelection, Setup};
+use crate::prepare::{Prepared, Request};
 use crate::train::EpochLog;
 
 /// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).
@@ -60,14 +61,52 @@ pub(crate) fn gene_selection(
             crate::data::preprocess::genes_from_file(f, var_names)?,
         ));
     }
-    let flavor = a.genes.hvg_flavor.unwrap_or(match a.preset {
-        Preset::Authors => HvgFlavor::Seurat,
-        Preset::Default => HvgFlavor::SeuratV3,
+    let flavor = a.genes.hvg_flavor.map(|f| match f {
+        HvgFlavor::SeuratV3 => hyper::HvgFlavor::SeuratV3,
+        HvgFlavor::Seurat => hyper::HvgFlavor::Seurat,
     });
-    Ok(match flavor {
-        HvgFlavor::SeuratV3 => GeneSelection::SeuratV3(a.genes.n_top_genes),
-        HvgFlavor::Seurat => GeneSelection::Seurat(a.genes.n_top_genes),
-    })
+    Ok(hyper::hvg_selection(
+        hyper_preset(a.preset),
+        flavor,
+        a.genes.n_top_genes,
+    ))
+}
+
+fn hyper_preset(p: Preset) -> hyper::Preset {
+    match p {
+        Preset::Default => hyper::Preset::Default,
+        Preset::Authors => hyper::Preset::Authors,
+    }
+}
+
+/// The hyper-parameter flags.
+pub fn hyper_params(a: &IntegrateArgs) -> HyperParams {
+    HyperParams {
+        preset: hyper_preset(a.preset),
+        latent: a.latent,
+        hidden: a.hidden.clone(),
+        batch_adv_weight: a.batch_adv_weight,
+        adversary_input: a.adversary_input.map(|i| match i {
+            AdversaryInputArg::Sample => AdversaryInput::Sample,
+            AdversaryInputArg::Mean => AdversaryInput::Mean,
+        }),
+        encode_batch: a.encode_batch,
+        batch_gene_offsets: a.batch_gene_offsets,
+        disc_weight: a.disc_weight,
+        kl_weight: a.kl_weight,
+        likelihood: match a.likelihood {
+            LikelihoodArg::Zinb => Likelihood::Zinb,
+            LikelihoodArg::Nb => Likelihood::Nb,
+        },
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr_schedule: a.lr_schedule.map(|s| match s {
+            LrScheduleArg::Constant => LrSchedule::Constant,
+            LrScheduleArg::Cosine => LrSchedule::Cosine,
+        }),
+        lr: a.lr,
+        seed: a.seed,
+    }
 }
 
 /// Model and training configuration from the preset and the flags. `n_labels` > 0 selects
@@ -79,85 +118,7 @@ pub fn configs(
     n_labels: usize,
     n_cells: usize,
 ) -> anyhow::Result<(ModelConfig, TrainConfig)> {
-    let (mut m, mut t) = match a.preset {
-        Preset::Default => (
-            ModelConfig::default_preset(n_genes, n_batches, n_labels),
-            TrainConfig::default_preset(n_cells, n_batches, n_labels, a.seed),
-        ),
-        Preset::Authors => (
-            ModelConfig::authors_preset(n_genes, n_batches, n_labels),
-            TrainConfig::authors_preset(a.seed),
-        ),
-    };
-    if let Some(l) = a.latent {
-        m.latent = l;
-    }
-    if let Some(h) = &a.hidden {
-        if h.is_empty() || h.contains(&0) {
-            anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
-        }
-        m.hidden = h.clone();
-    }
-    if let Some(w) = a.batch_adv_weight {
-        m.batch_adv_weight = w;
-    }
-    if let Some(i) = a.adversary_input {
-        m.adversary_input = match i {
-            AdversaryInputArg::Sample => AdversaryInput::Sample,
-            AdversaryInputArg::Mean => AdversaryInput::Mean,
-        };
-    }
-    if let Some(e) = a.encode_batch {
-        m.encode_batch = e;
-    }
-    if let Some(o) = a.batch_gene_offsets {
-        m.batch_gene_offsets = o;
-    }
-    if let Some(w) = a.disc_weight {
-        m.disc_weight = w;
-    }
-    if let Some(w) = a.kl_weight {
-        m.kl_weight = w;
-    }
-    m.likelihood = match a.likelihood {
-        LikelihoodArg::Zinb => Likelihood::Zinb,
-        LikelihoodArg::Nb => Likelihood::Nb,
-    };
-    if let Some(e) = a.epochs {
-        t.epochs = e;
-    }
-    if let Some(b) = a.batch_size {
-        t.batch_size = b;
-        // The default epoch budget is in steps: follow the batch size the user chose.
-        if a.epochs.is_none() && a.preset == Preset::Default {
-            t.epochs = default_epochs(n_cells, b, many_batches(n_batches, n_labels));
-        }
-    }
-    if let Some(sch) = a.lr_schedule {
-        t.lr_schedule = match sch {
-            LrScheduleArg::Constant => LrSchedule::Constant,
-            LrScheduleArg::Cosine => LrSchedule::Cosine,
-        };
-    }
-    if let Some(lr) = a.lr {
-        // Keep the adversaries' learning rates in the preset's ratio to the AE's.
-        let r = lr / t.lr_ae;
-        t.lr_ae = lr;
-        t.lr_dis *= r;
-        t.lr_bc *= r;
-    }
-    if m.latent == 0 || t.epochs == 0 || t.batch_size < 2 {
-        anyhow::bail!(
-            "--latent and --epochs must be at least 1 and --batch-size at least 2 (got {}, {}, {})",
-            m.latent,
-            t.epochs,
-            t.batch_size
-        );
-    }
-    if !(t.lr_ae > 0.0 && t.lr_ae.is_finite()) {
-        anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
-    }
-    Ok((m, t))
+    hyper_params(a).configs(n_genes, n_batches, n_labels, n_cells)
 }
 
 /// Saves the trained model in a directory.
@@ -213,16 +174,15 @@ pub(crate) fn labels_of(
     a: &IntegrateArgs,
     obs: &crate::data::Frame,
 ) -> anyhow::Result<Option<(String, CellLabels)>> {
-    match &a.labels_key {
-        Some(key) => {
-            let (labels, warnings) =
-                crate::model::sup::cell_labels(obs, key, &a.unlabeled_category)?;
-            for w in &warnings {
-                eprintln!("warning: {w}");
-            }
-            Ok(Some((key.clone(), labels)))
-        }
-        None => Ok(None),
+    let (labels, warnings) =
+        crate::prepare::labels_of(obs, a.labels_key.as_deref(), &a.unlabeled_category)?;
+    print_warnings(&warnings);
+    Ok(labels)
+}
+
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
 }
 
@@ -232,22 +192,7 @@ pub(crate) fn transform_batch(
     a: &IntegrateArgs,
     batch_names: &[String],
 ) -> anyhow::Result<Option<u32>> {
-    Ok(match a.transform_batch.as_str() {
-        "all" => None,
-        b => Some(
-            batch_names
-                .iter()
-                .position(|n| n == b)
-                .map(|i| i as u32)
-                .with_context(|| {
-                    format!(
-                        "--transform-batch '{b}' is not a batch of '{}'; batches: {}",
-                        a.input.batch_key,
-                        batch_names.join(", ")
-                    )
-                })?,
-        ),
-    })
+    crate::prepare::transform_batch_code(&a.transform_batch, &a.input.batch_key, batch_names)
 }
 
 pub(crate) fn print_labels(key: &str, l: &CellLabels) {
@@ -298,41 +243,30 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         progress: !a.quiet,
     };
     let mut adata = h5ad::read_h5ad(&input, &opts)?;
-    let (batch, batch_names) =
-        validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
-    // scDREAMER-Sup when a labels column is given.
-    let labels = labels_of(a, &adata.obs)?;
-    let as_batch = transform_batch(a, &batch_names)?;
-    let report = validate::DropReport {
-        cells_dropped: adata.x.row_sums().iter().filter(|&&s| s == 0.0).count(),
-        genes_dropped: adata.x.col_sums().iter().filter(|&&s| s == 0.0).count(),
-    };
-    if report.cells_dropped == adata.n_obs() || report.genes_dropped == adata.n_vars() {
-        anyhow::bail!(
-            "{} has no non-zero counts: nothing to integrate",
-            input.display()
-        );
-    }
-    print_dropped(&report);
     let how = gene_selection(a, &adata.var.index)?;
-    let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
-    let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
-    let (model_cfg, train_cfg) =
-        configs(a, genes.len(), batch_names.len(), n_labels, adata.n_obs())?;
-    // Takes adata.x: the full-gene matrix is not needed after gene selection, and when every
-    // gene is kept it moves instead of being copied (atlas-scale memory).
-    let mut setup = Setup::new_taking_x(
-        &mut adata,
-        &a.input.batch_key,
-        batch,
-        batch_names,
-        genes,
-        &model_cfg,
-        None,
-    )?;
-    if let Some((key, l)) = labels {
-        print_labels(&key, &l);
-        setup = setup.with_labels(&key, l);
+    let hyper = hyper_params(a);
+    let request = Request {
+        source: &input.display().to_string(),
+        batch_key: &a.input.batch_key,
+        allow_single_batch: a.input.allow_single_batch,
+        labels_key: a.labels_key.as_deref(),
+        unlabeled_category: &a.unlabeled_category,
+        transform_batch: &a.transform_batch,
+        genes: how,
+        hyper: &hyper,
+    };
+    let Prepared {
+        setup,
+        model_cfg,
+        train_cfg,
+        as_batch,
+        report,
+        label_warnings,
+    } = crate::prepare::prepare(&mut adata, &request)?;
+    print_warnings(&label_warnings);
+    print_dropped(&report);
+    if let (Some(key), Some(l)) = (&setup.labels_key, &setup.prep.labels) {
+        print_labels(key, l);
     }
     print_plan(
         a,
@@ -456,28 +390,26 @@ pub(crate) fn finish(
     let label_categories = o.labels.map(|l| l.categories.clone());
     let latent_dim = o.model.latent;
     let log_path = o.output.with_extension("log.csv");
-    let uns = json!({
-        "version": crate::VERSION,
-        "preset": o.preset,
-        "input": o.input.display().to_string(),
-        "batch_key": a.input.batch_key,
-        "batch_categories": o.batch_names,
-        "transform_batch": a.transform_batch,
-        "normalized_layer": "decoder rho of the posterior mean, scaled to 10,000 counts per cell; averaged over batches when transform_batch is 'all'",
-        "embedding": format!("{:?}", o.model.embed).to_lowercase(),
-        "device": o.device,
-        "threads": rayon::current_num_threads(),
-        "seed": a.seed,
-        "train_seconds": o.train_seconds,
-        "total_seconds": o.t_start.elapsed().as_secs_f64(),
-        "model": serde_json::to_value(&o.run.model)?,
-        "train": serde_json::to_value(&o.run.train)?,
-        "training_log": log_path.display().to_string(),
-        "labels_key": a.labels_key,
-        "unlabeled_category": a.labels_key.as_ref().map(|_| &a.unlabeled_category),
-        "label_categories": label_categories,
-        "backed_chunk_cells": o.backed_chunk_cells,
-    });
+    let log_name = log_path.display().to_string();
+    let uns = RunRecord {
+        input: &o.input.display().to_string(),
+        preset: &o.preset,
+        batch_key: &a.input.batch_key,
+        batch_categories: o.batch_names,
+        transform_batch: &a.transform_batch,
+        run: o.run,
+        device: o.device,
+        threads: rayon::current_num_threads(),
+        seed: a.seed,
+        train_seconds: o.train_seconds,
+        total_seconds: o.t_start.elapsed().as_secs_f64(),
+        training_log: &log_name,
+        labels_key: a.labels_key.as_deref(),
+        unlabeled_category: &a.unlabeled_category,
+        label_categories: label_categories.as_deref(),
+        backed_chunk_cells: o.backed_chunk_cells,
+    }
+    .to_json()?;
     let write_normalized = o.normalized.is_some();
     let results = Results {
         obsm: vec![("X_scdreamer".into(), Dense::new(n, latent_dim, o.latent)?)],

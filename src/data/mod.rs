@@ -2,9 +2,12 @@
 //! preprocessing (highly variable genes, library sizes).
 
 pub mod anndata;
+pub mod checked;
 pub mod csr;
+#[cfg(feature = "h5ad")]
 pub mod demo;
 pub mod dense;
+#[cfg(feature = "h5ad")]
 pub mod h5ad;
 pub mod hvg;
 pub mod preprocess;

@@ -1,3 +1,4 @@
 //! Outputs (the results written into the h5ad) and model checkpoints.
 
 pub mod checkpoint;
+pub mod record;

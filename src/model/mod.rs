@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod dataset;
+pub mod hyper;
 pub mod networks;
 pub mod scdreamer;
 pub mod sup;

@@ -8,4 +8,4 @@ pub mod trainer;
 
 pub use log::{EpochLog, write_log};
 pub use source::{InMemory, TrainSource, Visit};
-pub use trainer::{TrainOptions, train, train_from};
+pub use trainer::{StepProgress, TrainOptions, train, train_from, train_observed};

@@ -61,6 +61,30 @@ pub fn train_from<B: Backend>(
     tc: &TrainConfig,
     progress: bool,
 ) -> anyhow::Result<Vec<EpochLog>> {
+    train_observed(model, source, tc, progress, &mut |_| Ok(()))
+}
+
+/// Where training is, after each minibatch step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done in all, of `total_steps`.
+    pub step: usize,
+    pub total_steps: usize,
+}
+
+/// [`train_from`] that calls `on_step` after every minibatch step: a caller's own progress
+/// display, or a stop (an error from `on_step` ends training with that error, e.g. Python's
+/// KeyboardInterrupt). Observing does not change the result.
+pub fn train_observed<B: Backend>(
+    model: &mut Scdreamer<B>,
+    source: &mut dyn TrainSource<B>,
+    tc: &TrainConfig,
+    progress: bool,
+    on_step: &mut dyn FnMut(StepProgress) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<EpochLog>> {
     let backend = model.params.backend().clone();
     let mut tape = Tape::new(backend);
     let mut rng = ChaCha8Rng::seed_from_u64(tc.seed ^ 0x5eed_0001);
@@ -186,6 +210,12 @@ pub fn train_from<B: Backend>(
                     ));
                 }
                 s += 1;
+                on_step(StepProgress {
+                    epoch: epoch + 1,
+                    epochs: tc.epochs,
+                    step: epoch * steps + s,
+                    total_steps: tc.epochs * steps,
+                })?;
             }
             Ok(())
         })?;

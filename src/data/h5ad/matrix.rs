@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::attrs::{dtype_name, int_array_attr, is_numeric, str_attr, type_of};
 use crate::data::anndata::XEncoding;
+pub use crate::data::checked::{ValueCheck, canonicalize};
 use crate::data::csr::Csr;
 
 /// Stored values read per HDF5 call.
@@ -96,41 +97,6 @@ pub fn locate(root: &Group, path: &str) -> Result<Matrix> {
         dtype: dtype_name(&td),
         source: MatrixSource::Sparse { group, csr },
     })
-}
-
-/// Checks each stored value: finite, non-negative, integer unless allowed. Errors name
-/// the cell and gene, so it holds the obs and var names.
-pub struct ValueCheck<'a> {
-    pub what: &'a str,
-    pub cells: &'a [String],
-    pub genes: &'a [String],
-    pub allow_non_integer: bool,
-}
-
-impl ValueCheck<'_> {
-    #[inline]
-    pub(super) fn check(&self, row: usize, col: usize, v: f64) -> Result<()> {
-        if v >= 0.0 && v.is_finite() && (self.allow_non_integer || v.fract() == 0.0) {
-            return Ok(());
-        }
-        let at = format!(
-            "cell '{}' (row {row}), gene '{}' (column {col})",
-            self.cells.get(row).map_or("?", |s| s.as_str()),
-            self.genes.get(col).map_or("?", |s| s.as_str())
-        );
-        let what = self.what;
-        if !v.is_finite() {
-            bail!("{what} has a non-finite value {v} at {at}: scdreamer needs raw counts");
-        }
-        if v < 0.0 {
-            bail!("{what} has a negative value {v} at {at}: scdreamer needs raw counts");
-        }
-        bail!(
-            "{what} has a non-integer value {v} at {at}: scdreamer needs raw integer counts \
-             (this looks normalised or log-transformed); pass a layer of raw counts with \
-             --layer NAME, or accept it with --allow-non-integer"
-        )
-    }
 }
 
 pub(super) fn progress_bar(total: usize, show: bool, label: &str) -> ProgressBar {
@@ -359,38 +325,6 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
         indices: out_idx,
         data: out_val,
     })
-}
-
-/// Make every row strictly increasing in column: sort unsorted rows and sum duplicate
-/// entries (scipy's canonical format). A no-op pass for files that are already canonical.
-pub(super) fn canonicalize(m: &mut Csr) {
-    let canonical = (0..m.n_rows).all(|r| m.row(r).0.windows(2).all(|w| w[0] < w[1]));
-    if canonical {
-        return;
-    }
-    let mut indptr = Vec::with_capacity(m.n_rows + 1);
-    indptr.push(0u64);
-    let mut indices = Vec::with_capacity(m.nnz());
-    let mut data = Vec::with_capacity(m.nnz());
-    let mut tmp: Vec<(u32, f32)> = Vec::new();
-    for r in 0..m.n_rows {
-        let (idx, val) = m.row(r);
-        tmp.clear();
-        tmp.extend(idx.iter().copied().zip(val.iter().copied()));
-        tmp.sort_by_key(|e| e.0);
-        for &(j, v) in &tmp {
-            if indices.len() as u64 > indptr[r] && *indices.last().unwrap_or(&u32::MAX) == j {
-                *data.last_mut().expect("a previous entry exists") += v;
-            } else {
-                indices.push(j);
-                data.push(v);
-            }
-        }
-        indptr.push(indices.len() as u64);
-    }
-    m.indptr = indptr;
-    m.indices = indices;
-    m.data = data;
 }
 
 #[cfg(test)]

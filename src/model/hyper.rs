@@ -1,0 +1,151 @@
+//! The user's hyper-parameters (every `integrate` flag that shapes the model or its training),
+//! resolved against a preset into [`ModelConfig`] and [`TrainConfig`]. One place for the CLI
+//! and the Python module, so the same settings give the same model.
+
+use crate::model::config::{
+    AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig, default_epochs, many_batches,
+};
+use crate::pipeline::GeneSelection;
+
+/// Hyper-parameter preset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Preset {
+    /// The method with measured fixes of the authors' code (see README).
+    #[default]
+    Default,
+    /// Reproduces the authors' TensorFlow code.
+    Authors,
+}
+
+impl Preset {
+    /// The name written into outputs ("default" or "authors").
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Default => "default",
+            Preset::Authors => "authors",
+        }
+    }
+}
+
+/// HVG method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HvgFlavor {
+    SeuratV3,
+    Seurat,
+}
+
+/// Every override of the preset; `None` keeps the preset's value.
+#[derive(Clone, Debug)]
+pub struct HyperParams {
+    pub preset: Preset,
+    pub latent: Option<usize>,
+    pub hidden: Option<Vec<usize>>,
+    pub batch_adv_weight: Option<f32>,
+    pub adversary_input: Option<AdversaryInput>,
+    pub encode_batch: Option<bool>,
+    pub batch_gene_offsets: Option<bool>,
+    pub disc_weight: Option<f32>,
+    pub kl_weight: Option<f32>,
+    pub likelihood: Likelihood,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub lr_schedule: Option<LrSchedule>,
+    pub lr: Option<f32>,
+    pub seed: u64,
+}
+
+impl HyperParams {
+    /// Model and training configuration from the preset and the overrides. `n_labels` > 0
+    /// selects scDREAMER-Sup, whose preset differs (e.g. its KL weight).
+    pub fn configs(
+        &self,
+        n_genes: usize,
+        n_batches: usize,
+        n_labels: usize,
+        n_cells: usize,
+    ) -> anyhow::Result<(ModelConfig, TrainConfig)> {
+        let (mut m, mut t) = match self.preset {
+            Preset::Default => (
+                ModelConfig::default_preset(n_genes, n_batches, n_labels),
+                TrainConfig::default_preset(n_cells, n_batches, n_labels, self.seed),
+            ),
+            Preset::Authors => (
+                ModelConfig::authors_preset(n_genes, n_batches, n_labels),
+                TrainConfig::authors_preset(self.seed),
+            ),
+        };
+        if let Some(l) = self.latent {
+            m.latent = l;
+        }
+        if let Some(h) = &self.hidden {
+            if h.is_empty() || h.contains(&0) {
+                anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
+            }
+            m.hidden = h.clone();
+        }
+        if let Some(w) = self.batch_adv_weight {
+            m.batch_adv_weight = w;
+        }
+        if let Some(i) = self.adversary_input {
+            m.adversary_input = i;
+        }
+        if let Some(e) = self.encode_batch {
+            m.encode_batch = e;
+        }
+        if let Some(o) = self.batch_gene_offsets {
+            m.batch_gene_offsets = o;
+        }
+        if let Some(w) = self.disc_weight {
+            m.disc_weight = w;
+        }
+        if let Some(w) = self.kl_weight {
+            m.kl_weight = w;
+        }
+        m.likelihood = self.likelihood;
+        if let Some(e) = self.epochs {
+            t.epochs = e;
+        }
+        if let Some(b) = self.batch_size {
+            t.batch_size = b;
+            // The default epoch budget is in steps: follow the batch size the user chose.
+            if self.epochs.is_none() && self.preset == Preset::Default {
+                t.epochs = default_epochs(n_cells, b, many_batches(n_batches, n_labels));
+            }
+        }
+        if let Some(sch) = self.lr_schedule {
+            t.lr_schedule = sch;
+        }
+        if let Some(lr) = self.lr {
+            // Keep the adversaries' learning rates in the preset's ratio to the AE's.
+            let r = lr / t.lr_ae;
+            t.lr_ae = lr;
+            t.lr_dis *= r;
+            t.lr_bc *= r;
+        }
+        if m.latent == 0 || t.epochs == 0 || t.batch_size < 2 {
+            anyhow::bail!(
+                "--latent and --epochs must be at least 1 and --batch-size at least 2 (got {}, {}, {})",
+                m.latent,
+                t.epochs,
+                t.batch_size
+            );
+        }
+        if !(t.lr_ae > 0.0 && t.lr_ae.is_finite()) {
+            anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
+        }
+        Ok((m, t))
+    }
+}
+
+/// HVG selection of `n_top` genes with `flavor`, or the preset's flavour (seurat_v3 in the
+/// default preset, seurat in the authors').
+pub fn hvg_selection(preset: Preset, flavor: Option<HvgFlavor>, n_top: usize) -> GeneSelection {
+    let flavor = flavor.unwrap_or(match preset {
+        Preset::Authors => HvgFlavor::Seurat,
+        Preset::Default => HvgFlavor::SeuratV3,
+    });
+    match flavor {
+        HvgFlavor::SeuratV3 => GeneSelection::SeuratV3(n_top),
+        HvgFlavor::Seurat => GeneSelection::Seurat(n_top),
+    }
+}

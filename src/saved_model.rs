@@ -1,0 +1,108 @@
+//! A saved model applied to data: load its weights and configuration, match the data's genes
+//! (by name, any order) and batches (by category name) against the model's. `scdreamer embed`
+//! and the Python module's `Model.load` share these steps.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::Backend;
+use crate::data::AnnData;
+use crate::io::checkpoint::{self, SavedConfig};
+use crate::model::scdreamer::Scdreamer;
+use crate::pipeline::Setup;
+
+/// Indices of `wanted` genes in `var_names`, or an error naming the missing ones.
+pub fn match_genes(wanted: &[String], var_names: &[String]) -> anyhow::Result<Vec<usize>> {
+    let pos: HashMap<&str, usize> = var_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|g| !pos.contains_key(g.as_str()))
+        .map(|g| g.as_str())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the input lacks {} of the model's {} genes (e.g. {}): give data with the same var_names",
+            missing.len(),
+            wanted.len(),
+            missing
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(wanted.iter().map(|g| pos[g.as_str()]).collect())
+}
+
+/// Batch code of every cell against the model's categories.
+pub fn match_batches(
+    adata: &AnnData,
+    key: &str,
+    categories: &[String],
+) -> anyhow::Result<Vec<u32>> {
+    let col = adata.obs.require(key, "obs")?;
+    let pos: HashMap<&str, u32> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    (0..adata.n_obs())
+        .map(|i| {
+            let v = col.label(i).with_context(|| {
+                format!("cell '{}' has no value in obs['{key}']", adata.obs.index[i])
+            })?;
+            pos.get(v.as_str()).copied().with_context(|| {
+                format!(
+                    "cell '{}' is in batch '{v}', which the model was not trained on; known batches: {}",
+                    adata.obs.index[i],
+                    categories.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Loads the model saved in `dir` onto `backend`.
+pub fn load_model<B: Backend>(
+    dir: &Path,
+    backend: &B,
+) -> anyhow::Result<(SavedConfig, Scdreamer<B>)> {
+    let saved = checkpoint::load_config(dir)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = Scdreamer::new(backend, saved.run.model.clone(), &mut rng);
+    checkpoint::load_weights(dir, &mut model.params)?;
+    Ok((saved, model))
+}
+
+/// The model's genes and batches of `adata`, with the training data's transform constants.
+/// Takes `adata.x` (see [`Setup::new_taking_x`]); `source` names the data in messages.
+pub fn setup_for(adata: &mut AnnData, saved: &SavedConfig, source: &str) -> anyhow::Result<Setup> {
+    let genes = match_genes(&saved.genes, &adata.var.index)?;
+    let batch = match_batches(adata, &saved.batch_key, &saved.batch_categories)?;
+    let n = adata.n_obs();
+    Setup::new_taking_x(
+        adata,
+        &saved.batch_key,
+        batch,
+        saved.batch_categories.clone(),
+        genes,
+        &saved.run.model,
+        Some(saved.constants.into()),
+    )
+    .or_else(|e| {
+        if n > 0 {
+            Err(e)
+        } else {
+            anyhow::bail!("no cells in {source}")
+        }
+    })
+}
