@@ -332,8 +332,13 @@ impl<B: Backend> Trained<B> {
         normalized_cells(&self.model, &self.data, prep, as_batch, &mut tape, &mut rng)
     }
 
-    /// Saves weights and config to `dir`.
-    pub fn save(&self, dir: &Path, setup: &Setup) -> anyhow::Result<()> {
+    /// Writes weights and config for `dir` under temp names; commit them with
+    /// [`crate::io::cleanup::commit_all`].
+    pub fn save(
+        &self,
+        dir: &Path,
+        setup: &Setup,
+    ) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> {
         save_model(
             dir,
             &self.model,
@@ -360,13 +365,13 @@ pub struct SavedData<'a> {
     pub constants: TransformConstants,
 }
 
-/// Saves weights and config to `dir` (the resident and the streamed paths).
+/// Writes weights and config for `dir` under temp names (the resident and the streamed paths).
 pub fn save_model<B: Backend>(
     dir: &Path,
     model: &Scdreamer<B>,
     run: &RunConfig,
     d: &SavedData,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> {
     let cfg = SavedConfig {
         format_version: checkpoint::FORMAT_VERSION,
         scdreamer_version: crate::VERSION.to_string(),
@@ -378,5 +383,5 @@ pub fn save_model<B: Backend>(
         label_categories: d.labels.map(|l| l.categories.clone()).unwrap_or_default(),
         constants: d.constants.into(),
     };
-    checkpoint::save(dir, &cfg, &model.params)
+    checkpoint::save_pending(dir, &cfg, &model.params)
 }

@@ -15,6 +15,7 @@ use crate::data::AnnData;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, ReadOptions, Results};
 use crate::io::checkpoint;
+use crate::io::outputs::OutputPlan;
 use crate::model::scdreamer::Scdreamer;
 use crate::pipeline::{Setup, Trained};
 
@@ -77,8 +78,24 @@ pub fn match_batches(
 pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     let saved = checkpoint::load_config(&a.model)?;
     let output = a.output.clone();
-    h5ad::check_output_path(&output, &a.input)?;
+    OutputPlan::new()
+        .file("--output", &output)
+        .input("--input", &a.input)
+        .input("--model file", &a.model.join(checkpoint::CONFIG))
+        .input("--model file", &a.model.join(checkpoint::WEIGHTS))
+        .check()?;
     h5ad::install_ctrlc_cleanup();
+    let cfg = saved.run.model.clone();
+    // The weights are checked against config.json before the (possibly large) input is read.
+    crate::cli::limits::check_model_fits(
+        &cfg,
+        saved.run.train.batch_size,
+        &format!("the model in {}", a.model.display()),
+    )?;
+    let backend = Cpu::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = Scdreamer::new(&backend, cfg.clone(), &mut rng);
+    checkpoint::load_weights(&a.model, &mut model.params)?;
     let mut adata = h5ad::read_h5ad(
         &a.input,
         &ReadOptions {
@@ -87,9 +104,11 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
             progress: !a.quiet,
         },
     )?;
+    if adata.n_obs() == 0 {
+        anyhow::bail!("{} has no cells: nothing to embed", a.input.display());
+    }
     let genes = match_genes(&saved.genes, &adata.var.index)?;
     let batch = match_batches(&adata, &saved.batch_key, &saved.batch_categories)?;
-    let cfg = saved.run.model.clone();
     let n = adata.n_obs();
     let mut setup = Setup::new_taking_x(
         &mut adata,
@@ -99,18 +118,7 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
         genes,
         &cfg,
         Some(saved.constants.into()),
-    )
-    .or_else(|e| {
-        if n > 0 {
-            Err(e)
-        } else {
-            anyhow::bail!("no cells in {}", a.input.display())
-        }
-    })?;
-    let backend = Cpu::new();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut model = Scdreamer::new(&backend, cfg.clone(), &mut rng);
-    checkpoint::load_weights(&a.model, &mut model.params)?;
+    )?;
     let data = crate::model::dataset::DeviceData::upload_taking(&backend, &mut setup.prep)?;
     let trained = Trained {
         model,

@@ -16,6 +16,9 @@ use crate::cli::args::{
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, ReadOptions, Results};
 use crate::data::validate;
+use crate::io::checkpoint;
+use crate::io::cleanup::commit_all;
+use crate::io::outputs::OutputPlan;
 use crate::model::config::{
     AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig, default_epochs,
     many_batches,
@@ -157,11 +160,78 @@ pub fn configs(
     if !(t.lr_ae > 0.0 && t.lr_ae.is_finite()) {
         anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
     }
+    check_weights(a)?;
+    // Training never uses more cells per minibatch than there are.
+    let minibatch = t.batch_size.min(n_cells.max(2));
+    crate::cli::limits::check_model_fits(
+        &m,
+        minibatch,
+        &format!(
+            "--hidden {} with --latent {} and --batch-size {}",
+            m.hidden
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            m.latent,
+            t.batch_size
+        ),
+    )?;
     Ok((m, t))
 }
 
+/// Loss weights must be finite numbers >= 0: a negative or NaN weight turns a term of the loss
+/// around or poisons every step.
+fn check_weights(a: &IntegrateArgs) -> anyhow::Result<()> {
+    for (flag, w) in [
+        ("--kl-weight", a.kl_weight),
+        ("--batch-adv-weight", a.batch_adv_weight),
+        ("--disc-weight", a.disc_weight),
+    ] {
+        if let Some(w) = w
+            && !(w >= 0.0 && w.is_finite())
+        {
+            anyhow::bail!("{flag} must be a finite number >= 0 (got {w})");
+        }
+    }
+    Ok(())
+}
+
+/// Flags checked before the input is read: a typo must not wait for a large file.
+pub(crate) fn check_flags(a: &IntegrateArgs) -> anyhow::Result<()> {
+    if a.threads == Some(0) {
+        anyhow::bail!("--threads must be at least 1, got 0");
+    }
+    if let Some(n) = a.threads
+        && n > MAX_THREADS
+    {
+        anyhow::bail!("--threads {n} is more than {MAX_THREADS}: give at most the number of cores");
+    }
+    if a.genes.n_top_genes == 0 && !a.genes.all_genes && a.genes.genes.is_none() {
+        anyhow::bail!(
+            "--n-top-genes must be at least 1, got 0 (use --all-genes to keep every gene)"
+        );
+    }
+    if let Some(h) = &a.hidden
+        && (h.is_empty() || h.contains(&0))
+    {
+        anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
+    }
+    if a.latent == Some(0) || a.epochs == Some(0) || a.batch_size.is_some_and(|b| b < 2) {
+        anyhow::bail!("--latent and --epochs must be at least 1 and --batch-size at least 2");
+    }
+    if a.chunk_cells == Some(0) {
+        anyhow::bail!("--chunk-cells must be at least 1, got 0");
+    }
+    check_weights(a)
+}
+
+/// More threads than this is a typo, not a machine: each thread reserves its own stack.
+const MAX_THREADS: usize = 4096;
+
 /// Saves the trained model in a directory.
-pub(crate) type SaveModel<'a> = Box<dyn FnOnce(&Path) -> anyhow::Result<()> + 'a>;
+pub(crate) type SaveModel<'a> =
+    Box<dyn FnOnce(&Path) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> + 'a>;
 
 /// Everything the output stage needs, from the resident or the streamed path.
 pub(crate) struct Outcome<'a> {
@@ -188,8 +258,35 @@ pub(crate) struct Outcome<'a> {
     pub save: SaveModel<'a>,
 }
 
+/// `<output>.log.csv` beside the output (`out.h5ad` -> `out.log.csv`).
+pub(crate) fn log_path(output: &Path) -> PathBuf {
+    output.with_extension("log.csv")
+}
+
+/// Every file the run writes and reads, checked before any work starts.
+pub(crate) fn output_plan(a: &IntegrateArgs, input: &Path, output: &Path) -> OutputPlan {
+    let log = log_path(output);
+    let mut plan = OutputPlan::new()
+        .file("--output", output)
+        .file("the training log", &log)
+        .file("the training log", &crate::train::log::log_json_path(&log))
+        .input("--input", input);
+    if let Some(dir) = &a.save_model {
+        plan = plan.dir(
+            "--save-model",
+            dir,
+            &[checkpoint::WEIGHTS, checkpoint::CONFIG],
+        );
+    }
+    if let Some(genes) = &a.genes.genes {
+        plan = plan.input("--genes", genes);
+    }
+    plan
+}
+
 /// Threads, input, output and device: the common start of both paths.
 fn start(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf, Device)> {
+    check_flags(a)?;
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -201,7 +298,7 @@ fn start(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf, Device)> {
         .output
         .clone()
         .unwrap_or_else(|| default_output(&input, demo));
-    h5ad::check_output_path(&output, &input)?;
+    output_plan(a, &input, &output).check()?;
     h5ad::install_ctrlc_cleanup();
     let device = crate::backend::device::resolve(a.device.into())?;
     eprintln!("{}", device.describe());
@@ -455,7 +552,7 @@ pub(crate) fn finish(
     let n = o.n_cells;
     let label_categories = o.labels.map(|l| l.categories.clone());
     let latent_dim = o.model.latent;
-    let log_path = o.output.with_extension("log.csv");
+    let log_path = log_path(o.output);
     let uns = json!({
         "version": crate::VERSION,
         "preset": o.preset,
@@ -491,10 +588,15 @@ pub(crate) fn finish(
         },
         uns: vec![("scdreamer".into(), uns)],
     };
-    h5ad::write_h5ad_blocks(o.output, x, obs, var, &results)?;
-    crate::train::write_log(o.log, &log_path)?;
+    // Every output under a temp name first, then all renamed together: a full disk or an
+    // interrupt leaves none of them, never an .h5ad without its log or a model without config.
+    let mut pending = vec![h5ad::write_h5ad_pending(o.output, x, obs, var, &results)?];
+    pending.extend(crate::train::log::write_log_pending(o.log, &log_path)?);
     if let Some(dir) = &a.save_model {
-        (o.save)(dir)?;
+        pending.extend((o.save)(dir)?);
+    }
+    commit_all(pending)?;
+    if let Some(dir) = &a.save_model {
         eprintln!("saved the model to {}", dir.display());
     }
     if let (Some(p), Some(l)) = (&o.predicted, o.labels) {

@@ -7,6 +7,7 @@ pub mod embed;
 pub mod inspect;
 pub mod integrate;
 mod integrate_backed;
+pub mod limits;
 pub mod simulate;
 
 pub use args::{Cli, Command};
