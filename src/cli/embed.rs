@@ -19,6 +19,29 @@ use crate::io::outputs::OutputPlan;
 use crate::model::scdreamer::Scdreamer;
 use crate::pipeline::{Setup, Trained};
 
+/// Refuses a model gene whose name the input repeats while the training data did not: after
+/// making the names unique the first column would be taken, which may be the wrong one.
+pub fn check_ambiguous(
+    model_genes: &[String],
+    trained_repeated: &[String],
+    input_repeated: &[String],
+) -> anyhow::Result<()> {
+    let ambiguous: Vec<&str> = model_genes
+        .iter()
+        .filter(|g| input_repeated.contains(g) && !trained_repeated.contains(g))
+        .map(String::as_str)
+        .collect();
+    if let Some(first) = ambiguous.first() {
+        anyhow::bail!(
+            "{} of the model's genes occur more than once in the input's var_names (e.g. '{first}'), \
+             but once in the training data: which column is the model's gene is ambiguous; \
+             drop or rename the extra columns",
+            ambiguous.len()
+        );
+    }
+    Ok(())
+}
+
 /// Indices of `wanted` genes in `var_names`, or an error naming the missing ones.
 pub fn match_genes(wanted: &[String], var_names: &[String]) -> anyhow::Result<Vec<usize>> {
     let pos: HashMap<&str, usize> = var_names
@@ -107,6 +130,11 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     if adata.n_obs() == 0 {
         anyhow::bail!("{} has no cells: nothing to embed", a.input.display());
     }
+    check_ambiguous(
+        &saved.genes,
+        &saved.repeated_genes,
+        &adata.var.repeated_names,
+    )?;
     let genes = match_genes(&saved.genes, &adata.var.index)?;
     let batch = match_batches(&adata, &saved.batch_key, &saved.batch_categories)?;
     let n = adata.n_obs();

@@ -53,15 +53,29 @@ fn default_output(input: &Path, demo: bool) -> PathBuf {
 
 pub(crate) fn gene_selection(
     a: &IntegrateArgs,
-    var_names: &[String],
+    var: &crate::data::Frame,
 ) -> anyhow::Result<GeneSelection> {
+    let var_names = &var.index;
     if a.genes.all_genes {
         return Ok(GeneSelection::All);
     }
     if let Some(f) = &a.genes.genes {
-        return Ok(GeneSelection::Given(
-            crate::data::preprocess::genes_from_file(f, var_names)?,
-        ));
+        let genes = crate::data::preprocess::genes_from_file(f, var_names)?;
+        // A bare name the input repeats stands for several columns: say so instead of
+        // silently taking the first.
+        if let Some(name) = genes
+            .iter()
+            .map(|&j| &var_names[j])
+            .find(|n| var.repeated_names.contains(n))
+        {
+            anyhow::bail!(
+                "--genes {} lists '{name}', which names more than one gene of the input \
+                 (var_names repeat it; they were made unique as '{name}', '{name}-1', ...): \
+                 list the unique name of each column you mean",
+                f.display()
+            );
+        }
+        return Ok(GeneSelection::Given(genes));
     }
     let flavor = a.genes.hvg_flavor.unwrap_or(match a.preset {
         Preset::Authors => HvgFlavor::Seurat,
@@ -411,7 +425,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         );
     }
     print_dropped(&report);
-    let how = gene_selection(a, &adata.var.index)?;
+    let how = gene_selection(a, &adata.var)?;
     let genes = pipeline::select_genes(&adata, &batch, batch_names.len(), &how)?;
     let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
     let (model_cfg, train_cfg) =

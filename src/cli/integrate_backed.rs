@@ -43,7 +43,7 @@ pub fn run(a: &IntegrateArgs, input: &Path, output: &Path, t_start: Instant) -> 
         "--backed: {n} cells read in {} chunk(s) of {chunk_cells} cells",
         chunks.len()
     );
-    let how = gene_selection(a, &reader.var.index)?;
+    let how = gene_selection(a, &reader.var)?;
     // The authors' preset needs the maxima of its transform from the first pass.
     let authors = match a.preset {
         Preset::Authors => ModelConfig::authors_preset(1, 1, 0).target == Target::AuthorsScaled,
@@ -146,6 +146,7 @@ pub fn run(a: &IntegrateArgs, input: &Path, output: &Path, t_start: Instant) -> 
                 &fitted.run,
                 &SavedData {
                     gene_names: &data.gene_names,
+                    repeated_genes: &data.reader.var.repeated_names,
                     batch_key: &a.input.batch_key,
                     batch_names: &data.batch_names,
                     labels_key: labels_key.as_deref(),

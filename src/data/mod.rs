@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dense;
 pub mod h5ad;
 pub mod hvg;
+pub mod names;
 pub mod preprocess;
 pub mod validate;
 

@@ -58,6 +58,9 @@ pub struct SavedConfig {
     pub run: RunConfig,
     /// var_names of the genes the model was trained on, in model order.
     pub genes: Vec<String>,
+    /// var_names the training input repeated (made unique on reading as anndata does).
+    #[serde(default)]
+    pub repeated_genes: Vec<String>,
     pub batch_key: String,
     pub batch_categories: Vec<String>,
     /// Sup: label key and categories.

@@ -287,6 +287,7 @@ impl Simulation {
     /// categoricals indexed `cell0..`, var indexed `gene0..`. Moves the counts, no copy.
     pub fn into_anndata(self, p: &SimParams) -> AnnData {
         let obs = Frame {
+            repeated_names: Vec::new(),
             index: names("cell", p.n_cells),
             index_name: "_index".into(),
             columns: vec![
@@ -301,6 +302,7 @@ impl Simulation {
             ],
         };
         let var = Frame {
+            repeated_names: Vec::new(),
             index: names("gene", p.n_genes),
             index_name: "_index".into(),
             columns: Vec::new(),

@@ -98,6 +98,19 @@ pub fn locate(root: &Group, path: &str) -> Result<Matrix> {
     })
 }
 
+/// The largest value a count may have: it is held as float32.
+const F32_MAX: f64 = f32::MAX as f64;
+
+/// A value as a short string: scientific notation for the very small and the very large (a
+/// subnormal printed as a decimal is 330 characters).
+pub fn readable(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Checks each stored value: finite, non-negative, integer unless allowed. Errors name
 /// the cell and gene, so it holds the obs and var names.
 pub struct ValueCheck<'a> {
@@ -110,7 +123,7 @@ pub struct ValueCheck<'a> {
 impl ValueCheck<'_> {
     #[inline]
     pub(super) fn check(&self, row: usize, col: usize, v: f64) -> Result<()> {
-        if v >= 0.0 && v.is_finite() && (self.allow_non_integer || v.fract() == 0.0) {
+        if v >= 0.0 && v <= F32_MAX && (self.allow_non_integer || v.fract() == 0.0) {
             return Ok(());
         }
         let at = format!(
@@ -119,12 +132,21 @@ impl ValueCheck<'_> {
             self.genes.get(col).map_or("?", |s| s.as_str())
         );
         let what = self.what;
+        let v_shown = readable(v);
         if !v.is_finite() {
-            bail!("{what} has a non-finite value {v} at {at}: scdreamer needs raw counts");
+            bail!("{what} has a non-finite value {v_shown} at {at}: scdreamer needs raw counts");
         }
         if v < 0.0 {
-            bail!("{what} has a negative value {v} at {at}: scdreamer needs raw counts");
+            bail!("{what} has a negative value {v_shown} at {at}: scdreamer needs raw counts");
         }
+        if v > F32_MAX {
+            bail!(
+                "{what} has a value {v_shown} at {at}, above the float32 maximum {:e} that \
+                 scdreamer computes in: these are not counts",
+                f32::MAX
+            );
+        }
+        let v = v_shown;
         bail!(
             "{what} has a non-integer value {v} at {at}: scdreamer needs raw integer counts \
              (this looks normalised or log-transformed); pass a layer of raw counts with \
@@ -191,6 +213,17 @@ pub fn read_matrix(m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr
         MatrixSource::Dense(ds) => read_dense(ds, m, check, progress)?,
     };
     canonicalize(&mut csr);
+    // Repeated (cell, gene) entries are summed: each was checked, their sum may not be.
+    if let Some(k) = csr.data.iter().position(|v| !(*v <= f32::MAX)) {
+        let row = csr.indptr.partition_point(|&p| p as usize <= k) - 1;
+        bail!(
+            "{} repeats an entry of cell '{}' (row {row}), gene {} whose sum overflows float32: \
+             these are not counts",
+            check.what,
+            check.cells.get(row).map_or("?", |s| s.as_str()),
+            csr.indices[k]
+        );
+    }
     Ok(csr)
 }
 
