@@ -10,7 +10,12 @@ use crate::model::config::ModelConfig;
 /// of what `Scdreamer::new` allocates, in u128 so absurd widths cannot overflow.
 pub fn parameter_count(cfg: &ModelConfig) -> u128 {
     let u = |v: usize| v as u128;
-    let (g, b, l, y) = (u(cfg.n_genes), u(cfg.n_batches), u(cfg.latent), u(cfg.n_labels));
+    let (g, b, l, y) = (
+        u(cfg.n_genes),
+        u(cfg.n_batches),
+        u(cfg.latent),
+        u(cfg.n_labels),
+    );
     let h: Vec<u128> = cfg.hidden.iter().map(|&w| u(w)).collect();
     let (first, last) = (
         h.first().copied().unwrap_or(0),
@@ -21,7 +26,11 @@ pub fn parameter_count(cfg: &ModelConfig) -> u128 {
     let decoder = (l + b + 1) * last + chain + 3 * (first + 1) * g + g + 2 * b * g;
     let discriminator = (g + 1) * first + chain + last;
     let classifier = (l + 1) * last + chain + (first + 1) * b;
-    let sup = if y > 0 { (l + 1) * last + chain + first * y } else { 0 };
+    let sup = if y > 0 {
+        (l + 1) * last + chain + first * y
+    } else {
+        0
+    };
     encoder + decoder + discriminator + classifier + sup
 }
 
@@ -73,7 +82,9 @@ mod tests {
     fn absurd_width_is_an_error_naming_the_flag() {
         let mut cfg = ModelConfig::default_preset(800, 3, 0);
         cfg.hidden = vec![1_000_000_000_000];
-        let e = check_model_fits(&cfg, 128, "--hidden").unwrap_err().to_string();
+        let e = check_model_fits(&cfg, 128, "--hidden")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--hidden") && e.contains("memory"), "{e}");
     }
 }

@@ -41,11 +41,7 @@ pub fn make_unique(names: &mut [String]) -> Vec<String> {
 
 /// One line for the user about `repeated` names of `what` (e.g. "var_names").
 pub fn repeated_warning(repeated: &[String], what: &str) -> String {
-    let shown: Vec<String> = repeated
-        .iter()
-        .take(5)
-        .map(|n| format!("'{n}'"))
-        .collect();
+    let shown: Vec<String> = repeated.iter().take(5).map(|n| format!("'{n}'")).collect();
     format!(
         "{} {what} occur more than once ({}{}): made unique as anndata's \
          var_names_make_unique() does (the second '{}' is now '{}-1'); --genes and embed match \

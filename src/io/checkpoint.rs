@@ -241,7 +241,12 @@ impl SavedConfig {
             anyhow::bail!("'labels_key' and 'model.n_labels' disagree");
         }
         let c = &self.constants;
-        let finite = [c.log_norm_max, c.authors_max, c.library_prior.0, c.library_prior.1];
+        let finite = [
+            c.log_norm_max,
+            c.authors_max,
+            c.library_prior.0,
+            c.library_prior.1,
+        ];
         if finite.iter().any(|v| !v.is_finite()) {
             anyhow::bail!("'constants' holds a non-finite value: {c:?}");
         }

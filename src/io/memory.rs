@@ -54,7 +54,10 @@ pub fn human_bytes(b: u128) -> String {
 pub fn check_fits(needed: u128, what: &str) -> Result<()> {
     let (limit, source) = match available_bytes() {
         Some(a) => (a, "available (MemAvailable + free swap)"),
-        None => (FALLBACK_LIMIT, "the 1 TB limit used where /proc/meminfo is absent"),
+        None => (
+            FALLBACK_LIMIT,
+            "the 1 TB limit used where /proc/meminfo is absent",
+        ),
     };
     if needed > limit {
         bail!(

@@ -217,7 +217,13 @@ fn own(dir_role: &str, file_role: &str) -> bool {
 /// The deepest ancestor of `p` (itself included) that exists.
 fn nearest_existing(p: &Path) -> Option<PathBuf> {
     p.ancestors()
-        .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
         .find(|a| a.exists())
         .map(Path::to_path_buf)
 }
@@ -247,7 +253,11 @@ mod tests {
         // A model directory holding the output file.
         let e = OutputPlan::new()
             .file("--output", &d.path().join("m/weights.safetensors"))
-            .dir("--save-model", &d.path().join("m"), &["weights.safetensors"])
+            .dir(
+                "--save-model",
+                &d.path().join("m"),
+                &["weights.safetensors"],
+            )
             .check()
             .unwrap_err()
             .to_string();
