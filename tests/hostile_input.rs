@@ -549,6 +549,19 @@ fn output_through_dot_dot_is_the_input() {
 }
 
 #[test]
+fn output_through_a_missing_directory_and_dot_dot_is_the_input() {
+    let c = Case::new();
+    let i = c.demo("in.h5ad");
+    integrate_fast_fails(
+        &c,
+        &i,
+        &c.path("nosuch/../in.h5ad"),
+        &[],
+        &["onto the input"],
+    );
+}
+
+#[test]
 fn training_log_csv_would_overwrite_the_input() {
     let c = Case::new();
     let i = c.demo("run.log.csv");

@@ -39,7 +39,7 @@ pub fn resolve(p: &Path) -> Option<PathBuf> {
         if let Ok(c) = base.canonicalize() {
             break c;
         }
-        missing.push(base.file_name()?.to_os_string());
+        missing.push(base.components().next_back()?.as_os_str().to_os_string());
         base = base.parent()?;
     };
     let mut out = canon;

@@ -180,7 +180,7 @@ fn check_expected_counts(p: &SimParams, model: &Model) -> Result<()> {
         let top = rates.iter().fold(0.0f64, |m, &r| m.max(r));
         worst = worst.max(top * lib);
     }
-    if !(worst <= MAX_EXPECTED_COUNT) {
+    if worst.is_nan() || worst > MAX_EXPECTED_COUNT {
         bail!(
             "--de-sd {} and --batch-sd {} give expected counts up to {worst:.3e} in a cell, above \
              {MAX_EXPECTED_COUNT} (2^24, the largest integer a float32 count holds exactly): \

@@ -215,7 +215,7 @@ pub fn read_matrix(m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr
     };
     canonicalize(&mut csr);
     // Repeated (cell, gene) entries are summed: each was checked, their sum may not be.
-    if let Some(k) = csr.data.iter().position(|v| !(*v <= f32::MAX)) {
+    if let Some(k) = csr.data.iter().position(|v| !v.is_finite()) {
         let row = csr.indptr.partition_point(|&p| p as usize <= k) - 1;
         bail!(
             "{} repeats an entry of cell '{}' (row {row}), gene {} whose sum overflows float32: \
