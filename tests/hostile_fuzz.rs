@@ -37,8 +37,23 @@ fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A random fixture; `bad` is true when a value that is not a count was put in.
-fn random_fixture(rng: &mut ChaCha8Rng) -> (Fixture, bool) {
+/// The value the fixture writer stores for `v` in encoding `kind` (it casts to the dtype).
+fn stored(v: f64, kind: XKind) -> f64 {
+    match kind {
+        XKind::CsrF32I32 => v as f32 as f64,
+        XKind::CscI32 => v as i32 as f64,
+        XKind::DenseI64 => v as i64 as f64,
+        XKind::CsrF64I64 | XKind::DenseF64 => v,
+    }
+}
+
+/// True for a value the reader must accept: a non-negative integer within float32.
+fn is_count(v: f64) -> bool {
+    v >= 0.0 && v <= f32::MAX as f64 && v.fract() == 0.0
+}
+
+/// A random fixture (values as stored in `kind`); `bad` is true when one is not a count.
+fn random_fixture(rng: &mut ChaCha8Rng, kind: XKind) -> (Fixture, bool) {
     let n = rng.gen_range(0..7);
     let g = rng.gen_range(1..6);
     let mut values: Vec<f64> = (0..n * g)
@@ -50,7 +65,6 @@ fn random_fixture(rng: &mut ChaCha8Rng) -> (Fixture, bool) {
             }
         })
         .collect();
-    let mut bad = false;
     if n > 0 && rng.gen_bool(0.3) {
         let nasty = [
             -1.0,
@@ -62,12 +76,11 @@ fn random_fixture(rng: &mut ChaCha8Rng) -> (Fixture, bool) {
             -0.0,
             1e39,
         ];
-        let v = nasty[rng.gen_range(0..nasty.len())];
         let k = rng.gen_range(0..values.len());
-        values[k] = v;
-        // -0.0 is a zero; the rest is refused.
-        bad = v != 0.0;
+        values[k] = nasty[rng.gen_range(0..nasty.len())];
     }
+    let values: Vec<f64> = values.iter().map(|&v| stored(v, kind)).collect();
+    let bad = values.iter().any(|&v| !is_count(v));
     let fx = Fixture {
         cells: (0..n).map(|i| format!("c{i}")).collect(),
         genes: (0..g).map(|j| format!("g{j}")).collect(),
@@ -268,8 +281,8 @@ fn unique(names: &[String]) -> bool {
 /// One case: Ok(whether the file was read), or a description of the broken property.
 fn run_case(seed: u64, dir: &Path) -> Result<bool, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (fx, bad) = random_fixture(&mut rng);
     let kind = KINDS[rng.gen_range(0..KINDS.len())];
+    let (fx, bad) = random_fixture(&mut rng, kind);
     let p = dir.join(format!("case{seed}.h5ad"));
     write_fixture(&p, &fx, kind, None);
     let n_mut = if rng.gen_bool(0.25) {
@@ -298,7 +311,10 @@ fn run_case(seed: u64, dir: &Path) -> Result<bool, String> {
                 .ok();
             if mutations.is_empty() {
                 if bad {
-                    return Err(format!("a bad value was accepted ({what})"));
+                    return Err(format!(
+                        "a bad value was accepted: {:?} ({what})",
+                        fx.values
+                    ));
                 }
                 let want: Vec<f32> = fx.values.iter().map(|&v| v as f32).collect();
                 if dense(&a.x) != want {
