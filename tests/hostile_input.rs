@@ -1059,7 +1059,8 @@ fn zero_cells() {
         cell_type: vec![],
     };
     write_fixture(&p, &fx, XKind::CsrF32I32, None);
-    integrate_fails(&c, &p, &[], &["no cells"]);
+    integrate_fails(&c, &p, &[], &["empty.h5ad has no cells", "0 x 2"]);
+    integrate_fails(&c, &p, &["--backed"], &["empty.h5ad has no cells"]);
 }
 
 #[test]

@@ -240,6 +240,18 @@ pub(crate) fn check_flags(a: &IntegrateArgs) -> anyhow::Result<()> {
     check_weights(a)
 }
 
+/// A file without cells or genes: said with its name, before any column is looked at.
+pub(crate) fn check_not_empty(input: &Path, cells: usize, genes: usize) -> anyhow::Result<()> {
+    if cells == 0 || genes == 0 {
+        anyhow::bail!(
+            "{} has no {} (X is {cells} x {genes}): nothing to integrate",
+            input.display(),
+            if cells == 0 { "cells" } else { "genes" }
+        );
+    }
+    Ok(())
+}
+
 /// More threads than this is a typo, not a machine: each thread reserves its own stack.
 const MAX_THREADS: usize = 4096;
 
@@ -409,6 +421,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         progress: !a.quiet,
     };
     let mut adata = h5ad::read_h5ad(&input, &opts)?;
+    check_not_empty(&input, adata.n_obs(), adata.n_vars())?;
     let (batch, batch_names) =
         validate::batch_codes(&adata.obs, &a.input.batch_key, a.input.allow_single_batch)?;
     // scDREAMER-Sup when a labels column is given.

@@ -27,6 +27,7 @@ pub fn run(a: &IntegrateArgs, input: &Path, output: &Path, t_start: Instant) -> 
         progress: !a.quiet,
     };
     let reader = RowReader::open(input, &opts)?;
+    crate::cli::integrate::check_not_empty(input, reader.n_rows(), reader.n_cols())?;
     let n = reader.n_rows();
     let (batch, batch_names) =
         validate::batch_codes(&reader.obs, &a.input.batch_key, a.input.allow_single_batch)?;

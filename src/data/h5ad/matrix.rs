@@ -124,7 +124,7 @@ pub struct ValueCheck<'a> {
 impl ValueCheck<'_> {
     #[inline]
     pub(super) fn check(&self, row: usize, col: usize, v: f64) -> Result<()> {
-        if v >= 0.0 && v <= F32_MAX && (self.allow_non_integer || v.fract() == 0.0) {
+        if (0.0..=F32_MAX).contains(&v) && (self.allow_non_integer || v.fract() == 0.0) {
             return Ok(());
         }
         let at = format!(
