@@ -9,22 +9,18 @@ use serde_json::json;
 use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::backend::device::Device;
-use crate::cli::args::{
-    AdversaryInputArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, LrScheduleArg,
-    NormalizedArg, Preset,
-};
+use crate::cli::args::{IntegrateArgs, NormalizedArg};
+pub(crate) use crate::cli::integrate_checks::check_not_empty;
+use crate::cli::integrate_checks::{check_flags, log_path, output_plan};
+pub use crate::cli::integrate_config::configs;
+pub(crate) use crate::cli::integrate_config::gene_selection;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, ReadOptions, Results};
 use crate::data::validate;
-use crate::io::checkpoint;
 use crate::io::cleanup::commit_all;
-use crate::io::outputs::OutputPlan;
-use crate::model::config::{
-    AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig, default_epochs,
-    many_batches,
-};
+use crate::model::config::{ModelConfig, RunConfig, TrainConfig};
 use crate::model::sup::{CellLabels, LabelPrediction};
-use crate::pipeline::{self, GeneSelection, Setup};
+use crate::pipeline::{self, Setup};
 use crate::train::EpochLog;
 
 /// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).
@@ -50,210 +46,6 @@ fn default_output(input: &Path, demo: bool) -> PathBuf {
     let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
     input.with_file_name(format!("{stem}_scdreamer.h5ad"))
 }
-
-pub(crate) fn gene_selection(
-    a: &IntegrateArgs,
-    var: &crate::data::Frame,
-) -> anyhow::Result<GeneSelection> {
-    let var_names = &var.index;
-    if a.genes.all_genes {
-        return Ok(GeneSelection::All);
-    }
-    if let Some(f) = &a.genes.genes {
-        let genes = crate::data::preprocess::genes_from_file(f, var_names)?;
-        // A bare name the input repeats stands for several columns: say so instead of
-        // silently taking the first.
-        if let Some(name) = genes
-            .iter()
-            .map(|&j| &var_names[j])
-            .find(|n| var.repeated_names.contains(n))
-        {
-            anyhow::bail!(
-                "--genes {} lists '{name}', which names more than one gene of the input \
-                 (var_names repeat it; they were made unique as '{name}', '{name}-1', ...): \
-                 list the unique name of each column you mean",
-                f.display()
-            );
-        }
-        return Ok(GeneSelection::Given(genes));
-    }
-    let flavor = a.genes.hvg_flavor.unwrap_or(match a.preset {
-        Preset::Authors => HvgFlavor::Seurat,
-        Preset::Default => HvgFlavor::SeuratV3,
-    });
-    Ok(match flavor {
-        HvgFlavor::SeuratV3 => GeneSelection::SeuratV3(a.genes.n_top_genes),
-        HvgFlavor::Seurat => GeneSelection::Seurat(a.genes.n_top_genes),
-    })
-}
-
-/// Model and training configuration from the preset and the flags. `n_labels` > 0 selects
-/// scDREAMER-Sup, whose preset differs (e.g. its KL weight).
-pub fn configs(
-    a: &IntegrateArgs,
-    n_genes: usize,
-    n_batches: usize,
-    n_labels: usize,
-    n_cells: usize,
-) -> anyhow::Result<(ModelConfig, TrainConfig)> {
-    let (mut m, mut t) = match a.preset {
-        Preset::Default => (
-            ModelConfig::default_preset(n_genes, n_batches, n_labels),
-            TrainConfig::default_preset(n_cells, n_batches, n_labels, a.seed),
-        ),
-        Preset::Authors => (
-            ModelConfig::authors_preset(n_genes, n_batches, n_labels),
-            TrainConfig::authors_preset(a.seed),
-        ),
-    };
-    if let Some(l) = a.latent {
-        m.latent = l;
-    }
-    if let Some(h) = &a.hidden {
-        if h.is_empty() || h.contains(&0) {
-            anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
-        }
-        m.hidden = h.clone();
-    }
-    if let Some(w) = a.batch_adv_weight {
-        m.batch_adv_weight = w;
-    }
-    if let Some(i) = a.adversary_input {
-        m.adversary_input = match i {
-            AdversaryInputArg::Sample => AdversaryInput::Sample,
-            AdversaryInputArg::Mean => AdversaryInput::Mean,
-        };
-    }
-    if let Some(e) = a.encode_batch {
-        m.encode_batch = e;
-    }
-    if let Some(o) = a.batch_gene_offsets {
-        m.batch_gene_offsets = o;
-    }
-    if let Some(w) = a.disc_weight {
-        m.disc_weight = w;
-    }
-    if let Some(w) = a.kl_weight {
-        m.kl_weight = w;
-    }
-    m.likelihood = match a.likelihood {
-        LikelihoodArg::Zinb => Likelihood::Zinb,
-        LikelihoodArg::Nb => Likelihood::Nb,
-    };
-    if let Some(e) = a.epochs {
-        t.epochs = e;
-    }
-    if let Some(b) = a.batch_size {
-        t.batch_size = b;
-        // The default epoch budget is in steps: follow the batch size the user chose.
-        if a.epochs.is_none() && a.preset == Preset::Default {
-            t.epochs = default_epochs(n_cells, b, many_batches(n_batches, n_labels));
-        }
-    }
-    if let Some(sch) = a.lr_schedule {
-        t.lr_schedule = match sch {
-            LrScheduleArg::Constant => LrSchedule::Constant,
-            LrScheduleArg::Cosine => LrSchedule::Cosine,
-        };
-    }
-    if let Some(lr) = a.lr {
-        // Keep the adversaries' learning rates in the preset's ratio to the AE's.
-        let r = lr / t.lr_ae;
-        t.lr_ae = lr;
-        t.lr_dis *= r;
-        t.lr_bc *= r;
-    }
-    if m.latent == 0 || t.epochs == 0 || t.batch_size < 2 {
-        anyhow::bail!(
-            "--latent and --epochs must be at least 1 and --batch-size at least 2 (got {}, {}, {})",
-            m.latent,
-            t.epochs,
-            t.batch_size
-        );
-    }
-    if !(t.lr_ae > 0.0 && t.lr_ae.is_finite()) {
-        anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
-    }
-    check_weights(a)?;
-    // Training never uses more cells per minibatch than there are.
-    let minibatch = t.batch_size.min(n_cells.max(2));
-    crate::cli::limits::check_model_fits(
-        &m,
-        minibatch,
-        &format!(
-            "--hidden {} with --latent {} and --batch-size {}",
-            m.hidden
-                .iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-            m.latent,
-            t.batch_size
-        ),
-    )?;
-    Ok((m, t))
-}
-
-/// Loss weights must be finite numbers >= 0: a negative or NaN weight turns a term of the loss
-/// around or poisons every step.
-fn check_weights(a: &IntegrateArgs) -> anyhow::Result<()> {
-    for (flag, w) in [
-        ("--kl-weight", a.kl_weight),
-        ("--batch-adv-weight", a.batch_adv_weight),
-        ("--disc-weight", a.disc_weight),
-    ] {
-        if let Some(w) = w
-            && !(w >= 0.0 && w.is_finite())
-        {
-            anyhow::bail!("{flag} must be a finite number >= 0 (got {w})");
-        }
-    }
-    Ok(())
-}
-
-/// Flags checked before the input is read: a typo must not wait for a large file.
-pub(crate) fn check_flags(a: &IntegrateArgs) -> anyhow::Result<()> {
-    if a.threads == Some(0) {
-        anyhow::bail!("--threads must be at least 1, got 0");
-    }
-    if let Some(n) = a.threads
-        && n > MAX_THREADS
-    {
-        anyhow::bail!("--threads {n} is more than {MAX_THREADS}: give at most the number of cores");
-    }
-    if a.genes.n_top_genes == 0 && !a.genes.all_genes && a.genes.genes.is_none() {
-        anyhow::bail!(
-            "--n-top-genes must be at least 1, got 0 (use --all-genes to keep every gene)"
-        );
-    }
-    if let Some(h) = &a.hidden
-        && (h.is_empty() || h.contains(&0))
-    {
-        anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
-    }
-    if a.latent == Some(0) || a.epochs == Some(0) || a.batch_size.is_some_and(|b| b < 2) {
-        anyhow::bail!("--latent and --epochs must be at least 1 and --batch-size at least 2");
-    }
-    if a.chunk_cells == Some(0) {
-        anyhow::bail!("--chunk-cells must be at least 1, got 0");
-    }
-    check_weights(a)
-}
-
-/// A file without cells or genes: said with its name, before any column is looked at.
-pub(crate) fn check_not_empty(input: &Path, cells: usize, genes: usize) -> anyhow::Result<()> {
-    if cells == 0 || genes == 0 {
-        anyhow::bail!(
-            "{} has no {} (X is {cells} x {genes}): nothing to integrate",
-            input.display(),
-            if cells == 0 { "cells" } else { "genes" }
-        );
-    }
-    Ok(())
-}
-
-/// More threads than this is a typo, not a machine: each thread reserves its own stack.
-const MAX_THREADS: usize = 4096;
 
 /// Saves the trained model in a directory.
 pub(crate) type SaveModel<'a> =
@@ -282,32 +74,6 @@ pub(crate) struct Outcome<'a> {
     pub device: &'static str,
     /// Saves the model in a directory (`--save-model`), after the output is written.
     pub save: SaveModel<'a>,
-}
-
-/// `<output>.log.csv` beside the output (`out.h5ad` -> `out.log.csv`).
-pub(crate) fn log_path(output: &Path) -> PathBuf {
-    output.with_extension("log.csv")
-}
-
-/// Every file the run writes and reads, checked before any work starts.
-pub(crate) fn output_plan(a: &IntegrateArgs, input: &Path, output: &Path) -> OutputPlan {
-    let log = log_path(output);
-    let mut plan = OutputPlan::new()
-        .file("--output", output)
-        .file("the training log", &log)
-        .file("the training log", &crate::train::log::log_json_path(&log))
-        .input("--input", input);
-    if let Some(dir) = &a.save_model {
-        plan = plan.dir(
-            "--save-model",
-            dir,
-            &[checkpoint::WEIGHTS, checkpoint::CONFIG],
-        );
-    }
-    if let Some(genes) = &a.genes.genes {
-        plan = plan.input("--genes", genes);
-    }
-    plan
 }
 
 /// Threads, input, output and device: the common start of both paths.
