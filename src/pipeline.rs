@@ -38,6 +38,9 @@ pub struct Setup {
     /// var indices (into the input) of the genes used, in model order.
     pub genes: Vec<usize>,
     pub gene_names: Vec<String>,
+    /// var_names the input repeated (made unique on reading; recorded in a saved model so
+    /// `embed` can tell a consistent renaming from an ambiguous one).
+    pub repeated_gene_names: Vec<String>,
     pub batch_key: String,
     /// Sup: the obs key of the labels (their codes are in `prep.labels`).
     pub labels_key: Option<String>,
@@ -87,7 +90,9 @@ impl Setup {
     ) -> anyhow::Result<Self> {
         let x = Cow::Borrowed(&adata.x);
         let names = &adata.var.index;
-        Self::from_x(x, names, batch_key, batch, batch_names, genes, cfg, fixed)
+        let mut s = Self::from_x(x, names, batch_key, batch, batch_names, genes, cfg, fixed)?;
+        s.repeated_gene_names = adata.var.repeated_names.clone();
+        Ok(s)
     }
 
     /// [`Setup::new`] that takes `adata.x` (left empty): when every gene is kept, in order,
@@ -103,7 +108,9 @@ impl Setup {
     ) -> anyhow::Result<Self> {
         let x = Cow::Owned(std::mem::take(&mut adata.x));
         let names = &adata.var.index;
-        Self::from_x(x, names, batch_key, batch, batch_names, genes, cfg, fixed)
+        let mut s = Self::from_x(x, names, batch_key, batch, batch_names, genes, cfg, fixed)?;
+        s.repeated_gene_names = adata.var.repeated_names.clone();
+        Ok(s)
     }
 
     /// `x`: cells x all input genes, named by `var_index`. Borrowed, the selected genes are
@@ -141,6 +148,7 @@ impl Setup {
         Ok(Setup {
             genes,
             gene_names,
+            repeated_gene_names: Vec::new(),
             batch_key: batch_key.to_string(),
             labels_key: None,
             prep,
@@ -382,14 +390,20 @@ impl<B: Backend> Trained<B> {
         normalized_cells(&self.model, &self.data, prep, as_batch, &mut tape, &mut rng)
     }
 
-    /// Saves weights and config to `dir`.
-    pub fn save(&self, dir: &Path, setup: &Setup) -> anyhow::Result<()> {
+    /// Writes weights and config for `dir` under temp names; commit them with
+    /// [`crate::io::cleanup::commit_all`].
+    pub fn save(
+        &self,
+        dir: &Path,
+        setup: &Setup,
+    ) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> {
         save_model(
             dir,
             &self.model,
             &self.run,
             &SavedData {
                 gene_names: &setup.gene_names,
+                repeated_genes: &setup.repeated_gene_names,
                 batch_key: &setup.batch_key,
                 batch_names: &setup.prep.batch_names,
                 labels_key: setup.labels_key.as_deref(),
@@ -403,6 +417,8 @@ impl<B: Backend> Trained<B> {
 /// What a saved model records about its training data.
 pub struct SavedData<'a> {
     pub gene_names: &'a [String],
+    /// var_names the training input repeated.
+    pub repeated_genes: &'a [String],
     pub batch_key: &'a str,
     pub batch_names: &'a [String],
     pub labels_key: Option<&'a str>,
@@ -410,14 +426,14 @@ pub struct SavedData<'a> {
     pub constants: TransformConstants,
 }
 
-/// Saves weights and config to `dir` (the resident and the streamed paths).
+/// Writes weights and config for `dir` under temp names (the resident and the streamed paths).
 pub fn save_model<B: Backend>(
     dir: &Path,
     model: &Scdreamer<B>,
     run: &RunConfig,
     d: &SavedData,
-) -> anyhow::Result<()> {
-    checkpoint::save(dir, &saved_config(run, d), &model.params)
+) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> {
+    checkpoint::save_pending(dir, &saved_config(run, d), &model.params)
 }
 
 /// The `config.json` of a model trained with `run` on data `d`.
@@ -427,6 +443,7 @@ pub fn saved_config(run: &RunConfig, d: &SavedData) -> SavedConfig {
         scdreamer_version: crate::VERSION.to_string(),
         run: run.clone(),
         genes: d.gene_names.to_vec(),
+        repeated_genes: d.repeated_genes.to_vec(),
         batch_key: d.batch_key.to_string(),
         batch_categories: d.batch_names.to_vec(),
         labels_key: d.labels_key.map(str::to_string),

@@ -71,6 +71,29 @@ pub fn match_batches(
         .collect()
 }
 
+/// Refuses a model gene whose name the input repeats while the training data did not: after
+/// making the names unique the first column would be taken, which may be the wrong one.
+pub fn check_ambiguous(
+    model_genes: &[String],
+    trained_repeated: &[String],
+    input_repeated: &[String],
+) -> anyhow::Result<()> {
+    let ambiguous: Vec<&str> = model_genes
+        .iter()
+        .filter(|g| input_repeated.contains(g) && !trained_repeated.contains(g))
+        .map(String::as_str)
+        .collect();
+    if let Some(first) = ambiguous.first() {
+        anyhow::bail!(
+            "{} of the model's genes occur more than once in the input's var_names (e.g. '{first}'), \
+             but once in the training data: which column is the model's gene is ambiguous; \
+             drop or rename the extra columns",
+            ambiguous.len()
+        );
+    }
+    Ok(())
+}
+
 /// Loads the model saved in `dir` onto `backend`.
 pub fn load_model<B: Backend>(
     dir: &Path,

@@ -185,6 +185,7 @@ pub fn read_data(
         index: obs_names,
         index_name: "_index".into(),
         columns: Vec::new(),
+        repeated_names: Vec::new(),
     };
     for (name, kind, values, categories) in columns {
         let c = column(&kind, &values, categories)?;
@@ -197,10 +198,21 @@ pub fn read_data(
         }
         obs.columns.push((name, c));
     }
+    // Repeated gene names are made unique as the CLI's reader does (anndata's
+    // var_names_make_unique), so name matching is defined on unique names.
+    let mut var_names = var_names;
+    let repeated_names = scdreamer::data::names::make_unique(&mut var_names);
+    if !repeated_names.is_empty() {
+        eprintln!(
+            "warning: {}",
+            scdreamer::data::names::repeated_warning(&repeated_names, "var_names")
+        );
+    }
     let var = Frame {
         index: var_names,
         index_name: "_index".into(),
         columns: Vec::new(),
+        repeated_names,
     };
     Ok(Data {
         adata: Some(AnnData {

@@ -126,6 +126,7 @@ pub(crate) fn fit_on<B: Backend>(
         &tr.run,
         &SavedData {
             gene_names: &setup.gene_names,
+            repeated_genes: &setup.repeated_gene_names,
             batch_key: &setup.batch_key,
             batch_names: &setup.prep.batch_names,
             labels_key: setup.labels_key.as_deref(),

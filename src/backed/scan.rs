@@ -244,6 +244,7 @@ mod tests {
 
     fn anndata(x: Csr, batch: &[u32]) -> AnnData {
         let obs = Frame {
+            repeated_names: Vec::new(),
             index: (0..x.n_rows).map(|i| format!("c{i}")).collect(),
             index_name: "_index".into(),
             columns: vec![(
@@ -256,6 +257,7 @@ mod tests {
             )],
         };
         let var = Frame {
+            repeated_names: Vec::new(),
             index: (0..x.n_cols).map(|j| format!("g{j}")).collect(),
             index_name: "_index".into(),
             columns: vec![],

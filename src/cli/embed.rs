@@ -8,15 +8,31 @@ use crate::backend::cpu::Cpu;
 use crate::cli::args::EmbedArgs;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::io::checkpoint;
+use crate::io::outputs::OutputPlan;
 use crate::pipeline::Trained;
 pub use crate::saved_model::{match_batches, match_genes};
 
 pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
+    let output = a.output.clone();
+    OutputPlan::new()
+        .file("--output", &output)
+        .input("--input", &a.input)
+        .input("--model file", &a.model.join(checkpoint::CONFIG))
+        .input("--model file", &a.model.join(checkpoint::WEIGHTS))
+        .check()?;
+    h5ad::install_ctrlc_cleanup();
+    // The model must fit in memory before it is built (a tampered width would abort), and the
+    // weights are checked against config.json before the (possibly large) input is read.
+    let config = checkpoint::load_config(&a.model)?;
+    crate::cli::limits::check_model_fits(
+        &config.run.model,
+        config.run.train.batch_size,
+        &format!("the model in {}", a.model.display()),
+    )?;
     let backend = Cpu::new();
     let (saved, model) = crate::saved_model::load_model(&a.model, &backend)?;
-    let output = a.output.clone();
-    h5ad::check_output_path(&output, &a.input)?;
-    h5ad::install_ctrlc_cleanup();
+    let cfg = saved.run.model.clone();
     let mut adata = h5ad::read_h5ad(
         &a.input,
         &ReadOptions {
@@ -25,7 +41,14 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
             progress: !a.quiet,
         },
     )?;
-    let cfg = saved.run.model.clone();
+    if adata.n_obs() == 0 {
+        anyhow::bail!("{} has no cells: nothing to embed", a.input.display());
+    }
+    crate::saved_model::check_ambiguous(
+        &saved.genes,
+        &saved.repeated_genes,
+        &adata.var.repeated_names,
+    )?;
     let n = adata.n_obs();
     let mut setup =
         crate::saved_model::setup_for(&mut adata, &saved, &a.input.display().to_string())?;

@@ -8,20 +8,19 @@ use anyhow::Context;
 use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::backend::device::Device;
-use crate::cli::args::{
-    AdversaryInputArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, LrScheduleArg,
-    NormalizedArg, Preset,
-};
+use crate::cli::args::{IntegrateArgs, NormalizedArg};
+pub(crate) use crate::cli::integrate_checks::check_not_empty;
+use crate::cli::integrate_checks::{check_flags, log_path, output_plan};
+pub(crate) use crate::cli::integrate_config::{check_fits, gene_selection};
+pub use crate::cli::integrate_config::{configs, hyper_params};
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, ReadOptions, Results};
 use crate::data::validate;
+use crate::io::cleanup::commit_all;
 use crate::io::record::RunRecord;
-use crate::model::config::{
-    AdversaryInput, Likelihood, LrSchedule, ModelConfig, RunConfig, TrainConfig,
-};
-use crate::model::hyper::{self, HyperParams};
+use crate::model::config::{ModelConfig, RunConfig, TrainConfig};
 use crate::model::sup::{CellLabels, LabelPrediction};
-use crate::pipeline::{self, GeneSelection, Setup};
+use crate::pipeline::{self, Setup};
 use crate::prepare::{Prepared, Request};
 use crate::train::EpochLog;
 
@@ -49,80 +48,9 @@ fn default_output(input: &Path, demo: bool) -> PathBuf {
     input.with_file_name(format!("{stem}_scdreamer.h5ad"))
 }
 
-pub(crate) fn gene_selection(
-    a: &IntegrateArgs,
-    var_names: &[String],
-) -> anyhow::Result<GeneSelection> {
-    if a.genes.all_genes {
-        return Ok(GeneSelection::All);
-    }
-    if let Some(f) = &a.genes.genes {
-        return Ok(GeneSelection::Given(
-            crate::data::preprocess::genes_from_file(f, var_names)?,
-        ));
-    }
-    let flavor = a.genes.hvg_flavor.map(|f| match f {
-        HvgFlavor::SeuratV3 => hyper::HvgFlavor::SeuratV3,
-        HvgFlavor::Seurat => hyper::HvgFlavor::Seurat,
-    });
-    Ok(hyper::hvg_selection(
-        hyper_preset(a.preset),
-        flavor,
-        a.genes.n_top_genes,
-    ))
-}
-
-fn hyper_preset(p: Preset) -> hyper::Preset {
-    match p {
-        Preset::Default => hyper::Preset::Default,
-        Preset::Authors => hyper::Preset::Authors,
-    }
-}
-
-/// The hyper-parameter flags.
-pub fn hyper_params(a: &IntegrateArgs) -> HyperParams {
-    HyperParams {
-        preset: hyper_preset(a.preset),
-        latent: a.latent,
-        hidden: a.hidden.clone(),
-        batch_adv_weight: a.batch_adv_weight,
-        adversary_input: a.adversary_input.map(|i| match i {
-            AdversaryInputArg::Sample => AdversaryInput::Sample,
-            AdversaryInputArg::Mean => AdversaryInput::Mean,
-        }),
-        encode_batch: a.encode_batch,
-        batch_gene_offsets: a.batch_gene_offsets,
-        disc_weight: a.disc_weight,
-        kl_weight: a.kl_weight,
-        likelihood: match a.likelihood {
-            LikelihoodArg::Zinb => Likelihood::Zinb,
-            LikelihoodArg::Nb => Likelihood::Nb,
-        },
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr_schedule: a.lr_schedule.map(|s| match s {
-            LrScheduleArg::Constant => LrSchedule::Constant,
-            LrScheduleArg::Cosine => LrSchedule::Cosine,
-        }),
-        lr: a.lr,
-        seed: a.seed,
-    }
-}
-
-/// Model and training configuration from the preset and the flags. `n_labels` > 0 selects
-/// scDREAMER-Sup, whose preset differs (e.g. its KL weight).
-pub fn configs(
-    a: &IntegrateArgs,
-    n_genes: usize,
-    n_batches: usize,
-    n_labels: usize,
-    n_cells: usize,
-) -> anyhow::Result<(ModelConfig, TrainConfig)> {
-    hyper_params(a).configs(n_genes, n_batches, n_labels, n_cells)
-}
-
 /// Saves the trained model in a directory.
-pub(crate) type SaveModel<'a> = Box<dyn FnOnce(&Path) -> anyhow::Result<()> + 'a>;
+pub(crate) type SaveModel<'a> =
+    Box<dyn FnOnce(&Path) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> + 'a>;
 
 /// Everything the output stage needs, from the resident or the streamed path.
 pub(crate) struct Outcome<'a> {
@@ -151,6 +79,7 @@ pub(crate) struct Outcome<'a> {
 
 /// Threads, input, output and device: the common start of both paths.
 fn start(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf, Device)> {
+    check_flags(a)?;
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -162,7 +91,7 @@ fn start(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf, Device)> {
         .output
         .clone()
         .unwrap_or_else(|| default_output(&input, demo));
-    h5ad::check_output_path(&output, &input)?;
+    output_plan(a, &input, &output).check()?;
     h5ad::install_ctrlc_cleanup();
     let device = crate::backend::device::resolve(a.device.into())?;
     eprintln!("{}", device.describe());
@@ -243,7 +172,8 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         progress: !a.quiet,
     };
     let mut adata = h5ad::read_h5ad(&input, &opts)?;
-    let how = gene_selection(a, &adata.var.index)?;
+    check_not_empty(&input, adata.n_obs(), adata.n_vars())?;
+    let how = gene_selection(a, &adata.var)?;
     let hyper = hyper_params(a);
     let request = Request {
         source: &input.display().to_string(),
@@ -263,6 +193,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         report,
         label_warnings,
     } = crate::prepare::prepare(&mut adata, &request)?;
+    check_fits(&model_cfg, &train_cfg, adata.obs.len())?;
     print_warnings(&label_warnings);
     print_dropped(&report);
     if let (Some(key), Some(l)) = (&setup.labels_key, &setup.prep.labels) {
@@ -389,7 +320,7 @@ pub(crate) fn finish(
     let n = o.n_cells;
     let label_categories = o.labels.map(|l| l.categories.clone());
     let latent_dim = o.model.latent;
-    let log_path = o.output.with_extension("log.csv");
+    let log_path = log_path(o.output);
     let log_name = log_path.display().to_string();
     let uns = RunRecord {
         input: &o.input.display().to_string(),
@@ -423,10 +354,15 @@ pub(crate) fn finish(
         },
         uns: vec![("scdreamer".into(), uns)],
     };
-    h5ad::write_h5ad_blocks(o.output, x, obs, var, &results)?;
-    crate::train::write_log(o.log, &log_path)?;
+    // Every output under a temp name first, then all renamed together: a full disk or an
+    // interrupt leaves none of them, never an .h5ad without its log or a model without config.
+    let mut pending = vec![h5ad::write_h5ad_pending(o.output, x, obs, var, &results)?];
+    pending.extend(crate::train::log::write_log_pending(o.log, &log_path)?);
     if let Some(dir) = &a.save_model {
-        (o.save)(dir)?;
+        pending.extend((o.save)(dir)?);
+    }
+    commit_all(pending)?;
+    if let Some(dir) = &a.save_model {
         eprintln!("saved the model to {}", dir.display());
     }
     if let (Some(p), Some(l)) = (&o.predicted, o.labels) {

@@ -27,6 +27,7 @@ pub fn run(a: &IntegrateArgs, input: &Path, output: &Path, t_start: Instant) -> 
         progress: !a.quiet,
     };
     let reader = RowReader::open(input, &opts)?;
+    crate::cli::integrate::check_not_empty(input, reader.n_rows(), reader.n_cols())?;
     let n = reader.n_rows();
     let (batch, batch_names) =
         validate::batch_codes(&reader.obs, &a.input.batch_key, a.input.allow_single_batch)?;
@@ -43,7 +44,7 @@ pub fn run(a: &IntegrateArgs, input: &Path, output: &Path, t_start: Instant) -> 
         "--backed: {n} cells read in {} chunk(s) of {chunk_cells} cells",
         chunks.len()
     );
-    let how = gene_selection(a, &reader.var.index)?;
+    let how = gene_selection(a, &reader.var)?;
     // The authors' preset needs the maxima of its transform from the first pass.
     let authors = match a.preset {
         Preset::Authors => ModelConfig::authors_preset(1, 1, 0).target == Target::AuthorsScaled,
@@ -146,6 +147,7 @@ pub fn run(a: &IntegrateArgs, input: &Path, output: &Path, t_start: Instant) -> 
                 &fitted.run,
                 &SavedData {
                     gene_names: &data.gene_names,
+                    repeated_genes: &data.reader.var.repeated_names,
                     batch_key: &a.input.batch_key,
                     batch_names: &data.batch_names,
                     labels_key: labels_key.as_deref(),

@@ -7,6 +7,9 @@ pub mod embed;
 pub mod inspect;
 pub mod integrate;
 mod integrate_backed;
+mod integrate_checks;
+mod integrate_config;
+pub mod limits;
 pub mod simulate;
 
 pub use args::{Cli, Command};

@@ -1,13 +1,14 @@
 //! `scdreamer simulate`: write a seeded ZINB simulation with cell types and batch effects
 //! to an h5ad that scanpy opens (see `crate::sim` for the model).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::h5ad::install_ctrlc_cleanup;
+use crate::io::outputs::OutputPlan;
 use crate::sim::{SimParams, simulate, write_simulation};
 
 /// Below this many cells a run takes well under a second: no progress bar.
@@ -71,28 +72,6 @@ impl SimulateArgs {
     }
 }
 
-/// Fail before a long simulation, not after it, when the output cannot be written.
-fn check_output(output: &Path) -> Result<()> {
-    if output.is_dir() {
-        bail!(
-            "--output {} is a directory; give a file name",
-            output.display()
-        );
-    }
-    let dir = output
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        bail!(
-            "cannot write --output {}: directory {} does not exist",
-            output.display(),
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
 /// Run `scdreamer simulate`.
 pub fn run(a: &SimulateArgs) -> Result<()> {
     let p = a.params();
@@ -100,7 +79,14 @@ pub fn run(a: &SimulateArgs) -> Result<()> {
     if a.threads == Some(0) {
         bail!("--threads must be at least 1, got 0");
     }
-    check_output(&a.output)?;
+    if let Some(n) = a.threads
+        && n > 4096
+    {
+        bail!("--threads {n} is more than 4096: give at most the number of cores");
+    }
+    // Fail before a long simulation, not after it, when the output cannot be written.
+    OutputPlan::new().file("--output", &a.output).check()?;
+    p.check_memory()?;
     install_ctrlc_cleanup();
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = a.threads {

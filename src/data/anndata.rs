@@ -102,6 +102,9 @@ pub struct Frame {
     /// Name of the index column (`_index` attribute), usually "_index".
     pub index_name: String,
     pub columns: Vec<(String, Column)>,
+    /// Index names that occurred more than once in the file, which made the index unique
+    /// (see [`crate::data::names::make_unique`]); empty for a unique index.
+    pub repeated_names: Vec<String>,
 }
 
 impl Frame {
@@ -137,6 +140,7 @@ impl Frame {
 
     pub fn select(&self, rows: &[usize]) -> Frame {
         Frame {
+            repeated_names: self.repeated_names.clone(),
             index: rows.iter().map(|&r| self.index[r].clone()).collect(),
             index_name: self.index_name.clone(),
             columns: self

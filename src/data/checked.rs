@@ -19,7 +19,7 @@ pub struct ValueCheck<'a> {
 impl ValueCheck<'_> {
     #[inline]
     pub fn check(&self, row: usize, col: usize, v: f64) -> Result<()> {
-        if v >= 0.0 && v.is_finite() && (self.allow_non_integer || v.fract() == 0.0) {
+        if (0.0..=F32_MAX).contains(&v) && (self.allow_non_integer || v.fract() == 0.0) {
             return Ok(());
         }
         let at = format!(
@@ -28,17 +28,39 @@ impl ValueCheck<'_> {
             self.genes.get(col).map_or("?", |s| s.as_str())
         );
         let what = self.what;
+        let v_shown = readable(v);
         if !v.is_finite() {
-            bail!("{what} has a non-finite value {v} at {at}: scdreamer needs raw counts");
+            bail!("{what} has a non-finite value {v_shown} at {at}: scdreamer needs raw counts");
         }
         if v < 0.0 {
-            bail!("{what} has a negative value {v} at {at}: scdreamer needs raw counts");
+            bail!("{what} has a negative value {v_shown} at {at}: scdreamer needs raw counts");
         }
+        if v > F32_MAX {
+            bail!(
+                "{what} has a value {v_shown} at {at}, above the float32 maximum {:e} that \
+                 scdreamer computes in: these are not counts",
+                f32::MAX
+            );
+        }
+        let v = v_shown;
         bail!(
             "{what} has a non-integer value {v} at {at}: scdreamer needs raw integer counts \
              (this looks normalised or log-transformed); pass a layer of raw counts with \
              --layer NAME, or accept it with --allow-non-integer"
         )
+    }
+}
+
+/// The largest value a count may have: it is held as float32.
+const F32_MAX: f64 = f32::MAX as f64;
+
+/// A value as a short string: scientific notation for the very small and the very large (a
+/// subnormal printed as a decimal is 330 characters).
+pub fn readable(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
     }
 }
 

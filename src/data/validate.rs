@@ -147,6 +147,9 @@ fn compare_rows(col: &Column, a: usize, b: usize) -> Ordering {
     }
 }
 
+/// Below this mean number of cells per batch, `batch_codes` warns.
+const MIN_MEAN_CELLS_PER_BATCH: usize = 5;
+
 /// Batch of every cell as a code into the batches that occur, plus their names.
 ///
 /// Errors: the key is missing (the message lists the obs keys), a cell has no batch, or
@@ -155,6 +158,9 @@ pub fn batch_codes(obs: &Frame, key: &str, allow_single: bool) -> Result<(Vec<u3
     let col = obs
         .require(key, "obs")
         .map_err(|e| anyhow::anyhow!("batch {e} (choose one with --batch-key)"))?;
+    if col.is_empty() {
+        bail!("there are no cells (obs has 0 rows): nothing to integrate");
+    }
     let (levels, names) = column_levels(col);
     let missing: Vec<usize> = (0..levels.len()).filter(|&i| levels[i].is_none()).collect();
     if let Some(&first) = missing.first() {
@@ -176,6 +182,30 @@ pub fn batch_codes(obs: &Frame, key: &str, allow_single: bool) -> Result<(Vec<u3
     if names.is_empty() {
         bail!("obs['{key}'] has no cells");
     }
+    let n = levels.len();
+    let mut sizes = vec![0usize; names.len()];
+    for l in levels.iter().flatten() {
+        sizes[*l as usize] += 1;
+    }
+    let alone = sizes.iter().filter(|&&s| s == 1).count();
+    if 2 * alone > n && n > 2 {
+        bail!(
+            "obs['{key}'] has {} distinct values for {n} cells, and {alone} cells are alone in \
+             theirs (e.g. '{}'): that is a per-cell annotation, not a batch; choose the batch \
+             column with --batch-key",
+            names.len(),
+            names[sizes.iter().position(|&s| s == 1).unwrap_or(0)]
+        );
+    }
+    if names.len() * MIN_MEAN_CELLS_PER_BATCH > n {
+        eprintln!(
+            "warning: obs['{key}'] has {} batches for {n} cells ({:.1} cells per batch): few \
+             cells per batch leave the model little to learn each batch from, and \
+             --transform-batch all decodes every cell once per batch; check --batch-key",
+            names.len(),
+            n as f64 / names.len() as f64
+        );
+    }
     Ok((levels.into_iter().map(|l| l.unwrap_or(0)).collect(), names))
 }
 
@@ -187,6 +217,7 @@ mod tests {
 
     fn frame(col: Column) -> Frame {
         Frame {
+            repeated_names: Vec::new(),
             index: (0..col.len()).map(|i| format!("c{i}")).collect(),
             index_name: "_index".into(),
             columns: vec![("batch".into(), col)],
@@ -244,6 +275,7 @@ mod tests {
             x,
             obs: frame(Column::I32(vec![0, 1, 2])),
             var: Frame {
+                repeated_names: Vec::new(),
                 index: vec!["g0".into(), "g1".into(), "g2".into()],
                 ..Default::default()
             },

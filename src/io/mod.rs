@@ -1,4 +1,7 @@
 //! Outputs (the results written into the h5ad) and model checkpoints.
 
 pub mod checkpoint;
+pub mod cleanup;
+pub mod memory;
+pub mod outputs;
 pub mod record;

@@ -86,13 +86,37 @@ pub fn cell_labels(
         counts[*c as usize] += 1;
     }
     let mut warnings = Vec::new();
-    for (name, &k) in labels.categories.iter().zip(&counts) {
-        if k < MIN_LABELLED_PER_TYPE {
-            warnings.push(format!(
-                "cell type '{name}' in obs['{key}'] has only {k} labelled cell(s): \
-                 too few to learn it, its predictions will be unreliable"
-            ));
-        }
+    let rare: Vec<(&String, usize)> = labels
+        .categories
+        .iter()
+        .zip(counts.iter().copied())
+        .filter(|&(_, k)| k < MIN_LABELLED_PER_TYPE)
+        .collect();
+    if let [(name, k)] = rare.as_slice() {
+        warnings.push(format!(
+            "cell type '{name}' in obs['{key}'] has only {k} labelled cell(s): \
+             too few to learn it, its predictions will be unreliable"
+        ));
+    } else if !rare.is_empty() {
+        // One line, however many: a numeric column (one value per cell) is not a label column.
+        let shown: Vec<String> = rare
+            .iter()
+            .take(3)
+            .map(|(n, k)| format!("'{n}' ({k})"))
+            .collect();
+        warnings.push(format!(
+            "{} of the {} cell types in obs['{key}'] have fewer than {MIN_LABELLED_PER_TYPE} \
+             labelled cells (e.g. {}): too few to learn them, their predictions will be \
+             unreliable{}",
+            rare.len(),
+            labels.categories.len(),
+            shown.join(", "),
+            if rare.len() * 2 > labels.categories.len() {
+                "; is this a label column?"
+            } else {
+                ""
+            }
+        ));
     }
     if labels.categories.len() == 1 {
         warnings.push(format!(
@@ -321,6 +345,7 @@ mod tests {
 
     fn frame(col: Column) -> Frame {
         Frame {
+            repeated_names: Vec::new(),
             index: (0..col.len()).map(|i| format!("c{i}")).collect(),
             index_name: "_index".into(),
             columns: vec![("cell_type".into(), col)],

@@ -31,6 +31,7 @@ use serde::Serialize;
 use crate::data::anndata::{AnnData, Column, Frame, XEncoding};
 use crate::data::csr::Csr;
 use crate::data::h5ad::{Results, write_h5ad};
+use crate::io::memory::try_with_capacity;
 use chunk::{CHUNK_CELLS, MODEL_STREAM, generate, stream_rng};
 use model::Model;
 use nb::GeneNb;
@@ -124,17 +125,71 @@ impl SimParams {
         if !(0.0..=1.0).contains(&self.de_frac) {
             bail!("--de-frac must be in [0, 1], got {}", self.de_frac);
         }
-        if !(self.de_sd >= 0.0 && self.de_sd.is_finite()) {
-            bail!("--de-sd must be a finite number >= 0, got {}", self.de_sd);
-        }
-        if !(self.batch_sd >= 0.0 && self.batch_sd.is_finite()) {
-            bail!(
-                "--batch-sd must be a finite number >= 0, got {}",
-                self.batch_sd
-            );
+        for (flag, sd) in [("--de-sd", self.de_sd), ("--batch-sd", self.batch_sd)] {
+            if !(sd >= 0.0 && sd.is_finite()) {
+                bail!("{flag} must be a finite number >= 0, got {sd}");
+            }
+            if sd > MAX_LFC_SD {
+                bail!(
+                    "{flag} must be at most {MAX_LFC_SD} (a standard deviation of natural-log \
+                     fold changes: {MAX_LFC_SD} already spreads gene means over e^{}), got {sd}",
+                    3.0 * MAX_LFC_SD
+                );
+            }
         }
         Ok(())
     }
+
+    /// Bytes the simulation holds at least: the counts (index + value per non-zero, a pointer
+    /// per cell), per-cell batch, type and name, and the rate table (batches x types x genes).
+    pub fn memory_bytes(&self) -> u128 {
+        let (n, g) = (self.n_cells as u128, self.n_genes as u128);
+        let nnz = (self.density * n as f64 * g as f64 * 1.02) as u128;
+        let table = (self.n_batches as u128) * (self.n_types as u128) * g * 16;
+        nnz * 8 + n * (8 + 8 + 40) + table
+    }
+
+    /// Errors, naming the flags, when the simulation cannot fit in memory.
+    pub fn check_memory(&self) -> Result<()> {
+        crate::io::memory::check_fits(
+            self.memory_bytes(),
+            &format!(
+                "--cells {} x --genes {} at --density {} ({} batches x {} types)",
+                self.n_cells, self.n_genes, self.density, self.n_batches, self.n_types
+            ),
+        )
+    }
+}
+
+/// Largest standard deviation of the cell-type and batch log fold changes (`--de-sd`,
+/// `--batch-sd`).
+pub const MAX_LFC_SD: f64 = 10.0;
+
+/// Largest expected count of one cell and gene: 2^24, the largest integer a float32 count
+/// holds exactly (the NB sampler's Poisson stage also stops returning above ~1e15).
+pub const MAX_EXPECTED_COUNT: f64 = 16_777_216.0;
+
+/// Errors when a cell's expected count can exceed [`MAX_EXPECTED_COUNT`]: the library size
+/// is bounded at 6 standard deviations above its batch's mean.
+fn check_expected_counts(p: &SimParams, model: &Model) -> Result<()> {
+    let (g, t) = (model.n_genes, model.n_types);
+    let mut worst = 0.0f64;
+    for k in 0..model.n_batches {
+        let lib = (model.lib_shift[k] + 6.0 * model::LOG_LIB_SD).exp();
+        let rates = &model.rate[k * t * g..(k + 1) * t * g];
+        let top = rates.iter().fold(0.0f64, |m, &r| m.max(r));
+        worst = worst.max(top * lib);
+    }
+    if worst.is_nan() || worst > MAX_EXPECTED_COUNT {
+        bail!(
+            "--de-sd {} and --batch-sd {} give expected counts up to {worst:.3e} in a cell, above \
+             {MAX_EXPECTED_COUNT} (2^24, the largest integer a float32 count holds exactly): \
+             lower --de-sd or --batch-sd",
+            p.de_sd,
+            p.batch_sd
+        );
+    }
+    Ok(())
 }
 
 /// Simulated counts and the ground truth behind them.
@@ -159,7 +214,9 @@ fn wave_len() -> usize {
 /// Run the simulation on the current rayon pool; `progress` (if any) advances by cells.
 pub fn simulate(p: &SimParams, progress: Option<&ProgressBar>) -> Result<Simulation> {
     p.validate()?;
+    p.check_memory()?;
     let model = Model::draw(p, &mut stream_rng(p.seed, MODEL_STREAM))?;
+    check_expected_counts(p, &model)?;
     let genes: Vec<GeneNb> = model
         .theta
         .iter()
@@ -170,13 +227,13 @@ pub fn simulate(p: &SimParams, progress: Option<&ProgressBar>) -> Result<Simulat
     let mut counts = Csr {
         n_rows: p.n_cells,
         n_cols: p.n_genes,
-        indptr: Vec::with_capacity(p.n_cells + 1),
-        indices: Vec::with_capacity(expected_nnz),
-        data: Vec::with_capacity(expected_nnz),
+        indptr: try_with_capacity(p.n_cells + 1, "--cells (row pointers)")?,
+        indices: try_with_capacity(expected_nnz, "--cells x --genes (counts)")?,
+        data: try_with_capacity(expected_nnz, "--cells x --genes (counts)")?,
     };
     counts.indptr.push(0);
-    let mut batch = Vec::with_capacity(p.n_cells);
-    let mut cell_type = Vec::with_capacity(p.n_cells);
+    let mut batch = try_with_capacity(p.n_cells, "--cells (batches)")?;
+    let mut cell_type = try_with_capacity(p.n_cells, "--cells (cell types)")?;
     let wave = wave_len();
     for wave_start in (0..n_chunks).step_by(wave) {
         let ids: Vec<usize> = (wave_start..(wave_start + wave).min(n_chunks)).collect();
@@ -230,6 +287,7 @@ impl Simulation {
     /// categoricals indexed `cell0..`, var indexed `gene0..`. Moves the counts, no copy.
     pub fn into_anndata(self, p: &SimParams) -> AnnData {
         let obs = Frame {
+            repeated_names: Vec::new(),
             index: names("cell", p.n_cells),
             index_name: "_index".into(),
             columns: vec![
@@ -244,6 +302,7 @@ impl Simulation {
             ],
         };
         let var = Frame {
+            repeated_names: Vec::new(),
             index: names("gene", p.n_genes),
             index_name: "_index".into(),
             columns: Vec::new(),

@@ -79,6 +79,12 @@ impl GeneNb {
         if lambda <= 0.0 {
             return 0;
         }
+        if lambda >= u32::MAX as f64 {
+            // rand_distr's Poisson sampler does not return for huge means (seen at ~1e300);
+            // the count would be clamped to u32::MAX anyway. `simulate` refuses parameters
+            // whose expected counts come anywhere near this.
+            return u32::MAX;
+        }
         match Poisson::new(lambda) {
             Ok(pois) => {
                 let x: f64 = pois.sample(rng);

@@ -1,6 +1,5 @@
 //! Per-epoch training log: every loss term, written as CSV and JSON beside the output.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -84,6 +83,14 @@ const CSV_HEADER: &str = "epoch,loss_ae,elbo,reconstruction,kl,consistency,bhatt
 
 /// Writes the log as CSV (`path`) and JSON (`path` with extension .json).
 pub fn write_log(epochs: &[EpochLog], csv_path: &Path) -> anyhow::Result<()> {
+    crate::io::cleanup::commit_all(write_log_pending(epochs, csv_path)?)
+}
+
+/// [`write_log`] up to the final renames (the CSV and its `.json` sibling under temp names).
+pub fn write_log_pending(
+    epochs: &[EpochLog],
+    csv_path: &Path,
+) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> {
     let mut csv = String::from(CSV_HEADER);
     csv.push('\n');
     for e in epochs {
@@ -105,26 +112,19 @@ pub fn write_log(epochs: &[EpochLog], csv_path: &Path) -> anyhow::Result<()> {
             e.seconds
         ));
     }
-    write_atomic(csv_path, csv.as_bytes())?;
     let json = serde_json::to_vec_pretty(epochs)?;
-    write_atomic(&csv_path.with_extension("json"), &json)
+    Ok(vec![
+        crate::io::cleanup::write_pending(csv_path, csv.as_bytes())?,
+        crate::io::cleanup::write_pending(&log_json_path(csv_path), &json)?,
+    ])
 }
 
-/// Write a small file through a temporary name so that no half-written file remains.
+/// `<output>.log.json` beside `<output>.log.csv`.
+pub fn log_json_path(csv_path: &Path) -> std::path::PathBuf {
+    csv_path.with_extension("json")
+}
+
+/// Write a small file through a registered temporary name so that no half-written file remains.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::bail!("cannot write {}: {e}", path.display());
-    }
-    Ok(())
+    crate::io::cleanup::commit_all(vec![crate::io::cleanup::write_pending(path, bytes)?])
 }

@@ -49,6 +49,7 @@ pub fn read_frame(root: &Group, name: &str) -> Result<Frame> {
         columns.push((key, col));
     }
     Ok(Frame {
+        repeated_names: Vec::new(),
         index,
         index_name,
         columns,

@@ -10,6 +10,7 @@ use super::attrs::{dtype_name, int_array_attr, is_numeric, str_attr, type_of};
 use crate::data::anndata::XEncoding;
 pub use crate::data::checked::{ValueCheck, canonicalize};
 use crate::data::csr::Csr;
+use crate::io::memory::{try_filled, try_with_capacity};
 
 /// Stored values read per HDF5 call.
 pub(super) const CHUNK: usize = 1 << 20;
@@ -157,6 +158,17 @@ pub fn read_matrix(m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr
         MatrixSource::Dense(ds) => read_dense(ds, m, check, progress)?,
     };
     canonicalize(&mut csr);
+    // Repeated (cell, gene) entries are summed: each was checked, their sum may not be.
+    if let Some(k) = csr.data.iter().position(|v| !v.is_finite()) {
+        let row = csr.indptr.partition_point(|&p| p as usize <= k) - 1;
+        bail!(
+            "{} repeats an entry of cell '{}' (row {row}), gene {} whose sum overflows float32: \
+             these are not counts",
+            check.what,
+            check.cells.get(row).map_or("?", |s| s.as_str()),
+            csr.indices[k]
+        );
+    }
     Ok(csr)
 }
 
@@ -237,7 +249,12 @@ fn read_csc(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Re
     let col_ptr = read_indptr(group, m.n_cols, what, data.size())?;
     let nnz = col_ptr[m.n_cols] as usize;
     let pb = progress_bar(2 * nnz, progress, &format!("reading {what} (CSC)"));
-    let mut counts = vec![0u64; m.n_rows + 1];
+    // n_rows comes from the group's shape attribute, not from stored data: check it first.
+    let mut counts = try_filled(
+        m.n_rows + 1,
+        0u64,
+        &format!("{what}'s shape attribute ({} rows)", m.n_rows),
+    )?;
     let mut a = 0;
     while a < nnz {
         let b = (a + CHUNK).min(nnz);
@@ -286,9 +303,17 @@ fn read_csc(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Re
 /// Dense 2-D dataset -> CSR, a block of rows at a time.
 fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr> {
     let (n, g) = (m.n_rows, m.n_cols);
-    let pb = progress_bar(n * g, progress, &format!("reading {} (dense)", check.what));
+    let pb = progress_bar(
+        n.saturating_mul(g),
+        progress,
+        &format!("reading {} (dense)", check.what),
+    );
     let rows_per_block = (CHUNK / g.max(1)).max(1);
-    let mut indptr = Vec::with_capacity(n + 1);
+    crate::io::memory::check_fits(
+        rows_per_block as u128 * g as u128 * 8,
+        &format!("a row of {} ({g} genes)", check.what),
+    )?;
+    let mut indptr = try_with_capacity(n + 1, &format!("{}'s shape ({n} x {g})", check.what))?;
     indptr.push(0u64);
     let mut out_idx = Vec::new();
     let mut out_val = Vec::new();

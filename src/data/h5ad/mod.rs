@@ -15,4 +15,5 @@ pub use read::{ReadOptions, layer_names, open_h5, read_h5ad};
 pub use rows::{GeneMap, RowReader};
 pub use write::{
     CsrBlocks, Results, check_output_path, install_ctrlc_cleanup, write_h5ad, write_h5ad_blocks,
+    write_h5ad_pending,
 };

@@ -98,7 +98,15 @@ pub(super) fn open_parts(
     };
     let matrix = locate(file, &what)?;
     let obs = read_frame(file, "obs").context("reading obs")?;
-    let var = read_frame(file, "var").context("reading var")?;
+    let mut var = read_frame(file, "var").context("reading var")?;
+    let repeated = crate::data::names::make_unique(&mut var.index);
+    if !repeated.is_empty() {
+        eprintln!(
+            "warning: {}",
+            crate::data::names::repeated_warning(&repeated, "var_names")
+        );
+        var.repeated_names = repeated;
+    }
     if obs.len() != matrix.n_rows {
         bail!(
             "{what} has {} rows but obs has {} cells",

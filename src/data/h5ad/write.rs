@@ -1,7 +1,6 @@
 //! `write_h5ad`: an anndata-compatible file written atomically (temp file + rename).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use hdf5::{File, Group, H5Type};
@@ -13,6 +12,7 @@ use super::uns::write_dict;
 use crate::data::anndata::{AnnData, Column, Frame};
 use crate::data::csr::Csr;
 use crate::data::dense::Dense;
+use crate::io::cleanup::{Pending, TempPath, commit_all, explain_write_error, temp_beside};
 
 /// Everything scdreamer adds to the input's X, obs and var.
 #[derive(Clone, Debug, Default)]
@@ -27,103 +27,21 @@ pub struct Results {
     pub uns: Vec<(String, Value)>,
 }
 
-/// Temp files being written, removed by the Ctrl-C handler.
-static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Install a Ctrl-C handler that deletes any half-written output and exits with 130.
-/// Safe to call more than once.
+/// Install the handler that removes half-written outputs on Ctrl-C, SIGTERM and SIGHUP.
 pub fn install_ctrlc_cleanup() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let result = ctrlc::set_handler(|| {
-            let paths = match IN_PROGRESS.lock() {
-                Ok(g) => g.clone(),
-                Err(p) => p.into_inner().clone(),
-            };
-            for p in paths {
-                let _ = std::fs::remove_file(&p);
-            }
-            eprintln!("\ninterrupted: no output written");
-            std::process::exit(130);
-        });
-        if let Err(e) = result {
-            eprintln!("warning: cannot install the Ctrl-C handler: {e}");
-        }
-    });
-}
-
-/// A registered temp file, deleted on drop unless committed by a rename.
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl TempFile {
-    fn new(path: PathBuf) -> TempFile {
-        if let Ok(mut g) = IN_PROGRESS.lock() {
-            g.push(path.clone());
-        }
-        TempFile { path, keep: false }
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-        if let Ok(mut g) = IN_PROGRESS.lock() {
-            g.retain(|p| p != &self.path);
-        }
-    }
+    crate::io::cleanup::install_signal_cleanup();
 }
 
 /// Refuse an output that is the input file itself (same path, symlink or hard link):
 /// the input is never modified.
 pub fn check_output_path(output: &Path, input: &Path) -> Result<()> {
-    if same_file(output, input) {
+    if crate::io::outputs::same_file(output, input) {
         bail!(
             "refusing to write the output onto the input file {}: choose another --output",
             input.display()
         );
     }
     Ok(())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-        return ma.dev() == mb.dev() && ma.ino() == mb.ino();
-    }
-    // Output does not exist yet: compare the resolved paths.
-    let resolve = |p: &Path| -> Option<PathBuf> {
-        let parent = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        Some(parent.canonicalize().ok()?.join(p.file_name()?))
-    };
-    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
-}
-
-/// Temp path beside the target: `.<name>.tmp-<pid>`, so the final rename stays on one
-/// file system and is atomic.
-fn temp_path(target: &Path) -> Result<PathBuf> {
-    let name = target
-        .file_name()
-        .with_context(|| format!("output path {} has no file name", target.display()))?;
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        bail!("output directory {} does not exist", dir.display());
-    }
-    Ok(dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    )))
 }
 
 /// Check every result against the data's shape before any file is created.
@@ -219,6 +137,18 @@ pub fn write_h5ad_blocks(
     var: &Frame,
     results: &Results,
 ) -> Result<()> {
+    commit_all(vec![write_h5ad_pending(path, x, obs, var, results)?])
+}
+
+/// [`write_h5ad_blocks`] up to the final rename, which [`commit_all`] does together with the
+/// run's other outputs.
+pub fn write_h5ad_pending(
+    path: &Path,
+    x: &dyn CsrBlocks,
+    obs: &Frame,
+    var: &Frame,
+    results: &Results,
+) -> Result<Pending> {
     if obs.len() != x.n_rows() || var.len() != x.n_cols() {
         bail!(
             "X is {} x {} but there are {} cells and {} genes",
@@ -229,20 +159,27 @@ pub fn write_h5ad_blocks(
         );
     }
     check_results(x.n_rows(), x.n_cols(), results)?;
-    let tmp = TempFile::new(temp_path(path)?);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!("output directory {} does not exist", dir.display());
+    }
+    let tmp = TempPath::new(temp_beside(path)?);
     hdf5::silence_errors(true);
-    let file =
-        File::create(&tmp.path).with_context(|| format!("cannot create {}", tmp.path.display()))?;
-    write_all(&file, x, obs, var, results)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.flush()?;
-    file.close()
-        .with_context(|| format!("closing {}", tmp.path.display()))?;
-    std::fs::rename(&tmp.path, path)
-        .with_context(|| format!("moving {} to {}", tmp.path.display(), path.display()))?;
-    let mut tmp = tmp;
-    tmp.keep = true;
-    Ok(())
+    let written = (|| -> Result<()> {
+        let file = File::create(&tmp.path)
+            .with_context(|| format!("cannot create {}", tmp.path.display()))?;
+        write_all(&file, x, obs, var, results)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.flush()?;
+        file.close()
+            .with_context(|| format!("closing {}", tmp.path.display()))?;
+        Ok(())
+    })();
+    written.map_err(|e| explain_write_error(e, path))?;
+    Ok(Pending::new(tmp, path.to_path_buf()))
 }
 
 fn dict_group(root: &Group, name: &str) -> Result<Group> {
