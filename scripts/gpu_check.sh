@@ -27,6 +27,12 @@ GPU_BIN=${GPU_BIN:-gpu-bin}
 TESTS=(cuda_ops cuda_nvrtc cuda_device backend_parity)
 
 prepare() {
+    # NVRTC from the test venv (scripts/setup.sh --test), so the kernels are compiled to
+    # CUBIN/PTX and embedded rather than carried as source.
+    if [[ -z "${SCDREAMER_NVRTC_DIR:-}" && -f scripts/env.sh ]]; then
+        # shellcheck disable=SC1091
+        source scripts/env.sh
+    fi
     rm -rf "$GPU_BIN" && mkdir -p "$GPU_BIN/ptx"
     local args=()
     for t in "${TESTS[@]}"; do args+=(--test "$t"); done
