@@ -21,6 +21,8 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Write a seeded ZINB simulation with cell types, batch effects and ground-truth labels.
     Simulate(crate::cli::simulate::SimulateArgs),
+    /// Score embeddings with the scib-metrics Benchmarker metrics (computed natively).
+    Evaluate(Box<crate::cli::evaluate::EvaluateArgs>),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -4,6 +4,8 @@
 
 pub mod args;
 pub mod embed;
+mod embedding_input;
+pub mod evaluate;
 pub mod inspect;
 pub mod integrate;
 mod integrate_backed;
@@ -18,5 +20,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Integrate(a) => integrate::run(&a),
         Command::Embed(a) => embed::run(&a),
         Command::Simulate(a) => simulate::run(&a),
+        Command::Evaluate(a) => evaluate::run(&a),
     }
 }

@@ -1,0 +1,230 @@
+//! `scdreamer evaluate`: the scib-metrics 0.5 Benchmarker table for one or more embeddings of
+//! an .h5ad file (obsm keys, .npy files or other h5ad files' obsm), computed natively.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::cli::embedding_input::{self, Embedding};
+use crate::data::anndata::AnnData;
+use crate::data::h5ad::{ReadOptions, read_h5ad};
+use crate::data::hvg::seurat_v3;
+use crate::data::validate::{batch_codes, column_levels};
+use crate::metrics::clustering::ChaChaSampler;
+use crate::metrics::pcr::{pcr, unintegrated_pca};
+use crate::metrics::scib::{Groups, METRIC_NAMES, ScibScores, score_embedding};
+
+#[derive(Args, Debug, Clone)]
+pub struct EvaluateArgs {
+    /// Input .h5ad with raw counts in X (for the unintegrated PCA) and obs batch/label columns.
+    #[arg(long, short = 'i')]
+    pub input: PathBuf,
+    /// Embedding to score (repeatable): an obsm KEY of the input, NAME=FILE.npy (rows in the
+    /// input's cell order) or NAME=OTHER.h5ad:KEY (rows matched by cell name).
+    #[arg(long = "embedding", short = 'e', required = true, value_name = "SPEC")]
+    pub embeddings: Vec<String>,
+    /// obs column of batches.
+    #[arg(long, default_value = "batch")]
+    pub batch_key: String,
+    /// obs column of cell-type labels.
+    #[arg(long, default_value = "cell_type")]
+    pub label_key: String,
+    /// Write the table as CSV (one row per embedding).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Seed of the KMeans start.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Everything scored in one run.
+pub struct Evaluation {
+    pub names: Vec<String>,
+    pub scores: Vec<ScibScores>,
+}
+
+/// Progress lines on stderr with the elapsed time.
+pub struct Progress {
+    start: Instant,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Progress {
+            start: Instant::now(),
+            quiet,
+        }
+    }
+    pub fn say(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("[{:6.1} s] {msg}", self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+pub fn run(args: &EvaluateArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        // Ignore the error of a pool already built (tests run several commands in one process).
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+    }
+    let progress = Progress::new(args.quiet);
+    progress.say(&format!("reading {}", args.input.display()));
+    let opts = ReadOptions {
+        layer: None,
+        allow_non_integer: true,
+        progress: !args.quiet,
+    };
+    let adata = read_h5ad(&args.input, &opts)?;
+    let mut embeddings = Vec::new();
+    for spec in &args.embeddings {
+        embeddings.push(embedding_input::load(spec, &args.input, &adata.obs.index)?);
+    }
+    let eval = evaluate(&adata, &args.input, &embeddings, &args.batch_key, &args.label_key, args.seed, &progress)?;
+    print!("{}", table_text(&eval));
+    if let Some(out) = &args.output {
+        write_atomic(out, &csv_text(&eval))?;
+        progress.say(&format!("wrote {}", out.display()));
+    }
+    Ok(())
+}
+
+/// Batch and label codes of the cells, with the errors a user can act on.
+pub fn groups_of(adata: &AnnData, input: &Path, batch_key: &str, label_key: &str) -> Result<(Vec<u32>, usize, Vec<u32>, usize)> {
+    let shown = input.display();
+    let (batches, batch_names) = batch_codes(&adata.obs, batch_key, true).with_context(|| shown.to_string())?;
+    if batch_names.len() < 2 {
+        bail!(
+            "{shown}: obs['{batch_key}'] has a single batch ('{}'): batch-correction metrics need \
+             at least two; choose another --batch-key",
+            batch_names[0]
+        );
+    }
+    let col = adata
+        .obs
+        .require(label_key, "obs")
+        .map_err(|e| anyhow::anyhow!("{shown}: label {e} (choose one with --label-key)"))?;
+    let (levels, names) = column_levels(col);
+    if let Some(i) = levels.iter().position(|l| l.is_none()) {
+        bail!(
+            "{shown}: obs['{label_key}'] has no label for cell '{}' (row {i}); scib metrics need a \
+             label for every cell",
+            adata.obs.index[i]
+        );
+    }
+    if names.len() < 2 {
+        bail!(
+            "{shown}: obs['{label_key}'] has a single category ('{}'): label metrics (silhouette, \
+             NMI/ARI, cLISI) need at least two cell types; choose another --label-key",
+            names.first().map_or("", |s| s.as_str())
+        );
+    }
+    let labels = levels.into_iter().map(|l| l.unwrap_or(0)).collect();
+    Ok((batches, batch_names.len(), labels, names.len()))
+}
+
+/// Score every embedding (the unintegrated PCA is computed once for PCR comparison).
+pub fn evaluate(
+    adata: &AnnData,
+    input: &Path,
+    embeddings: &[Embedding],
+    batch_key: &str,
+    label_key: &str,
+    seed: u64,
+    progress: &Progress,
+) -> Result<Evaluation> {
+    let (batches, n_batches, labels, n_labels) = groups_of(adata, input, batch_key, label_key)?;
+    let genes: Vec<usize> = if adata.n_vars() > 2000 {
+        progress.say("unintegrated PCA: 2,000 seurat_v3 genes");
+        seurat_v3(&adata.x, Some(&batches), n_batches, 2000)?.selected
+    } else {
+        (0..adata.n_vars()).collect()
+    };
+    progress.say(&format!("unintegrated PCA of {} cells x {} genes (50 PCs)", adata.n_obs(), genes.len()));
+    let pre = unintegrated_pca(&adata.x, &genes, 50);
+    let pcr_pre = pcr(&pre, pre.len() / adata.n_obs(), &batches, n_batches);
+    let g = Groups {
+        batches: &batches,
+        n_batches,
+        labels: &labels,
+        n_labels,
+    };
+    let mut scores = Vec::new();
+    for (k, e) in embeddings.iter().enumerate() {
+        let tag = format!("[{}/{}] {}", k + 1, embeddings.len(), e.name);
+        let mut sampler = ChaChaSampler(rand::SeedableRng::seed_from_u64(seed));
+        let s = score_embedding(&e.x, e.d, &g, pcr_pre, &mut sampler, &mut |stage| {
+            progress.say(&format!("{tag}: {stage}"));
+        });
+        progress.say(&format!("{tag}: Total {:.4}", s.get("Total")));
+        scores.push(s);
+    }
+    Ok(Evaluation {
+        names: embeddings.iter().map(|e| e.name.clone()).collect(),
+        scores,
+    })
+}
+
+/// The table as scib prints it: one row per embedding.
+pub fn table_text(e: &Evaluation) -> String {
+    let w = e.names.iter().map(|n| n.len()).max().unwrap_or(9).max(9);
+    let mut o = format!("{:w$}", "Embedding");
+    for m in METRIC_NAMES {
+        let _ = write!(o, "  {m:>8}");
+    }
+    o.push('\n');
+    for (name, s) in e.names.iter().zip(&e.scores) {
+        let _ = write!(o, "{name:w$}");
+        for (m, v) in METRIC_NAMES.iter().zip(&s.values) {
+            let _ = write!(o, "  {:>w2$.4}", v, w2 = m.len().max(8));
+        }
+        o.push('\n');
+    }
+    o
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn csv_text(e: &Evaluation) -> String {
+    let mut o = String::from("Embedding");
+    for m in METRIC_NAMES {
+        o.push(',');
+        o.push_str(m);
+    }
+    o.push('\n');
+    for (name, s) in e.names.iter().zip(&e.scores) {
+        o.push_str(&csv_field(name));
+        for v in &s.values {
+            let _ = write!(o, ",{v}");
+        }
+        o.push('\n');
+    }
+    o
+}
+
+/// Write beside the target and rename, so a failed run leaves no half-written file.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
