@@ -21,3 +21,4 @@ pub mod train;
 /// Version string written into every output (`uns["scdreamer"]["version"]`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod pipeline;
+pub mod report;

@@ -245,6 +245,8 @@ pub struct IntegrateArgs {
     /// mean non-zeros per cell, at least 1,024 cells). Memory grows with it.
     #[arg(long, value_name = "N")]
     pub chunk_cells: Option<usize>,
+    #[command(flatten)]
+    pub evaluate: crate::cli::evaluate::IntegrateEvaluateArgs,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,

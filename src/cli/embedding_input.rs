@@ -14,6 +14,8 @@ use crate::data::h5ad::open_h5;
 pub struct Embedding {
     pub name: String,
     pub source: String,
+    /// The .h5ad file the embedding was read from (its training log may sit beside it).
+    pub file: Option<std::path::PathBuf>,
     pub d: usize,
     pub x: Vec<f32>,
 }
@@ -26,14 +28,17 @@ pub fn load(spec: &str, input: &Path, obs_names: &[String]) -> Result<Embedding>
         None => (spec.to_string(), String::new()),
     };
     let n = obs_names.len();
+    let mut file_used = None;
     let (d, x, shown) = if source.is_empty() {
         let (d, x) = read_obsm(input, &name)?;
+        file_used = Some(input.to_path_buf());
         (d, x, format!("{}:obsm['{name}']", input.display()))
     } else if let Some((file, key)) = source.rsplit_once(".h5ad:") {
         let file = format!("{file}.h5ad");
         let (d, x) = read_obsm(Path::new(&file), key)?;
         let other = read_obs_names(Path::new(&file))?;
         let x = match_rows(&x, d, &other, obs_names, &file)?;
+        file_used = Some(file.clone().into());
         (d, x, format!("{file}:obsm['{key}']"))
     } else if source.ends_with(".npy") {
         let (rows, d, x) = read_npy(Path::new(&source))?;
@@ -71,6 +76,7 @@ pub fn load(spec: &str, input: &Path, obs_names: &[String]) -> Result<Embedding>
     Ok(Embedding {
         name,
         source: shown,
+        file: file_used,
         d,
         x,
     })
@@ -165,9 +171,7 @@ pub fn read_npy(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     } else {
         bail!("{shown}: dtype {} not supported (save float32 or float64)", descr.split(',').next().unwrap_or("?"));
     };
-    if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
-        bail!("{shown}: Fortran-ordered array; save with np.save(np.ascontiguousarray(x))");
-    }
+    let fortran = field("fortran_order").is_some_and(|v| v.starts_with("True"));
     let shape_text = field("shape").unwrap_or("");
     let inside = shape_text.trim_start_matches('(').split(')').next().unwrap_or("");
     let dims: Vec<usize> = inside
@@ -193,5 +197,12 @@ pub fn read_npy(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
             .collect()
     };
+    if fortran {
+        // Column-major on disk (numpy keeps a transposed or PCA result that way).
+        let (r, c) = (dims[0], dims[1]);
+        let col: Vec<f32> = values;
+        let values = (0..r * c).map(|p| col[(p % c) * r + p / c]).collect();
+        return Ok((r, c, values));
+    }
     Ok((dims[0], dims[1], values))
 }

@@ -35,7 +35,12 @@ pub struct EvaluateArgs {
     /// Write the table as CSV (one row per embedding).
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    /// Seed of the KMeans start.
+    #[command(flatten)]
+    pub pictures: PictureArgs,
+    /// Only the pictures (--report/--figures), no metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Seed of the KMeans start and the UMAP layouts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// CPU threads (default: all cores).
@@ -44,6 +49,36 @@ pub struct EvaluateArgs {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Report and figure outputs, shared by `evaluate` and `integrate`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PictureArgs {
+    /// Write one self-contained HTML report (UMAPs by batch and label, the metrics table,
+    /// training curves of scdreamer outputs; images inlined, opens offline).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Write the UMAP pictures as PNG files (and the layouts as .npy) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub figures: Option<PathBuf>,
+}
+
+/// `integrate --evaluate` / `--report`: score and draw the embedding just written.
+#[derive(Args, Debug, Clone, Default)]
+pub struct IntegrateEvaluateArgs {
+    /// After training, score obsm['X_scdreamer'] with the scib metrics (needs labels:
+    /// --label-key, or --labels-key).
+    #[arg(long)]
+    pub evaluate: bool,
+    /// obs column of cell-type labels for --evaluate / --report (default: --labels-key, else
+    /// `cell_type`).
+    #[arg(long)]
+    pub label_key: Option<String>,
+    /// Metrics CSV of --evaluate.
+    #[arg(long, value_name = "FILE.csv")]
+    pub metrics_output: Option<PathBuf>,
+    #[command(flatten)]
+    pub pictures: PictureArgs,
 }
 
 /// Everything scored in one run.
@@ -89,17 +124,79 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     for spec in &args.embeddings {
         embeddings.push(embedding_input::load(spec, &args.input, &adata.obs.index)?);
     }
-    let eval = evaluate(&adata, &args.input, &embeddings, &args.batch_key, &args.label_key, args.seed, &progress)?;
-    print!("{}", table_text(&eval));
-    if let Some(out) = &args.output {
-        write_atomic(out, &csv_text(&eval))?;
-        progress.say(&format!("wrote {}", out.display()));
+    let job = Job {
+        adata: &adata,
+        input: &args.input,
+        batch_key: &args.batch_key,
+        label_key: &args.label_key,
+        seed: args.seed,
+    };
+    run_job(&job, &embeddings, !args.no_metrics, args.output.as_deref(), &args.pictures, &progress)
+}
+
+/// One evaluation: the data and the obs keys.
+pub struct Job<'a> {
+    pub adata: &'a AnnData,
+    pub input: &'a Path,
+    pub batch_key: &'a str,
+    pub label_key: &'a str,
+    pub seed: u64,
+}
+
+/// Score (unless `metrics` is false), print, write the CSV, the report and the figures.
+pub fn run_job(
+    job: &Job,
+    embeddings: &[Embedding],
+    metrics: bool,
+    csv: Option<&Path>,
+    pictures: &PictureArgs,
+    progress: &Progress,
+) -> Result<()> {
+    if !metrics && pictures.report.is_none() && pictures.figures.is_none() {
+        bail!("--no-metrics leaves nothing to do: add --report FILE.html and/or --figures DIR");
+    }
+    // Check the outputs can be written before the long part.
+    for p in [csv, pictures.report.as_deref()].into_iter().flatten() {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                bail!("cannot write {}: no directory {}", p.display(), dir.display());
+            }
+        }
+    }
+    let eval = if metrics {
+        let e = evaluate(job.adata, job.input, embeddings, job.batch_key, job.label_key, job.seed, progress)?;
+        print!("{}", table_text(&e));
+        if let Some(out) = csv {
+            write_atomic(out, &csv_text(&e))?;
+            progress.say(&format!("wrote {}", out.display()));
+        }
+        Some(e)
+    } else {
+        None
+    };
+    if pictures.report.is_some() || pictures.figures.is_some() {
+        crate::cli::evaluate_report::pictures(job, embeddings, eval.as_ref(), pictures, progress)?;
     }
     Ok(())
 }
 
+/// Batch and label codes of the cells and the names behind them.
+pub struct CellGroups {
+    pub batches: Vec<u32>,
+    pub batch_names: Vec<String>,
+    pub labels: Vec<u32>,
+    pub label_names: Vec<String>,
+}
+
+impl CellGroups {
+    fn codes(self) -> (Vec<u32>, usize, Vec<u32>, usize) {
+        let (nb, nl) = (self.batch_names.len(), self.label_names.len());
+        (self.batches, nb, self.labels, nl)
+    }
+}
+
 /// Batch and label codes of the cells, with the errors a user can act on.
-pub fn groups_of(adata: &AnnData, input: &Path, batch_key: &str, label_key: &str) -> Result<(Vec<u32>, usize, Vec<u32>, usize)> {
+pub fn groups_of(adata: &AnnData, input: &Path, batch_key: &str, label_key: &str) -> Result<CellGroups> {
     let shown = input.display();
     let (batches, batch_names) = batch_codes(&adata.obs, batch_key, true).with_context(|| shown.to_string())?;
     if batch_names.len() < 2 {
@@ -129,7 +226,12 @@ pub fn groups_of(adata: &AnnData, input: &Path, batch_key: &str, label_key: &str
         );
     }
     let labels = levels.into_iter().map(|l| l.unwrap_or(0)).collect();
-    Ok((batches, batch_names.len(), labels, names.len()))
+    Ok(CellGroups {
+        batches,
+        batch_names,
+        labels,
+        label_names: names,
+    })
 }
 
 /// Score every embedding (the unintegrated PCA is computed once for PCR comparison).
@@ -142,7 +244,7 @@ pub fn evaluate(
     seed: u64,
     progress: &Progress,
 ) -> Result<Evaluation> {
-    let (batches, n_batches, labels, n_labels) = groups_of(adata, input, batch_key, label_key)?;
+    let (batches, n_batches, labels, n_labels) = groups_of(adata, input, batch_key, label_key)?.codes();
     let genes: Vec<usize> = if adata.n_vars() > 2000 {
         progress.say("unintegrated PCA: 2,000 seurat_v3 genes");
         seurat_v3(&adata.x, Some(&batches), n_batches, 2000)?.selected

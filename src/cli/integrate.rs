@@ -188,6 +188,12 @@ pub(crate) struct Outcome<'a> {
     pub save: SaveModel<'a>,
 }
 
+/// The output file `run` writes (for `--evaluate`/`--report` after it).
+pub(crate) fn output_path(a: &IntegrateArgs) -> anyhow::Result<PathBuf> {
+    let (input, demo) = resolve_input(&a.input.input)?;
+    Ok(a.output.clone().unwrap_or_else(|| default_output(&input, demo)))
+}
+
 /// Threads, input, output and device: the common start of both paths.
 fn start(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf, Device)> {
     if let Some(n) = a.threads {

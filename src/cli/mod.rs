@@ -6,6 +6,7 @@ pub mod args;
 pub mod embed;
 mod embedding_input;
 pub mod evaluate;
+mod evaluate_report;
 pub mod inspect;
 pub mod integrate;
 mod integrate_backed;
@@ -17,7 +18,10 @@ pub use args::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(a) => inspect::run(&a),
-        Command::Integrate(a) => integrate::run(&a),
+        Command::Integrate(a) => {
+            integrate::run(&a)?;
+            evaluate_report::after_integrate(&a, &integrate::output_path(&a)?)
+        }
         Command::Embed(a) => embed::run(&a),
         Command::Simulate(a) => simulate::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
