@@ -13,7 +13,7 @@ use crate::data::anndata::AnnData;
 use crate::data::h5ad::{ReadOptions, read_h5ad};
 use crate::data::hvg::seurat_v3;
 use crate::data::validate::{batch_codes, column_levels};
-use crate::metrics::clustering::ChaChaSampler;
+use crate::metrics::jax_random::JaxKMeansSampler;
 use crate::metrics::pcr::{pcr, unintegrated_pca};
 use crate::metrics::scib::{Groups, METRIC_NAMES, ScibScores, score_embedding};
 
@@ -40,7 +40,8 @@ pub struct EvaluateArgs {
     /// Only the pictures (--report/--figures), no metrics.
     #[arg(long)]
     pub no_metrics: bool,
-    /// Seed of the KMeans start and the UMAP layouts.
+    /// Seed of the KMeans start (drawn as scib-metrics' JAX KMeans(seed=0) draws it, so the
+    /// default reproduces its clusters) and of the UMAP layouts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// CPU threads (default: all cores).
@@ -263,7 +264,7 @@ pub fn evaluate(
     let mut scores = Vec::new();
     for (k, e) in embeddings.iter().enumerate() {
         let tag = format!("[{}/{}] {}", k + 1, embeddings.len(), e.name);
-        let mut sampler = ChaChaSampler(rand::SeedableRng::seed_from_u64(seed));
+        let mut sampler = JaxKMeansSampler::new(seed as u32);
         let s = score_embedding(&e.x, e.d, &g, pcr_pre, &mut sampler, &mut |stage| {
             progress.say(&format!("{tag}: {stage}"));
         });

@@ -184,25 +184,3 @@ mod tests {
     }
 }
 
-/// A seeded ChaCha sampler (Gumbel top-m for the weighted draws, as JAX does).
-pub struct ChaChaSampler(pub rand_chacha::ChaCha8Rng);
-
-impl InitSampler for ChaChaSampler {
-    fn first(&mut self, n: usize) -> usize {
-        use rand::Rng;
-        self.0.gen_range(0..n)
-    }
-    fn weighted_distinct(&mut self, weights: &[f32], m: usize) -> Vec<usize> {
-        use rand::Rng;
-        let mut keyed: Vec<(f64, usize)> = weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| {
-                let u: f64 = self.0.r#gen::<f64>().max(f64::MIN_POSITIVE);
-                (-(-u.ln()).ln() + (w as f64).ln(), i)
-            })
-            .collect();
-        keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        keyed.into_iter().take(m).map(|e| e.1).collect()
-    }
-}

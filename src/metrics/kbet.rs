@@ -5,7 +5,7 @@
 //! neighbourhood's batch counts against the type's batch frequencies at alpha 0.05. The score
 //! is the acceptance rate, averaged over cell types.
 
-use super::eigen::{jacobi_eigen, lanczos_top};
+use super::eigen::{lanczos_top, sym_eigen};
 use super::graph::{component_sizes, strong_components};
 use super::neighbors::{Neighbors, SparseGraph, fuzzy_simplicial_set, knn_graph};
 
@@ -129,7 +129,7 @@ fn diffusion_embedding(g: &SparseGraph) -> Option<Vec<f32>> {
                 dense[i * n + j as usize] = w;
             }
         }
-        let (v, e) = jacobi_eigen(&dense, n);
+        let (v, e) = sym_eigen(&dense, n);
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| v[b].abs().total_cmp(&v[a].abs()).then(a.cmp(&b)));
         order.truncate(n_comps);

@@ -5,6 +5,7 @@
 pub mod clustering;
 pub mod eigen;
 pub mod graph;
+pub mod jax_random;
 pub mod kbet;
 pub mod knn;
 pub mod lisi;

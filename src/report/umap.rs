@@ -5,7 +5,7 @@
 //! linearly from 1). min_dist 0.1 and spread 1 give umap-learn's curve parameters a and b.
 //! Single-threaded SGD with a seeded generator: the same seed gives the same layout.
 
-use crate::metrics::eigen::jacobi_eigen;
+use crate::metrics::eigen::sym_eigen;
 use crate::metrics::neighbors::{fuzzy_simplicial_set, knn_graph};
 
 /// umap-learn's `find_ab_params(spread=1.0, min_dist=0.1)`.
@@ -107,7 +107,7 @@ fn pca_init(x: &[f32], n: usize, d: usize, rng: &mut Tau) -> Vec<f32> {
             cov[a * d + b] = cov[b * d + a];
         }
     }
-    let (_, vecs) = jacobi_eigen(&cov, d);
+    let (_, vecs) = sym_eigen(&cov, d);
     let comps = d.min(2);
     let mut emb = vec![0f32; n * 2];
     for i in 0..n {
