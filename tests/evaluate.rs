@@ -14,18 +14,27 @@ fn demo() -> String {
 }
 
 fn harmony() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/evaluate/demo_harmony.npy").to_string()
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/evaluate/demo_harmony.npy"
+    )
+    .to_string()
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN).args(args).output().expect("binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "panic in {args:?}: {stderr}");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
 }
 
 fn write_npy(path: &Path, x: &[f32], rows: usize, cols: usize) {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -97,17 +106,36 @@ fn scores_agree_with_scib_metrics_and_repeat_exactly() {
     let csv = dir.path().join("m.csv");
     let spec_h = format!("Harmony={}", harmony());
     let spec_p = format!("PCA={}", pca.display());
-    let args = ["evaluate", "--input", &demo(), "-e", &spec_h, "-e", &spec_p, "-o", csv.to_str().unwrap()];
+    let args = [
+        "evaluate",
+        "--input",
+        &demo(),
+        "-e",
+        &spec_h,
+        "-e",
+        &spec_p,
+        "-o",
+        csv.to_str().unwrap(),
+    ];
     let (ok, stdout, err) = run(&args);
     assert!(ok, "{err}");
-    assert!(stdout.contains("Harmony") && stdout.contains("Total"), "{stdout}");
-    assert!(err.contains("kBET"), "progress lines name the stages: {err}");
+    assert!(
+        stdout.contains("Harmony") && stdout.contains("Total"),
+        "{stdout}"
+    );
+    assert!(
+        err.contains("kBET"),
+        "progress lines name the stages: {err}"
+    );
     let (head, rows) = read_csv(&csv);
     assert_eq!(rows.len(), 2);
     let col = |name: &str| head.iter().position(|h| h == name).unwrap() - 1;
     for (m, want) in SCIB_HARMONY {
         let got = rows[0].1[col(m)];
-        assert!((got - want).abs() < 1e-4, "Harmony {m}: {got} vs scib {want}");
+        assert!(
+            (got - want).abs() < 1e-4,
+            "Harmony {m}: {got} vs scib {want}"
+        );
     }
     for (m, want) in SCIB_PCA {
         let got = rows[1].1[col(m)];
@@ -115,12 +143,20 @@ fn scores_agree_with_scib_metrics_and_repeat_exactly() {
     }
     // The unintegrated PCA against itself explains the same batch variance.
     assert!(rows[1].1[col("PCR comparison")].abs() < 1e-3);
-    let (b, bio, total) = (rows[0].1[col("Batch correction")], rows[0].1[col("Bio conservation")], rows[0].1[col("Total")]);
+    let (b, bio, total) = (
+        rows[0].1[col("Batch correction")],
+        rows[0].1[col("Bio conservation")],
+        rows[0].1[col("Total")],
+    );
     assert!((total - (0.4 * b + 0.6 * bio)).abs() < 1e-12);
     let first = std::fs::read_to_string(&csv).unwrap();
     let (ok, _, err) = run(&args);
     assert!(ok, "{err}");
-    assert_eq!(first, std::fs::read_to_string(&csv).unwrap(), "same input, same scores");
+    assert_eq!(
+        first,
+        std::fs::read_to_string(&csv).unwrap(),
+        "same input, same scores"
+    );
 }
 
 fn expect_error(args: &[&str], needles: &[&str]) {
@@ -139,13 +175,49 @@ fn bad_inputs_get_clear_errors() {
     let d = demo();
     let h = harmony();
     // A missing obsm key lists what exists.
-    expect_error(&["evaluate", "--input", &d, "-e", "X_scVI"], &["no obsm key 'X_scVI'", "available obsm keys"]);
+    expect_error(
+        &["evaluate", "--input", &d, "-e", "X_scVI"],
+        &["no obsm key 'X_scVI'", "available obsm keys"],
+    );
     // Missing obs keys.
     let spec = format!("H={h}");
-    expect_error(&["evaluate", "--input", &d, "-e", &spec, "--label-key", "celltype"], &["'celltype'", "cell_type"]);
-    expect_error(&["evaluate", "--input", &d, "-e", &spec, "--batch-key", "donor"], &["'donor'"]);
+    expect_error(
+        &[
+            "evaluate",
+            "--input",
+            &d,
+            "-e",
+            &spec,
+            "--label-key",
+            "celltype",
+        ],
+        &["'celltype'", "cell_type"],
+    );
+    expect_error(
+        &[
+            "evaluate",
+            "--input",
+            &d,
+            "-e",
+            &spec,
+            "--batch-key",
+            "donor",
+        ],
+        &["'donor'"],
+    );
     // A label column with one category (demuxlet_cls is 'singlet' everywhere).
-    expect_error(&["evaluate", "--input", &d, "-e", &spec, "--label-key", "demuxlet_cls"], &["single category", "demuxlet_cls"]);
+    expect_error(
+        &[
+            "evaluate",
+            "--input",
+            &d,
+            "-e",
+            &spec,
+            "--label-key",
+            "demuxlet_cls",
+        ],
+        &["single category", "demuxlet_cls"],
+    );
     // NaN in the embedding: the cell and column are named.
     let mut x = vec![0.5f32; 1345 * 4];
     for (i, v) in x.iter_mut().enumerate() {
@@ -155,14 +227,31 @@ fn bad_inputs_get_clear_errors() {
     let nan = dir.path().join("nan.npy");
     write_npy(&nan, &x, 1345, 4);
     let spec = format!("bad={}", nan.display());
-    expect_error(&["evaluate", "--input", &d, "-e", &spec], &["non-finite", "cell 7", "column 2"]);
+    expect_error(
+        &["evaluate", "--input", &d, "-e", &spec],
+        &["non-finite", "cell 7", "column 2"],
+    );
     // Fewer rows than cells.
     let short = dir.path().join("short.npy");
     write_npy(&short, &x[..1000 * 4], 1000, 4);
     let spec = format!("short={}", short.display());
-    expect_error(&["evaluate", "--input", &d, "-e", &spec], &["1000 rows", "1345 cells"]);
+    expect_error(
+        &["evaluate", "--input", &d, "-e", &spec],
+        &["1000 rows", "1345 cells"],
+    );
     // Nothing half-written on failure.
     let csv = dir.path().join("never.csv");
-    expect_error(&["evaluate", "--input", &d, "-e", &spec, "-o", csv.to_str().unwrap()], &["1000 rows"]);
+    expect_error(
+        &[
+            "evaluate",
+            "--input",
+            &d,
+            "-e",
+            &spec,
+            "-o",
+            csv.to_str().unwrap(),
+        ],
+        &["1000 rows"],
+    );
     assert!(!csv.exists());
 }

@@ -93,7 +93,11 @@ pub fn read_obsm(path: &Path, key: &str) -> Result<(usize, Vec<f32>)> {
         bail!(
             "{}: no obsm key '{key}'; available obsm keys: {}",
             path.display(),
-            if keys.is_empty() { "(none)".into() } else { keys.join(", ") }
+            if keys.is_empty() {
+                "(none)".into()
+            } else {
+                keys.join(", ")
+            }
         );
     }
     let ds = file
@@ -101,33 +105,64 @@ pub fn read_obsm(path: &Path, key: &str) -> Result<(usize, Vec<f32>)> {
         .with_context(|| format!("{}: obsm['{key}'] is not a dense array", path.display()))?;
     let shape = ds.shape();
     if shape.len() != 2 {
-        bail!("{}: obsm['{key}'] has shape {shape:?}, expected cells x dims", path.display());
+        bail!(
+            "{}: obsm['{key}'] has shape {shape:?}, expected cells x dims",
+            path.display()
+        );
     }
     let x: Vec<f32> = match type_of(&ds)? {
         TypeDescriptor::Float(hdf5::types::FloatSize::U4) => ds.read_raw::<f32>()?,
-        TypeDescriptor::Float(_) => ds.read_raw::<f64>()?.into_iter().map(|v| v as f32).collect(),
-        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
-            ds.read_raw::<i64>()?.into_iter().map(|v| v as f32).collect()
-        }
-        other => bail!("{}: obsm['{key}'] holds {other:?}, not numbers", path.display()),
+        TypeDescriptor::Float(_) => ds
+            .read_raw::<f64>()?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => ds
+            .read_raw::<i64>()?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        other => bail!(
+            "{}: obsm['{key}'] holds {other:?}, not numbers",
+            path.display()
+        ),
     };
     Ok((shape[1], x))
 }
 
 fn read_obs_names(path: &Path) -> Result<Vec<String>> {
     let file = open_h5(path)?;
-    let g = file.group("obs").with_context(|| format!("{}: no obs group", path.display()))?;
+    let g = file
+        .group("obs")
+        .with_context(|| format!("{}: no obs group", path.display()))?;
     let index = str_attr(&g, "_index")?.unwrap_or_else(|| "_index".into());
     read_strings(&*g.dataset(&index)?).with_context(|| format!("{}: obs names", path.display()))
 }
 
-fn match_rows(x: &[f32], d: usize, other: &[String], want: &[String], file: &str) -> Result<Vec<f32>> {
+fn match_rows(
+    x: &[f32],
+    d: usize,
+    other: &[String],
+    want: &[String],
+    file: &str,
+) -> Result<Vec<f32>> {
     if other.len() * d != x.len() {
-        bail!("{file}: obsm has {} rows but obs has {} cells", x.len() / d.max(1), other.len());
+        bail!(
+            "{file}: obsm has {} rows but obs has {} cells",
+            x.len() / d.max(1),
+            other.len()
+        );
     }
-    let pos: HashMap<&str, usize> = other.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let pos: HashMap<&str, usize> = other
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
     let mut out = Vec::with_capacity(want.len() * d);
-    let missing: Vec<&String> = want.iter().filter(|c| !pos.contains_key(c.as_str())).collect();
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|c| !pos.contains_key(c.as_str()))
+        .collect();
     if let Some(first) = missing.first() {
         bail!(
             "{file}: {} of the input's cells are missing (first: '{first}'); \
@@ -155,7 +190,10 @@ pub fn read_npy(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
         if bytes.len() < 12 {
             bail!("{shown}: truncated .npy header");
         }
-        (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        )
     };
     let header = std::str::from_utf8(bytes.get(start..start + hlen).context("truncated header")?)
         .with_context(|| format!("{shown}: header is not text"))?;
@@ -169,11 +207,18 @@ pub fn read_npy(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     } else if descr.starts_with("'<f8'") {
         8
     } else {
-        bail!("{shown}: dtype {} not supported (save float32 or float64)", descr.split(',').next().unwrap_or("?"));
+        bail!(
+            "{shown}: dtype {} not supported (save float32 or float64)",
+            descr.split(',').next().unwrap_or("?")
+        );
     };
     let fortran = field("fortran_order").is_some_and(|v| v.starts_with("True"));
     let shape_text = field("shape").unwrap_or("");
-    let inside = shape_text.trim_start_matches('(').split(')').next().unwrap_or("");
+    let inside = shape_text
+        .trim_start_matches('(')
+        .split(')')
+        .next()
+        .unwrap_or("");
     let dims: Vec<usize> = inside
         .split(',')
         .map(str::trim)
@@ -187,10 +232,16 @@ pub fn read_npy(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     let data = &bytes[start + hlen..];
     let count = dims[0] * dims[1];
     if data.len() < count * width {
-        bail!("{shown}: truncated data ({} bytes for {count} values)", data.len());
+        bail!(
+            "{shown}: truncated data ({} bytes for {count} values)",
+            data.len()
+        );
     }
     let values = if width == 4 {
-        data.chunks_exact(4).take(count).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        data.chunks_exact(4)
+            .take(count)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     } else {
         data.chunks_exact(8)
             .take(count)

@@ -111,7 +111,9 @@ impl Progress {
 pub fn run(args: &EvaluateArgs) -> Result<()> {
     if let Some(t) = args.threads {
         // Ignore the error of a pool already built (tests run several commands in one process).
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
     }
     let progress = Progress::new(args.quiet);
     progress.say(&format!("reading {}", args.input.display()));
@@ -132,7 +134,14 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         label_key: &args.label_key,
         seed: args.seed,
     };
-    run_job(&job, &embeddings, !args.no_metrics, args.output.as_deref(), &args.pictures, &progress)
+    run_job(
+        &job,
+        &embeddings,
+        !args.no_metrics,
+        args.output.as_deref(),
+        &args.pictures,
+        &progress,
+    )
 }
 
 /// One evaluation: the data and the obs keys.
@@ -160,12 +169,24 @@ pub fn run_job(
     for p in [csv, pictures.report.as_deref()].into_iter().flatten() {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                bail!("cannot write {}: no directory {}", p.display(), dir.display());
+                bail!(
+                    "cannot write {}: no directory {}",
+                    p.display(),
+                    dir.display()
+                );
             }
         }
     }
     let eval = if metrics {
-        let e = evaluate(job.adata, job.input, embeddings, job.batch_key, job.label_key, job.seed, progress)?;
+        let e = evaluate(
+            job.adata,
+            job.input,
+            embeddings,
+            job.batch_key,
+            job.label_key,
+            job.seed,
+            progress,
+        )?;
         print!("{}", table_text(&e));
         if let Some(out) = csv {
             write_atomic(out, &csv_text(&e))?;
@@ -197,9 +218,15 @@ impl CellGroups {
 }
 
 /// Batch and label codes of the cells, with the errors a user can act on.
-pub fn groups_of(adata: &AnnData, input: &Path, batch_key: &str, label_key: &str) -> Result<CellGroups> {
+pub fn groups_of(
+    adata: &AnnData,
+    input: &Path,
+    batch_key: &str,
+    label_key: &str,
+) -> Result<CellGroups> {
     let shown = input.display();
-    let (batches, batch_names) = batch_codes(&adata.obs, batch_key, true).with_context(|| shown.to_string())?;
+    let (batches, batch_names) =
+        batch_codes(&adata.obs, batch_key, true).with_context(|| shown.to_string())?;
     if batch_names.len() < 2 {
         bail!(
             "{shown}: obs['{batch_key}'] has a single batch ('{}'): batch-correction metrics need \
@@ -245,14 +272,19 @@ pub fn evaluate(
     seed: u64,
     progress: &Progress,
 ) -> Result<Evaluation> {
-    let (batches, n_batches, labels, n_labels) = groups_of(adata, input, batch_key, label_key)?.codes();
+    let (batches, n_batches, labels, n_labels) =
+        groups_of(adata, input, batch_key, label_key)?.codes();
     let genes: Vec<usize> = if adata.n_vars() > 2000 {
         progress.say("unintegrated PCA: 2,000 seurat_v3 genes");
         seurat_v3(&adata.x, Some(&batches), n_batches, 2000)?.selected
     } else {
         (0..adata.n_vars()).collect()
     };
-    progress.say(&format!("unintegrated PCA of {} cells x {} genes (50 PCs)", adata.n_obs(), genes.len()));
+    progress.say(&format!(
+        "unintegrated PCA of {} cells x {} genes (50 PCs)",
+        adata.n_obs(),
+        genes.len()
+    ));
     let pre = unintegrated_pca(&adata.x, &genes, 50);
     let pcr_pre = pcr(&pre, pre.len() / adata.n_obs(), &batches, n_batches);
     let g = Groups {

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::args::IntegrateArgs;
 use crate::cli::embedding_input::{self, Embedding};
-use crate::cli::evaluate::{Evaluation, Job, PictureArgs, Progress, groups_of, run_job, write_atomic};
+use crate::cli::evaluate::{
+    Evaluation, Job, PictureArgs, Progress, groups_of, run_job, write_atomic,
+};
 use crate::data::h5ad::{ReadOptions, read_h5ad};
 use crate::report::curves::read_log;
 use crate::report::html::{EmbeddingView, ReportData, render, umap_pngs};
@@ -17,7 +19,13 @@ use crate::report::umap::{UmapParams, umap};
 /// A file name made of the embedding's name (letters, digits, `-`, `_`, `.` kept).
 fn file_stem(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -34,7 +42,8 @@ fn training_log(e: &Embedding) -> Option<(String, Vec<crate::report::curves::Ser
 
 /// A 2-D f32 array as .npy.
 fn npy_bytes(x: &[f32], rows: usize, cols: usize) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -69,7 +78,11 @@ pub fn pictures(
             ..Default::default()
         };
         let layout = umap(&e.x, n, e.d, &params);
-        progress.say(&format!("UMAP of {} took {:.2} s", e.name, t.elapsed().as_secs_f64()));
+        progress.say(&format!(
+            "UMAP of {} took {:.2} s",
+            e.name,
+            t.elapsed().as_secs_f64()
+        ));
         views.push(EmbeddingView {
             name: e.name.clone(),
             source: e.source.clone(),
@@ -93,12 +106,22 @@ pub fn pictures(
             let stem = file_stem(&v.name);
             let [pb, pl] = umap_pngs(&data, v)?;
             let files: [(PathBuf, Vec<u8>); 3] = [
-                (dir.join(format!("{stem}_umap_by_{}.png", file_stem(job.batch_key))), pb),
-                (dir.join(format!("{stem}_umap_by_{}.png", file_stem(job.label_key))), pl),
-                (dir.join(format!("{stem}_umap.npy")), npy_bytes(&v.umap, n, 2)),
+                (
+                    dir.join(format!("{stem}_umap_by_{}.png", file_stem(job.batch_key))),
+                    pb,
+                ),
+                (
+                    dir.join(format!("{stem}_umap_by_{}.png", file_stem(job.label_key))),
+                    pl,
+                ),
+                (
+                    dir.join(format!("{stem}_umap.npy")),
+                    npy_bytes(&v.umap, n, 2),
+                ),
             ];
             for (path, bytes) in files {
-                std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
         progress.say(&format!("wrote the UMAP figures into {}", dir.display()));
@@ -110,18 +133,54 @@ pub fn pictures(
     Ok(())
 }
 
+fn wants_evaluation(a: &IntegrateArgs) -> bool {
+    let ev = &a.evaluate;
+    ev.evaluate || ev.pictures.report.is_some() || ev.pictures.figures.is_some()
+}
+
+fn label_key_of(a: &IntegrateArgs) -> String {
+    a.evaluate
+        .label_key
+        .clone()
+        .or_else(|| a.labels_key.clone())
+        .unwrap_or_else(|| "cell_type".to_string())
+}
+
+/// Before training: `--evaluate`/`--report` need the label column, so a wrong key fails now,
+/// not after the run.
+pub fn check_label_key(a: &IntegrateArgs, input: &Path) -> Result<()> {
+    if !wants_evaluation(a) {
+        return Ok(());
+    }
+    let key = label_key_of(a);
+    let file = crate::data::h5ad::open_h5(input)?;
+    let keys = file
+        .group("obs")
+        .and_then(|g| g.member_names())
+        .unwrap_or_default();
+    if !keys.iter().any(|k| k == &key) {
+        bail!(
+            "{}: --evaluate/--report need cell-type labels, but obs has no '{key}' (obs keys: {}); \
+             name the column with --label-key",
+            input.display(),
+            keys.iter()
+                .filter(|k| !k.starts_with('_'))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// `integrate --evaluate` / `--report` / `--figures`: score and draw obsm['X_scdreamer'] of the
 /// output just written (re-read from it, so it is exactly what the user gets).
 pub fn after_integrate(a: &IntegrateArgs, output: &Path) -> Result<()> {
     let ev = &a.evaluate;
-    if !ev.evaluate && ev.pictures.report.is_none() && ev.pictures.figures.is_none() {
+    if !wants_evaluation(a) {
         return Ok(());
     }
-    let label_key = ev
-        .label_key
-        .clone()
-        .or_else(|| a.labels_key.clone())
-        .unwrap_or_else(|| "cell_type".to_string());
+    let label_key = label_key_of(a);
     let progress = Progress::new(a.quiet);
     let opts = ReadOptions {
         layer: None,
@@ -144,5 +203,12 @@ pub fn after_integrate(a: &IntegrateArgs, output: &Path) -> Result<()> {
         label_key: &label_key,
         seed: a.seed,
     };
-    run_job(&job, &[emb], ev.evaluate, ev.metrics_output.as_deref(), &ev.pictures, &progress)
+    run_job(
+        &job,
+        &[emb],
+        ev.evaluate,
+        ev.metrics_output.as_deref(),
+        &ev.pictures,
+        &progress,
+    )
 }

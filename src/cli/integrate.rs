@@ -188,10 +188,14 @@ pub(crate) struct Outcome<'a> {
     pub save: SaveModel<'a>,
 }
 
-/// The output file `run` writes (for `--evaluate`/`--report` after it).
-pub(crate) fn output_path(a: &IntegrateArgs) -> anyhow::Result<PathBuf> {
+/// The input and output files of `run` (for `--evaluate`/`--report`).
+pub(crate) fn input_output(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (input, demo) = resolve_input(&a.input.input)?;
-    Ok(a.output.clone().unwrap_or_else(|| default_output(&input, demo)))
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&input, demo));
+    Ok((input, output))
 }
 
 /// Threads, input, output and device: the common start of both paths.

@@ -19,8 +19,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(a) => inspect::run(&a),
         Command::Integrate(a) => {
+            let (input, output) = integrate::input_output(&a)?;
+            evaluate_report::check_label_key(&a, &input)?;
             integrate::run(&a)?;
-            evaluate_report::after_integrate(&a, &integrate::output_path(&a)?)
+            evaluate_report::after_integrate(&a, &output)
         }
         Command::Embed(a) => embed::run(&a),
         Command::Simulate(a) => simulate::run(&a),

@@ -26,7 +26,9 @@ pub fn threefry2x32(key: Key, count: [u32; 2]) -> [u32; 2] {
             x[1] ^= x[0];
         }
         x[0] = x[0].wrapping_add(ks[(block + 1) % 3]);
-        x[1] = x[1].wrapping_add(ks[(block + 2) % 3]).wrapping_add(block as u32 + 1);
+        x[1] = x[1]
+            .wrapping_add(ks[(block + 2) % 3])
+            .wrapping_add(block as u32 + 1);
     }
     x
 }
@@ -138,12 +140,25 @@ mod tests {
         assert_eq!(ab[1], Key([1_353_695_780, 2_116_000_888]));
         assert_eq!(
             bits32(ab[1], 5),
-            vec![447_923_887, 1_477_415_817, 562_929_823, 3_479_484_537, 834_989_922]
+            vec![
+                447_923_887,
+                1_477_415_817,
+                562_929_823,
+                3_479_484_537,
+                834_989_922
+            ]
         );
         assert_eq!(permutation(ab[1], 10), vec![4, 3, 6, 1, 7, 8, 9, 0, 2, 5]);
         assert_eq!(permutation(ab[1], 8684)[0], 6434);
         let g = gumbel(ab[0], 6);
-        let want = [-0.233_726_07, 1.434_922_7, 0.080_830_14, 2.532_613_8, -0.185_051_04, -1.165_233];
+        let want = [
+            -0.233_726_07,
+            1.434_922_7,
+            0.080_830_14,
+            2.532_613_8,
+            -0.185_051_04,
+            -1.165_233,
+        ];
         for (a, b) in g.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }

@@ -72,7 +72,11 @@ fn kbet_one_label(conn: &SparseGraph, cells: &[usize], batches: &[u32]) -> Optio
     let quarter_mean = (n_obs as f64 / n_batches as f64 / 4.0).floor() as usize;
     let k0 = quarter_mean.clamp(10, 70);
     let g = subgraph(conn, cells);
-    let adj: Vec<Vec<u32>> = g.rows.iter().map(|r| r.iter().map(|e| e.0).collect()).collect();
+    let adj: Vec<Vec<u32>> = g
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|e| e.0).collect())
+        .collect();
     let comp = strong_components(&adj);
     let sizes = component_sizes(&comp);
     let (g_use, b_use) = if sizes.len() == 1 {
@@ -104,7 +108,11 @@ fn kbet_one_label(conn: &SparseGraph, cells: &[usize], batches: &[u32]) -> Optio
 /// weight 1). None when the graph has an isolated cell (scib's eigensolver fails there).
 fn diffusion_embedding(g: &SparseGraph) -> Option<Vec<f32>> {
     let n = g.n;
-    let q: Vec<f64> = g.rows.iter().map(|r| r.iter().map(|e| e.1 as f64).sum()).collect();
+    let q: Vec<f64> = g
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|e| e.1 as f64).sum())
+        .collect();
     if q.iter().any(|&v| v <= 0.0) {
         return None;
     }
@@ -113,13 +121,24 @@ fn diffusion_embedding(g: &SparseGraph) -> Option<Vec<f32>> {
         .rows
         .iter()
         .enumerate()
-        .map(|(i, r)| r.iter().map(|&(j, w)| (j, w as f64 / (q[i] * q[j as usize]))).collect())
+        .map(|(i, r)| {
+            r.iter()
+                .map(|&(j, w)| (j, w as f64 / (q[i] * q[j as usize])))
+                .collect()
+        })
         .collect();
-    let z: Vec<f64> = k_rows.iter().map(|r| r.iter().map(|e| e.1).sum::<f64>().sqrt()).collect();
+    let z: Vec<f64> = k_rows
+        .iter()
+        .map(|r| r.iter().map(|e| e.1).sum::<f64>().sqrt())
+        .collect();
     let t_rows: Vec<Vec<(u32, f64)>> = k_rows
         .iter()
         .enumerate()
-        .map(|(i, r)| r.iter().map(|&(j, w)| (j, w / (z[i] * z[j as usize]))).collect())
+        .map(|(i, r)| {
+            r.iter()
+                .map(|&(j, w)| (j, w / (z[i] * z[j as usize])))
+                .collect()
+        })
         .collect();
     let n_comps = DIFFUSION_COMPS.min(n - 1);
     let (vals, vecs) = if n <= 400 {
@@ -135,7 +154,10 @@ fn diffusion_embedding(g: &SparseGraph) -> Option<Vec<f32>> {
         order.truncate(n_comps);
         order.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
         let vals: Vec<f64> = order.iter().map(|&j| v[j]).collect();
-        let vecs: Vec<Vec<f64>> = order.iter().map(|&j| (0..n).map(|k| e[k * n + j]).collect()).collect();
+        let vecs: Vec<Vec<f64>> = order
+            .iter()
+            .map(|&j| (0..n).map(|k| e[k * n + j]).collect())
+            .collect();
         (vals, vecs)
     } else {
         lanczos_top(n, n_comps, 3 * n_comps + 60, |x, y| {

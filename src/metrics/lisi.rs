@@ -25,7 +25,13 @@ fn h_beta(dist: &[f64], keep: &[bool], beta: f64, p: &mut [f64]) -> f64 {
 }
 
 /// Simpson index of one cell (scib's `_compute_simpson_index_cell`); -1 where the entropy is 0.
-fn simpson_cell(dist: &[f64], keep: &[bool], labels: &[u32], n_labels: usize, perplexity: f64) -> f64 {
+fn simpson_cell(
+    dist: &[f64],
+    keep: &[bool],
+    labels: &[u32],
+    n_labels: usize,
+    perplexity: f64,
+) -> f64 {
     const TOL: f64 = 1e-5;
     let log_u = perplexity.ln();
     let mut p = vec![0f64; dist.len()];
@@ -36,10 +42,18 @@ fn simpson_cell(dist: &[f64], keep: &[bool], labels: &[u32], n_labels: usize, pe
     while hdiff.abs() >= TOL && tries < 50 {
         if hdiff > 0.0 {
             betamin = beta;
-            beta = if betamax == f64::INFINITY { beta * 2.0 } else { (beta + betamax) / 2.0 };
+            beta = if betamax == f64::INFINITY {
+                beta * 2.0
+            } else {
+                (beta + betamax) / 2.0
+            };
         } else {
             betamax = beta;
-            beta = if betamin == f64::NEG_INFINITY { beta / 2.0 } else { (beta + betamin) / 2.0 };
+            beta = if betamin == f64::NEG_INFINITY {
+                beta / 2.0
+            } else {
+                (beta + betamin) / 2.0
+            };
         }
         h = h_beta(dist, keep, beta, &mut p);
         hdiff = h - log_u;
@@ -78,7 +92,11 @@ pub fn nanmedian(v: &[f64]) -> f64 {
     }
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
-    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
 }
 
 /// `ilisi_knn`: (median LISI of batches - 1) / (batches - 1); 1 = perfectly mixed.
@@ -100,7 +118,9 @@ mod tests {
     fn lisi_counts_the_effective_number_of_labels() {
         // Points on a grid, labels alternating: neighbourhoods hold both labels evenly.
         let n = 400;
-        let x: Vec<f32> = (0..n).flat_map(|i| [(i % 20) as f32, (i / 20) as f32]).collect();
+        let x: Vec<f32> = (0..n)
+            .flat_map(|i| [(i % 20) as f32, (i / 20) as f32])
+            .collect();
         let nb = knn_graph(&x, n, 2, 90);
         let mixed: Vec<u32> = (0..n).map(|i| ((i % 20 + i / 20) % 2) as u32).collect();
         let l = nanmedian(&lisi(&nb, &mixed, 2));

@@ -178,7 +178,11 @@ pub fn fuzzy_simplicial_set(nb: &Neighbors) -> SparseGraph {
 pub fn smooth_knn(dist: &[f32], target: f64) -> (f64, f64) {
     const TOL: f64 = 1e-5;
     const MIN_K_DIST_SCALE: f64 = 1e-3;
-    let non_zero: Vec<f64> = dist.iter().filter(|&&d| d > 0.0).map(|&d| d as f64).collect();
+    let non_zero: Vec<f64> = dist
+        .iter()
+        .filter(|&&d| d > 0.0)
+        .map(|&d| d as f64)
+        .collect();
     let rho = non_zero.first().copied().unwrap_or(0.0);
     let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
     for _ in 0..64 {
@@ -258,7 +262,11 @@ mod tests {
         let g = fuzzy_simplicial_set(&nb);
         for i in 0..20 {
             for &(j, w) in &g.rows[i] {
-                let back = g.rows[j as usize].iter().find(|e| e.0 as usize == i).unwrap().1;
+                let back = g.rows[j as usize]
+                    .iter()
+                    .find(|e| e.0 as usize == i)
+                    .unwrap()
+                    .1;
                 assert!((w - back).abs() < 1e-6 && w > 0.0 && w <= 1.0);
             }
             // The nearest other neighbour sits at rho: weight exactly 1.

@@ -66,19 +66,21 @@ pub fn unintegrated_pca(counts: &Csr, genes: &[usize], n_comps: usize) -> Vec<f3
         col[j] = p as u32;
     }
     let mut xs = vec![0f32; n * g];
-    xs.par_chunks_mut(g.max(1)).enumerate().for_each(|(i, row)| {
-        let (idx, val) = counts.row(i);
-        let lib: f32 = val.iter().sum();
-        if lib <= 0.0 {
-            return;
-        }
-        for (&j, &v) in idx.iter().zip(val) {
-            let p = col[j as usize];
-            if p != u32::MAX {
-                row[p as usize] = (v * (1e4f32 / lib)).ln_1p();
+    xs.par_chunks_mut(g.max(1))
+        .enumerate()
+        .for_each(|(i, row)| {
+            let (idx, val) = counts.row(i);
+            let lib: f32 = val.iter().sum();
+            if lib <= 0.0 {
+                return;
             }
-        }
-    });
+            for (&j, &v) in idx.iter().zip(val) {
+                let p = col[j as usize];
+                if p != u32::MAX {
+                    row[p as usize] = (v * (1e4f32 / lib)).ln_1p();
+                }
+            }
+        });
     standardise_columns(&mut xs, n, g);
     // Clipping moves the means a little; PCA centres again.
     centre_columns(&mut xs, n, g);
@@ -108,12 +110,15 @@ pub fn unintegrated_pca(counts: &Csr, genes: &[usize], n_comps: usize) -> Vec<f3
         });
     });
     let mut coords = vec![0f32; n * k];
-    coords.par_chunks_mut(k.max(1)).enumerate().for_each(|(i, out)| {
-        let row = &xs[i * g..(i + 1) * g];
-        for (c, v) in vecs.iter().enumerate() {
-            out[c] = row.iter().zip(v).map(|(&a, &b)| a as f64 * b).sum::<f64>() as f32;
-        }
-    });
+    coords
+        .par_chunks_mut(k.max(1))
+        .enumerate()
+        .for_each(|(i, out)| {
+            let row = &xs[i * g..(i + 1) * g];
+            for (c, v) in vecs.iter().enumerate() {
+                out[c] = row.iter().zip(v).map(|(&a, &b)| a as f64 * b).sum::<f64>() as f32;
+            }
+        });
     coords
 }
 
@@ -152,7 +157,9 @@ fn standardise_columns(xs: &mut [f32], n: usize, g: usize) {
 fn centre_columns(xs: &mut [f32], n: usize, g: usize) {
     let mean = column_means(xs, n, g);
     xs.par_chunks_mut(g.max(1)).for_each(|row| {
-        row.iter_mut().zip(&mean).for_each(|(v, &m)| *v = (*v as f64 - m) as f32);
+        row.iter_mut()
+            .zip(&mean)
+            .for_each(|(v, &m)| *v = (*v as f64 - m) as f32);
     });
 }
 

@@ -43,7 +43,10 @@ pub struct ScibScores {
 
 impl ScibScores {
     pub fn get(&self, name: &str) -> f64 {
-        let i = METRIC_NAMES.iter().position(|&m| m == name).expect("metric name");
+        let i = METRIC_NAMES
+            .iter()
+            .position(|&m| m == name)
+            .expect("metric name");
         self.values[i]
     }
 }

@@ -73,7 +73,10 @@ pub fn silhouette_samples_with(
                     .map(|c| sums[i][c] / freq[c] as f64)
                     .fold(f64::INFINITY, f64::min),
                 Between::MeanOther => {
-                    let other: f64 = (0..n_clusters).filter(|&c| c != own).map(|c| sums[i][c]).sum();
+                    let other: f64 = (0..n_clusters)
+                        .filter(|&c| c != own)
+                        .map(|c| sums[i][c])
+                        .sum();
                     other / (n - freq[own]) as f64
                 }
             };
@@ -110,8 +113,14 @@ pub fn isolated_labels(
         .iter()
         .map(|s| s.iter().filter(|&&x| x).count())
         .collect();
-    let present: Vec<usize> = (0..n_labels).filter(|&l| batches_per_label[l] > 0).collect();
-    let threshold = present.iter().map(|&l| batches_per_label[l]).min().unwrap_or(0);
+    let present: Vec<usize> = (0..n_labels)
+        .filter(|&l| batches_per_label[l] > 0)
+        .collect();
+    let threshold = present
+        .iter()
+        .map(|&l| batches_per_label[l])
+        .min()
+        .unwrap_or(0);
     let mut scores = Vec::new();
     for &l in &present {
         if batches_per_label[l] <= threshold {
@@ -119,7 +128,9 @@ pub fn isolated_labels(
                 .iter()
                 .zip(samples)
                 .filter(|&(&li, _)| li as usize == l)
-                .fold((0.0, 0usize), |(s, c), (_, &v)| (s + (v + 1.0) / 2.0, c + 1));
+                .fold((0.0, 0usize), |(s, c), (_, &v)| {
+                    (s + (v + 1.0) / 2.0, c + 1)
+                });
             scores.push(sum / count as f64);
         }
     }
@@ -158,7 +169,8 @@ pub fn bras(x: &[f32], d: usize, labels: &[u32], n_labels: usize, batches: &[u32
             .iter()
             .map(|&i| present.binary_search(&batches[i]).expect("present batch") as u32)
             .collect();
-        let s = silhouette_samples_with(&sub_x, d, &sub_b, present.len(), Between::MeanOther, cosine);
+        let s =
+            silhouette_samples_with(&sub_x, d, &sub_b, present.len(), Between::MeanOther, cosine);
         per_label.push(s.iter().map(|v| 1.0 - v.abs()).sum::<f64>() / s.len() as f64);
     }
     per_label.iter().sum::<f64>() / per_label.len().max(1) as f64

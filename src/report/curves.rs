@@ -13,9 +13,10 @@ pub struct Series {
 
 /// The columns worth plotting, from a scdreamer `.log.json` (a list of per-epoch objects).
 pub fn read_log(path: &Path) -> Result<Vec<Series>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a scdreamer training log", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a scdreamer training log", path.display()))?;
     let keys = [
         "loss_ae",
         "reconstruction",
@@ -29,7 +30,10 @@ pub fn read_log(path: &Path) -> Result<Vec<Series>> {
     ];
     let mut out = Vec::new();
     for k in keys {
-        let values: Vec<f64> = rows.iter().filter_map(|r| r.get(k).and_then(|v| v.as_f64())).collect();
+        let values: Vec<f64> = rows
+            .iter()
+            .filter_map(|r| r.get(k).and_then(|v| v.as_f64()))
+            .collect();
         // Columns a run did not use (Sup's label terms, the consistency term) stay at 0.
         if values.len() == rows.len() && !values.is_empty() && values.iter().any(|&v| v != 0.0) {
             out.push(Series {
@@ -42,7 +46,10 @@ pub fn read_log(path: &Path) -> Result<Vec<Series>> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn fmt_tick(v: f64) -> String {
@@ -106,7 +113,11 @@ pub fn line_chart(title: &str, values: &[f64], chance: Option<f64>) -> String {
             yc = y(c)
         );
     }
-    let pts: Vec<String> = values.iter().enumerate().map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v))).collect();
+    let pts: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v)))
+        .collect();
     let _ = write!(
         s,
         r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/></svg>"##,

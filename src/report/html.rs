@@ -35,14 +35,30 @@ pub struct ReportData<'a> {
 }
 
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The two UMAP images of one embedding (by batch, by label) as PNG bytes.
 pub fn umap_pngs(data: &ReportData, view: &EmbeddingView) -> anyhow::Result<[Vec<u8>; 2]> {
-    let by_batch = scatter(&view.umap, data.batches, &palette(data.batch_names.len()), PANEL);
-    let by_label = scatter(&view.umap, data.labels, &palette(data.label_names.len()), PANEL);
-    Ok([encode_png(&by_batch, PANEL, PANEL)?, encode_png(&by_label, PANEL, PANEL)?])
+    let by_batch = scatter(
+        &view.umap,
+        data.batches,
+        &palette(data.batch_names.len()),
+        PANEL,
+    );
+    let by_label = scatter(
+        &view.umap,
+        data.labels,
+        &palette(data.label_names.len()),
+        PANEL,
+    );
+    Ok([
+        encode_png(&by_batch, PANEL, PANEL)?,
+        encode_png(&by_label, PANEL, PANEL)?,
+    ])
 }
 
 fn legend(names: &[String]) -> String {
@@ -88,7 +104,11 @@ fn metrics_table(views: &[EmbeddingView]) -> String {
     for v in &scored {
         let _ = write!(s, "<tr><th>{}</th>", esc(&v.name));
         for (c, &x) in v.scores.as_ref().expect("scored").values.iter().enumerate() {
-            let class = if METRIC_NAMES[c] == "Total" { " class=\"total\"" } else { "" };
+            let class = if METRIC_NAMES[c] == "Total" {
+                " class=\"total\""
+            } else {
+                ""
+            };
             if scored.len() > 1 && x == best[c] {
                 let _ = write!(s, "<td{class}><b>{x:.3} ★</b></td>");
             } else {

@@ -48,7 +48,11 @@ fn hsv(h: f32, s: f32, v: f32) -> [u8; 3] {
         _ => (c, 0.0, x),
     };
     let m = v - c;
-    [((r + m) * 255.0) as u8, ((g + m) * 255.0) as u8, ((b + m) * 255.0) as u8]
+    [
+        ((r + m) * 255.0) as u8,
+        ((g + m) * 255.0) as u8,
+        ((b + m) * 255.0) as u8,
+    ]
 }
 
 /// A square scatter plot of `xy` (`n x 2`) coloured by `groups`, `size` pixels wide, on white.
@@ -69,12 +73,23 @@ pub fn scatter(xy: &[f32], groups: &[u32], colours: &[[u8; 3]], size: usize) -> 
     let span = xs.max(ys);
     let margin = 6.0;
     let scale = (size as f32 - 2.0 * margin) / span;
-    let (cx, cy) = ((size as f32 - xs * scale) / 2.0, (size as f32 - ys * scale) / 2.0);
-    let radius: i64 = if n > 20_000 { 1 } else if n > 3_000 { 2 } else { 3 };
+    let (cx, cy) = (
+        (size as f32 - xs * scale) / 2.0,
+        (size as f32 - ys * scale) / 2.0,
+    );
+    let radius: i64 = if n > 20_000 {
+        1
+    } else if n > 3_000 {
+        2
+    } else {
+        3
+    };
     let mut order: Vec<usize> = (0..n).collect();
     let mut state = 0x853c_49e6_748f_ea9bu64;
     for i in (1..n).rev() {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         order.swap(i, (state >> 33) as usize % (i + 1));
     }
     for &i in &order {
@@ -117,7 +132,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for k in 0..4 {
             if k <= chunk.len() {

@@ -80,7 +80,15 @@ pub fn umap(x: &[f32], n: usize, d: usize, p: &UmapParams) -> Vec<f32> {
     let epochs_per_sample: Vec<f32> = weight.iter().map(|&w| max_w / w).collect();
     let mut rng = Tau(p.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D | 1);
     let mut emb = pca_init(x, n, d, &mut rng);
-    optimise(&mut emb, n, &head, &tail, &epochs_per_sample, n_epochs, &mut rng);
+    optimise(
+        &mut emb,
+        n,
+        &head,
+        &tail,
+        &epochs_per_sample,
+        n_epochs,
+        &mut rng,
+    );
     emb
 }
 
@@ -119,7 +127,9 @@ fn pca_init(x: &[f32], n: usize, d: usize, rng: &mut Tau) -> Vec<f32> {
     }
     for c in 0..2 {
         let lo = (0..n).map(|i| emb[i * 2 + c]).fold(f32::INFINITY, f32::min);
-        let hi = (0..n).map(|i| emb[i * 2 + c]).fold(f32::NEG_INFINITY, f32::max);
+        let hi = (0..n)
+            .map(|i| emb[i * 2 + c])
+            .fold(f32::NEG_INFINITY, f32::max);
         let span = if hi > lo { hi - lo } else { 1.0 };
         for i in 0..n {
             emb[i * 2 + c] = 10.0 * (emb[i * 2 + c] - lo) / span + 1e-4 * rng.normal();
