@@ -167,14 +167,14 @@ pub fn run_job(
     }
     // Check the outputs can be written before the long part.
     for p in [csv, pictures.report.as_deref()].into_iter().flatten() {
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                bail!(
-                    "cannot write {}: no directory {}",
-                    p.display(),
-                    dir.display()
-                );
-            }
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            bail!(
+                "cannot write {}: no directory {}",
+                p.display(),
+                dir.display()
+            );
         }
     }
     let eval = if metrics {

@@ -1,6 +1,8 @@
 //! Symmetric eigenproblems for the metrics: cyclic Jacobi for small dense matrices and
 //! Lanczos with full reorthogonalisation for the leading eigenpairs of large ones (given as
 //! a matrix-vector product). f64 throughout: these are small next to the kNN work.
+// Index loops mirror the EISPACK/JAMA algorithms line by line, which keeps them checkable.
+#![allow(clippy::needless_range_loop)]
 
 /// Eigenvalues (descending) and eigenvectors (column `j` of the row-major `n x n` result is
 /// the eigenvector of value `j`) of the symmetric `a` (row-major `n x n`), by cyclic Jacobi.
