@@ -4,6 +4,8 @@
 // Index loops mirror the EISPACK/JAMA algorithms line by line, which keeps them checkable.
 #![allow(clippy::needless_range_loop)]
 
+use rayon::prelude::*;
+
 /// Eigenvalues (descending) and eigenvectors (column `j` of the row-major `n x n` result is
 /// the eigenvector of value `j`) of the symmetric `a` (row-major `n x n`), by cyclic Jacobi.
 pub fn jacobi_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
@@ -86,12 +88,17 @@ pub fn lanczos_top(
         let a = dot(&w, &q);
         alpha.push(a);
         basis.push(q.clone());
-        // Full reorthogonalisation (twice, for stability).
+        // Full reorthogonalisation (classical Gram-Schmidt, twice, for stability); the
+        // projections are independent, so they run in parallel.
         for _ in 0..2 {
-            for b in &basis {
-                let c = dot(&w, b);
-                w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= c * bi);
-            }
+            let coef: Vec<f64> = basis.par_iter().map(|b| dot(&w, b)).collect();
+            w.par_chunks_mut(4096).enumerate().for_each(|(c, chunk)| {
+                let off = c * 4096;
+                for (b, &cb) in basis.iter().zip(&coef) {
+                    let bs = &b[off..off + chunk.len()];
+                    chunk.iter_mut().zip(bs).for_each(|(wi, bi)| *wi -= cb * bi);
+                }
+            });
         }
         let nb = dot(&w, &w).sqrt();
         if j + 1 == m || nb < 1e-12 {

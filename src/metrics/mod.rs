@@ -3,6 +3,7 @@
 //! (`scib::score_embedding`), one file per metric family.
 
 pub mod clustering;
+pub mod distance;
 pub mod eigen;
 pub mod graph;
 pub mod jax_random;

@@ -56,8 +56,40 @@ pub fn knn_graph(x: &[f32], n: usize, d: usize, k: usize) -> Neighbors {
             }
         };
     }
-    tree!(2, 3, 4, 5, 6, 8, 10, 12, 15, 16, 20, 24, 30, 32, 50, 64);
-    finish(n, k, graph_brute(x, n, d, k))
+    // kd-trees pay off in few dimensions; above that one GEMM per block of rows is faster.
+    tree!(2, 3, 4, 5, 6, 8);
+    finish(n, k, graph_blocked(x, n, d, k))
+}
+
+/// Candidates from the GEMM distances (a few spare ones against rounding), then exact
+/// distances for the final order.
+fn graph_blocked(x: &[f32], n: usize, d: usize, k: usize) -> Vec<Vec<(f32, u32)>> {
+    let xc = super::distance::centred(x, n, d);
+    let want = (k + 1 + 8).min(n);
+    super::distance::map_row_blocks(&xc, n, d, |r0, rows, d2| {
+        (0..rows)
+            .map(|r| {
+                let i = r0 + r;
+                let row = &d2[r * n..(r + 1) * n];
+                let mut cand: Vec<(f32, u32)> = row
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| (v, j as u32))
+                    .collect();
+                if want < n {
+                    cand.select_nth_unstable_by(want - 1, by_distance);
+                    cand.truncate(want);
+                }
+                let mut exact: Vec<(f32, u32)> = cand
+                    .into_iter()
+                    .map(|(_, j)| (exact_sq(x, d, i, j as usize), j))
+                    .collect();
+                exact.sort_by(by_distance);
+                exact.truncate(k + 1);
+                exact
+            })
+            .collect()
+    })
 }
 
 fn finish(n: usize, k: usize, rows: Vec<Vec<(f32, u32)>>) -> Neighbors {
@@ -120,6 +152,7 @@ fn exact_sq(x: &[f32], d: usize, i: usize, j: usize) -> f32 {
     xa.iter().zip(xb).map(|(p, q)| (p - q) * (p - q)).sum()
 }
 
+#[cfg(test)]
 fn graph_brute(x: &[f32], n: usize, d: usize, k: usize) -> Vec<Vec<(f32, u32)>> {
     (0..n)
         .into_par_iter()
@@ -249,6 +282,10 @@ mod tests {
         let a = knn_graph(&x, n, d, 20);
         let b = finish(n, 20, graph_brute(&x, n, d, 20));
         assert_eq!(a.indices, b.indices);
+        assert_eq!(a.distances, b.distances);
+        let low = knn_graph(&x[..n * 4], n, 4, 20);
+        let low_brute = finish(n, 20, graph_brute(&x[..n * 4], n, 4, 20));
+        assert_eq!(low.indices, low_brute.indices);
         for i in 0..n {
             assert_eq!(a.row(i).0[0] as usize, i);
             assert_eq!(a.row(i).1[0], 0.0);

@@ -2,38 +2,53 @@
 //! nearest other cluster) and `bras` (cosine distance, mean distance to all other batches,
 //! within each cell type).
 
-use rayon::prelude::*;
+/// The distance of a silhouette.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Euclidean,
+    /// 1 - cos(a, b), clipped to [0, 2] as scib does.
+    Cosine,
+}
 
-/// Per-cell sums of distances to every cluster, `n x n_clusters`, in f64.
+/// Per-cell sums of distances to every cluster, `n x n_clusters`, in f64, from blocks of
+/// GEMM distances.
 fn cluster_distance_sums(
     x: &[f32],
     d: usize,
     clusters: &[u32],
     n_clusters: usize,
-    dist: impl Fn(&[f32], &[f32]) -> f32 + Sync,
+    metric: Metric,
 ) -> Vec<Vec<f64>> {
     let n = clusters.len();
-    (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let xi = &x[i * d..(i + 1) * d];
-            let mut sums = vec![0f64; n_clusters];
-            for j in 0..n {
-                if j != i {
-                    sums[clusters[j] as usize] += dist(xi, &x[j * d..(j + 1) * d]) as f64;
+    let prepared: Vec<f32> = match metric {
+        Metric::Euclidean => super::distance::centred(x, n, d),
+        // For unit vectors |a - b|^2 = 2 - 2 cos(a, b).
+        Metric::Cosine => x
+            .chunks(d)
+            .flat_map(|r| {
+                let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                r.iter().map(move |v| v / norm)
+            })
+            .collect(),
+    };
+    super::distance::map_row_blocks(&prepared, n, d, |r0, rows, d2| {
+        (0..rows)
+            .map(|r| {
+                let mut sums = vec![0f64; n_clusters];
+                for (j, &v) in d2[r * n..(r + 1) * n].iter().enumerate() {
+                    if j == r0 + r {
+                        continue;
+                    }
+                    let dist = match metric {
+                        Metric::Euclidean => v.sqrt(),
+                        Metric::Cosine => (v / 2.0).clamp(0.0, 2.0),
+                    };
+                    sums[clusters[j] as usize] += dist as f64;
                 }
-            }
-            sums
-        })
-        .collect()
-}
-
-fn euclidean(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(p, q)| (p - q) * (p - q))
-        .sum::<f32>()
-        .sqrt()
+                sums
+            })
+            .collect()
+    })
 }
 
 /// How the distance to "the other clusters" is formed.
@@ -52,14 +67,14 @@ pub fn silhouette_samples_with(
     clusters: &[u32],
     n_clusters: usize,
     between: Between,
-    dist: impl Fn(&[f32], &[f32]) -> f32 + Sync,
+    metric: Metric,
 ) -> Vec<f64> {
     let mut freq = vec![0usize; n_clusters];
     for &c in clusters {
         freq[c as usize] += 1;
     }
     let n = clusters.len();
-    let sums = cluster_distance_sums(x, d, clusters, n_clusters, dist);
+    let sums = cluster_distance_sums(x, d, clusters, n_clusters, metric);
     (0..n)
         .map(|i| {
             let own = clusters[i] as usize;
@@ -88,7 +103,7 @@ pub fn silhouette_samples_with(
 
 /// Euclidean silhouette of every cell with respect to its label.
 pub fn silhouette_samples(x: &[f32], d: usize, labels: &[u32], n_labels: usize) -> Vec<f64> {
-    silhouette_samples_with(x, d, labels, n_labels, Between::Nearest, euclidean)
+    silhouette_samples_with(x, d, labels, n_labels, Between::Nearest, Metric::Euclidean)
 }
 
 /// `silhouette_label`: (mean silhouette + 1) / 2.
@@ -137,16 +152,6 @@ pub fn isolated_labels(
     scores.iter().sum::<f64>() / scores.len().max(1) as f64
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut xy, mut xx, mut yy) = (0f32, 0f32, 0f32);
-    for (p, q) in a.iter().zip(b) {
-        xy += p * q;
-        xx += p * p;
-        yy += q * q;
-    }
-    (1.0 - xy / (xx * yy).sqrt()).clamp(0.0, 2.0)
-}
-
 /// `bras`: within every label with more than one batch (and fewer batches than cells), the
 /// cosine silhouette of the batches with the mean distance to all other batches' cells,
 /// scored 1 - |s|; mean per label, then mean over labels.
@@ -169,8 +174,14 @@ pub fn bras(x: &[f32], d: usize, labels: &[u32], n_labels: usize, batches: &[u32
             .iter()
             .map(|&i| present.binary_search(&batches[i]).expect("present batch") as u32)
             .collect();
-        let s =
-            silhouette_samples_with(&sub_x, d, &sub_b, present.len(), Between::MeanOther, cosine);
+        let s = silhouette_samples_with(
+            &sub_x,
+            d,
+            &sub_b,
+            present.len(),
+            Between::MeanOther,
+            Metric::Cosine,
+        );
         per_label.push(s.iter().map(|v| 1.0 - v.abs()).sum::<f64>() / s.len() as f64);
     }
     per_label.iter().sum::<f64>() / per_label.len().max(1) as f64
