@@ -49,12 +49,12 @@ def harmony(adata, batch_key):
     return (z if z.shape[0] == adata.n_obs else z.T).astype(np.float32)
 
 
-def scvi_latent(adata, batch_key):
+def scvi_latent(adata, batch_key, max_epochs):
     import scvi
     scvi.settings.seed = 0
     scvi.model.SCVI.setup_anndata(adata, layer="counts", batch_key=batch_key)
     model = scvi.model.SCVI(adata, n_latent=10, gene_likelihood="zinb")
-    model.train(enable_progress_bar=False)
+    model.train(max_epochs=max_epochs, enable_progress_bar=False)
     return model.get_latent_representation().astype(np.float32)
 
 
@@ -102,6 +102,8 @@ def main():
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--scdreamer-dir", type=Path, help="where <file>_scdreamer.h5ad live / are written (default --out)")
     p.add_argument("--no-scvi", action="store_true", help="skip scVI even when scvi-tools is installed")
+    p.add_argument("--scvi-epochs", type=int, default=None,
+                   help="scVI max_epochs (default: scvi-tools' heuristic; fewer is enough to compare the scorers)")
     p.add_argument("--batch-key", default="batch")
     p.add_argument("--label-key", default="cell_type")
     p.add_argument("--threads", type=int, default=2)
@@ -125,7 +127,7 @@ def main():
         embs = {"Unintegrated": adata.obsm["X_pca"], "Harmony": harmony(adata, args.batch_key),
                 "scdreamer": scdreamer_embedding(path, emb_dir, obs_names)}
         if have_scvi:
-            embs["scVI"] = scvi_latent(adata, args.batch_key)
+            embs["scVI"] = scvi_latent(adata, args.batch_key, args.scvi_epochs)
         files = {}
         for name, e in embs.items():
             adata.obsm[name] = e

@@ -65,12 +65,15 @@ pub fn jacobi_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// The `k` eigenpairs of largest magnitude of a symmetric `n x n` operator, by Lanczos with
-/// `steps` iterations and full reorthogonalisation (deterministic start vector). Returns
+/// `steps` iterations and full reorthogonalisation, `passes` Gram-Schmidt passes per step (2
+/// for spectra of wide dynamic range such as a covariance, where one pass lets converged
+/// vectors creep back in; 1 suffices for a transition matrix); deterministic start vector. Returns
 /// values sorted descending and the eigenvectors as `k` vectors of length `n`.
 pub fn lanczos_top(
     n: usize,
     k: usize,
     steps: usize,
+    passes: usize,
     matvec: impl Fn(&[f64], &mut [f64]),
 ) -> (Vec<f64>, Vec<Vec<f64>>) {
     let m = steps.min(n).max(k.min(n));
@@ -88,9 +91,9 @@ pub fn lanczos_top(
         let a = dot(&w, &q);
         alpha.push(a);
         basis.push(q.clone());
-        // Full reorthogonalisation (classical Gram-Schmidt, twice, for stability); the
-        // projections are independent, so they run in parallel.
-        for _ in 0..2 {
+        // Full reorthogonalisation (classical Gram-Schmidt); the projections are
+        // independent, so they run in parallel.
+        for _ in 0..passes {
             let coef: Vec<f64> = basis.par_iter().map(|b| dot(&w, b)).collect();
             w.par_chunks_mut(4096).enumerate().for_each(|(c, chunk)| {
                 let off = c * 4096;
@@ -390,7 +393,7 @@ mod tests {
             let c: f64 = (0..n).map(|k| qvec[k * n + i] * vecs[k * n + i]).sum();
             assert!((c.abs() - 1.0).abs() < 1e-8, "vector {i}");
         }
-        let (lv, lvec) = lanczos_top(n, 5, 30, |x, y| {
+        let (lv, lvec) = lanczos_top(n, 5, 30, 2, |x, y| {
             for r in 0..n {
                 y[r] = (0..n).map(|c| a[r * n + c] * x[c]).sum();
             }

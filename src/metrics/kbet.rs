@@ -160,7 +160,7 @@ fn diffusion_embedding(g: &SparseGraph) -> Option<Vec<f32>> {
             .collect();
         (vals, vecs)
     } else {
-        lanczos_top(n, n_comps, 3 * n_comps + 60, |x, y| {
+        lanczos_top(n, n_comps, 3 * n_comps + 60, 1, |x, y| {
             for (i, r) in t_rows.iter().enumerate() {
                 y[i] = r.iter().map(|&(j, w)| w * x[j as usize]).sum();
             }

@@ -100,7 +100,7 @@ pub fn unintegrated_pca(counts: &Csr, genes: &[usize], n_comps: usize) -> Vec<f3
         &mut cov,
     );
     let k = n_comps.min(g).min(n);
-    let (_, vecs) = lanczos_top(g, k, (4 * k + 50).min(g), |v, out| {
+    let (_, vecs) = lanczos_top(g, k, (4 * k + 50).min(g), 2, |v, out| {
         out.par_iter_mut().enumerate().for_each(|(r, o)| {
             *o = cov[r * g..(r + 1) * g]
                 .iter()
