@@ -74,7 +74,7 @@ pub fn lanczos_top(
     k: usize,
     steps: usize,
     passes: usize,
-    matvec: impl Fn(&[f64], &mut [f64]),
+    mut matvec: impl FnMut(&[f64], &mut [f64]),
 ) -> (Vec<f64>, Vec<Vec<f64>>) {
     let m = steps.min(n).max(k.min(n));
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(m);
@@ -118,7 +118,7 @@ pub fn lanczos_top(
     order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]).then(a.cmp(&b)));
     let out_vals = order.iter().map(|&j| vals[j]).collect();
     let out_vecs = order
-        .iter()
+        .par_iter()
         .map(|&j| {
             let mut y = vec![0f64; n];
             for (i, b) in basis.iter().enumerate() {

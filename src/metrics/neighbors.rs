@@ -248,25 +248,36 @@ pub fn smooth_knn(dist: &[f32], target: f64) -> (f64, f64) {
 }
 
 fn symmetrise_union(n: usize, weights: &[Vec<(u32, f32)>]) -> SparseGraph {
-    let mut rows: Vec<std::collections::BTreeMap<u32, (f32, f32)>> = vec![Default::default(); n];
+    // Every directed edge i -> j with its weight, and its mirror j -> i marked as such; after
+    // sorting, the (up to) two entries of a pair sit together.
+    let total: usize = weights.iter().map(Vec::len).sum();
+    let mut edges: Vec<(u32, u32, bool, f32)> = Vec::with_capacity(2 * total);
     for (i, row) in weights.iter().enumerate() {
         for &(j, w) in row {
-            rows[i].entry(j).or_insert((0.0, 0.0)).0 = w;
-            rows[j as usize].entry(i as u32).or_insert((0.0, 0.0)).1 = w;
+            edges.push((i as u32, j, false, w));
+            edges.push((j, i as u32, true, w));
         }
     }
-    SparseGraph {
-        n,
-        rows: rows
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|(j, (a, b))| (j, a + b - a * b))
-                    .filter(|&(_, w)| w > 0.0)
-                    .collect()
-            })
-            .collect(),
+    edges.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let mut rows: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+    let mut p = 0;
+    while p < edges.len() {
+        let (i, j) = (edges[p].0, edges[p].1);
+        let (mut fwd, mut back) = (0f32, 0f32);
+        while p < edges.len() && edges[p].0 == i && edges[p].1 == j {
+            if edges[p].2 {
+                back = edges[p].3;
+            } else {
+                fwd = edges[p].3;
+            }
+            p += 1;
+        }
+        let w = fwd + back - fwd * back;
+        if w > 0.0 {
+            rows[i as usize].push((j, w));
+        }
     }
+    SparseGraph { n, rows }
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@
 use rayon::prelude::*;
 
 use super::eigen::lanczos_top;
-use crate::backend::GemmSpec;
-use crate::backend::cpu::gemm::gemm;
 use crate::data::csr::Csr;
 
 /// Share of the embedding's variance explained by the batch (between-batch / total SS).
@@ -58,109 +56,166 @@ pub fn pcr_comparison(pcr_pre: f64, pcr_post: f64) -> f64 {
 /// all genes, the given genes (its 2,000 seurat_v3 HVGs, or all), scaled to zero mean and unit
 /// variance (ddof 1) clipped at +-10, and the first `n_comps` principal components
 /// (`n x n_comps`, row-major).
+///
+/// The scaled matrix is dense, but it is a constant row plus a matrix with the counts'
+/// sparsity (see [`ScaledLog`]), so Lanczos runs on sparse products instead of a dense
+/// covariance.
 pub fn unintegrated_pca(counts: &Csr, genes: &[usize], n_comps: usize) -> Vec<f32> {
-    let n = counts.n_rows;
-    let g = genes.len();
-    let mut col = vec![u32::MAX; counts.n_cols];
-    for (p, &j) in genes.iter().enumerate() {
-        col[j] = p as u32;
-    }
-    let mut xs = vec![0f32; n * g];
-    xs.par_chunks_mut(g.max(1))
-        .enumerate()
-        .for_each(|(i, row)| {
-            let (idx, val) = counts.row(i);
-            let lib: f32 = val.iter().sum();
-            if lib <= 0.0 {
-                return;
-            }
-            for (&j, &v) in idx.iter().zip(val) {
-                let p = col[j as usize];
-                if p != u32::MAX {
-                    row[p as usize] = (v * (1e4f32 / lib)).ln_1p();
-                }
-            }
-        });
-    standardise_columns(&mut xs, n, g);
-    // Clipping moves the means a little; PCA centres again.
-    centre_columns(&mut xs, n, g);
-    let mut cov = vec![0f32; g * g];
-    gemm(
-        GemmSpec {
-            m: g,
-            n: g,
-            k: n,
-            trans_a: true,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-        },
-        &xs,
-        &xs,
-        &mut cov,
-    );
+    let y = ScaledLog::new(counts, genes);
+    let (n, g) = (y.n, y.g);
     let k = n_comps.min(g).min(n);
+    let mut u = vec![0f64; n];
     let (_, vecs) = lanczos_top(g, k, (4 * k + 50).min(g), 2, |v, out| {
-        out.par_iter_mut().enumerate().for_each(|(r, o)| {
-            *o = cov[r * g..(r + 1) * g]
-                .iter()
-                .zip(v)
-                .map(|(&c, &x)| c as f64 * x)
-                .sum();
-        });
+        y.times(v, &mut u);
+        y.transpose_times(&u, out);
     });
+    let bv: Vec<f64> = vecs
+        .iter()
+        .map(|v| y.base.iter().zip(v).map(|(a, b)| a * b).sum())
+        .collect();
     let mut coords = vec![0f32; n * k];
     coords
         .par_chunks_mut(k.max(1))
         .enumerate()
         .for_each(|(i, out)| {
-            let row = &xs[i * g..(i + 1) * g];
+            let r = y.indptr[i]..y.indptr[i + 1];
             for (c, v) in vecs.iter().enumerate() {
-                out[c] = row.iter().zip(v).map(|(&a, &b)| a as f64 * b).sum::<f64>() as f32;
+                let sparse: f64 = y.cols[r.clone()]
+                    .iter()
+                    .zip(&y.vals[r.clone()])
+                    .map(|(&j, &a)| a * v[j as usize])
+                    .sum();
+                out[c] = (bv[c] + sparse) as f32;
             }
         });
     coords
 }
 
-fn column_means(xs: &[f32], n: usize, g: usize) -> Vec<f64> {
-    let mut mean = vec![0f64; g];
-    for row in xs.chunks(g.max(1)) {
-        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    mean
+/// The scaled, clipped, centred log-normalised matrix Y (`n x g`) as `1 base^T + A`: `base` is
+/// the value of a zero count in each gene, `A` (the counts' sparsity pattern) what a stored
+/// count adds to it.
+struct ScaledLog {
+    n: usize,
+    g: usize,
+    base: Vec<f64>,
+    indptr: Vec<usize>,
+    cols: Vec<u32>,
+    vals: Vec<f64>,
 }
 
-fn standardise_columns(xs: &mut [f32], n: usize, g: usize) {
-    let mean = column_means(xs, n, g);
-    let mut var = vec![0f64; g];
-    for row in xs.chunks(g.max(1)) {
-        for j in 0..g {
-            let c = row[j] as f64 - mean[j];
-            var[j] += c * c;
+/// Rows per chunk of the transposed product (a fixed split keeps the sums' order, and so the
+/// result, independent of the thread count).
+const ROW_CHUNK: usize = 512;
+
+impl ScaledLog {
+    fn new(counts: &Csr, genes: &[usize]) -> ScaledLog {
+        let n = counts.n_rows;
+        let g = genes.len();
+        let mut col = vec![u32::MAX; counts.n_cols];
+        for (p, &j) in genes.iter().enumerate() {
+            col[j] = p as u32;
+        }
+        let mut indptr = vec![0usize; n + 1];
+        let mut cols = Vec::new();
+        let mut logs: Vec<f64> = Vec::new();
+        for i in 0..n {
+            let (idx, val) = counts.row(i);
+            let lib: f32 = val.iter().sum();
+            if lib > 0.0 {
+                for (&j, &v) in idx.iter().zip(val) {
+                    let p = col[j as usize];
+                    if p != u32::MAX && v != 0.0 {
+                        cols.push(p);
+                        logs.push((v * (1e4f32 / lib)).ln_1p() as f64);
+                    }
+                }
+            }
+            indptr[i + 1] = cols.len();
+        }
+        let (mut sum, mut sum2, mut nnz) = (vec![0f64; g], vec![0f64; g], vec![0usize; g]);
+        for (&j, &l) in cols.iter().zip(&logs) {
+            sum[j as usize] += l;
+            sum2[j as usize] += l * l;
+            nnz[j as usize] += 1;
+        }
+        let nf = n as f64;
+        let mu: Vec<f64> = sum.iter().map(|s| s / nf).collect();
+        let sd: Vec<f64> = (0..g)
+            .map(|j| {
+                let var = ((sum2[j] - nf * mu[j] * mu[j]) / (nf - 1.0).max(1.0)).max(0.0);
+                if var == 0.0 { 1.0 } else { var.sqrt() }
+            })
+            .collect();
+        let clip = |z: f64| z.clamp(-10.0, 10.0);
+        let zero_value: Vec<f64> = (0..g).map(|j| clip(-mu[j] / sd[j])).collect();
+        let clipped: Vec<f64> = cols
+            .iter()
+            .zip(&logs)
+            .map(|(&j, &l)| clip((l - mu[j as usize]) / sd[j as usize]))
+            .collect();
+        // Clipping moves the means a little; PCA centres again.
+        let mut mean: Vec<f64> = (0..g)
+            .map(|j| (nf - nnz[j] as f64) * zero_value[j])
+            .collect();
+        for (&j, &z) in cols.iter().zip(&clipped) {
+            mean[j as usize] += z;
+        }
+        mean.iter_mut().for_each(|m| *m /= nf);
+        let base: Vec<f64> = (0..g).map(|j| zero_value[j] - mean[j]).collect();
+        let vals = cols
+            .iter()
+            .zip(&clipped)
+            .map(|(&j, &z)| z - zero_value[j as usize])
+            .collect();
+        ScaledLog {
+            n,
+            g,
+            base,
+            indptr,
+            cols,
+            vals,
         }
     }
-    let sd: Vec<f64> = var
-        .iter()
-        .map(|v| {
-            let s = (v / (n as f64 - 1.0).max(1.0)).sqrt();
-            if s == 0.0 { 1.0 } else { s }
-        })
-        .collect();
-    xs.par_chunks_mut(g.max(1)).for_each(|row| {
-        for j in 0..g {
-            row[j] = (((row[j] as f64 - mean[j]) / sd[j]) as f32).clamp(-10.0, 10.0);
-        }
-    });
-}
 
-fn centre_columns(xs: &mut [f32], n: usize, g: usize) {
-    let mean = column_means(xs, n, g);
-    xs.par_chunks_mut(g.max(1)).for_each(|row| {
-        row.iter_mut()
-            .zip(&mean)
-            .for_each(|(v, &m)| *v = (*v as f64 - m) as f32);
-    });
+    /// out = Y v.
+    fn times(&self, v: &[f64], out: &mut [f64]) {
+        let bv: f64 = self.base.iter().zip(v).map(|(a, b)| a * b).sum();
+        out.par_iter_mut().enumerate().for_each(|(i, o)| {
+            let r = self.indptr[i]..self.indptr[i + 1];
+            *o = bv
+                + self.cols[r.clone()]
+                    .iter()
+                    .zip(&self.vals[r])
+                    .map(|(&j, &a)| a * v[j as usize])
+                    .sum::<f64>();
+        });
+    }
+
+    /// out = Y^T u.
+    fn transpose_times(&self, u: &[f64], out: &mut [f64]) {
+        let starts: Vec<usize> = (0..self.n).step_by(ROW_CHUNK).collect();
+        let parts: Vec<(Vec<f64>, f64)> = starts
+            .par_iter()
+            .map(|&r0| {
+                let mut acc = vec![0f64; self.g];
+                let mut total = 0.0;
+                for i in r0..(r0 + ROW_CHUNK).min(self.n) {
+                    total += u[i];
+                    for p in self.indptr[i]..self.indptr[i + 1] {
+                        acc[self.cols[p] as usize] += self.vals[p] * u[i];
+                    }
+                }
+                (acc, total)
+            })
+            .collect();
+        let total: f64 = parts.iter().map(|p| p.1).sum();
+        out.iter_mut()
+            .zip(&self.base)
+            .for_each(|(o, b)| *o = b * total);
+        for (acc, _) in &parts {
+            out.iter_mut().zip(acc).for_each(|(o, a)| *o += a);
+        }
+    }
 }
 
 #[cfg(test)]
