@@ -464,6 +464,19 @@ fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
         "says it is emulated:\n{log}"
     );
     assert!(log.contains("device cuda"), "{log}");
+    if let Some(path) = std::env::var_os(emulator::TEST_LOG_ENV) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(
+            f,
+            "integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run"
+        )
+        .unwrap();
+    }
     let (zc, zg) = (embedding(&cpu_out), embedding(&gpu_out));
     assert_eq!(zc.len(), zg.len());
     assert!(

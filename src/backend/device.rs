@@ -87,7 +87,8 @@ pub fn probe_gpu_or_emulated()
         probe_gpu()
     };
     match real {
-        Ok(rt) => Ok((rt, false)),
+        // Once installed in this process the emulator is what cudarc opens, "real" or not.
+        Ok(rt) => Ok((rt, emulator::active())),
         Err(why) if require_real => Err(format!("SCDREAMER_REQUIRE_GPU=1 but {why}")),
         Err(why) => {
             emulator::install().map_err(|e| format!("no GPU ({why}) and {e}"))?;
