@@ -5,6 +5,8 @@
 //! neighbourhood's batch counts against the type's batch frequencies at alpha 0.05. The score
 //! is the acceptance rate, averaged over cell types.
 
+use rayon::prelude::*;
+
 use super::eigen::{lanczos_top, sym_eigen};
 use super::graph::{component_sizes, strong_components};
 use super::neighbors::{Neighbors, SparseGraph, fuzzy_simplicial_set, knn_graph};
@@ -161,9 +163,9 @@ fn diffusion_embedding(g: &SparseGraph) -> Option<Vec<f32>> {
         (vals, vecs)
     } else {
         lanczos_top(n, n_comps, 3 * n_comps + 60, 1, |x, y| {
-            for (i, r) in t_rows.iter().enumerate() {
-                y[i] = r.iter().map(|&(j, w)| w * x[j as usize]).sum();
-            }
+            y.par_iter_mut().zip(&t_rows).for_each(|(yi, r)| {
+                *yi = r.iter().map(|&(j, w)| w * x[j as usize]).sum();
+            });
         })
     };
     let mut emb = vec![0f32; n * vals.len()];
