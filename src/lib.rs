@@ -25,6 +25,6 @@ pub mod train;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod pipeline;
 pub mod prepare;
-pub mod saved_model;
 #[cfg(feature = "h5ad")]
 pub mod report;
+pub mod saved_model;
