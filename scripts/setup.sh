@@ -25,6 +25,12 @@ if [ "$need_apt" = 1 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
+    # tests/evaluate_report.rs opens the HTML report in a real headless browser.
+    if ! command -v chromium >/dev/null 2>&1; then
+        echo "setup: installing chromium with apt-get (headless check of evaluate --report)"
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
     VENV=.venv
     if [ ! -x "$VENV/bin/python" ]; then
         echo "setup: creating Python venv $VENV for the tests"

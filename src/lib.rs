@@ -25,4 +25,6 @@ pub mod train;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod pipeline;
 pub mod prepare;
+#[cfg(feature = "h5ad")]
+pub mod report;
 pub mod saved_model;

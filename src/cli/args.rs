@@ -21,6 +21,8 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Write a seeded ZINB simulation with cell types, batch effects and ground-truth labels.
     Simulate(crate::cli::simulate::SimulateArgs),
+    /// Score embeddings with the scib-metrics Benchmarker metrics (computed natively).
+    Evaluate(Box<crate::cli::evaluate::EvaluateArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -243,6 +245,8 @@ pub struct IntegrateArgs {
     /// mean non-zeros per cell, at least 1,024 cells). Memory grows with it.
     #[arg(long, value_name = "N")]
     pub chunk_cells: Option<usize>,
+    #[command(flatten)]
+    pub evaluate: crate::cli::evaluate::IntegrateEvaluateArgs,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,

@@ -77,6 +77,16 @@ pub(crate) struct Outcome<'a> {
     pub save: SaveModel<'a>,
 }
 
+/// The input and output files of `run` (for `--evaluate`/`--report`).
+pub(crate) fn input_output(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (input, demo) = resolve_input(&a.input.input)?;
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&input, demo));
+    Ok((input, output))
+}
+
 /// Threads, input, output and device: the common start of both paths.
 fn start(a: &IntegrateArgs) -> anyhow::Result<(PathBuf, PathBuf, Device)> {
     check_flags(a)?;

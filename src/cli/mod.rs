@@ -4,6 +4,9 @@
 
 pub mod args;
 pub mod embed;
+mod embedding_input;
+pub mod evaluate;
+mod evaluate_report;
 pub mod inspect;
 pub mod integrate;
 mod integrate_backed;
@@ -18,8 +21,14 @@ pub use args::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(a) => inspect::run(&a),
-        Command::Integrate(a) => integrate::run(&a),
+        Command::Integrate(a) => {
+            let (input, output) = integrate::input_output(&a)?;
+            evaluate_report::check_label_key(&a, &input)?;
+            integrate::run(&a)?;
+            evaluate_report::after_integrate(&a, &output)
+        }
         Command::Embed(a) => embed::run(&a),
         Command::Simulate(a) => simulate::run(&a),
+        Command::Evaluate(a) => evaluate::run(&a),
     }
 }
