@@ -199,10 +199,11 @@ impl ScaledLog {
             .map(|&r0| {
                 let mut acc = vec![0f64; self.g];
                 let mut total = 0.0;
-                for i in r0..(r0 + ROW_CHUNK).min(self.n) {
-                    total += u[i];
+                let r1 = (r0 + ROW_CHUNK).min(self.n);
+                for (i, &ui) in u.iter().enumerate().take(r1).skip(r0) {
+                    total += ui;
                     for p in self.indptr[i]..self.indptr[i + 1] {
-                        acc[self.cols[p] as usize] += self.vals[p] * u[i];
+                        acc[self.cols[p] as usize] += self.vals[p] * ui;
                     }
                 }
                 (acc, total)
