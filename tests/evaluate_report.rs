@@ -139,6 +139,8 @@ fn report_is_self_contained_and_renders_in_headless_chromium() {
         "--disable-component-update",
         "--disable-sync",
         "--hide-scrollbars",
+        // Containers often have a tiny /dev/shm.
+        "--disable-dev-shm-usage",
     ];
     let user_dir = format!("--user-data-dir={}", profile.path().display());
     let shot_arg = format!("--screenshot={}", shot.display());
