@@ -527,6 +527,21 @@ fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
         assert!(stats["totals"][key].is_u64(), "totals lack {key}");
     }
     assert!(steps[1]["launches"].as_u64().unwrap() > 10);
+    // Per kernel within the training steps: what bench/gpu_model.py reads.
+    let gemm = &stats["step_kernels"]["cublasSgemm_v2"];
+    assert!(gemm["flops"].as_u64().unwrap() > 0, "{gemm}");
+    assert!(gemm["bytes"].as_u64().unwrap() > 0, "{gemm}");
+    let in_steps: u64 = stats["step_kernels"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|k| k["launches"].as_u64().unwrap())
+        .sum();
+    let per_step: u64 = steps.iter().map(|r| r["launches"].as_u64().unwrap()).sum();
+    assert_eq!(
+        in_steps, per_step,
+        "step_kernels covers the closed steps' launches"
+    );
 
     // The device-resident step: per step at most one host-to-device copy (the minibatch's
     // rows) and no device-to-host copy or synchronisation except where the running sums are
