@@ -6,10 +6,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::data::Csr;
 use crate::data::h5ad::RowReader;
+use crate::data::hvg::GeneSelection;
 use crate::data::hvg::streamed::{StreamedFlavor, StreamedHvg};
 use crate::data::validate::DropReport;
 use crate::model::dataset::{authors_value, log_norm_value, norm_scale};
-use crate::pipeline::GeneSelection;
 
 /// What the setup passes learn about the file.
 pub struct Scan {

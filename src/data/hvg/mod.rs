@@ -13,6 +13,18 @@ pub mod streamed;
 pub use seurat::seurat;
 pub use seurat_v3::{seurat_v3, seurat_v3_paper};
 
+/// How the genes a model uses are chosen.
+#[derive(Clone, Debug)]
+pub enum GeneSelection {
+    /// scanpy seurat_v3 on counts, per batch.
+    SeuratV3(usize),
+    /// scanpy seurat on log-normalised data, per batch.
+    Seurat(usize),
+    /// These var indices.
+    Given(Vec<usize>),
+    All,
+}
+
 /// Outcome of a highly-variable-gene selection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HvgResult {
