@@ -24,8 +24,6 @@ pub mod train;
 /// Version string written into every output (`uns["scdreamer"]["version"]`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod pipeline;
-/// `pipeline::prepare`, under its former path.
-pub use pipeline::prepare;
 #[cfg(feature = "h5ad")]
 pub mod report;
 pub mod saved_model;

@@ -2,13 +2,12 @@
 
 use std::borrow::Cow;
 
-use crate::data::hvg::{self, HvgResult};
 use crate::data::{AnnData, Csr};
 use crate::model::config::ModelConfig;
 use crate::model::dataset::{PreparedData, TransformConstants};
 use crate::model::sup::CellLabels;
 
-pub use crate::data::hvg::GeneSelection;
+pub use crate::data::hvg::{GeneSelection, select_genes};
 
 /// Everything `setup` decides: the genes, the batch registry and the prepared counts.
 pub struct Setup {
@@ -24,34 +23,6 @@ pub struct Setup {
     pub prep: PreparedData,
     /// Cells with counts in the selected genes: the ones trained on. Every cell is embedded.
     pub train_rows: Vec<u32>,
-}
-
-/// Selects genes. Cells and genes without counts are ignored by HVG selection.
-pub fn select_genes(
-    adata: &AnnData,
-    batch: &[u32],
-    n_batches: usize,
-    how: &GeneSelection,
-) -> anyhow::Result<Vec<usize>> {
-    let col_sums = adata.x.col_sums();
-    let nonzero_genes: Vec<usize> = (0..adata.n_vars()).filter(|&j| col_sums[j] > 0.0).collect();
-    let n_top = match how {
-        GeneSelection::Given(g) => return Ok(g.clone()),
-        GeneSelection::All => return Ok(nonzero_genes),
-        GeneSelection::SeuratV3(n) | GeneSelection::Seurat(n) => *n,
-    };
-    if n_top >= nonzero_genes.len() {
-        return Ok(nonzero_genes);
-    }
-    let row_sums = adata.x.row_sums();
-    let cells: Vec<usize> = (0..adata.n_obs()).filter(|&i| row_sums[i] > 0.0).collect();
-    let sub = adata.x.select(&cells, &nonzero_genes);
-    let sub_batch: Vec<u32> = cells.iter().map(|&i| batch[i]).collect();
-    let res: HvgResult = match how {
-        GeneSelection::SeuratV3(_) => hvg::seurat_v3(&sub, Some(&sub_batch), n_batches, n_top)?,
-        _ => hvg::seurat(&sub, Some(&sub_batch), n_batches, n_top)?,
-    };
-    Ok(res.selected.iter().map(|&k| nonzero_genes[k]).collect())
 }
 
 impl Setup {
