@@ -129,9 +129,14 @@ fn integrate_backed_device_cuda_streams_chunks_to_the_emulated_device() {
     assert_eq!(zc.len(), zg.len());
     assert!(zg.iter().all(|v| v.is_finite()), "non-finite embedding");
     let ((pc, ec), (pg, eg)) = (demo_scores(&zc), demo_scores(&zg));
+    let max_diff = zc
+        .iter()
+        .zip(&zg)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     println!(
         "demo --backed, 3 chunks, {EPOCHS} epochs: cpu purity {pc:.4} entropy {ec:.4}; \
-         emulated cuda purity {pg:.4} entropy {eg:.4}"
+         emulated cuda purity {pg:.4} entropy {eg:.4}; max |z_cpu - z_cuda| {max_diff:.3e}"
     );
     assert!((pc - pg).abs() <= 0.02, "purity {pg} vs cpu {pc}");
     assert!((ec - eg).abs() <= 0.02, "batch entropy {eg} vs cpu {ec}");
