@@ -3,16 +3,14 @@
 //! matched by name (any order; missing ones are an error) and batches by category name (an
 //! unknown batch is an error).
 
-use serde_json::json;
-
 use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::backend::device::{self, Device};
 use crate::cli::args::EmbedArgs;
-use crate::data::dense::Dense;
-use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::data::h5ad::{self, ReadOptions};
 use crate::io::checkpoint;
 use crate::io::outputs::OutputPlan;
+use crate::io::results::{Embedded, write_embedding};
 use crate::pipeline::{self, Inference, Resident};
 pub use crate::saved_model::{match_batches, match_genes};
 
@@ -75,45 +73,25 @@ fn embed_on<B: Backend>(backend: &B, a: &EmbedArgs) -> anyhow::Result<()> {
             progress: !a.quiet,
         },
     )?;
-    if inferred.latent.iter().any(|v| !v.is_finite()) {
-        anyhow::bail!("the embedding has non-finite values; nothing was written");
-    }
-    let predicted = inferred.predicted;
+    let labelled = inferred.predicted.is_some();
     // X: the counts of the genes used, as held for the model (no second copy).
-    let var = adata.var.select(&setup.genes);
-    let uns = json!({
-        "version": crate::VERSION,
-        "model": a.model.display().to_string(),
-        "model_scdreamer_version": saved.scdreamer_version,
-        "batch_key": saved.batch_key,
-        "batch_categories": saved.batch_categories,
-        "labels_key": saved.labels_key,
-        "label_categories": saved.label_categories,
-        "device": backend.name(),
-    });
-    let results = Results {
-        obsm: vec![(
-            "X_scdreamer".into(),
-            Dense::new(n, saved.run.model.latent, inferred.latent)?,
-        )],
-        layers: Vec::new(),
-        obs: predicted
-            .as_ref()
-            .map(|p| p.obs_columns(&saved.label_categories))
-            .unwrap_or_default(),
-        uns: vec![("scdreamer".into(), uns)],
-    };
-    h5ad::write_h5ad_blocks(
-        &a.output,
+    write_embedding(
+        Embedded {
+            output: &a.output,
+            model_dir: &a.model,
+            saved: &saved,
+            device: backend.name(),
+            latent: inferred.latent,
+            predicted: inferred.predicted,
+        },
         held.host_counts(&setup.prep),
         &adata.obs,
-        &var,
-        &results,
+        &adata.var.select(&setup.genes),
     )?;
     eprintln!(
         "wrote {} (obsm['X_scdreamer']{}, {} cells)",
         a.output.display(),
-        if predicted.is_some() {
+        if labelled {
             ", obs['scdreamer_label'], obs['scdreamer_label_confidence']"
         } else {
             ""

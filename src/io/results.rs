@@ -2,14 +2,17 @@
 //! the embedding, the normalized layer, Sup's labels, `uns["scdreamer"]`), the training log and
 //! the saved model. Every file goes under a temporary name first and all are renamed together,
 //! so a full disk or an interrupt leaves none of them: never an `.h5ad` without its log, or a
-//! model without its config.
+//! model without its config. Also the output of `embed` (new cells through a saved model).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use serde_json::json;
+
 use crate::data::Frame;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, Results};
+use crate::io::checkpoint::SavedConfig;
 use crate::io::cleanup::{Pending, commit_all};
 use crate::io::record::RunRecord;
 use crate::model::config::{ModelConfig, RunConfig};
@@ -132,4 +135,53 @@ pub fn write_results(
         log_path,
         label_agreement,
     })
+}
+
+/// What `embed` computed with the model saved in `model_dir`.
+pub struct Embedded<'a> {
+    pub output: &'a Path,
+    pub model_dir: &'a Path,
+    pub saved: &'a SavedConfig,
+    /// The backend that ran the model: "cpu" or "cuda".
+    pub device: &'static str,
+    /// `n_cells x latent`, row-major.
+    pub latent: Vec<f32>,
+    pub predicted: Option<LabelPrediction>,
+}
+
+/// Checks the embedding and writes `embed`'s output (`x`: the raw counts of the model's genes).
+pub fn write_embedding(
+    e: Embedded,
+    x: &dyn CsrBlocks,
+    obs: &Frame,
+    var: &Frame,
+) -> anyhow::Result<()> {
+    if e.latent.iter().any(|v| !v.is_finite()) {
+        anyhow::bail!("the embedding has non-finite values; nothing was written");
+    }
+    let saved = e.saved;
+    let uns = json!({
+        "version": crate::VERSION,
+        "model": e.model_dir.display().to_string(),
+        "model_scdreamer_version": saved.scdreamer_version,
+        "batch_key": saved.batch_key,
+        "batch_categories": saved.batch_categories,
+        "labels_key": saved.labels_key,
+        "label_categories": saved.label_categories,
+        "device": e.device,
+    });
+    let results = Results {
+        obsm: vec![(
+            "X_scdreamer".into(),
+            Dense::new(x.n_rows(), saved.run.model.latent, e.latent)?,
+        )],
+        layers: Vec::new(),
+        obs: e
+            .predicted
+            .as_ref()
+            .map(|p| p.obs_columns(&saved.label_categories))
+            .unwrap_or_default(),
+        uns: vec![("scdreamer".into(), uns)],
+    };
+    h5ad::write_h5ad_blocks(e.output, x, obs, var, &results)
 }

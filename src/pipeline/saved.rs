@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use super::fit::Trained;
 use super::limits::check_model_fits;
 use super::setup::Setup;
@@ -85,5 +88,8 @@ pub fn load<B: Backend>(dir: &Path, backend: &B) -> anyhow::Result<(SavedConfig,
         config.run.train.batch_size,
         &format!("the model in {}", dir.display()),
     )?;
-    crate::saved_model::load_model(dir, backend)
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = Scdreamer::new(backend, config.run.model.clone(), &mut rng);
+    checkpoint::load_weights(dir, &mut model.params)?;
+    Ok((config, model))
 }
