@@ -4,7 +4,7 @@
 //! label predictions), [`save_model`] and [`load`]. The data reaches the model through one
 //! seam, [`Cells`]: the in-memory data set is its one-chunk case, a streamed file its chunks,
 //! on whichever backend the caller chose. The CLI and the Python module are thin layers over
-//! this; none of it parses flags or prints.
+//! this: nothing here parses flags or prints a message (only progress bars, when asked).
 
 mod cells;
 mod fit;
