@@ -2,11 +2,11 @@
 //! resolved against a preset into [`ModelConfig`] and [`TrainConfig`]. One place for the CLI
 //! and the Python module, so the same settings give the same model.
 
+use crate::data::hvg::GeneSelection;
 use crate::model::config::{
     AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig, default_epochs,
     gpu_batch_size, many_batches,
 };
-use crate::pipeline::GeneSelection;
 
 /// Hyper-parameter preset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
