@@ -61,6 +61,9 @@ pub fn prepare(
                 transform_batch: &transform_batch,
                 genes: how,
                 hyper: &hp,
+                // The device is chosen at train(), after the configuration: the CPU default
+                // minibatch (pass batch_size for a larger one on a GPU).
+                gpu: false,
             };
             scdreamer::pipeline::prepare(&mut adata, &request)
         })

@@ -204,7 +204,8 @@ pub struct IntegrateArgs {
     /// 300).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Minibatch size.
+    /// Minibatch size (default 128; on a GPU the default preset grows it with the data, to
+    /// 1024 from 512k cells, keeping at least 500 steps per epoch).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Learning-rate schedule of the three optimisers (default preset: cosine decay to 0;

@@ -49,6 +49,7 @@ pub(crate) fn load(a: &IntegrateArgs, input: &Path, device: &str) -> anyhow::Res
         transform_batch: &a.transform_batch,
         genes,
         hyper: &hyper,
+        gpu: device == "cuda",
     };
     let (loaded, n_cells, report, label_warnings) = if a.backed {
         let reader = RowReader::open(input, &opts)?;

@@ -162,3 +162,63 @@ pub fn hvg_selection(preset: Preset, flavor: Option<HvgFlavor>, n_top: usize) ->
         HvgFlavor::Seurat => GeneSelection::Seurat(n_top),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> HyperParams {
+        HyperParams {
+            preset: Preset::Default,
+            latent: None,
+            hidden: None,
+            batch_adv_weight: None,
+            adversary_input: None,
+            encode_batch: None,
+            batch_gene_offsets: None,
+            disc_weight: None,
+            kl_weight: None,
+            likelihood: Likelihood::Zinb,
+            epochs: None,
+            batch_size: None,
+            lr_schedule: None,
+            lr: None,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn a_gpu_grows_the_default_minibatch_and_keeps_the_step_budget() {
+        let n = 1_000_000;
+        let (_, cpu) = defaults()
+            .on_device(false, n)
+            .configs(2000, 4, 0, n)
+            .unwrap();
+        let (_, gpu) = defaults()
+            .on_device(true, n)
+            .configs(2000, 4, 0, n)
+            .unwrap();
+        assert_eq!(cpu.batch_size, 128);
+        assert_eq!(gpu.batch_size, 1024);
+        assert_eq!(gpu.epochs, default_epochs(n, 1024, false));
+        // Small data keeps the CPU's configuration on a GPU.
+        let (_, small) = defaults()
+            .on_device(true, 8_684)
+            .configs(2000, 4, 0, 8_684)
+            .unwrap();
+        let (_, small_cpu) = defaults().configs(2000, 4, 0, 8_684).unwrap();
+        assert_eq!(
+            (small.batch_size, small.epochs),
+            (small_cpu.batch_size, small_cpu.epochs)
+        );
+        // A batch size the user gave, or the authors' preset, is left alone.
+        let mut given = defaults();
+        given.batch_size = Some(64);
+        let (_, t) = given.on_device(true, n).configs(2000, 4, 0, n).unwrap();
+        assert_eq!(t.batch_size, 64);
+        let mut authors = defaults();
+        authors.preset = Preset::Authors;
+        let (_, t) = authors.on_device(true, n).configs(2000, 4, 0, n).unwrap();
+        assert_eq!(t.batch_size, 128);
+    }
+}

@@ -25,6 +25,9 @@ pub struct Request<'a> {
     pub transform_batch: &'a str,
     pub genes: GeneSelection,
     pub hyper: &'a HyperParams,
+    /// Training runs on a GPU: the default preset's minibatch grows with the data
+    /// (`HyperParams::on_device`) unless a batch size was given.
+    pub gpu: bool,
 }
 
 /// Everything decided before training.
@@ -101,9 +104,11 @@ pub fn prepare(adata: &mut AnnData, req: &Request) -> anyhow::Result<Prepared> {
     }
     let genes = select_genes(adata, &batch, batch_names.len(), &req.genes)?;
     let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
-    let (model_cfg, train_cfg) =
-        req.hyper
-            .configs(genes.len(), batch_names.len(), n_labels, adata.n_obs())?;
+    let (model_cfg, train_cfg) = req
+        .hyper
+        .clone()
+        .on_device(req.gpu, adata.n_obs())
+        .configs(genes.len(), batch_names.len(), n_labels, adata.n_obs())?;
     let mut setup = Setup::new_taking_x(
         adata,
         req.batch_key,

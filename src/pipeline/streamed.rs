@@ -79,9 +79,12 @@ pub fn prepare_streamed(
     )?;
     let report = scan.report;
     let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
-    let (model_cfg, train_cfg) =
-        req.hyper
-            .configs(scan.genes.len(), batch_names.len(), n_labels, n)?;
+    let (model_cfg, train_cfg) = req.hyper.clone().on_device(req.gpu, n).configs(
+        scan.genes.len(),
+        batch_names.len(),
+        n_labels,
+        n,
+    )?;
     (opts.check_fits)(&model_cfg, &train_cfg)?;
     if chunk_cells < train_cfg.batch_size.min(n) {
         bail!(
