@@ -17,6 +17,7 @@ Usage (repo root, peers venv with scib-metrics 0.5.10, scanpy, harmonypy):
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -135,8 +136,9 @@ def main():
             np.save(files[name], e)
         ours, t_ours = rust_table(path, files, args.batch_key, args.label_key, args.out / f"{path.stem}_evaluate.csv")
         theirs, t_theirs = scib_table(adata, list(embs), args.batch_key, args.label_key, args.threads)
+        load = os.getloadavg()[0]
         print(f"\n{path.name}: scdreamer evaluate {t_ours:.1f} s, scib-metrics Benchmarker (prepare + benchmark) "
-              f"{t_theirs:.1f} s, {t_theirs / t_ours:.1f}x")
+              f"{t_theirs:.1f} s, {t_theirs / t_ours:.1f}x (1-min load average after both: {load:.1f})")
         short = [m.replace("Batch correction", "Batch").replace("Bio conservation", "Bio") for m in METRICS]
         print("difference (evaluate - scib) / scib value")
         print(f"{'embedding':14}" + "".join(f"{s[:10]:>11}" for s in short))
@@ -150,7 +152,7 @@ def main():
             print(f"{name:14}{row}")
             print(f"{'':14}" + "".join(f"{theirs[name][m]:>11.4f}" for m in METRICS))
         (args.out / f"{path.stem}.json").write_text(json.dumps(
-            {"file": str(path), "evaluate_s": t_ours, "scib_s": t_theirs, "evaluate": ours, "scib": theirs}, indent=1))
+            {"file": str(path), "evaluate_s": t_ours, "scib_s": t_theirs, "load_after": load, "evaluate": ours, "scib": theirs}, indent=1))
     print("\nlargest |difference| per metric over all files and embeddings:")
     for m in METRICS:
         print(f"  {m:20} {worst[m][0]:+.4f}  ({worst[m][1]})")
