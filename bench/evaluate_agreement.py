@@ -3,18 +3,21 @@
 
 For every file: the peers.py preprocessing (normalize_total + log1p, seurat_v3 HVGs when there
 are more than 2,000 genes, scale, 50-PC PCA = "Unintegrated"), Harmony on that PCA, scdreamer's
-embedding (`<dir>/<file>_scdreamer.h5ad`, made with `scdreamer integrate` if missing), scVI when
-scvi-tools is installed, plus any --embedding NAME=FILE.npy. All of them are scored by
+embedding (`<dir>/<file>_scdreamer.h5ad`, made with `scdreamer integrate` if missing), plus any
+--extra NAME=TEMPLATE.npy (`{stem}` in it is replaced by the file's stem, e.g. scVI latents saved
+by bench/evaluate_scvi.py: `--extra 'scVI=/tmp/scvi/{stem}_scVI.npy'`). All of them are scored by
 scib-metrics (Benchmarker prepare + benchmark, default metrics, raw scores) and by
 `scdreamer evaluate` in the same run; the per-metric differences are printed, the largest per
 metric summarised, and both tables written to <out>/<file>.json.
 
 Usage (repo root, peers venv with scib-metrics 0.5.10, scanpy, harmonypy):
+    ../peers-venv/bin/python bench/evaluate_scvi.py --out /tmp/scvi ../shared/data/*.h5ad
     ../peers-venv/bin/python bench/evaluate_agreement.py --out /tmp/agree \
-        --scdreamer-dir /tmp/agree/emb ../shared/data/*.h5ad
+        --scdreamer-dir /tmp/agree/emb --extra 'scVI=/tmp/scvi/{stem}_scVI.npy' ../shared/data/*.h5ad
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,13 +52,18 @@ def harmony(adata, batch_key):
     return (z if z.shape[0] == adata.n_obs else z.T).astype(np.float32)
 
 
-def scvi_latent(adata, batch_key, max_epochs):
-    import scvi
-    scvi.settings.seed = 0
-    scvi.model.SCVI.setup_anndata(adata, layer="counts", batch_key=batch_key)
-    model = scvi.model.SCVI(adata, n_latent=10, gene_likelihood="zinb")
-    model.train(max_epochs=max_epochs, enable_progress_bar=False)
-    return model.get_latent_representation().astype(np.float32)
+def extra_embedding(spec, path, n_obs):
+    """NAME=TEMPLATE.npy with {stem} -> (name, cells x d float32 array in the input's cell order)."""
+    name, sep, template = spec.partition("=")
+    if not sep or not name or not template:
+        raise SystemExit(f"--extra expects NAME=TEMPLATE.npy, got {spec!r}")
+    file = Path(template.replace("{stem}", path.stem))
+    if not file.is_file():
+        raise SystemExit(f"--extra {name}: no file {file} (bench/evaluate_scvi.py writes scVI's)")
+    emb = np.load(file).astype(np.float32)
+    if emb.ndim != 2 or emb.shape[0] != n_obs or not np.isfinite(emb).all():
+        raise SystemExit(f"--extra {name}: {file} has shape {emb.shape} (want ({n_obs}, d)) or NaN/inf")
+    return name, emb
 
 
 def scdreamer_embedding(path, out_dir, obs_names):
@@ -101,9 +109,8 @@ def main():
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--scdreamer-dir", type=Path, help="where <file>_scdreamer.h5ad live / are written (default --out)")
-    p.add_argument("--no-scvi", action="store_true", help="skip scVI even when scvi-tools is installed")
-    p.add_argument("--scvi-epochs", type=int, default=None,
-                   help="scVI max_epochs (default: scvi-tools' heuristic; fewer is enough to compare the scorers)")
+    p.add_argument("--extra", action="append", default=[], metavar="NAME=TEMPLATE.npy",
+                   help="another embedding per file, {stem} = the file's stem (repeatable)")
     p.add_argument("--batch-key", default="batch")
     p.add_argument("--label-key", default="cell_type")
     p.add_argument("--threads", type=int, default=2)
@@ -112,11 +119,6 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     emb_dir = args.scdreamer_dir or args.out
     emb_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import scvi  # noqa: F401
-        have_scvi = not args.no_scvi
-    except ImportError:
-        have_scvi = False
     worst = {m: (0.0, "") for m in METRICS}
     for path in args.files:
         adata = ad.read_h5ad(path)
@@ -126,8 +128,7 @@ def main():
         adata = preprocess(adata, args.batch_key)
         embs = {"Unintegrated": adata.obsm["X_pca"], "Harmony": harmony(adata, args.batch_key),
                 "scdreamer": scdreamer_embedding(path, emb_dir, obs_names)}
-        if have_scvi:
-            embs["scVI"] = scvi_latent(adata, args.batch_key, args.scvi_epochs)
+        embs.update(extra_embedding(spec, path, adata.n_obs) for spec in args.extra)
         files = {}
         for name, e in embs.items():
             adata.obsm[name] = e
@@ -135,8 +136,9 @@ def main():
             np.save(files[name], e)
         ours, t_ours = rust_table(path, files, args.batch_key, args.label_key, args.out / f"{path.stem}_evaluate.csv")
         theirs, t_theirs = scib_table(adata, list(embs), args.batch_key, args.label_key, args.threads)
+        load = os.getloadavg()[0]
         print(f"\n{path.name}: scdreamer evaluate {t_ours:.1f} s, scib-metrics Benchmarker (prepare + benchmark) "
-              f"{t_theirs:.1f} s, {t_theirs / t_ours:.1f}x")
+              f"{t_theirs:.1f} s, {t_theirs / t_ours:.1f}x (1-min load average after both: {load:.1f})")
         short = [m.replace("Batch correction", "Batch").replace("Bio conservation", "Bio") for m in METRICS]
         print("difference (evaluate - scib) / scib value")
         print(f"{'embedding':14}" + "".join(f"{s[:10]:>11}" for s in short))
@@ -150,7 +152,7 @@ def main():
             print(f"{name:14}{row}")
             print(f"{'':14}" + "".join(f"{theirs[name][m]:>11.4f}" for m in METRICS))
         (args.out / f"{path.stem}.json").write_text(json.dumps(
-            {"file": str(path), "evaluate_s": t_ours, "scib_s": t_theirs, "evaluate": ours, "scib": theirs}, indent=1))
+            {"file": str(path), "evaluate_s": t_ours, "scib_s": t_theirs, "load_after": load, "evaluate": ours, "scib": theirs}, indent=1))
     print("\nlargest |difference| per metric over all files and embeddings:")
     for m in METRICS:
         print(f"  {m:20} {worst[m][0]:+.4f}  ({worst[m][1]})")

@@ -117,19 +117,53 @@ pub fn lanczos_top(
     order.truncate(k.min(s));
     order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]).then(a.cmp(&b)));
     let out_vals = order.iter().map(|&j| vals[j]).collect();
-    let out_vecs = order
+    let out_vecs = ritz_vectors(&basis, &vecs, s, &order, n);
+    (out_vals, out_vecs)
+}
+
+/// The Ritz vectors `sum_i vecs[i][j] basis[i]` for every `j` of `order`, normalised. Rows
+/// are done in chunks, all vectors at once, so each chunk of the basis is read once rather
+/// than once per vector; every entry is still summed over `i` in order, as one vector at a
+/// time would.
+fn ritz_vectors(
+    basis: &[Vec<f64>],
+    vecs: &[f64],
+    s: usize,
+    order: &[usize],
+    n: usize,
+) -> Vec<Vec<f64>> {
+    const CHUNK: usize = 256;
+    let k = order.len();
+    let mut out = vec![vec![0f64; n]; k];
+    if k == 0 {
+        return out;
+    }
+    let coefs: Vec<Vec<f64>> = (0..basis.len())
+        .map(|i| order.iter().map(|&j| vecs[i * s + j]).collect())
+        .collect();
+    let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+    let blocks: Vec<Vec<f64>> = starts
         .par_iter()
-        .map(|&j| {
-            let mut y = vec![0f64; n];
-            for (i, b) in basis.iter().enumerate() {
-                let c = vecs[i * s + j];
-                y.iter_mut().zip(b).for_each(|(yi, bi)| *yi += c * bi);
+        .map(|&r0| {
+            let len = CHUNK.min(n - r0);
+            let mut block = vec![0f64; k * len];
+            for (b, coef) in basis.iter().zip(&coefs) {
+                let bs = &b[r0..r0 + len];
+                for (y, &c) in block.chunks_mut(len).zip(coef) {
+                    y.iter_mut().zip(bs).for_each(|(yi, bi)| *yi += c * bi);
+                }
             }
-            normalise(&mut y);
-            y
+            block
         })
         .collect();
-    (out_vals, out_vecs)
+    for (&r0, block) in starts.iter().zip(&blocks) {
+        let len = block.len() / k;
+        for (y, part) in out.iter_mut().zip(block.chunks(len)) {
+            y[r0..r0 + len].copy_from_slice(part);
+        }
+    }
+    out.par_iter_mut().for_each(|y| normalise(y));
+    out
 }
 
 /// Householder reduction of the symmetric `v` (row-major `n x n`, overwritten by the
@@ -341,8 +375,25 @@ pub fn tridiagonal_eigen(diag: &[f64], off: &[f64]) -> (Vec<f64>, Vec<f64>) {
     sorted_desc(&d, &v, n)
 }
 
+/// Dot product in eight interleaved partial sums: one running sum is a chain of dependent
+/// adds that neither overlaps nor vectorises, and these dots (the reorthogonalisation of
+/// every Lanczos step) are most of the eigensolvers' time.
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    const LANES: usize = 8;
+    let mut acc = [0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
 fn normalise(v: &mut [f64]) {

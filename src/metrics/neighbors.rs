@@ -71,18 +71,9 @@ fn graph_blocked(x: &[f32], n: usize, d: usize, k: usize) -> Vec<Vec<(f32, u32)>
             .map(|r| {
                 let i = r0 + r;
                 let row = &d2[r * n..(r + 1) * n];
-                let mut cand: Vec<(f32, u32)> = row
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &v)| (v, j as u32))
-                    .collect();
-                if want < n {
-                    cand.select_nth_unstable_by(want - 1, by_distance);
-                    cand.truncate(want);
-                }
-                let mut exact: Vec<(f32, u32)> = cand
+                let mut exact: Vec<(f32, u32)> = smallest(row, want)
                     .into_iter()
-                    .map(|(_, j)| (exact_sq(x, d, i, j as usize), j))
+                    .map(|j| (exact_sq(x, d, i, j as usize), j))
                     .collect();
                 exact.sort_by(by_distance);
                 exact.truncate(k + 1);
@@ -90,6 +81,38 @@ fn graph_blocked(x: &[f32], n: usize, d: usize, k: usize) -> Vec<Vec<(f32, u32)>
             })
             .collect()
     })
+}
+
+/// Indices of the `want` smallest values of `row` in [`by_distance`] order (value, then
+/// index), unordered: the set a `select_nth_unstable_by` of the whole row keeps, from one pass
+/// with a bounded max-heap instead of sorting pairs for every cell.
+pub(crate) fn smallest(row: &[f32], want: usize) -> Vec<u32> {
+    use std::collections::BinaryHeap;
+    if want >= row.len() {
+        return (0..row.len() as u32).collect();
+    }
+    let mut heap: BinaryHeap<u64> = row[..want]
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| order_key(v, j as u32))
+        .collect();
+    let mut worst = *heap.peek().expect("want > 0");
+    for (j, &v) in row.iter().enumerate().skip(want) {
+        let key = order_key(v, j as u32);
+        if key < worst {
+            *heap.peek_mut().expect("non-empty") = key;
+            worst = *heap.peek().expect("non-empty");
+        }
+    }
+    heap.into_iter().map(|key| key as u32).collect()
+}
+
+/// (value, index) packed so that integer order is [`by_distance`] order: the value's bits
+/// mapped to an unsigned key monotone in `f32::total_cmp`, above the index.
+fn order_key(v: f32, j: u32) -> u64 {
+    let b = v.to_bits();
+    let monotone = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
+    ((monotone as u64) << 32) | j as u64
 }
 
 fn finish(n: usize, k: usize, rows: Vec<Vec<(f32, u32)>>) -> Neighbors {
@@ -300,6 +323,33 @@ mod tests {
         for i in 0..n {
             assert_eq!(a.row(i).0[0] as usize, i);
             assert_eq!(a.row(i).1[0], 0.0);
+        }
+    }
+
+    #[test]
+    fn smallest_keeps_what_a_full_selection_keeps() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for (len, want) in [(1000, 37), (50, 50), (50, 60), (300, 1)] {
+            // Few distinct values, negative zero and infinity: ties and sign edge cases.
+            let row: Vec<f32> = (0..len)
+                .map(|_| match rng.gen_range(0..12) {
+                    0 => -0.0,
+                    1 => f32::INFINITY,
+                    v => v as f32 * 0.5,
+                })
+                .collect();
+            let mut got = smallest(&row, want);
+            got.sort_unstable();
+            let mut pairs: Vec<(f32, u32)> = row
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| (v, j as u32))
+                .collect();
+            pairs.sort_by(by_distance);
+            let mut want_idx: Vec<u32> = pairs.iter().take(want).map(|p| p.1).collect();
+            want_idx.sort_unstable();
+            assert_eq!(got, want_idx, "len {len} want {want}");
         }
     }
 

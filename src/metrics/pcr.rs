@@ -64,11 +64,7 @@ pub fn unintegrated_pca(counts: &Csr, genes: &[usize], n_comps: usize) -> Vec<f3
     let y = ScaledLog::new(counts, genes);
     let (n, g) = (y.n, y.g);
     let k = n_comps.min(g).min(n);
-    let mut u = vec![0f64; n];
-    let (_, vecs) = lanczos_top(g, k, (4 * k + 50).min(g), 2, |v, out| {
-        y.times(v, &mut u);
-        y.transpose_times(&u, out);
-    });
+    let (_, vecs) = lanczos_top(g, k, (4 * k + 50).min(g), 2, |v, out| y.gram_times(v, out));
     let bv: Vec<f64> = vecs
         .iter()
         .map(|v| y.base.iter().zip(v).map(|(a, b)| a * b).sum())
@@ -101,6 +97,25 @@ struct ScaledLog {
     indptr: Vec<usize>,
     cols: Vec<u32>,
     vals: Vec<f64>,
+}
+
+/// `sum a v[j]` over one sparse row in four interleaved partial sums (one running sum is a
+/// chain of dependent adds).
+fn sparse_dot(cols: &[u32], vals: &[f64], v: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (cc, cv) = (cols.chunks_exact(4), vals.chunks_exact(4));
+    let tail: f64 = cc
+        .remainder()
+        .iter()
+        .zip(cv.remainder())
+        .map(|(&j, &a)| a * v[j as usize])
+        .sum();
+    for (c, a) in cc.zip(cv) {
+        for ((s, &j), &w) in acc.iter_mut().zip(c).zip(a) {
+            *s += w * v[j as usize];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Rows per chunk of the transposed product (a fixed split keeps the sums' order, and so the
@@ -177,33 +192,25 @@ impl ScaledLog {
         }
     }
 
-    /// out = Y v.
-    fn times(&self, v: &[f64], out: &mut [f64]) {
+    /// out = Y^T (Y v), in one pass over the rows: each row's `Y v` entry is scattered back
+    /// while the row is still in cache, so the stored values are read once per product
+    /// (reading them is most of the PCA's time). The row chunks are fixed, so the sums' order,
+    /// and the result, do not depend on the thread count.
+    fn gram_times(&self, v: &[f64], out: &mut [f64]) {
         let bv: f64 = self.base.iter().zip(v).map(|(a, b)| a * b).sum();
-        out.par_iter_mut().enumerate().for_each(|(i, o)| {
-            let r = self.indptr[i]..self.indptr[i + 1];
-            *o = bv
-                + self.cols[r.clone()]
-                    .iter()
-                    .zip(&self.vals[r])
-                    .map(|(&j, &a)| a * v[j as usize])
-                    .sum::<f64>();
-        });
-    }
-
-    /// out = Y^T u.
-    fn transpose_times(&self, u: &[f64], out: &mut [f64]) {
         let starts: Vec<usize> = (0..self.n).step_by(ROW_CHUNK).collect();
         let parts: Vec<(Vec<f64>, f64)> = starts
             .par_iter()
             .map(|&r0| {
                 let mut acc = vec![0f64; self.g];
                 let mut total = 0.0;
-                let r1 = (r0 + ROW_CHUNK).min(self.n);
-                for (i, &ui) in u.iter().enumerate().take(r1).skip(r0) {
+                for i in r0..(r0 + ROW_CHUNK).min(self.n) {
+                    let r = self.indptr[i]..self.indptr[i + 1];
+                    let (cols, vals) = (&self.cols[r.clone()], &self.vals[r]);
+                    let ui = bv + sparse_dot(cols, vals, v);
                     total += ui;
-                    for p in self.indptr[i]..self.indptr[i + 1] {
-                        acc[self.cols[p] as usize] += self.vals[p] * ui;
+                    for (&j, &a) in cols.iter().zip(vals) {
+                        acc[j as usize] += a * ui;
                     }
                 }
                 (acc, total)
@@ -222,6 +229,55 @@ impl ScaledLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gram_product_matches_the_dense_scaled_matrix() {
+        // 700 cells (two row chunks) x 6 genes of small counts, gene 5 left out.
+        let (n, g_all) = (700usize, 6usize);
+        let (mut indptr, mut indices, mut data) = (vec![0u64], Vec::new(), Vec::new());
+        for i in 0..n {
+            for j in 0..g_all {
+                let c = ((i * 7 + j * 3) % 5) as f32 * ((i + j) % 2) as f32;
+                if c > 0.0 {
+                    indices.push(j as u32);
+                    data.push(c);
+                }
+            }
+            indptr.push(indices.len() as u64);
+        }
+        let counts = Csr {
+            n_rows: n,
+            n_cols: g_all,
+            indptr,
+            indices,
+            data,
+        };
+        let genes = [0usize, 1, 2, 3, 4];
+        let y = ScaledLog::new(&counts, &genes);
+        let g = genes.len();
+        let mut dense = vec![0f64; n * g];
+        for i in 0..n {
+            dense[i * g..(i + 1) * g].copy_from_slice(&y.base);
+            for p in y.indptr[i]..y.indptr[i + 1] {
+                dense[i * g + y.cols[p] as usize] += y.vals[p];
+            }
+        }
+        let v = [0.3, -1.0, 0.5, 2.0, -0.7];
+        let mut got = vec![0f64; g];
+        y.gram_times(&v, &mut got);
+        for (c, &gc) in got.iter().enumerate() {
+            let want: f64 = (0..n)
+                .map(|i| {
+                    let yv: f64 = (0..g).map(|j| dense[i * g + j] * v[j]).sum();
+                    dense[i * g + c] * yv
+                })
+                .sum();
+            assert!(
+                (gc - want).abs() < 1e-9 * want.abs().max(1.0),
+                "{c}: {gc} vs {want}"
+            );
+        }
+    }
 
     #[test]
     fn pcr_is_the_batch_share_of_variance() {
