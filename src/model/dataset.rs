@@ -210,7 +210,17 @@ impl<B: Backend> DeviceData<B> {
             Some(m) => Some(CsrData::upload(backend, m, None)?),
             None => None,
         };
-        let tables = CellTables::upload(backend, prep)?;
+        let labels = prep
+            .labels
+            .as_ref()
+            .map(|l| (l.codes.as_slice(), l.categories.len()));
+        let tables = CellTables::upload(
+            backend,
+            &prep.library,
+            &prep.batch,
+            prep.batch_names.len(),
+            labels,
+        )?;
         Ok(DeviceData {
             counts,
             scaled,

@@ -3,7 +3,6 @@
 //! tables uploaded with the data ([`CellTables`]).
 
 use crate::backend::{Backend, UNLABELLED};
-use crate::model::dataset::PreparedData;
 use crate::tape::{DeviceIndices, Indices};
 
 /// Per-cell values the step reads, uploaded once with the data.
@@ -19,43 +18,51 @@ pub struct CellTables<B: Backend> {
 }
 
 impl<B: Backend> CellTables<B> {
-    pub fn upload(backend: &B, prep: &PreparedData) -> anyhow::Result<Self> {
-        let n_cells = prep.n_cells();
+    /// Uploads the per-cell `library` sizes, `batch` codes (each < `n_batches`) and, for Sup,
+    /// the label codes (None = unlabelled) with the number of label categories.
+    pub fn upload(
+        backend: &B,
+        library: &[f32],
+        batch: &[u32],
+        n_batches: usize,
+        labels: Option<(&[Option<u32>], usize)>,
+    ) -> anyhow::Result<Self> {
+        let n_cells = library.len();
         anyhow::ensure!(
-            prep.batch.len() == n_cells,
+            batch.len() == n_cells,
             "{} batch codes for {n_cells} cells",
-            prep.batch.len()
+            batch.len()
         );
-        let n_batches = prep.batch_names.len().max(1);
-        if let Some(&b) = prep.batch.iter().find(|&&b| b as usize >= n_batches) {
+        let n_batches = n_batches.max(1);
+        if let Some(&b) = batch.iter().find(|&&b| b as usize >= n_batches) {
             anyhow::bail!("batch code {b} >= {n_batches} batches");
         }
-        let mut library = backend.alloc(n_cells);
-        backend.upload(&prep.library, &mut library);
-        let mut batch = backend.alloc_idx(n_cells);
-        backend.upload_idx(&prep.batch, &mut batch);
-        let labels = match &prep.labels {
-            Some(l) => {
-                let codes: Vec<u32> = (0..n_cells)
-                    .map(|r| l.codes.get(r).copied().flatten().unwrap_or(UNLABELLED))
+        let mut lib = backend.alloc(n_cells);
+        backend.upload(library, &mut lib);
+        let mut codes = backend.alloc_idx(n_cells);
+        backend.upload_idx(batch, &mut codes);
+        let labels = match labels {
+            Some((cell_codes, n_labels)) => {
+                let table: Vec<u32> = (0..n_cells)
+                    .map(|r| cell_codes.get(r).copied().flatten().unwrap_or(UNLABELLED))
                     .collect();
-                let n_labels = l.categories.len().max(1);
-                if let Some(&c) = codes
+                let n_labels = n_labels.max(1);
+                if let Some(&c) = table
                     .iter()
                     .find(|&&c| c != UNLABELLED && c as usize >= n_labels)
                 {
                     anyhow::bail!("label code {c} >= {n_labels} categories");
                 }
                 let mut buf = backend.alloc_idx(n_cells);
-                backend.upload_idx(&codes, &mut buf);
+                backend.upload_idx(&table, &mut buf);
                 Some((buf, n_labels))
             }
             None => None,
         };
         Ok(CellTables {
             n_cells,
-            library,
-            batch,
+            library: lib,
+            batch: codes,
             n_batches,
             labels,
         })
