@@ -13,6 +13,7 @@ mod integrate_backed;
 mod integrate_checks;
 mod integrate_config;
 pub mod limits;
+pub mod map;
 pub mod simulate;
 
 pub use args::{Cli, Command};
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             evaluate_report::after_integrate(&a, &output)
         }
         Command::Embed(a) => embed::run(&a),
+        Command::Map(a) => map::run(&a),
         Command::Simulate(a) => simulate::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
     }
