@@ -13,7 +13,7 @@ use crate::data::h5ad::{self, ReadOptions, Results};
 use crate::io::checkpoint;
 use crate::io::cleanup::commit_all;
 use crate::io::outputs::OutputPlan;
-use crate::map::{MapOptions, QueryFit};
+use crate::map::{BatchInit, InitChoice, MapOptions, QueryFit};
 
 /// Default of `--unknown-threshold` (see README, "Mapping a query").
 pub const DEFAULT_UNKNOWN_THRESHOLD: f32 = 0.5;
@@ -37,6 +37,11 @@ pub struct MapArgs {
     /// frozen (0: the new batches start from the mean of the reference batches and stay there).
     #[arg(long, default_value_t = 0)]
     pub epochs: usize,
+    /// Where the new batches' parameters start: the mean of the reference batches' rows, or a
+    /// copy of the reference batch under which the model explains the new batch best (highest
+    /// ELBO).
+    #[arg(long, value_enum, default_value_t = BatchInitArg::Mean)]
+    pub batch_init: BatchInitArg,
     /// Seed of the query training and of the inference pass.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -63,6 +68,12 @@ pub struct MapArgs {
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchInitArg {
+    Mean,
+    Closest,
 }
 
 pub fn run(a: &MapArgs) -> anyhow::Result<()> {
@@ -114,10 +125,23 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
             lr: a.lr,
             seed: a.seed,
         },
+        init: match a.batch_init {
+            BatchInitArg::Mean => InitChoice::Mean,
+            BatchInitArg::Closest => InitChoice::Closest,
+        },
     };
     let m = crate::map::map_query(&backend, model, &saved, &mut adata, &opts)?;
     let n = m.setup.prep.n_cells();
     let var = adata.var.select(&m.setup.genes);
+    let starts: Vec<String> = (m.new_batches.iter().zip(&m.init))
+        .map(|(name, init)| match init {
+            BatchInit::Mean => format!("{name} from the mean of the reference batches"),
+            BatchInit::Copy(b) => format!(
+                "{name} from a copy of {}",
+                m.saved.batch_categories[*b as usize]
+            ),
+        })
+        .collect();
     let uns = json!({
         "version": crate::VERSION,
         "model": a.model.display().to_string(),
@@ -126,6 +150,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
         "batch_categories": m.saved.batch_categories,
         "new_batches": m.new_batches,
         "filled_genes": m.n_filled_genes,
+        "batch_init": starts,
         "epochs": a.epochs,
         "seed": a.seed,
         "query_fit_losses": m.fit_losses,
@@ -143,7 +168,9 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
         obs: m
             .labels
             .as_ref()
-            .map(|p| crate::map::labels::obs_columns(p, &saved.label_categories, a.unknown_threshold))
+            .map(|p| {
+                crate::map::labels::obs_columns(p, &saved.label_categories, a.unknown_threshold)
+            })
             .unwrap_or_default(),
         uns: vec![("scdreamer".into(), uns)],
     };
@@ -165,7 +192,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
     eprintln!(
         "mapped {n} cells ({} new batch(es): {}) in {:.1} s; wrote {}{}",
         m.new_batches.len(),
-        m.new_batches.join(", "),
+        starts.join(", "),
         m.seconds,
         a.output.display(),
         a.save_model

@@ -3,6 +3,7 @@
 //! the query alone with every reference weight frozen ([`fit`]); a scDREAMER-Sup model
 //! transfers its labels with an `Unknown` answer below a confidence threshold ([`labels`]).
 
+pub mod closest;
 pub mod fit;
 pub mod labels;
 pub mod query;
@@ -30,6 +31,17 @@ pub struct MapOptions {
     pub fill_missing_genes: bool,
     /// Training of the new batches' parameters (0 epochs: the initial rows are used as they are).
     pub fit: QueryFit,
+    /// Where the new batches' rows start.
+    pub init: InitChoice,
+}
+
+/// How the new batches' rows are initialised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitChoice {
+    /// The mean of the reference batches' rows.
+    Mean,
+    /// A copy of the rows of the reference batch that explains the new batch best.
+    Closest,
 }
 
 /// A mapped query: the extended model, the query's data on its backend and the results.
@@ -43,6 +55,8 @@ pub struct Mapped<B: Backend> {
     /// Sup: the predicted type of every query cell.
     pub labels: Option<LabelPrediction>,
     pub new_batches: Vec<String>,
+    /// Where each new batch started.
+    pub init: Vec<BatchInit>,
     pub n_filled_genes: usize,
     /// Mean loss of each query-training epoch.
     pub fit_losses: Vec<f64>,
@@ -68,8 +82,7 @@ pub fn map_query<B: Backend>(
         &adata.var.repeated_names,
     )?;
     let batches = query::query_batches(adata, key, &saved.batch_categories)?;
-    let (genes, n_filled_genes) =
-        query::query_genes(adata, &saved.genes, opts.fill_missing_genes)?;
+    let (genes, n_filled_genes) = query::query_genes(adata, &saved.genes, opts.fill_missing_genes)?;
     if n_filled_genes > 0 {
         eprintln!(
             "warning: the query lacks {n_filled_genes} of the model's {} genes; they count as zeros",
@@ -77,38 +90,43 @@ pub fn map_query<B: Backend>(
         );
     }
     let new_batches = batches.new_names().to_vec();
-    let init = vec![BatchInit::Mean; new_batches.len()];
-    let mut model = surgery::extend(&model, &init)?;
-    let mut ext = saved.clone();
-    ext.run.model = model.cfg.clone();
-    ext.batch_categories = batches.names.clone();
-    ext.batch_key = saved.batch_key.clone();
+    let n_ref = batches.n_reference;
+    let mut cfg = model.cfg.clone();
+    cfg.n_batches = batches.names.len();
     let mut setup = Setup::new_taking_x(
         adata,
         key,
         batches.codes.clone(),
         batches.names.clone(),
         genes,
-        &model.cfg,
+        &cfg,
         Some(saved.constants.into()),
     )?;
     let data = DeviceData::upload_taking(backend, &mut setup.prep)?;
-    let n_ref = batches.n_reference as u32;
+    let new_codes: Vec<u32> = (n_ref..batches.names.len()).map(|c| c as u32).collect();
+    let init = match opts.init {
+        InitChoice::Mean => vec![BatchInit::Mean; new_codes.len()],
+        InitChoice::Closest => closest::closest_reference_batches(
+            &model,
+            &data,
+            &setup.prep,
+            &setup.train_rows,
+            &new_codes,
+            opts.fit.seed,
+        ),
+    };
+    let mut model = surgery::extend(&model, &init)?;
+    let mut ext = saved.clone();
+    ext.run.model = model.cfg.clone();
+    ext.batch_categories = batches.names.clone();
     let rows: Vec<u32> = setup
         .train_rows
         .iter()
         .copied()
-        .filter(|&r| setup.prep.batch[r as usize] >= n_ref)
+        .filter(|&r| setup.prep.batch[r as usize] as usize >= n_ref)
         .collect();
     let fit_losses = if opts.fit.epochs > 0 && !rows.is_empty() {
-        fit::fit_new_batches(
-            &mut model,
-            &data,
-            &setup.prep,
-            &rows,
-            batches.n_reference,
-            &opts.fit,
-        )?
+        fit::fit_new_batches(&mut model, &data, &setup.prep, &rows, n_ref, &opts.fit)?
     } else {
         Vec::new()
     };
@@ -131,6 +149,7 @@ pub fn map_query<B: Backend>(
         latent,
         labels,
         new_batches,
+        init,
         n_filled_genes,
         fit_losses,
         seconds: t0.elapsed().as_secs_f64(),

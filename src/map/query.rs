@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::data::{AnnData, Column};
 use crate::data::validate::batch_codes;
+use crate::data::{AnnData, Column};
 
 /// The query's batches against the model's.
 #[derive(Clone, Debug, PartialEq)]
