@@ -42,7 +42,7 @@ pub struct MapArgs {
     /// ELBO).
     #[arg(long, value_enum, default_value_t = BatchInitArg::Mean)]
     pub batch_init: BatchInitArg,
-    /// Seed of the query training and of the inference pass.
+    /// Seed of the query training (the inference pass draws as `embed` does).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Learning rate of the query training.
@@ -130,7 +130,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
             BatchInitArg::Closest => InitChoice::Closest,
         },
     };
-    let m = crate::map::map_query(&backend, model, &saved, &mut adata, &opts)?;
+    let m = crate::map::map_query(&backend, &model, &saved, &mut adata, &opts)?;
     let n = m.setup.prep.n_cells();
     let var = adata.var.select(&m.setup.genes);
     let starts: Vec<String> = (m.new_batches.iter().zip(&m.init))

@@ -63,10 +63,11 @@ pub struct Mapped<B: Backend> {
     pub seconds: f64,
 }
 
-/// Maps `adata` (its X is taken) onto `model`, saved with `saved`.
+/// Maps `adata` (its X is taken) onto `model`, saved with `saved`; `model` itself is unchanged
+/// (the extended copy is returned).
 pub fn map_query<B: Backend>(
     backend: &B,
-    model: Scdreamer<B>,
+    model: &Scdreamer<B>,
     saved: &SavedConfig,
     adata: &mut AnnData,
     opts: &MapOptions,
@@ -107,7 +108,7 @@ pub fn map_query<B: Backend>(
     let init = match opts.init {
         InitChoice::Mean => vec![BatchInit::Mean; new_codes.len()],
         InitChoice::Closest => closest::closest_reference_batches(
-            &model,
+            model,
             &data,
             &setup.prep,
             &setup.train_rows,
@@ -115,7 +116,7 @@ pub fn map_query<B: Backend>(
             opts.fit.seed,
         ),
     };
-    let mut model = surgery::extend(&model, &init)?;
+    let mut model = surgery::extend(model, &init)?;
     let mut ext = saved.clone();
     ext.run.model = model.cfg.clone();
     ext.batch_categories = batches.names.clone();
@@ -137,7 +138,9 @@ pub fn map_query<B: Backend>(
         log: Vec::new(),
         train_seconds: 0.0,
     };
-    let latent = trained.latent(&setup.prep, opts.fit.seed);
+    // The inference pass draws as `embed` does with the saved model, so both give the same
+    // embedding (it differs only when the embedding is a sample, the authors' preset).
+    let latent = trained.latent(&setup.prep, saved.run.train.seed);
     if latent.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("the query's embedding has non-finite values; nothing was written");
     }
