@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 K = 15
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
 def split(adata, query_batch, novel_type):
@@ -86,6 +87,9 @@ def score(truth, pred, conf, known_types, novel_type, z_ref, z_q, t_ref):
         is_novel = truth == novel_type
         out["novel_auroc"] = float(roc_auc_score(is_novel, 1.0 - conf))
         out["novel_cells"] = int(is_novel.sum())
+        # Share of novel / known cells below each confidence threshold (labelled Unknown).
+        out["unknown_rates"] = {f"{t:.2f}": [float(np.mean(conf[is_novel] < t)), float(np.mean(conf[~is_novel] < t))]
+                                for t in THRESHOLDS}
     return out
 
 
