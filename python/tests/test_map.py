@@ -6,14 +6,14 @@ import anndata as ad
 import numpy as np
 import pytest
 import scdreamer
-from conftest import QUICK, run_cli
+from conftest import run_cli
 
 
 def test_map_query_matches_the_cli_and_extends_the_model(demo, cli, tmp_path):
     query_mask = (demo.obs["batch"] == "Drop-seq").to_numpy()
     ref, query = demo[~query_mask].copy(), demo[query_mask].copy()
-    model = scdreamer.Model(ref, labels_key="cell_type", **QUICK)
-    model.train()
+    model = scdreamer.Model(ref, labels_key="cell_type", n_threads=2, device="cpu")
+    model.train(max_epochs=2, progress=False)
     before = model.get_latent_representation()
     model.save(tmp_path / "model")
 
@@ -40,8 +40,7 @@ def test_map_query_matches_the_cli_and_extends_the_model(demo, cli, tmp_path):
 
 
 def test_map_query_bad_arguments(demo):
-    model = scdreamer.Model(demo, **QUICK)
-    model.train()
+    model = scdreamer.Model(demo, n_threads=2, device="cpu").train(max_epochs=2, progress=False)
     with pytest.raises(ValueError, match="batch_init"):
         model.map_query(demo.copy(), batch_init="nearest")
     with pytest.raises(ValueError, match="epochs"):
