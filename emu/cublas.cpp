@@ -103,7 +103,13 @@ SCD_EXPORT int cublasSgemm_v2(Handle* h, int transa, int transb, int m, int n, i
                  inside(C, m, n, ldc) ? "ok" : "OUT OF BOUNDS");
         return fail(b, INVALID_VALUE);
     }
-    emu::count_launch("cublasSgemm_v2");
+    {
+        // A read, B read, C written (and read when beta != 0); 2mnk FLOPs.
+        const unsigned long long mm = m, nn = n, kk = k;
+        const unsigned long long bytes =
+            4ull * (mm * kk + kk * nn + mm * nn * (*beta != 0.0f ? 2ull : 1ull));
+        emu::count_launch("cublasSgemm_v2", bytes, 2ull * mm * nn * kk);
+    }
     const float al = *alpha, be = *beta;
     std::vector<float> acc((size_t)m);
     for (long j = 0; j < n; j++) {

@@ -104,7 +104,10 @@ void set_order(int order);
 
 enum class Counter { H2D, D2H, D2D, Sync, Alloc, Free, Memset };
 void count(Counter c, size_t bytes = 0);
-void count_launch(const std::string& kernel);
+// `bytes`: the sizes of the allocations the launch was passed (each once: an upper bound on the
+// memory it moves); `flops`: floating-point operations where known (cuBLAS), else 0.
+void count_launch(const std::string& kernel, unsigned long long bytes = 0,
+                  unsigned long long flops = 0);
 void mark_step();
 void write_stats_if_asked();
 

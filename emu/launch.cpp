@@ -8,6 +8,7 @@
 // against the kernel's prototype (count, sizes, device pointers where it takes pointers); during
 // it: out-of-bounds accesses (guard pages, canaries), full-mask warp operations with absent or
 // exited lanes, lanes of a warp at different warp operations, deadlocks, and a time limit.
+#include <algorithm>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -474,7 +475,16 @@ Result launch(KernelInfo* k, const LaunchConfig& cfg, void** params) {
     std::vector<const Allocation*> touched;
     r = check_params(k, params, &touched);
     if (r != OK) return r;
-    count_launch(k->name);
+    {
+        unsigned long long bytes = 0;
+        std::vector<const Allocation*> seen;
+        for (const Allocation* a : touched) {
+            if (std::find(seen.begin(), seen.end(), a) != seen.end()) continue;
+            seen.push_back(a);
+            bytes += a->size;
+        }
+        count_launch(k->name, bytes, 0);
+    }
     install_handlers();
     ensure_alt_stack();
     const bool reversed = (block_order < 0 ? order_from_env() : block_order) == 1;

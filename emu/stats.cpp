@@ -19,8 +19,16 @@ struct Tally {
                        syncs = 0, launches = 0, allocs = 0, frees = 0, memsets = 0;
 };
 
+// One kernel's launches within training steps, with the bytes and FLOPs count_launch was told.
+struct KernelTally {
+    unsigned long long launches = 0, bytes = 0, flops = 0;
+};
+
 struct Stats {
     std::map<std::string, unsigned long long> kernels;
+    // Per kernel, over the closed training steps only (setup and inference excluded): the
+    // performance model's input (bench/gpu_model.py).
+    std::map<std::string, KernelTally> step_kernels, open_step_kernels;
     Tally total;
     Tally step;
     std::vector<Tally> steps;
@@ -66,17 +74,33 @@ void count(Counter c, size_t bytes) {
     add(s.step, c, bytes);
 }
 
-void count_launch(const std::string& kernel) {
+void count_launch(const std::string& kernel, unsigned long long bytes,
+                  unsigned long long flops) {
     Stats& s = stats();
     s.kernels[kernel]++;
     s.total.launches++;
     s.step.launches++;
+    if (s.stepping) {
+        KernelTally& t = s.open_step_kernels[kernel];
+        t.launches++;
+        t.bytes += bytes;
+        t.flops += flops;
+    }
 }
 
 // The first mark opens step 1; each later one closes the step before it.
 void mark_step() {
     Stats& s = stats();
-    if (s.stepping) s.steps.push_back(s.step);
+    if (s.stepping) {
+        s.steps.push_back(s.step);
+        for (auto& [name, t] : s.open_step_kernels) {
+            KernelTally& all = s.step_kernels[name];
+            all.launches += t.launches;
+            all.bytes += t.bytes;
+            all.flops += t.flops;
+        }
+    }
+    s.open_step_kernels.clear();
     s.stepping = true;
     s.step = Tally{};
 }
@@ -96,6 +120,13 @@ void write_stats_if_asked() {
     bool first = true;
     for (auto& [name, n] : s.kernels) {
         fprintf(f, "%s\"%s\": %llu", first ? "" : ", ", name.c_str(), n);
+        first = false;
+    }
+    fprintf(f, "},\n \"step_kernels\": {");
+    first = true;
+    for (auto& [name, t] : s.step_kernels) {
+        fprintf(f, "%s\"%s\": {\"launches\": %llu, \"bytes\": %llu, \"flops\": %llu}",
+                first ? "" : ", ", name.c_str(), t.launches, t.bytes, t.flops);
         first = false;
     }
     fprintf(f, "},\n \"totals\": ");

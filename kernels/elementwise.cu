@@ -169,9 +169,12 @@ reparam_bwd_var(const float* __restrict__ var, const float* __restrict__ eps,
 extern "C" __global__ void __launch_bounds__(EW_BLOCK)
 adam_step(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
           float* __restrict__ v, float beta1, float beta2, float eps, float grad_scale,
-          float step, float inv_sqrt_c2, float decay, long long n) {
+          const float* __restrict__ grad_scale_dev, float step, float inv_sqrt_c2, float decay,
+          long long n) {
+    // The clipping factor computed on the device (clip_scale in step.cu), when given.
+    const float scale = grad_scale_dev ? grad_scale_dev[0] : grad_scale;
     GRID_STRIDE(i, n) {
-        const float gi = __fmul_rn(g[i], grad_scale);
+        const float gi = __fmul_rn(g[i], scale);
         const float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(1.0f - beta1, gi));
         const float vi =
             __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(__fmul_rn(1.0f - beta2, gi), gi));

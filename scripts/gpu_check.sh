@@ -16,7 +16,8 @@
 #       `integrate --device cuda --epochs N`), and scVI on the same files when `import scvi` works
 #       (the GPU machine has no network: nothing is installed), and prints one table.
 #       BENCH_CELLS (default "100000 1000000"), BENCH_EPOCHS_100000 (default 5),
-#       BENCH_EPOCHS_1000000 (default 1), BENCH_DIR (default /tmp/scdreamer-bench);
+#       BENCH_EPOCHS_1000000 (default 1), BENCH_DIR (default /tmp/scdreamer-bench); after each
+#       run it prints bench/gpu_model.py's predicted epoch time beside the measured one.
 #       SKIP_BENCH=1 makes `run` stop after the tests.
 #
 # Environment: SCDREAMER_NVRTC_DIR (prepare: where libnvrtc.so.* is, so kernels are compiled and
@@ -152,6 +153,7 @@ bench() {
             train_s="FAILED"; status=1
         fi
         tail -3 "$dir/integrate_${cells}.log"
+        model_line "$cells" "$dir/integrate_${cells}.log" "${out%.h5ad}.log.csv"
         if [[ $have_scvi == 1 ]]; then
             scvi_s=$(python3 - "$h5" "$epochs" <<'PY' 2>>"$dir/scvi_${cells}.log" || echo FAILED
 import sys, time
@@ -172,6 +174,20 @@ PY
     printf '%-9s %-7s %-12s %-22s %-10s\n' cells epochs simulate_s scdreamer_cuda_s scvi_train_s
     printf '%s\n' "${rows[@]}"
     return $status
+}
+
+# The performance model's prediction (bench/gpu_model.py, from the emulator's counters committed
+# in bench/gpu_model/) beside the measured seconds of the last epoch in the training log.
+model_line() {
+    local cells=$1 log=$2 csv=$3 bs sec gpu=h100 stats
+    bs=$(grep -o 'batch size [0-9]*' "$log" | head -1 | awk '{print $3}')
+    stats="bench/gpu_model/stats_bs${bs}.json"
+    [[ -n "$bs" && -f "$stats" && -f "$csv" ]] || { echo "model: no counters for batch size '${bs}'"; return 0; }
+    sec=$(tail -1 "$csv" | awk -F, '{print $NF}')
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q H200; then gpu=h200; fi
+    echo "== model vs measured ($cells cells, batch $bs, last epoch ${sec} s)"
+    python3 bench/gpu_model.py "$stats" --batch "$bs" --cells "$cells" --measured-epoch-s "$sec" \
+        --gpu "$gpu" --quiet || true
 }
 
 rehearse() {

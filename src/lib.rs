@@ -25,7 +25,6 @@ pub mod train;
 /// Version string written into every output (`uns["scdreamer"]["version"]`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod pipeline;
-pub mod prepare;
 #[cfg(feature = "h5ad")]
 pub mod report;
 pub mod saved_model;

@@ -6,12 +6,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
 use crate::data::AnnData;
-use crate::io::checkpoint::{self, SavedConfig};
+use crate::io::checkpoint::SavedConfig;
 use crate::model::scdreamer::Scdreamer;
 use crate::pipeline::Setup;
 
@@ -94,16 +92,12 @@ pub fn check_ambiguous(
     Ok(())
 }
 
-/// Loads the model saved in `dir` onto `backend`.
+/// Loads the model saved in `dir` onto `backend` (see [`crate::pipeline::load`]).
 pub fn load_model<B: Backend>(
     dir: &Path,
     backend: &B,
 ) -> anyhow::Result<(SavedConfig, Scdreamer<B>)> {
-    let saved = checkpoint::load_config(dir)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut model = Scdreamer::new(backend, saved.run.model.clone(), &mut rng);
-    checkpoint::load_weights(dir, &mut model.params)?;
-    Ok((saved, model))
+    crate::pipeline::load(dir, backend)
 }
 
 /// The model's genes and batches of `adata`, with the training data's transform constants.

@@ -221,6 +221,8 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
     let n = R * C;
     // A step marker only counts (emulated device) or does nothing; it must not fail.
     b.step_boundary();
+    // Host memory is a property of the backend, not a result: only read here.
+    let _ = b.host_memory();
 
     // ---- memory
     let empty = b.alloc(0);
@@ -658,11 +660,93 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
             bias_c2: 1.0 - 0.999f32.powi(step),
             grad_scale: 0.8,
         };
-        b.adam(s, &mut p, &dyv, &mut am, &mut av);
+        b.adam(s, &mut p, &dyv, &mut am, &mut av, None);
     }
     t.rec("adam_param", &p, REDUCE);
     t.rec("adam_m", &am, REDUCE);
     t.rec("adam_v", &av, REDUCE);
+
+    // ---- the device-resident step: gathers from per-cell tables, running sums, clipping
+    let cells = 61;
+    let rows_h: Vec<u32> = (0..R).map(|_| rng.gen_range(0..cells as u32)).collect();
+    let rows_d = t.up_idx(&rows_h);
+    let table_h: Vec<u32> = (0..cells).map(|_| rng.gen_range(0..7)).collect();
+    let mut gi = b.alloc_idx(R);
+    b.gather_idx(&t.up_idx(&table_h), &rows_d, R, &mut gi);
+    assert_eq!(b.idx_len(&gi), R, "idx_len");
+    let mut gi_f = b.alloc(R);
+    // u32 outputs are compared as f32 through a second gather (codes < 7 are exact in f32).
+    let codes_f: Vec<f32> = (0..7).map(|c| c as f32 * 1.5).collect();
+    b.gather_values(&t.up(&codes_f), &gi, R, &mut gi_f);
+    t.rec("gather_idx_then_values", &gi_f, EXACT);
+    let lib_h = uniform(&mut rng, cells, 100.0, 5000.0);
+    let mut gv = b.alloc(R);
+    b.gather_values(&t.up(&lib_h), &rows_d, R, &mut gv);
+    t.rec("gather_values", &gv, EXACT);
+    let label_table: Vec<u32> = (0..cells)
+        .map(|i| {
+            if i % 3 == 0 {
+                scdreamer::backend::UNLABELLED
+            } else {
+                rng.gen_range(0..5)
+            }
+        })
+        .collect();
+    let (mut gl, mut gm) = (b.alloc_idx(R), b.alloc(R));
+    b.gather_labels(&t.up_idx(&label_table), &rows_d, R, &mut gl, &mut gm);
+    t.rec("gather_labels_mask", &gm, EXACT);
+    let mut gl_f = b.alloc(R);
+    b.gather_values(&t.up(&codes_f), &gl, R, &mut gl_f);
+    t.rec("gather_labels_codes", &gl_f, EXACT);
+    let mut acc = b.alloc_acc(6);
+    b.zero_acc(&mut acc);
+    let (v1, v2) = (t.up(&[1.25]), t.up(&[-3.5]));
+    for _ in 0..3 {
+        b.acc_values(&mut acc, &[(0, &v1), (1, &v2), (0, &v2)]);
+    }
+    let (da, db) = (
+        t.up(&uniform(&mut rng, R, 0.0, 1.0)),
+        t.up(&uniform(&mut rng, R, 0.0, 1.0)),
+    );
+    b.acc_greater_frac(&mut acc, 2, &da, &db);
+    // Ties between columns test the last-maximum rule.
+    let mut lg = uniform(&mut rng, R * 5, -2.0, 2.0);
+    for r in (0..R).step_by(4) {
+        lg[r * 5 + 3] = lg[r * 5 + 1].max(lg[r * 5 + 3]);
+        lg[r * 5 + 1] = lg[r * 5 + 3];
+    }
+    let lgd = t.up(&lg);
+    b.acc_argmax_hits(&mut acc, 3, &lgd, &gl, None, R, 5);
+    b.acc_argmax_hits(&mut acc, 4, &lgd, &gl, Some(&gm), R, 5);
+    b.sq_norm_acc(&x, &mut acc, 5);
+    b.sq_norm_acc(&dyv, &mut acc, 5);
+    let mut acc_h = vec![0f64; 6];
+    b.download_acc(&acc, &mut acc_h);
+    t.rec_host(
+        "acc_values_greater_argmax_sq_norm",
+        acc_h.iter().map(|&v| v as f32).collect(),
+        REDUCE,
+    );
+    let mut scale = b.alloc(1);
+    let mut clip_h = Vec::new();
+    for clip in [1.0f32, 1e6] {
+        b.clip_scale(&acc, 5, clip, &mut scale);
+        clip_h.extend(t.down(&scale));
+    }
+    t.rec_host("clip_scale", clip_h, REDUCE);
+    let (mut p2, mut am2, mut av2) = (t.up(&xs), b.alloc(n), b.alloc(n));
+    let s = AdamStep {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        bias_c1: 0.1,
+        bias_c2: 0.001,
+        grad_scale: 1.0,
+    };
+    b.adam(s, &mut p2, &dyv, &mut am2, &mut av2, Some(&t.up(&[0.25])));
+    t.rec("adam_device_grad_scale", &p2, REDUCE);
 
     t.outputs
 }
@@ -727,6 +811,19 @@ const COVERED: &[&str] = &[
     "kl_normal_bwd",
     "cross_entropy_fwd",
     "cross_entropy_bwd",
+    "host_memory",
+    "idx_len",
+    "alloc_acc",
+    "zero_acc",
+    "download_acc",
+    "gather_idx",
+    "gather_values",
+    "gather_labels",
+    "acc_values",
+    "acc_greater_frac",
+    "acc_argmax_hits",
+    "sq_norm_acc",
+    "clip_scale",
     "adam",
 ];
 

@@ -146,6 +146,7 @@ fn bad_requests_fail_clearly_and_write_nothing() {
         (vec!["--hidden", "0"], "--hidden"),
         (vec!["--batch-size", "1"], "--batch-size"),
         (vec!["--device", "cuda"], "--device cuda"),
+        (vec!["--backed", "--device", "cuda"], "--device cuda"),
     ];
     let input = demo();
     for (extra, want) in cases {
@@ -181,6 +182,20 @@ fn bad_requests_fail_clearly_and_write_nothing() {
         o,
     ]);
     assert!(!ok && err.contains("/nonexistent-model"), "{err}");
+    // `embed --device cuda` without a GPU: the same clear error as `integrate`'s.
+    let (ok, err) = run(&[
+        "embed",
+        "--model",
+        "/nonexistent-model",
+        "--input",
+        &demo(),
+        "--output",
+        o,
+        "--device",
+        "cuda",
+    ]);
+    assert!(!ok && err.contains("error: --device cuda"), "{err}");
+    assert!(!out.exists(), "embed --device cuda left an output file");
 }
 
 /// More batches than a minibatch holds (150 here, as in the heart atlas): the default preset

@@ -527,4 +527,47 @@ fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
         assert!(stats["totals"][key].is_u64(), "totals lack {key}");
     }
     assert!(steps[1]["launches"].as_u64().unwrap() > 10);
+    // Per kernel within the training steps: what bench/gpu_model.py reads.
+    let gemm = &stats["step_kernels"]["cublasSgemm_v2"];
+    assert!(gemm["flops"].as_u64().unwrap() > 0, "{gemm}");
+    assert!(gemm["bytes"].as_u64().unwrap() > 0, "{gemm}");
+    let in_steps: u64 = stats["step_kernels"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|k| k["launches"].as_u64().unwrap())
+        .sum();
+    let per_step: u64 = steps.iter().map(|r| r["launches"].as_u64().unwrap()).sum();
+    assert_eq!(
+        in_steps, per_step,
+        "step_kernels covers the closed steps' launches"
+    );
+
+    // The device-resident step: per step at most one host-to-device copy (the minibatch's
+    // rows) and no device-to-host copy or synchronisation except where the running sums are
+    // read (about nine times per epoch, and at its end): at most 10 per epoch.
+    let count = |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap();
+    for (i, r) in steps.iter().enumerate() {
+        assert!(count(r, "h2d") <= 1, "step {i}: {r}");
+        assert!(count(r, "d2h") <= 1, "step {i}: {r}");
+        assert!(count(r, "syncs") <= 1, "step {i}: {r}");
+    }
+    let quiet = steps
+        .iter()
+        .filter(|r| count(r, "d2h") == 0 && count(r, "syncs") == 0)
+        .count();
+    assert!(
+        quiet * 2 >= steps.len(),
+        "{quiet} quiet steps of {}",
+        steps.len()
+    );
+    for (e, epoch) in steps.chunks(10).enumerate() {
+        let reads: u64 = epoch.iter().map(|r| count(r, "d2h")).sum();
+        assert!(reads <= 10, "epoch {e}: {reads} device-to-host copies");
+    }
+    println!(
+        "steady step: {}; quiet steps {quiet} of {}",
+        steps[steps.len() / 2],
+        steps.len()
+    );
 }

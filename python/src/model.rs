@@ -151,7 +151,7 @@ impl Model {
         transform_batch: Option<String>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let tb = transform_batch.unwrap_or_else(|| "all".into());
-        let as_batch = scdreamer::prepare::transform_batch_code(
+        let as_batch = scdreamer::pipeline::prepare::transform_batch_code(
             &tb,
             &self.saved.batch_key,
             &self.saved.batch_categories,

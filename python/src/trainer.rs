@@ -7,7 +7,7 @@ use scdreamer::backend::device::{self, Device};
 use scdreamer::io::checkpoint::SavedConfig;
 use scdreamer::model::hyper::{HyperParams, Preset};
 use scdreamer::pipeline::{self, SavedData};
-use scdreamer::prepare::{Prepared, Request};
+use scdreamer::pipeline::{Prepared, Request};
 use scdreamer::train::{EpochLog, StepProgress};
 
 use crate::args::*;
@@ -62,7 +62,7 @@ pub fn prepare(
                 genes: how,
                 hyper: &hp,
             };
-            scdreamer::prepare::prepare(&mut adata, &request)
+            scdreamer::pipeline::prepare(&mut adata, &request)
         })
         .py_err()?;
     let mut notes: Vec<String> = prepared

@@ -7,8 +7,8 @@
 //!   constants;
 //! - [`ChunkSource`]: the trainer's cells, epoch by epoch: the chunks in a seeded shuffled
 //!   order, the cells of a chunk shuffled, minibatches within one chunk;
-//! - [`Backed::infer`]: the embedding (and the Sup labels, the normalised layer) streamed over
-//!   the chunks in order, and [`Backed`] as the output's X, block by block.
+//! - [`Backed::load_chunk`]: one chunk prepared and on a backend (`pipeline::Streamed` visits
+//!   them in order for inference), and [`Backed`] as the output's X, block by block.
 
 mod chunks;
 mod scan;
@@ -16,4 +16,4 @@ mod source;
 
 pub use chunks::{chunk_ranges, default_chunk_cells};
 pub use scan::{Scan, scan};
-pub use source::{Backed, ChunkSource, Inferred};
+pub use source::{Backed, ChunkSource};

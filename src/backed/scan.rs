@@ -6,10 +6,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::data::Csr;
 use crate::data::h5ad::RowReader;
+use crate::data::hvg::GeneSelection;
 use crate::data::hvg::streamed::{StreamedFlavor, StreamedHvg};
 use crate::data::validate::DropReport;
 use crate::model::dataset::{authors_value, log_norm_value, norm_scale};
-use crate::pipeline::GeneSelection;
 
 /// What the setup passes learn about the file.
 pub struct Scan {
@@ -41,7 +41,7 @@ pub(super) fn pass_bar(show: bool, values: u64, label: &str) -> ProgressBar {
 }
 
 /// Streams the file's chunks (every gene) and chooses the genes like
-/// `pipeline::select_genes` on the whole matrix, with the same result. `authors`: also keep
+/// `data::hvg::select_genes` on the whole matrix, with the same result. `authors`: also keep
 /// the maxima of the authors' transform. Passes: one for the checks, totals and the first
 /// HVG sums; a second for seurat_v3's clipped sums; one more only when some cells have
 /// stored values but no counts (the HVG sums need the number of cells with counts up front).
@@ -203,8 +203,8 @@ mod tests {
     use super::*;
     use crate::backed::chunk_ranges;
     use crate::data::h5ad::{ReadOptions, Results, write_h5ad};
+    use crate::data::hvg::select_genes;
     use crate::data::{AnnData, Column, Frame};
-    use crate::pipeline::select_genes;
 
     /// Overdispersed counts of `n` cells x `g` genes in 3 batches, with an empty cell, cells that
     /// store only zeros (they have stored values but no counts), and a gene without counts.

@@ -13,10 +13,7 @@ use crate::model::dataset::{
     DeviceData, PreparedData, TransformConstants, authors_value, library_logs, library_prior,
     norm_scale,
 };
-use crate::model::scdreamer::Scdreamer;
-use crate::model::sup::{CellLabels, LabelPrediction};
-use crate::pipeline;
-use crate::tape::Tape;
+use crate::model::sup::CellLabels;
 use crate::train::{TrainSource, Visit};
 
 /// A data set read from disk chunk by chunk: what `pipeline::Setup` holds, minus the counts.
@@ -177,69 +174,6 @@ impl Backed {
             .context("cannot upload a chunk to the device")?;
         Ok((prep, data))
     }
-
-    /// The embedding of every cell, the Sup label predictions and (when `normalized` is
-    /// Some(as_batch)) the normalised expression, streaming the chunks in file order. The
-    /// same calls as the resident path (`pipeline::Trained`), chunk after chunk.
-    pub fn infer<B: Backend>(
-        &self,
-        model: &Scdreamer<B>,
-        seed: u64,
-        normalized: Option<Option<u32>>,
-        progress: bool,
-    ) -> Result<Inferred> {
-        let backend = model.params.backend().clone();
-        let n = self.n_cells();
-        let mut tape = Tape::new(backend.clone());
-        let mut rng_latent = pipeline::latent_rng(seed);
-        let mut rng_labels = rand::SeedableRng::seed_from_u64(0);
-        let mut rng_norm = rand::SeedableRng::seed_from_u64(0);
-        let mut latent = Vec::with_capacity(n * model.cfg.latent);
-        let mut probs: Option<Vec<f32>> =
-            (model.cfg.n_labels > 0).then(|| Vec::with_capacity(n * model.cfg.n_labels));
-        let mut norm = normalized.map(|_| Vec::with_capacity(n * model.cfg.n_genes));
-        let pb = pass_bar(progress, n as u64, "embedding the cells");
-        for c in 0..self.chunks.len() {
-            let (prep, data) = self.load_chunk(c, &backend)?;
-            latent.extend(pipeline::embed_cells(
-                model,
-                &data,
-                &prep,
-                &mut tape,
-                &mut rng_latent,
-            ));
-            if let Some(p) = probs.as_mut() {
-                p.extend(
-                    pipeline::label_probs_cells(model, &data, &prep, &mut tape, &mut rng_labels)
-                        .unwrap_or_default(),
-                );
-            }
-            if let (Some(out), Some(as_batch)) = (norm.as_mut(), normalized) {
-                out.extend(pipeline::normalized_cells(
-                    model,
-                    &data,
-                    &prep,
-                    as_batch,
-                    &mut tape,
-                    &mut rng_norm,
-                ));
-            }
-            pb.inc(prep.n_cells() as u64);
-        }
-        pb.finish_and_clear();
-        Ok(Inferred {
-            latent,
-            predicted: probs.map(|p| LabelPrediction::from_probs(&p, model.cfg.n_labels)),
-            normalized: norm,
-        })
-    }
-}
-
-/// The outputs of [`Backed::infer`].
-pub struct Inferred {
-    pub latent: Vec<f32>,
-    pub predicted: Option<LabelPrediction>,
-    pub normalized: Option<Vec<f32>>,
 }
 
 /// The output's X (raw counts of the selected genes), re-read chunk by chunk while writing.

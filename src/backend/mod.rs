@@ -1,4 +1,4 @@
-//! Compute backends behind one seam: CPU now, CUDA later.
+//! Compute backends behind one seam: the CPU and CUDA.
 //!
 //! The tape (`crate::tape`) is written once against [`Backend`]. A backend owns its
 //! buffers (`Buf` = f32, `IdxBuf` = u32, `CsrBuf` = a resident sparse matrix) and exposes
@@ -137,6 +137,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     type IdxBuf: Send + Sync;
     /// A CSR matrix resident on the device (uploaded once).
     type CsrBuf: Send + Sync;
+    /// f64 device accumulators (the training log's running sums, gradient norms): summed on
+    /// the device step after step and read by the host once in a while.
+    type AccBuf: Send + Sync;
 
     /// Short name for logs ("cpu", "cuda").
     fn name(&self) -> &'static str;
@@ -145,6 +148,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// device's per-step counters. Does nothing by default.
     fn step_boundary(&self) {}
 
+    /// True when buffers are host memory (CPU): reading a value costs no device round trip,
+    /// so the tape may inspect values on the host (e.g. reuse a stashed gradient when the
+    /// upstream gradient is uniform) where a device backend recomputes instead.
+    fn host_memory(&self) -> bool {
+        false
+    }
+
     // ---- memory -------------------------------------------------------------------------
     /// A zero-filled buffer of `len` f32.
     fn alloc(&self, len: usize) -> Self::Buf;
@@ -152,6 +162,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn alloc_idx(&self, len: usize) -> Self::IdxBuf;
     /// Number of f32 in `buf`.
     fn len(&self, buf: &Self::Buf) -> usize;
+    /// Number of u32 in `buf`.
+    fn idx_len(&self, buf: &Self::IdxBuf) -> usize;
+    /// A zero-filled accumulator of `len` f64.
+    fn alloc_acc(&self, len: usize) -> Self::AccBuf;
+    /// Set every accumulator to 0.
+    fn zero_acc(&self, acc: &mut Self::AccBuf);
+    /// Copy the accumulators to the host (an explicit round trip: one copy, one wait).
+    fn download_acc(&self, acc: &Self::AccBuf, dst: &mut [f64]);
     /// Copy host data into `dst` (same length).
     fn upload(&self, src: &[f32], dst: &mut Self::Buf);
     /// Copy host indices into `dst` (same length).
@@ -476,8 +494,54 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dlogits: &mut Self::Buf,
     );
 
+    // ---- the device-resident training step ------------------------------------------------
+    /// out[i] = table[idx[i]] for i < n (a minibatch's batch codes from the per-cell table).
+    fn gather_idx(
+        &self,
+        table: &Self::IdxBuf,
+        idx: &Self::IdxBuf,
+        n: usize,
+        out: &mut Self::IdxBuf,
+    );
+    /// out[i] = table[idx[i]] for i < n (a minibatch's library sizes).
+    fn gather_values(&self, table: &Self::Buf, idx: &Self::IdxBuf, n: usize, out: &mut Self::Buf);
+    /// A minibatch's labels from the per-cell codes (`UNLABELLED` for none): labels[i] the
+    /// code (0 when unlabelled), mask[i] 1 for a labelled cell, else 0.
+    fn gather_labels(
+        &self,
+        table: &Self::IdxBuf,
+        idx: &Self::IdxBuf,
+        n: usize,
+        labels: &mut Self::IdxBuf,
+        mask: &mut Self::Buf,
+    );
+    /// acc[slot] += x[0] as f64 for each (slot, x): 1x1 loss values into the running sums.
+    fn acc_values(&self, acc: &mut Self::AccBuf, values: &[(usize, &Self::Buf)]);
+    /// acc[slot] += (number of i with a[i] > b[i]) / n, as f64 (n = a's length).
+    fn acc_greater_frac(&self, acc: &mut Self::AccBuf, slot: usize, a: &Self::Buf, b: &Self::Buf);
+    /// acc[slot] += hits / counted, as f64, over the rows of logits [rows, cols] whose mask is
+    /// non-zero (every row without a mask; nothing when no row counts): a hit is a row whose
+    /// last maximum (in `f32::total_cmp` order) is at its label.
+    #[allow(clippy::too_many_arguments)]
+    fn acc_argmax_hits(
+        &self,
+        acc: &mut Self::AccBuf,
+        slot: usize,
+        logits: &Self::Buf,
+        labels: &Self::IdxBuf,
+        mask: Option<&Self::Buf>,
+        rows: usize,
+        cols: usize,
+    );
+    /// acc[slot] += sum of x[i]^2 in f64 (the same value as `sq_norm`).
+    fn sq_norm_acc(&self, x: &Self::Buf, acc: &mut Self::AccBuf, slot: usize);
+    /// out[0] = clip / (sqrt(acc[slot]) + 1e-6) when sqrt(acc[slot]) > clip, else 1: the
+    /// global-norm clipping factor, computed where the norm is.
+    fn clip_scale(&self, acc: &Self::AccBuf, slot: usize, clip: f32, out: &mut Self::Buf);
+
     // ---- optimiser ----------------------------------------------------------------------
     /// Fused Adam/AdamW update of one tensor (param, its grad, first and second moments).
+    /// With `grad_scale`, its one value replaces `s.grad_scale` (read on the device).
     fn adam(
         &self,
         s: AdamStep,
@@ -485,5 +549,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
         g: &Self::Buf,
         m: &mut Self::Buf,
         v: &mut Self::Buf,
+        grad_scale: Option<&Self::Buf>,
     );
 }
+
+/// The label code of an unlabelled cell in the per-cell label table (`gather_labels`).
+pub const UNLABELLED: u32 = u32::MAX;

@@ -48,6 +48,10 @@ pub struct EmbedArgs {
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Compute device, as for `integrate`: a GPU when one is usable (auto), the CPU, or a GPU
+    /// or an error (cuda).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
 }
 
 /// Where the counts come from and how they are checked. Shared by every command that reads data.
@@ -228,7 +232,8 @@ pub struct IntegrateArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Compute device.
+    /// Compute device: a GPU when one is usable (auto), the CPU, or a GPU or an error (cuda).
+    /// With --backed each chunk is read on the host and uploaded to the device in turn.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Save the trained model (safetensors weights + JSON config) in DIR.

@@ -1,38 +1,41 @@
 //! `scdreamer embed --model DIR --input new.h5ad --output out.h5ad`: a saved model embeds new
-//! cells of known batches without retraining. Genes are matched by name (any order; missing ones
-//! are an error) and batches by category name (an unknown batch is an error).
+//! cells of known batches without retraining, on the backend `--device` chose. Genes are
+//! matched by name (any order; missing ones are an error) and batches by category name (an
+//! unknown batch is an error).
 
-use serde_json::json;
-
+use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
+use crate::backend::device::{self, Device};
 use crate::cli::args::EmbedArgs;
-use crate::data::dense::Dense;
-use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::data::h5ad::{self, ReadOptions};
 use crate::io::checkpoint;
 use crate::io::outputs::OutputPlan;
-use crate::pipeline::Trained;
+use crate::io::results::{Embedded, write_embedding};
+use crate::pipeline::{self, Inference, Resident};
 pub use crate::saved_model::{match_batches, match_genes};
 
 pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
-    let output = a.output.clone();
     OutputPlan::new()
-        .file("--output", &output)
+        .file("--output", &a.output)
         .input("--input", &a.input)
         .input("--model file", &a.model.join(checkpoint::CONFIG))
         .input("--model file", &a.model.join(checkpoint::WEIGHTS))
         .check()?;
     h5ad::install_ctrlc_cleanup();
-    // The model must fit in memory before it is built (a tampered width would abort), and the
-    // weights are checked against config.json before the (possibly large) input is read.
-    let config = checkpoint::load_config(&a.model)?;
-    crate::cli::limits::check_model_fits(
-        &config.run.model,
-        config.run.train.batch_size,
-        &format!("the model in {}", a.model.display()),
-    )?;
-    let backend = Cpu::new();
-    let (saved, model) = crate::saved_model::load_model(&a.model, &backend)?;
-    let cfg = saved.run.model.clone();
+    let device = device::resolve(a.device.into())?;
+    eprintln!("{}", device.describe());
+    match device {
+        Device::Cpu { .. } => embed_on(&Cpu::new(), a),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(rt) => embed_on(&device::cuda_backend(rt)?, a),
+    }
+}
+
+/// Loads the model on `backend`, embeds the input's cells and writes the output.
+fn embed_on<B: Backend>(backend: &B, a: &EmbedArgs) -> anyhow::Result<()> {
+    // The model (checked to fit in memory, its weights against config.json) before the
+    // (possibly large) input is read.
+    let (saved, model) = pipeline::load(&a.model, backend)?;
     let mut adata = h5ad::read_h5ad(
         &a.input,
         &ReadOptions {
@@ -52,51 +55,43 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     let n = adata.n_obs();
     let mut setup =
         crate::saved_model::setup_for(&mut adata, &saved, &a.input.display().to_string())?;
-    let data = crate::model::dataset::DeviceData::upload_taking(&backend, &mut setup.prep)?;
-    let trained = Trained {
-        model,
-        data,
-        run: saved.run.clone(),
-        log: Vec::new(),
-        train_seconds: 0.0,
+    let held = pipeline::upload(backend, &mut setup)?;
+    let cells = Resident {
+        prep: &setup.prep,
+        data: &held,
+        train_rows: &setup.train_rows,
     };
-    let latent = trained.latent(&setup.prep, saved.run.train.seed);
-    if latent.iter().any(|v| !v.is_finite()) {
-        anyhow::bail!("the embedding has non-finite values; nothing was written");
-    }
     // Sup: a model trained with labels predicts them for the new cells.
-    let predicted = trained.predict_labels(&setup.prep);
+    let inferred = pipeline::infer(
+        &model,
+        &cells,
+        &Inference {
+            latent: true,
+            seed: saved.run.train.seed,
+            labels: true,
+            normalized: None,
+            progress: !a.quiet,
+        },
+    )?;
+    let labelled = inferred.predicted.is_some();
     // X: the counts of the genes used, as held for the model (no second copy).
-    let var = adata.var.select(&setup.genes);
-    let uns = json!({
-        "version": crate::VERSION,
-        "model": a.model.display().to_string(),
-        "model_scdreamer_version": saved.scdreamer_version,
-        "batch_key": saved.batch_key,
-        "batch_categories": saved.batch_categories,
-        "labels_key": saved.labels_key,
-        "label_categories": saved.label_categories,
-    });
-    let results = Results {
-        obsm: vec![("X_scdreamer".into(), Dense::new(n, cfg.latent, latent)?)],
-        layers: Vec::new(),
-        obs: predicted
-            .as_ref()
-            .map(|p| p.obs_columns(&saved.label_categories))
-            .unwrap_or_default(),
-        uns: vec![("scdreamer".into(), uns)],
-    };
-    h5ad::write_h5ad_blocks(
-        &output,
-        trained.counts(&setup.prep),
+    write_embedding(
+        Embedded {
+            output: &a.output,
+            model_dir: &a.model,
+            saved: &saved,
+            device: backend.name(),
+            latent: inferred.latent,
+            predicted: inferred.predicted,
+        },
+        held.host_counts(&setup.prep),
         &adata.obs,
-        &var,
-        &results,
+        &adata.var.select(&setup.genes),
     )?;
     eprintln!(
         "wrote {} (obsm['X_scdreamer']{}, {} cells)",
-        output.display(),
-        if predicted.is_some() {
+        a.output.display(),
+        if labelled {
             ", obs['scdreamer_label'], obs['scdreamer_label_confidence']"
         } else {
             ""

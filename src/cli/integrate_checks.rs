@@ -1,11 +1,12 @@
 //! `integrate`'s checks before any work: flag ranges, every output path against the inputs and
 //! each other, and an empty input named.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::args::IntegrateArgs;
 use crate::io::checkpoint;
 use crate::io::outputs::OutputPlan;
+use crate::io::results::log_path;
 
 /// Loss weights must be finite numbers >= 0: a negative or NaN weight turns a term of the loss
 /// around or poisons every step.
@@ -67,11 +68,6 @@ pub(crate) fn check_not_empty(input: &Path, cells: usize, genes: usize) -> anyho
 
 /// More threads than this is a typo, not a machine: each thread reserves its own stack.
 const MAX_THREADS: usize = 4096;
-
-/// `<output>.log.csv` beside the output (`out.h5ad` -> `out.log.csv`).
-pub(crate) fn log_path(output: &Path) -> PathBuf {
-    output.with_extension("log.csv")
-}
 
 /// Every file the run writes and reads, checked before any work starts.
 pub(crate) fn output_plan(a: &IntegrateArgs, input: &Path, output: &Path) -> OutputPlan {

@@ -81,20 +81,6 @@ pub fn hyper_params(a: &IntegrateArgs) -> HyperParams {
     }
 }
 
-/// Model and training configuration from the preset and the flags. `n_labels` > 0 selects
-/// scDREAMER-Sup, whose preset differs (e.g. its KL weight). The model must fit in memory.
-pub fn configs(
-    a: &IntegrateArgs,
-    n_genes: usize,
-    n_batches: usize,
-    n_labels: usize,
-    n_cells: usize,
-) -> anyhow::Result<(ModelConfig, TrainConfig)> {
-    let (m, t) = hyper_params(a).configs(n_genes, n_batches, n_labels, n_cells)?;
-    check_fits(&m, &t, n_cells)?;
-    Ok((m, t))
-}
-
 /// The model, its gradients and one minibatch's activations fit in memory, or an error naming
 /// the flags that size them.
 pub(crate) fn check_fits(m: &ModelConfig, t: &TrainConfig, n_cells: usize) -> anyhow::Result<()> {
@@ -103,7 +89,7 @@ pub(crate) fn check_fits(m: &ModelConfig, t: &TrainConfig, n_cells: usize) -> an
     }
     // Training never uses more cells per minibatch than there are.
     let minibatch = t.batch_size.min(n_cells.max(2));
-    crate::cli::limits::check_model_fits(
+    crate::pipeline::limits::check_model_fits(
         m,
         minibatch,
         &format!(

@@ -104,7 +104,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
     plan.check()?;
     h5ad::install_ctrlc_cleanup();
     let config = checkpoint::load_config(&a.model)?;
-    crate::cli::limits::check_model_fits(
+    crate::pipeline::limits::check_model_fits(
         &config.run.model,
         config.run.train.batch_size,
         &format!("the model in {}", a.model.display()),

@@ -9,10 +9,9 @@ pub mod evaluate;
 mod evaluate_report;
 pub mod inspect;
 pub mod integrate;
-mod integrate_backed;
 mod integrate_checks;
 mod integrate_config;
-pub mod limits;
+mod integrate_input;
 pub mod map;
 pub mod simulate;
 

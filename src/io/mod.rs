@@ -5,3 +5,5 @@ pub mod cleanup;
 pub mod memory;
 pub mod outputs;
 pub mod record;
+#[cfg(feature = "h5ad")]
+pub mod results;

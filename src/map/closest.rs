@@ -7,7 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::Backend;
 use crate::map::surgery::BatchInit;
 use crate::model::dataset::{DeviceData, PreparedData};
-use crate::model::scdreamer::{Minibatch, Scdreamer};
+use crate::model::minibatch::Minibatch;
+use crate::model::scdreamer::Scdreamer;
 use crate::tape::Tape;
 
 /// Cells of a new batch scored per candidate (enough for a stable mean, bounded cost).
@@ -23,8 +24,9 @@ pub fn closest_reference_batches<B: Backend>(
     rows: &[u32],
     new_codes: &[u32],
     seed: u64,
-) -> Vec<BatchInit> {
-    let mut tape = Tape::new(reference.params.backend().clone());
+) -> anyhow::Result<Vec<BatchInit>> {
+    let backend = reference.params.backend().clone();
+    let mut tape = Tape::new(backend.clone());
     new_codes
         .iter()
         .map(|&code| {
@@ -35,15 +37,14 @@ pub fn closest_reference_batches<B: Backend>(
                 .take(SAMPLE)
                 .collect();
             if cells.len() < 2 {
-                return BatchInit::Mean;
+                return Ok(BatchInit::Mean);
             }
+            let mut mb = Minibatch::new(&backend, cells.len(), &data.tables);
+            mb.load(&backend, &data.tables, &cells)?;
             let mut best = (f64::NEG_INFINITY, BatchInit::Mean);
             for b in 0..reference.cfg.n_batches as u32 {
-                let batch = vec![b; cells.len()];
-                let mb = Minibatch {
-                    rows: &cells,
-                    batch: &batch,
-                };
+                // The cells as if they came from reference batch b.
+                mb.batch.reupload(&backend, &vec![b; cells.len()])?;
                 // The same noise for every candidate: differences come from the rows alone.
                 let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc105e);
                 tape.reset();
@@ -53,7 +54,7 @@ pub fn closest_reference_batches<B: Backend>(
                     best = (elbo, BatchInit::Copy(b));
                 }
             }
-            best.1
+            Ok(best.1)
         })
         .collect()
 }

@@ -10,7 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::Backend;
 use crate::map::surgery::BATCH_ROW_PARAMS;
 use crate::model::dataset::{DeviceData, PreparedData};
-use crate::model::scdreamer::{Minibatch, Scdreamer};
+use crate::model::minibatch::Minibatch;
+use crate::model::scdreamer::Scdreamer;
 use crate::tape::{ParamId, Tape};
 
 /// Settings of the query training.
@@ -59,20 +60,15 @@ pub fn fit_new_batches<B: Backend>(
     let mut rng = ChaCha8Rng::seed_from_u64(fit.seed ^ 0x9a7_0001);
     let mut tape = Tape::new(model.params.backend().clone());
     let mut order = rows.to_vec();
-    let mut batch = vec![0u32; bs];
+    let backend = model.params.backend().clone();
+    let mut mb = Minibatch::new(&backend, bs, &data.tables);
     let mut losses = Vec::with_capacity(fit.epochs);
     let mut t = 0i32;
     for epoch in 0..fit.epochs {
         order.shuffle(&mut rng);
         let (mut sum, mut steps) = (0f64, 0usize);
         for mb_rows in order.chunks_exact(bs) {
-            for (b, &r) in batch.iter_mut().zip(mb_rows) {
-                *b = prep.batch[r as usize];
-            }
-            let mb = Minibatch {
-                rows: mb_rows,
-                batch: &batch,
-            };
+            mb.load(&backend, &data.tables, mb_rows)?;
             tape.reset();
             let ae = model.ae_graph(&mut tape, data, prep, &mb, &mut rng);
             let loss = tape.scalar(ae.loss);

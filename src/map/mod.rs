@@ -114,7 +114,7 @@ pub fn map_query<B: Backend>(
             &setup.train_rows,
             &new_codes,
             opts.fit.seed,
-        ),
+        )?,
     };
     let mut model = surgery::extend(model, &init)?;
     let mut ext = saved.clone();

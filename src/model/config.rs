@@ -227,6 +227,29 @@ pub const MANY_BATCHES_TARGET_STEPS: f64 = 7900.0;
 /// they shrank (0.5228).
 pub const MANY_BATCHES_KL_WEIGHT: f32 = 0.5;
 
+/// The default preset's minibatch on the CPU.
+pub const CPU_BATCH_SIZE: usize = 128;
+/// The largest default minibatch on a GPU.
+pub const GPU_MAX_BATCH_SIZE: usize = 1024;
+/// Steps per epoch the GPU's default minibatch keeps at least (when it grows past 128).
+pub const GPU_MIN_STEPS_PER_EPOCH: usize = 500;
+
+/// The default minibatch on a GPU for `n_cells` cells: the largest of 128, 256, 512, 1024 that
+/// still gives [`GPU_MIN_STEPS_PER_EPOCH`] steps per epoch (128 when none does). A GPU step
+/// costs about the same at 128 and 1024 cells (launch-bound: BENCHMARKS.md, "GPU performance
+/// model"), so large data wants large minibatches; small data keeps 128, because with the
+/// 100-epoch cap larger minibatches leave too few steps (cellbench_3cl at 1024: batch
+/// correction 0.37 against 0.90 at 128, BENCHMARKS.md). Every shared dataset (<= 8,684 cells)
+/// gets 128; 1M cells get 1024 (977 steps per epoch, 3,900 over the 4-epoch minimum: above
+/// the [`DEFAULT_TARGET_STEPS`] budget).
+pub fn gpu_batch_size(n_cells: usize) -> usize {
+    let mut b = CPU_BATCH_SIZE;
+    while b * 2 <= GPU_MAX_BATCH_SIZE && n_cells.div_ceil(b * 2) >= GPU_MIN_STEPS_PER_EPOCH {
+        b *= 2;
+    }
+    b
+}
+
 /// Epochs for the default preset: a budget of [`DEFAULT_TARGET_STEPS`] minibatch steps
 /// ([`MANY_BATCHES_TARGET_STEPS`] when [`many_batches`]), at most 100 epochs
 /// (small files) and at least 4 (atlases: 4 epochs of 1M cells are ~31k steps).
@@ -339,8 +362,8 @@ impl TrainConfig {
     /// budget it was measured with (see [`ModelConfig::default_preset`]).
     pub fn default_preset(n_cells: usize, n_batches: usize, n_labels: usize, seed: u64) -> Self {
         TrainConfig {
-            epochs: default_epochs(n_cells, 128, many_batches(n_batches, n_labels)),
-            batch_size: 128,
+            epochs: default_epochs(n_cells, CPU_BATCH_SIZE, many_batches(n_batches, n_labels)),
+            batch_size: CPU_BATCH_SIZE,
             lr_ae: 1e-3,
             lr_dis: 1e-3,
             lr_bc: 1e-3,
@@ -371,6 +394,24 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpu_batch_size_grows_only_with_enough_steps_per_epoch() {
+        assert_eq!(gpu_batch_size(1345), 128);
+        assert_eq!(gpu_batch_size(8_684), 128);
+        assert_eq!(gpu_batch_size(100_000), 128);
+        assert_eq!(gpu_batch_size(128_000), 256);
+        assert_eq!(gpu_batch_size(256_000), 512);
+        assert_eq!(gpu_batch_size(1_000_000), 1024);
+        assert_eq!(gpu_batch_size(50_000_000), 1024);
+        for n in [1usize, 1000, 200_000, 600_000, 3_000_000] {
+            let b = gpu_batch_size(n);
+            assert!(
+                b == 128 || n.div_ceil(b) >= GPU_MIN_STEPS_PER_EPOCH,
+                "{n}: {b}"
+            );
+        }
+    }
 
     #[test]
     fn default_epochs_budget_steps_within_bounds() {

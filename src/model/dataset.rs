@@ -5,6 +5,7 @@
 use crate::backend::Backend;
 use crate::data::Csr;
 use crate::model::config::{ModelConfig, Target};
+use crate::model::minibatch::CellTables;
 use crate::tape::{CsrData, InputTransform};
 
 /// Host-side, backend-independent preparation of the counts.
@@ -180,6 +181,8 @@ pub struct DeviceData<B: Backend> {
     pub counts: CsrData<B>,
     /// The authors' scaled values (their preset only).
     pub scaled: Option<CsrData<B>>,
+    /// Per-cell library sizes, batch codes and labels the training step gathers from.
+    pub tables: CellTables<B>,
 }
 
 impl<B: Backend> DeviceData<B> {
@@ -207,7 +210,12 @@ impl<B: Backend> DeviceData<B> {
             Some(m) => Some(CsrData::upload(backend, m, None)?),
             None => None,
         };
-        Ok(DeviceData { counts, scaled })
+        let tables = CellTables::upload(backend, prep)?;
+        Ok(DeviceData {
+            counts,
+            scaled,
+            tables,
+        })
     }
 
     /// The raw counts on the host: the backend's own matrix where it holds one (CPU), else

@@ -2,10 +2,11 @@
 //! resolved against a preset into [`ModelConfig`] and [`TrainConfig`]. One place for the CLI
 //! and the Python module, so the same settings give the same model.
 
+use crate::data::hvg::GeneSelection;
 use crate::model::config::{
-    AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig, default_epochs, many_batches,
+    AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig, default_epochs,
+    gpu_batch_size, many_batches,
 };
-use crate::pipeline::GeneSelection;
 
 /// Hyper-parameter preset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,6 +56,18 @@ pub struct HyperParams {
 }
 
 impl HyperParams {
+    /// On a GPU, the default preset's minibatch grows with the data ([`gpu_batch_size`]) unless
+    /// the batch size was given; the epoch budget (in steps) follows it in [`Self::configs`].
+    pub fn on_device(mut self, gpu: bool, n_cells: usize) -> Self {
+        if gpu && self.batch_size.is_none() && self.preset == Preset::Default {
+            let b = gpu_batch_size(n_cells);
+            if b != crate::model::config::CPU_BATCH_SIZE {
+                self.batch_size = Some(b);
+            }
+        }
+        self
+    }
+
     /// Model and training configuration from the preset and the overrides. `n_labels` > 0
     /// selects scDREAMER-Sup, whose preset differs (e.g. its KL weight).
     pub fn configs(

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod dataset;
 pub mod hyper;
+pub mod minibatch;
 pub mod networks;
 pub mod scdreamer;
 pub mod sup;

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::Backend;
 use crate::model::config::{ModelConfig, VarianceHead};
 use crate::nn::Linear;
-use crate::tape::{CsrData, GroupId, Init, InputTransform, ParamId, Params, Tape, Var};
+use crate::tape::{CsrData, GroupId, Indices, Init, InputTransform, ParamId, Params, Tape, Var};
 
 /// Glorot-uniform with explicit fans: the batch one-hot columns share the fan-in of the layer
 /// they are concatenated into in the authors' code (concat[x, onehot(s)] -> Dense).
@@ -77,7 +77,7 @@ pub struct SparseInput<'a, B: Backend> {
 fn sparse_first_layer<B: Backend>(
     tape: &mut Tape<B>,
     input: &SparseInput<B>,
-    rows: &[u32],
+    rows: Indices<'_, B>,
     w: Var,
 ) -> Var {
     let h = tape.csr_matmul(input.data, rows, input.transform, w);
@@ -206,8 +206,8 @@ impl Encoder {
         tape: &mut Tape<B>,
         params: &Params<B>,
         input: &SparseInput<B>,
-        rows: &[u32],
-        batch: &[u32],
+        rows: Indices<'_, B>,
+        batch: Indices<'_, B>,
         gene_mask: Option<Var>,
         cfg: &ModelConfig,
         train: bool,
@@ -340,7 +340,7 @@ impl Decoder {
         tape: &mut Tape<B>,
         params: &Params<B>,
         z: Var,
-        batch: &[u32],
+        batch: Indices<'_, B>,
         cfg: &ModelConfig,
         train: bool,
         want_xhat: bool,
@@ -442,7 +442,7 @@ impl Discriminator {
         tape: &mut Tape<B>,
         params: &Params<B>,
         input: &SparseInput<B>,
-        rows: &[u32],
+        rows: Indices<'_, B>,
         cfg: &ModelConfig,
         train: bool,
         frozen: bool,
@@ -546,7 +546,16 @@ mod tests {
         let run = |params: &Params<Cpu>, rng: &mut ChaCha8Rng| {
             let mut tape = Tape::new(Cpu::new());
             let z = tape.input(2, cfg.latent, &[0.3; 20]);
-            let out = dec.forward(&mut tape, params, z, &[0, 1], &cfg, false, false, rng);
+            let out = dec.forward(
+                &mut tape,
+                params,
+                z,
+                (&[0, 1]).into(),
+                &cfg,
+                false,
+                false,
+                rng,
+            );
             let d = out.dropout_logit.expect("ZINB has dropout logits");
             (tape.to_host(out.rho), tape.to_host(d))
         };
@@ -604,8 +613,8 @@ mod tests {
                     &mut tape,
                     &params,
                     &input,
-                    &[0, 1],
-                    batch,
+                    (&[0, 1]).into(),
+                    batch.into(),
                     None,
                     &cfg,
                     false,

@@ -10,11 +10,12 @@ use crate::model::config::{
     AdversaryInput, BatchAdversary, Embed, Likelihood, Mask, ModelConfig, Target,
 };
 use crate::model::dataset::{DeviceData, PreparedData};
+use crate::model::minibatch::Minibatch;
 use crate::model::networks::{
     Classifier, Decoder, Discriminator, Encoder, EncoderOut, SparseInput,
 };
 use crate::model::sup::{SupGraph, SupNets};
-use crate::tape::{GroupId, Params, Tape, Var};
+use crate::tape::{GroupId, Indices, Params, Tape, Var};
 
 /// Parameter groups: one optimiser each.
 #[derive(Clone, Copy, Debug)]
@@ -51,26 +52,6 @@ pub struct Scdreamer<B: Backend> {
     pub batch_classifier: Classifier,
     /// scDREAMER-Sup networks (when `cfg.n_labels > 0`).
     pub sup: Option<SupNets>,
-}
-
-/// One minibatch: cell indices into the dataset and their batch codes.
-pub struct Minibatch<'a> {
-    pub rows: &'a [u32],
-    pub batch: &'a [u32],
-}
-
-/// Loss values of one step, for the log (all per-cell means unless stated).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StepLosses {
-    pub ae: f32,
-    pub elbo: f32,
-    pub recon: f32,
-    pub kl: f32,
-    pub consistency: f32,
-    /// ln(clip(BC)) as the discriminator minimises it.
-    pub bhattacharyya: f32,
-    pub batch_ce: f32,
-    pub batch_acc: f32,
 }
 
 /// Vars of the AE forward that the adversaries' steps reuse.
@@ -155,17 +136,17 @@ impl<B: Backend> Scdreamer<B> {
         tape: &mut Tape<B>,
         data: &DeviceData<B>,
         prep: &PreparedData,
-        mb: &Minibatch,
+        mb: &Minibatch<B>,
         rng: &mut ChaCha8Rng,
     ) -> AeGraph {
         let cfg = &self.cfg;
         let p = &self.params;
-        let n = mb.rows.len();
+        let n = mb.len();
         let input = self.input(data, prep);
         let (enc, z) = self.encode_train(tape, &input, mb, rng);
         let dec = self
             .decoder
-            .forward(tape, p, z, mb.batch, cfg, true, true, rng);
+            .forward(tape, p, z, mb.batch(), cfg, true, true, rng);
 
         // Library size: observed (counts target) or the sampled latent l (authors).
         let (lib, kl_l) = match (&enc.lib, cfg.target) {
@@ -173,28 +154,29 @@ impl<B: Backend> Scdreamer<B> {
                 let l = tape.sample_gaussian(*lm, *lv, rng);
                 let lib = tape.exp(l);
                 let (mu_l, var_l) = prep.library_prior;
-                let m2 = tape.input(n, 1, &vec![mu_l; n]);
-                let v2 = tape.input(n, 1, &vec![var_l; n]);
+                let m2 = tape.filled(n, 1, mu_l);
+                let v2 = tape.filled(n, 1, var_l);
                 (lib, Some(tape.kl_normal(*lm, *lv, m2, v2)))
             }
-            _ => {
-                let lib: Vec<f32> = mb.rows.iter().map(|&r| prep.library[r as usize]).collect();
-                (tape.input(n, 1, &lib), None)
-            }
+            _ => (tape.copy_of(&mb.library, n, 1), None),
         };
         let mu = tape.mul_rows(dec.rho, lib);
         let log_theta = tape.param(p, self.decoder.log_theta);
         let theta = tape.exp(log_theta);
-        let target = tape.gather_dense(data.target(), mb.rows);
+        let target = tape.gather_dense(data.target(), mb.rows());
         let recon = match (cfg.likelihood, dec.dropout_logit) {
             (Likelihood::Zinb, Some(logit)) => tape.zinb_loglik(target, mu, theta, logit),
             _ => tape.nb_loglik(target, mu, theta),
         };
         // Sup: the prior of z is N(f(y, pi_c)) instead of N(0, I), plus KL_y.
-        let sup = self
-            .sup
-            .as_ref()
-            .map(|s| s.forward(tape, p, cfg, prep, mb.rows, (z, enc.z_mean, enc.z_var), rng));
+        let sup = self.sup.as_ref().map(|s| {
+            let (labels, mask) = mb
+                .labels
+                .as_ref()
+                .expect("a Sup model trains on data with labels");
+            let labels = (labels.into(), mask);
+            s.forward(tape, p, cfg, labels, (z, enc.z_mean, enc.z_var), rng)
+        });
         let mut kl = match &sup {
             Some(s) => tape.add(s.kl_z, s.kl_y),
             None => tape.kl_std_normal(enc.z_mean, enc.z_var),
@@ -210,9 +192,17 @@ impl<B: Backend> Scdreamer<B> {
         let consistency = if cfg.mask != Mask::Off && cfg.consistency_weight > 0.0 {
             let mask = gene_mask(cfg.mask, cfg.n_genes, rng);
             let m = tape.input(cfg.n_genes, 1, &mask);
-            let enc2 =
-                self.encoder
-                    .forward(tape, p, &input, mb.rows, mb.batch, Some(m), cfg, true, rng);
+            let enc2 = self.encoder.forward(
+                tape,
+                p,
+                &input,
+                mb.rows(),
+                mb.batch(),
+                Some(m),
+                cfg,
+                true,
+                rng,
+            );
             let z2 = tape.sample_gaussian(enc2.z_mean, enc2.z_var, rng);
             let d = tape.sub(z, z2);
             let sq = tape.square(d);
@@ -221,15 +211,15 @@ impl<B: Backend> Scdreamer<B> {
             elbo = tape.sub(elbo, cw);
             c
         } else {
-            tape.input(1, 1, &[0.0])
+            tape.filled(1, 1, 0.0)
         };
 
         // Discriminator D2 on real x and on x~, paired index by index. The adversaries' weights
         // get gradients here only when the AE optimiser moves them.
         let frozen = !cfg.ae_updates_adversaries;
-        let disc_real = self
-            .discriminator
-            .forward_real(tape, p, &input, mb.rows, cfg, true, frozen, rng);
+        let disc_real =
+            self.discriminator
+                .forward_real(tape, p, &input, mb.rows(), cfg, true, frozen, rng);
         let disc_fake = self
             .discriminator
             .forward_dense(tape, p, dec.xhat, cfg, true, frozen, rng);
@@ -240,7 +230,7 @@ impl<B: Backend> Scdreamer<B> {
         let batch_logits = self
             .batch_classifier
             .forward(tape, p, z_adv, cfg, true, frozen, rng);
-        let ce = tape.cross_entropy(batch_logits, mb.batch, None);
+        let ce = tape.cross_entropy(batch_logits, mb.batch(), None);
         let adv = match cfg.batch_adversary {
             BatchAdversary::MaxCrossEntropy => tape.scale(ce, -1.0),
             BatchAdversary::Uniform => {
@@ -279,7 +269,7 @@ impl<B: Backend> Scdreamer<B> {
         tape: &mut Tape<B>,
         data: &DeviceData<B>,
         prep: &PreparedData,
-        mb: &Minibatch,
+        mb: &Minibatch<B>,
         xhat: Option<Var>,
         rng: &mut ChaCha8Rng,
     ) -> (Var, Var, Var) {
@@ -292,13 +282,13 @@ impl<B: Backend> Scdreamer<B> {
                 let (_, z) = self.encode_train(tape, &input, mb, rng);
                 let dec = self
                     .decoder
-                    .forward(tape, p, z, mb.batch, cfg, true, true, rng);
+                    .forward(tape, p, z, mb.batch(), cfg, true, true, rng);
                 tape.detach(dec.xhat)
             }
         };
-        let real = self
-            .discriminator
-            .forward_real(tape, p, &input, mb.rows, cfg, true, false, rng);
+        let real =
+            self.discriminator
+                .forward_real(tape, p, &input, mb.rows(), cfg, true, false, rng);
         let fake = self
             .discriminator
             .forward_dense(tape, p, xhat, cfg, true, false, rng);
@@ -312,7 +302,7 @@ impl<B: Backend> Scdreamer<B> {
         tape: &mut Tape<B>,
         data: &DeviceData<B>,
         prep: &PreparedData,
-        mb: &Minibatch,
+        mb: &Minibatch<B>,
         z: Option<Var>,
         rng: &mut ChaCha8Rng,
     ) -> (Var, Var) {
@@ -330,7 +320,7 @@ impl<B: Backend> Scdreamer<B> {
         let logits = self
             .batch_classifier
             .forward(tape, p, z, cfg, true, false, rng);
-        (tape.cross_entropy(logits, mb.batch, None), logits)
+        (tape.cross_entropy(logits, mb.batch(), None), logits)
     }
 
     /// The latent vector the batch classifier sees (config `adversary_input`).
@@ -346,15 +336,15 @@ impl<B: Backend> Scdreamer<B> {
         &self,
         tape: &mut Tape<B>,
         input: &SparseInput<B>,
-        mb: &Minibatch,
+        mb: &Minibatch<B>,
         rng: &mut ChaCha8Rng,
     ) -> (EncoderOut, Var) {
         let enc = self.encoder.forward(
             tape,
             &self.params,
             input,
-            mb.rows,
-            mb.batch,
+            mb.rows(),
+            mb.batch(),
             None,
             &self.cfg,
             true,
@@ -381,8 +371,8 @@ impl<B: Backend> Scdreamer<B> {
             tape,
             &self.params,
             &input,
-            rows,
-            batch,
+            Indices::Host(rows),
+            Indices::Host(batch),
             None,
             &self.cfg,
             false,
@@ -427,7 +417,7 @@ impl<B: Backend> Scdreamer<B> {
             tape,
             &self.params,
             enc.z_mean,
-            &target,
+            Indices::Host(&target),
             &self.cfg,
             false,
             false,

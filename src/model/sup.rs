@@ -8,6 +8,7 @@
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
+use crate::backend::cpu::step::argmax;
 use crate::data::anndata::{Column, Frame};
 use crate::data::validate::column_levels;
 use crate::model::config::ModelConfig;
@@ -15,7 +16,7 @@ use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::networks::{hidden_act, variance};
 use crate::model::scdreamer::Scdreamer;
 use crate::nn::Linear;
-use crate::tape::{GroupId, Params, Tape, Var};
+use crate::tape::{GroupId, Indices, Params, Tape, Var};
 
 /// Hidden width of DecoderY (hard-coded 8 in the authors' code, S/model.py:516).
 const DECODER_Y_HIDDEN: usize = 8;
@@ -148,33 +149,6 @@ pub struct SupGraph {
     /// Mean cross-entropy over the labelled cells of the minibatch (0 when none) [1,1].
     pub label_ce: Var,
     pub logits: Var,
-    labels: Vec<u32>,
-    mask: Vec<f32>,
-}
-
-impl SupGraph {
-    /// (label cross-entropy, accuracy on the labelled cells) for the training log; the accuracy
-    /// is 0 for a minibatch without labelled cells.
-    pub fn log_values<B: Backend>(&self, tape: &mut Tape<B>) -> (f64, f64) {
-        let ce = tape.scalar(self.label_ce) as f64;
-        let logits = tape.to_host(self.logits);
-        let k = logits.len() / self.labels.len().max(1);
-        let (mut hit, mut n) = (0usize, 0usize);
-        for (i, (&l, &m)) in self.labels.iter().zip(&self.mask).enumerate() {
-            if m > 0.0 {
-                n += 1;
-                hit += (argmax(&logits[i * k..(i + 1) * k]) == l as usize) as usize;
-            }
-        }
-        (ce, if n > 0 { hit as f64 / n as f64 } else { 0.0 })
-    }
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(j, _)| j)
 }
 
 impl SupNets {
@@ -228,18 +202,12 @@ impl SupNets {
         tape: &mut Tape<B>,
         params: &Params<B>,
         cfg: &ModelConfig,
-        prep: &PreparedData,
-        rows: &[u32],
+        (labels, mask): (Indices<'_, B>, &B::Buf),
         (z, z_mean, z_var): (Var, Var, Var),
         rng: &mut ChaCha8Rng,
     ) -> SupGraph {
-        let n = rows.len();
-        let (labels, mask) = match &prep.labels {
-            Some(l) => l.gather(rows),
-            None => (vec![0; n], vec![0.0; n]),
-        };
         let logits = self.logits(tape, params, z);
-        let label_ce = tape.cross_entropy(logits, &labels, Some(&mask));
+        let label_ce = tape.cross_entropy_device_mask(logits, labels, mask);
         // The predicted pi_c feeds the y-VAE for every cell, labelled or not, as in the authors'
         // code. Feeding the true one-hot of labelled cells instead (the paper's figure) measured
         // no better (kang_pbmc, 2 of 5 donors unlabelled: hidden-cell accuracy 0.9949 vs
@@ -270,8 +238,6 @@ impl SupNets {
             kl_y: tape.kl_std_normal(y_mean, y_var),
             label_ce,
             logits,
-            labels,
-            mask,
         }
     }
 }

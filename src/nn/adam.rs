@@ -35,6 +35,9 @@ pub struct Adam<B: Backend> {
     m: Vec<B::Buf>,
     v: Vec<B::Buf>,
     step: u64,
+    /// With clipping: the squared global norm (summed on the device) and the factor computed
+    /// from it there, which the update kernels read: clipping costs no host round trip.
+    clip: Option<(B::AccBuf, B::Buf)>,
 }
 
 impl<B: Backend> Adam<B> {
@@ -58,6 +61,7 @@ impl<B: Backend> Adam<B> {
             m,
             v,
             step: 0,
+            clip: cfg.clip_norm.map(|_| (b.alloc_acc(1), b.alloc(1))),
         }
     }
 
@@ -71,31 +75,23 @@ impl<B: Backend> Adam<B> {
         self.step
     }
 
-    /// Global L2 norm of this optimiser's gradients (a host round trip per tensor).
-    pub fn grad_norm(&self, params: &Params<B>) -> f64 {
-        let b = params.backend();
-        self.ids
-            .iter()
-            .map(|&id| b.sq_norm(params.grad_ref(id)))
-            .sum::<f64>()
-            .sqrt()
-    }
-
     /// One update of every owned parameter from its current gradient. Gradients are left
     /// as they are (the caller zeroes them).
     pub fn step(&mut self, params: &mut Params<B>) {
         self.step += 1;
         let t = self.step as i32;
-        let grad_scale = match self.cfg.clip_norm {
-            Some(c) => {
-                let n = self.grad_norm(params);
-                if n > c as f64 {
-                    (c as f64 / (n + 1e-6)) as f32
-                } else {
-                    1.0
+        let b = params.backend().clone();
+        let clip_norm = self.cfg.clip_norm;
+        let scale = match (&mut self.clip, clip_norm) {
+            (Some((norm, scale)), Some(c)) => {
+                b.zero_acc(norm);
+                for &id in &self.ids {
+                    b.sq_norm_acc(params.grad_ref(id), norm, 0);
                 }
+                b.clip_scale(norm, 0, c, scale);
+                Some(&*scale)
             }
-            None => 1.0,
+            _ => None,
         };
         let s = AdamStep {
             lr: self.cfg.lr,
@@ -105,9 +101,8 @@ impl<B: Backend> Adam<B> {
             weight_decay: self.cfg.weight_decay,
             bias_c1: 1.0 - self.cfg.beta1.powi(t),
             bias_c2: 1.0 - self.cfg.beta2.powi(t),
-            grad_scale,
+            grad_scale: 1.0,
         };
-        let b = params.backend().clone();
         for (k, &id) in self.ids.iter().enumerate() {
             let mut val = params.value_mut(id);
             b.adam(
@@ -116,6 +111,7 @@ impl<B: Backend> Adam<B> {
                 params.grad_ref(id),
                 &mut self.m[k],
                 &mut self.v[k],
+                scale,
             );
         }
     }

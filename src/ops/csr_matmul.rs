@@ -2,19 +2,20 @@
 //! weight gradient X^T dY without densifying X, and dense minibatch gathers.
 
 use crate::backend::{Backend, InputTransform};
-use crate::tape::{CsrData, Op, Params, Tape, Var};
+use crate::tape::{CsrData, Indices, Op, Params, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// t(X[rows, :]) x w, with w [n_genes, n_out] -> [rows.len(), n_out]. Gradient flows to
     /// w only (X is data). Panics on a row index outside the matrix or a missing row scale
     /// (programming errors of the caller's minibatch code).
-    pub fn csr_matmul(
+    pub fn csr_matmul<'i>(
         &mut self,
         data: &CsrData<B>,
-        rows: &[u32],
+        rows: impl Into<Indices<'i, B>>,
         t: InputTransform,
         w: Var,
     ) -> Var {
+        let rows = rows.into();
         let (wr, n_out) = self.shape(w);
         assert_eq!(
             wr, data.n_cols,
@@ -23,10 +24,10 @@ impl<B: Backend> Tape<B> {
         );
         self.check_rows(data, rows, t);
         let n = rows.len();
-        let idx = self.pool.take_idx(&self.backend, rows);
+        let idx = self.node_idx(rows);
         let mut out = self.alloc(n * n_out);
         let cx = self.ctx();
-        cx.b.csr_matmul(&data.buf, &idx, n, t, &cx.val(w), n_out, &mut out);
+        cx.b.csr_matmul(&data.buf, idx.buf(), n, t, &cx.val(w), n_out, &mut out);
         let ng = self.needs_grad(w);
         let v = self.push(n, n_out, out, Op::CsrMatmul { w, t }, ng);
         let node = self.node_mut(v);
@@ -35,30 +36,36 @@ impl<B: Backend> Tape<B> {
             node.idx_len = n;
             node.csr = Some(data.buf.clone());
         } else {
-            self.pool.give_idx(n, idx);
+            self.give_node_idx(n, idx);
         }
         v
     }
 
     /// The raw rows X[rows, :] as a dense constant [rows.len(), n_genes] (no gradient).
-    pub fn gather_dense(&mut self, data: &CsrData<B>, rows: &[u32]) -> Var {
+    pub fn gather_dense<'i>(&mut self, data: &CsrData<B>, rows: impl Into<Indices<'i, B>>) -> Var {
         self.gather_dense_t(data, rows, InputTransform::Identity)
     }
 
     /// t(X[rows, :]) as a dense constant.
-    pub fn gather_dense_t(&mut self, data: &CsrData<B>, rows: &[u32], t: InputTransform) -> Var {
+    pub fn gather_dense_t<'i>(
+        &mut self,
+        data: &CsrData<B>,
+        rows: impl Into<Indices<'i, B>>,
+        t: InputTransform,
+    ) -> Var {
+        let rows = rows.into();
         self.check_rows(data, rows, t);
         let n = rows.len();
-        let idx = self.pool.take_idx(&self.backend, rows);
+        let idx = self.node_idx(rows);
         let mut out = self.alloc(n * data.n_cols);
         self.backend
-            .csr_gather_dense(&data.buf, &idx, n, t, &mut out);
-        self.pool.give_idx(n, idx);
+            .csr_gather_dense(&data.buf, idx.buf(), n, t, &mut out);
+        self.give_node_idx(n, idx);
         self.push(n, data.n_cols, out, Op::Leaf, false)
     }
 
-    fn check_rows(&self, data: &CsrData<B>, rows: &[u32], t: InputTransform) {
-        if let Some(&r) = rows.iter().find(|&&r| r as usize >= data.n_rows) {
+    fn check_rows(&self, data: &CsrData<B>, rows: Indices<'_, B>, t: InputTransform) {
+        if let Some(r) = rows.first_at_or_above(data.n_rows) {
             panic!("csr op: cell index {r} >= {} cells", data.n_rows);
         }
         assert!(

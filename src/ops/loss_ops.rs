@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use crate::tape::backward::GradOut;
-use crate::tape::{Op, Params, Tape, Var};
+use crate::tape::{Indices, Op, Params, Tape, Var};
 
 /// eps inside the ZINB logs and its zero test (scDREAMER, spec section 3).
 pub const ZINB_EPS: f32 = 1e-4;
@@ -33,7 +33,9 @@ impl<B: Backend> Tape<B> {
         );
         let ng = self.needs_grad(mu) || self.needs_grad(theta) || self.needs_grad(logit);
         let mut out = self.alloc(n);
-        let stash = if ng {
+        // Stash only where buffers are host memory: checking that the upstream is uniform costs
+        // a device round trip elsewhere, so a device backend recomputes in the backward.
+        let stash = if ng && self.backend.host_memory() {
             // One fused pass with a unit upstream; the backward reuses these gradients when
             // its upstream is uniform (the usual mean over cells).
             let mut ones = self.alloc(n);
@@ -98,7 +100,7 @@ impl<B: Backend> Tape<B> {
         assert_eq!(self.shape(theta), (1, g), "nb_loglik: theta must be 1x{g}");
         let ng = self.needs_grad(mu) || self.needs_grad(theta);
         let mut out = self.alloc(n);
-        let stash = if ng {
+        let stash = if ng && self.backend.host_memory() {
             let mut ones = self.alloc(n);
             self.backend.fill(&mut ones, 1.0);
             let (mut dm, mut dt) = (self.alloc(n * g), self.alloc(g));
@@ -183,18 +185,13 @@ impl<B: Backend> Tape<B> {
 
     /// Mean softmax cross-entropy over rows whose mask is non-zero (all rows when None);
     /// 0 when no row is used. logits [n,C], labels < C.
-    pub fn cross_entropy(&mut self, logits: Var, labels: &[u32], mask: Option<&[f32]>) -> Var {
-        let (n, c) = self.shape(logits);
-        assert_eq!(
-            labels.len(),
-            n,
-            "cross_entropy: {} labels for {n} rows",
-            labels.len()
-        );
-        if let Some(&l) = labels.iter().find(|&&l| l as usize >= c) {
-            panic!("cross_entropy: label {l} >= {c} classes");
-        }
-        let idx = self.pool.take_idx(&self.backend, labels);
+    pub fn cross_entropy<'i>(
+        &mut self,
+        logits: Var,
+        labels: impl Into<Indices<'i, B>>,
+        mask: Option<&[f32]>,
+    ) -> Var {
+        let n = self.shape(logits).0;
         let mbuf = mask.map(|m| {
             assert_eq!(
                 m.len(),
@@ -206,9 +203,49 @@ impl<B: Backend> Tape<B> {
             self.backend.upload(m, &mut b);
             b
         });
+        self.cross_entropy_with(logits, labels.into(), mbuf)
+    }
+
+    /// [`Tape::cross_entropy`] with the mask [n] already on the device (gathered there: copied,
+    /// not uploaded).
+    pub fn cross_entropy_device_mask<'i>(
+        &mut self,
+        logits: Var,
+        labels: impl Into<Indices<'i, B>>,
+        mask: &B::Buf,
+    ) -> Var {
+        let n = self.shape(logits).0;
+        assert_eq!(
+            self.backend.len(mask),
+            n,
+            "cross_entropy: mask has {} entries for {n} rows",
+            self.backend.len(mask)
+        );
+        let mut b = self.alloc(n);
+        self.backend.copy(mask, &mut b);
+        self.cross_entropy_with(logits, labels.into(), Some(b))
+    }
+
+    fn cross_entropy_with(
+        &mut self,
+        logits: Var,
+        labels: Indices<'_, B>,
+        mbuf: Option<B::Buf>,
+    ) -> Var {
+        let (n, c) = self.shape(logits);
+        assert_eq!(
+            labels.len(),
+            n,
+            "cross_entropy: {} labels for {n} rows",
+            labels.len()
+        );
+        if let Some(l) = labels.first_at_or_above(c) {
+            panic!("cross_entropy: label {l} >= {c} classes");
+        }
+        let idx = self.node_idx(labels);
         let mut out = self.alloc(1);
         let cx = self.ctx();
-        cx.b.cross_entropy_fwd(&cx.val(logits), &idx, mbuf.as_ref(), n, c, &mut out);
+        cx.b.cross_entropy_fwd(&cx.val(logits), idx.buf(), mbuf.as_ref(), n, c, &mut out);
         let ng = self.needs_grad(logits);
         let v = self.push(
             1,

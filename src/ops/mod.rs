@@ -2,6 +2,7 @@
 //! reference implementation and its gradient tests. The kernels themselves live in the
 //! backends (`crate::backend::cpu` for the CPU); the fused loss math is in `losses`.
 
+pub mod accumulate;
 pub mod bias;
 pub mod binary;
 pub mod csr_matmul;

@@ -2,11 +2,17 @@
 //! concatenating a one-hot of idx to the layer input, without a dense one-hot matmul.
 
 use crate::backend::Backend;
-use crate::tape::{Op, Params, Tape, Var};
+use crate::tape::{Indices, Op, Params, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// x [n,c] plus rows of table [T,c] picked by idx (len n, each < T).
-    pub fn add_row_gather(&mut self, x: Var, table: Var, idx: &[u32]) -> Var {
+    pub fn add_row_gather<'i>(
+        &mut self,
+        x: Var,
+        table: Var,
+        idx: impl Into<Indices<'i, B>>,
+    ) -> Var {
+        let idx = idx.into();
         let (n, c) = self.shape(x);
         let (t_rows, tc) = self.shape(table);
         assert_eq!(tc, c, "add_row_gather: table has {tc} columns, input {c}");
@@ -16,13 +22,13 @@ impl<B: Backend> Tape<B> {
             "add_row_gather: {} indices for {n} rows",
             idx.len()
         );
-        if let Some(&i) = idx.iter().find(|&&i| i as usize >= t_rows) {
+        if let Some(i) = idx.first_at_or_above(t_rows) {
             panic!("add_row_gather: index {i} >= {t_rows} table rows");
         }
-        let ib = self.pool.take_idx(&self.backend, idx);
+        let ib = self.node_idx(idx);
         let mut out = self.alloc(n * c);
         let cx = self.ctx();
-        cx.b.gather_add_rows(&cx.val(x), &cx.val(table), &ib, c, &mut out);
+        cx.b.gather_add_rows(&cx.val(x), &cx.val(table), ib.buf(), c, &mut out);
         let ng = self.needs_grad(x) || self.needs_grad(table);
         let v = self.push(n, c, out, Op::AddRowGather { x, table }, ng);
         let node = self.node_mut(v);

@@ -13,11 +13,14 @@
 
 pub(crate) mod backward;
 mod csr_data;
+mod indices;
 mod params;
 mod pool;
 
 pub use crate::backend::InputTransform;
 pub use csr_data::CsrData;
+pub(crate) use indices::NodeIdx;
+pub use indices::{DeviceIndices, Indices};
 pub use params::{GroupId, Init, ParamCell, ParamId, Params};
 
 use crate::backend::{Backend, Binary, Unary};
@@ -149,7 +152,7 @@ pub(crate) struct Node<B: Backend> {
     /// gradients).
     pub(crate) aux: [Option<B::Buf>; 3],
     /// Op-specific indices (minibatch rows, covariate indices, labels).
-    pub(crate) idx: Option<B::IdxBuf>,
+    pub(crate) idx: Option<NodeIdx<B>>,
     pub(crate) idx_len: usize,
     pub(crate) csr: Option<Arc<B::CsrBuf>>,
 }
@@ -226,6 +229,7 @@ impl<'a, B: Backend> Ctx<'a, B> {
             .idx
             .as_ref()
             .expect("op saved no indices")
+            .buf()
     }
     pub(crate) fn csr(&self, v: Var) -> &'a B::CsrBuf {
         self.nodes[v.node_index()]
@@ -261,7 +265,7 @@ impl<B: Backend> Tape<B> {
             {
                 self.pool.give(&self.backend, b);
             }
-            if let Some(i) = n.idx.take() {
+            if let Some(NodeIdx::Pooled(i)) = n.idx.take() {
                 self.pool.give_idx(n.idx_len, i);
             }
         }
@@ -318,6 +322,27 @@ impl<B: Backend> Tape<B> {
         );
         let mut buf = self.alloc(rows * cols);
         self.backend.upload(data, &mut buf);
+        self.push(rows, cols, buf, Op::Leaf, false)
+    }
+
+    /// A constant `rows x cols` with every entry `value` (filled on the device: no upload).
+    pub fn filled(&mut self, rows: usize, cols: usize, value: f32) -> Var {
+        let mut buf = self.alloc(rows * cols);
+        self.backend.fill(&mut buf, value);
+        self.push(rows, cols, buf, Op::Leaf, false)
+    }
+
+    /// A constant copied from a device buffer of `rows x cols` values (a device-to-device copy:
+    /// the step's gathered per-cell values enter the tape this way).
+    pub fn copy_of(&mut self, src: &B::Buf, rows: usize, cols: usize) -> Var {
+        assert_eq!(
+            self.backend.len(src),
+            rows * cols,
+            "copy_of: {} values for {rows}x{cols}",
+            self.backend.len(src)
+        );
+        let mut buf = self.alloc(rows * cols);
+        self.backend.copy(src, &mut buf);
         self.push(rows, cols, buf, Op::Leaf, false)
     }
 
@@ -403,6 +428,21 @@ impl<B: Backend> Tape<B> {
         match v.param_index() {
             Some(_) => self.grad_enabled,
             None => self.nodes[v.node_index()].needs_grad,
+        }
+    }
+
+    /// The indices an op keeps: host ones uploaded into a pooled buffer, device ones shared.
+    pub(crate) fn node_idx(&mut self, ind: Indices<'_, B>) -> NodeIdx<B> {
+        match ind {
+            Indices::Host(s) => NodeIdx::Pooled(self.pool.take_idx(&self.backend, s)),
+            Indices::Device(d) => NodeIdx::Shared(d.buf.clone()),
+        }
+    }
+
+    /// Give back what [`Tape::node_idx`] took (`len` indices).
+    pub(crate) fn give_node_idx(&mut self, len: usize, idx: NodeIdx<B>) {
+        if let NodeIdx::Pooled(b) = idx {
+            self.pool.give_idx(len, b);
         }
     }
 

@@ -32,48 +32,43 @@ pub struct EpochLog {
     pub seconds: f64,
 }
 
-/// Running sums over an epoch.
-#[derive(Default)]
-pub struct EpochAccumulator {
-    sum: EpochLog,
-    steps: usize,
+/// Slots of the device accumulator that sums each step's log values over an epoch.
+pub mod slot {
+    pub const LOSS_AE: usize = 0;
+    pub const ELBO: usize = 1;
+    pub const RECONSTRUCTION: usize = 2;
+    pub const KL: usize = 3;
+    pub const CONSISTENCY: usize = 4;
+    pub const BHATTACHARYYA: usize = 5;
+    pub const LOSS_DISCRIMINATOR: usize = 6;
+    pub const DISCRIMINATOR_ACCURACY: usize = 7;
+    pub const BATCH_CROSS_ENTROPY: usize = 8;
+    pub const BATCH_CLASSIFIER_ACCURACY: usize = 9;
+    pub const LABEL_CROSS_ENTROPY: usize = 10;
+    pub const LABEL_ACCURACY: usize = 11;
+    /// Number of slots.
+    pub const COUNT: usize = 12;
 }
 
-impl EpochAccumulator {
-    pub fn add(&mut self, s: &EpochLog) {
-        let t = &mut self.sum;
-        t.loss_ae += s.loss_ae;
-        t.elbo += s.elbo;
-        t.reconstruction += s.reconstruction;
-        t.kl += s.kl;
-        t.consistency += s.consistency;
-        t.bhattacharyya += s.bhattacharyya;
-        t.loss_discriminator += s.loss_discriminator;
-        t.discriminator_accuracy += s.discriminator_accuracy;
-        t.batch_cross_entropy += s.batch_cross_entropy;
-        t.batch_classifier_accuracy += s.batch_classifier_accuracy;
-        t.label_cross_entropy += s.label_cross_entropy;
-        t.label_accuracy += s.label_accuracy;
-        self.steps += 1;
-    }
-
-    pub fn mean(&self, epoch: usize, seconds: f64) -> EpochLog {
-        let n = self.steps.max(1) as f64;
-        let t = &self.sum;
+impl EpochLog {
+    /// Means over `steps` steps from the accumulator's sums (indexed by [`slot`]).
+    pub fn from_sums(sums: &[f64], steps: usize, epoch: usize, seconds: f64) -> EpochLog {
+        assert_eq!(sums.len(), slot::COUNT, "from_sums: {} sums", sums.len());
+        let n = steps.max(1) as f64;
         EpochLog {
             epoch,
-            loss_ae: t.loss_ae / n,
-            elbo: t.elbo / n,
-            reconstruction: t.reconstruction / n,
-            kl: t.kl / n,
-            consistency: t.consistency / n,
-            bhattacharyya: t.bhattacharyya / n,
-            loss_discriminator: t.loss_discriminator / n,
-            discriminator_accuracy: t.discriminator_accuracy / n,
-            batch_cross_entropy: t.batch_cross_entropy / n,
-            batch_classifier_accuracy: t.batch_classifier_accuracy / n,
-            label_cross_entropy: t.label_cross_entropy / n,
-            label_accuracy: t.label_accuracy / n,
+            loss_ae: sums[slot::LOSS_AE] / n,
+            elbo: sums[slot::ELBO] / n,
+            reconstruction: sums[slot::RECONSTRUCTION] / n,
+            kl: sums[slot::KL] / n,
+            consistency: sums[slot::CONSISTENCY] / n,
+            bhattacharyya: sums[slot::BHATTACHARYYA] / n,
+            loss_discriminator: sums[slot::LOSS_DISCRIMINATOR] / n,
+            discriminator_accuracy: sums[slot::DISCRIMINATOR_ACCURACY] / n,
+            batch_cross_entropy: sums[slot::BATCH_CROSS_ENTROPY] / n,
+            batch_classifier_accuracy: sums[slot::BATCH_CLASSIFIER_ACCURACY] / n,
+            label_cross_entropy: sums[slot::LABEL_CROSS_ENTROPY] / n,
+            label_accuracy: sums[slot::LABEL_ACCURACY] / n,
             seconds,
         }
     }

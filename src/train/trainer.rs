@@ -9,10 +9,11 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::Backend;
 use crate::model::config::TrainConfig;
 use crate::model::dataset::{DeviceData, PreparedData};
-use crate::model::scdreamer::{Minibatch, Scdreamer};
+use crate::model::minibatch::Minibatch;
+use crate::model::scdreamer::Scdreamer;
 use crate::nn::{Adam, AdamConfig};
 use crate::tape::Tape;
-use crate::train::log::{EpochAccumulator, EpochLog};
+use crate::train::log::{EpochLog, slot};
 use crate::train::source::{InMemory, TrainSource};
 
 pub struct TrainOptions {
@@ -32,14 +33,37 @@ fn adam(lr: f32, clip: Option<f32>) -> AdamConfig {
     }
 }
 
-fn check_finite(v: f32, epoch: usize, term: &str) -> anyhow::Result<()> {
-    if !v.is_finite() {
-        anyhow::bail!(
-            "training diverged: the {term} loss is {v} in epoch {epoch}; nothing was written. \
-             Try a lower --lr, or check the input is raw counts"
-        );
+/// Errors (naming the term) when a guarded running sum is not finite: one NaN/Inf step makes
+/// its epoch's sum non-finite, so checking the sums when they are read catches every one.
+fn check_sums(sums: &[f64], epoch: usize) -> anyhow::Result<()> {
+    for (s, term) in [
+        (slot::LOSS_AE, "autoencoder"),
+        (slot::RECONSTRUCTION, "reconstruction"),
+        (slot::KL, "KL"),
+        (slot::LABEL_CROSS_ENTROPY, "label"),
+        (slot::LOSS_DISCRIMINATOR, "discriminator"),
+        (slot::BATCH_CROSS_ENTROPY, "batch classifier"),
+    ] {
+        if !sums[s].is_finite() {
+            anyhow::bail!(
+                "training diverged: the {term} loss is {} in epoch {epoch}; nothing was \
+                 written. Try a lower --lr, or check the input is raw counts",
+                sums[s]
+            );
+        }
     }
     Ok(())
+}
+
+/// Steps between two reads of the running sums: every step where reading is free (host
+/// memory), else about nine reads per epoch plus the one at its end (the progress bar's
+/// updates and the divergence check; at most 10 device-to-host copies per epoch).
+fn read_interval<B: crate::backend::Backend>(backend: &B, steps: usize) -> usize {
+    if backend.host_memory() {
+        1
+    } else {
+        steps.div_ceil(9).max(1)
+    }
 }
 
 /// Trains `model` and returns the per-epoch log. Errors (and writes nothing) on NaN/Inf.
@@ -86,7 +110,7 @@ pub fn train_observed<B: Backend>(
     on_step: &mut dyn FnMut(StepProgress) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<EpochLog>> {
     let backend = model.params.backend().clone();
-    let mut tape = Tape::new(backend);
+    let mut tape = Tape::new(backend.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(tc.seed ^ 0x5eed_0001);
     let ae_groups = model.ae_groups();
     let g = model.groups;
@@ -118,50 +142,55 @@ pub fn train_observed<B: Backend>(
         ProgressBar::hidden()
     };
     let reuse = !model.cfg.separate_adversary_forward;
-    let mut batch = vec![0u32; bs];
+    let read_every = read_interval(&backend, steps);
+    let mut acc = backend.alloc_acc(slot::COUNT);
+    let mut sums = vec![0.0f64; slot::COUNT];
     let mut logs = Vec::with_capacity(tc.epochs);
     for epoch in 0..tc.epochs {
         let t0 = Instant::now();
-        let mut acc = EpochAccumulator::default();
+        backend.zero_acc(&mut acc);
         pb.set_prefix(format!("{}/{}", epoch + 1, tc.epochs));
         let mut s = 0usize;
         source.epoch(&mut rng, &mut |data, prep, perm, rng| {
+            let mut mb = Minibatch::new(&backend, bs, &data.tables);
             for rows in perm.chunks_exact(bs) {
-                tape.backend().step_boundary();
-                for (b, &r) in batch.iter_mut().zip(rows) {
-                    *b = prep.batch[r as usize];
-                }
-                let mb = Minibatch {
-                    rows,
-                    batch: &batch,
-                };
-                let mut log = EpochLog::default();
+                backend.step_boundary();
                 let f = tc.lr_schedule.factor(epoch * steps + s, tc.epochs * steps);
                 opt_ae.cfg.lr = tc.lr_ae * f;
                 opt_d.cfg.lr = tc.lr_dis * f;
                 opt_c.cfg.lr = tc.lr_bc * f;
 
-                // (1) autoencoder step.
+                // (1) autoencoder step. The minibatch's rows are the step's one upload.
                 tape.reset();
+                mb.load(&backend, &data.tables, rows)?;
                 let ae = model.ae_graph(&mut tape, data, prep, &mb, rng);
                 for &grp in &all_groups {
                     model.params.zero_grad(grp);
                 }
                 tape.backward(ae.loss, &mut model.params);
                 opt_ae.step(&mut model.params);
-                log.loss_ae = tape.scalar(ae.loss) as f64;
                 let [elbo, recon, kl, cons, bc, _ce] = ae.losses;
-                log.elbo = tape.scalar(elbo) as f64;
-                log.reconstruction = tape.scalar(recon) as f64;
-                log.kl = tape.scalar(kl) as f64;
-                log.consistency = tape.scalar(cons) as f64;
-                log.bhattacharyya = tape.scalar(bc) as f64;
-                check_finite(log.loss_ae as f32, epoch + 1, "autoencoder")?;
-                check_finite(log.reconstruction as f32, epoch + 1, "reconstruction")?;
-                check_finite(log.kl as f32, epoch + 1, "KL")?;
-                if let Some(sup) = &ae.sup {
-                    (log.label_cross_entropy, log.label_accuracy) = sup.log_values(&mut tape);
-                    check_finite(log.label_cross_entropy as f32, epoch + 1, "label")?;
+                tape.accumulate(
+                    &mut acc,
+                    &[
+                        (slot::LOSS_AE, ae.loss),
+                        (slot::ELBO, elbo),
+                        (slot::RECONSTRUCTION, recon),
+                        (slot::KL, kl),
+                        (slot::CONSISTENCY, cons),
+                        (slot::BHATTACHARYYA, bc),
+                    ],
+                );
+                if let (Some(sup), Some((labels, mask))) = (&ae.sup, &mb.labels) {
+                    tape.accumulate(&mut acc, &[(slot::LABEL_CROSS_ENTROPY, sup.label_ce)]);
+                    let logits = sup.logits;
+                    tape.accumulate_argmax_hits(
+                        &mut acc,
+                        slot::LABEL_ACCURACY,
+                        logits,
+                        labels,
+                        Some(mask),
+                    );
                 }
                 let (xhat, z) = if reuse {
                     (Some(ae.xhat), Some(ae.z))
@@ -178,13 +207,13 @@ pub fn train_observed<B: Backend>(
                 model.params.zero_grad(g.discriminator);
                 tape.backward(d_loss, &mut model.params);
                 opt_d.step(&mut model.params);
-                log.loss_discriminator = tape.scalar(d_loss) as f64;
-                check_finite(log.loss_discriminator as f32, epoch + 1, "discriminator")?;
-                log.discriminator_accuracy = {
-                    let (real, fake) = (tape.to_host(d_real), tape.to_host(d_fake));
-                    let wins = real.iter().zip(&fake).filter(|(r, f)| r > f).count();
-                    wins as f64 / real.len().max(1) as f64
-                };
+                tape.accumulate(&mut acc, &[(slot::LOSS_DISCRIMINATOR, d_loss)]);
+                tape.accumulate_greater_frac(
+                    &mut acc,
+                    slot::DISCRIMINATOR_ACCURACY,
+                    d_real,
+                    d_fake,
+                );
 
                 // (3) batch classifier step.
                 if !reuse {
@@ -194,22 +223,27 @@ pub fn train_observed<B: Backend>(
                 model.params.zero_grad(g.batch_classifier);
                 tape.backward(c_loss, &mut model.params);
                 opt_c.step(&mut model.params);
-                log.batch_cross_entropy = tape.scalar(c_loss) as f64;
-                check_finite(
-                    log.batch_cross_entropy as f32,
-                    epoch + 1,
-                    "batch classifier",
-                )?;
-                log.batch_classifier_accuracy = accuracy(&tape.to_host(logits), &batch);
-                acc.add(&log);
+                tape.accumulate(&mut acc, &[(slot::BATCH_CROSS_ENTROPY, c_loss)]);
+                tape.accumulate_argmax_hits(
+                    &mut acc,
+                    slot::BATCH_CLASSIFIER_ACCURACY,
+                    logits,
+                    &mb.batch,
+                    None,
+                );
                 pb.inc(1);
-                if s.is_multiple_of(10) {
+                s += 1;
+                // The running sums reach the host every `read_every` steps and at the epoch's
+                // end: the divergence check and the progress bar read them there.
+                if s.is_multiple_of(read_every) || s == steps {
+                    backend.download_acc(&acc, &mut sums);
+                    check_sums(&sums, epoch + 1)?;
+                    let m = EpochLog::from_sums(&sums, s, epoch + 1, 0.0);
                     pb.set_message(format!(
                         "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
-                        log.reconstruction, log.kl, log.bhattacharyya, log.batch_cross_entropy
+                        m.reconstruction, m.kl, m.bhattacharyya, m.batch_cross_entropy
                     ));
                 }
-                s += 1;
                 on_step(StepProgress {
                     epoch: epoch + 1,
                     epochs: tc.epochs,
@@ -219,32 +253,18 @@ pub fn train_observed<B: Backend>(
             }
             Ok(())
         })?;
-        logs.push(acc.mean(epoch + 1, t0.elapsed().as_secs_f64()));
+        // A source whose pieces leave a remainder may stop short of `steps`: read the rest.
+        if !(s.is_multiple_of(read_every) || s == steps) {
+            backend.download_acc(&acc, &mut sums);
+            check_sums(&sums, epoch + 1)?;
+        }
+        logs.push(EpochLog::from_sums(
+            &sums,
+            s,
+            epoch + 1,
+            t0.elapsed().as_secs_f64(),
+        ));
     }
     pb.finish_and_clear();
     Ok(logs)
-}
-
-/// Fraction of rows whose argmax equals the label.
-pub fn accuracy(logits: &[f32], labels: &[u32]) -> f64 {
-    let n = labels.len();
-    if n == 0 {
-        return 0.0;
-    }
-    let k = logits.len() / n;
-    let correct = labels
-        .iter()
-        .enumerate()
-        .filter(|&(i, &l)| {
-            let row = &logits[i * k..(i + 1) * k];
-            let best = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(j, _)| j)
-                .unwrap_or(0);
-            best == l as usize
-        })
-        .count();
-    correct as f64 / n as f64
 }

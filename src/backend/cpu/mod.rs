@@ -11,6 +11,7 @@ pub mod par;
 pub mod random;
 pub mod reduce;
 pub mod special;
+pub mod step;
 
 use super::{AdamStep, Backend, Binary, GemmSpec, InputTransform, Unary};
 use crate::data::Csr;
@@ -41,6 +42,7 @@ impl Backend for Cpu {
     type Buf = Vec<f32>;
     type IdxBuf = Vec<u32>;
     type CsrBuf = CpuCsr;
+    type AccBuf = Vec<f64>;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -60,6 +62,21 @@ impl Backend for Cpu {
     }
     fn upload_idx(&self, src: &[u32], dst: &mut Vec<u32>) {
         dst.copy_from_slice(src);
+    }
+    fn host_memory(&self) -> bool {
+        true
+    }
+    fn idx_len(&self, buf: &Vec<u32>) -> usize {
+        buf.len()
+    }
+    fn alloc_acc(&self, len: usize) -> Vec<f64> {
+        vec![0.0; len]
+    }
+    fn zero_acc(&self, acc: &mut Vec<f64>) {
+        acc.fill(0.0);
+    }
+    fn download_acc(&self, acc: &Vec<f64>, dst: &mut [f64]) {
+        dst.copy_from_slice(acc);
     }
     fn download(&self, src: &Vec<f32>, dst: &mut [f32]) {
         dst.copy_from_slice(src);
@@ -463,6 +480,53 @@ impl Backend for Cpu {
         dlogits.iter_mut().for_each(|v| *v *= g[0]);
     }
 
+    fn gather_idx(&self, table: &Vec<u32>, idx: &Vec<u32>, n: usize, out: &mut Vec<u32>) {
+        step::gather(table, &idx[..n], &mut out[..n]);
+    }
+    fn gather_values(&self, table: &Vec<f32>, idx: &Vec<u32>, n: usize, out: &mut Vec<f32>) {
+        step::gather(table, &idx[..n], &mut out[..n]);
+    }
+    fn gather_labels(
+        &self,
+        table: &Vec<u32>,
+        idx: &Vec<u32>,
+        n: usize,
+        labels: &mut Vec<u32>,
+        mask: &mut Vec<f32>,
+    ) {
+        step::gather_labels(table, &idx[..n], &mut labels[..n], &mut mask[..n]);
+    }
+    fn acc_values(&self, acc: &mut Vec<f64>, values: &[(usize, &Vec<f32>)]) {
+        for &(slot, x) in values {
+            acc[slot] += x[0] as f64;
+        }
+    }
+    fn acc_greater_frac(&self, acc: &mut Vec<f64>, slot: usize, a: &Vec<f32>, b: &Vec<f32>) {
+        acc[slot] += step::greater_frac(a, b);
+    }
+    fn acc_argmax_hits(
+        &self,
+        acc: &mut Vec<f64>,
+        slot: usize,
+        logits: &Vec<f32>,
+        labels: &Vec<u32>,
+        mask: Option<&Vec<f32>>,
+        rows: usize,
+        cols: usize,
+    ) {
+        let mask = mask.map(|m| &m[..rows]);
+        if let Some(f) = step::argmax_hit_frac(&logits[..rows * cols], &labels[..rows], mask, cols)
+        {
+            acc[slot] += f;
+        }
+    }
+    fn sq_norm_acc(&self, x: &Vec<f32>, acc: &mut Vec<f64>, slot: usize) {
+        acc[slot] += reduce::sq_norm(x);
+    }
+    fn clip_scale(&self, acc: &Vec<f64>, slot: usize, clip: f32, out: &mut Vec<f32>) {
+        out[0] = step::clip_scale(acc[slot], clip);
+    }
+
     fn adam(
         &self,
         s: AdamStep,
@@ -470,7 +534,12 @@ impl Backend for Cpu {
         g: &Vec<f32>,
         m: &mut Vec<f32>,
         v: &mut Vec<f32>,
+        grad_scale: Option<&Vec<f32>>,
     ) {
+        let s = AdamStep {
+            grad_scale: grad_scale.map_or(s.grad_scale, |b| b[0]),
+            ..s
+        };
         adam::adam(s, p, g, m, v);
     }
 }

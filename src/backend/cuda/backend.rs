@@ -21,7 +21,7 @@ use cudarc::driver::CudaSlice;
 
 use super::CudaRuntime;
 use super::ops::sparse::{self, DeviceDataset, SpmmBatch};
-use super::ops::{dense, elementwise as ew, kl_ce, loss, reduce, rows};
+use super::ops::{dense, elementwise as ew, kl_ce, loss, reduce, rows, step};
 use crate::backend::{AdamStep, Backend, Binary, GemmSpec, InputTransform, Unary};
 use crate::data::Csr;
 
@@ -166,6 +166,7 @@ impl Backend for CudaBackend {
     type Buf = CudaSlice<f32>;
     type IdxBuf = CudaSlice<u32>;
     type CsrBuf = CudaCsr;
+    type AccBuf = CudaSlice<f64>;
 
     fn name(&self) -> &'static str {
         "cuda"
@@ -190,6 +191,24 @@ impl Backend for CudaBackend {
     }
     fn len(&self, buf: &CudaSlice<f32>) -> usize {
         buf.len()
+    }
+    fn idx_len(&self, buf: &CudaSlice<u32>) -> usize {
+        buf.len()
+    }
+    fn alloc_acc(&self, len: usize) -> CudaSlice<f64> {
+        self.scratch_f64(len)
+    }
+    fn zero_acc(&self, acc: &mut CudaSlice<f64>) {
+        let r = self.rt.stream.memset_zeros(acc);
+        self.ok(r.map_err(Into::into), "zero_acc");
+    }
+    fn download_acc(&self, acc: &CudaSlice<f64>, dst: &mut [f64]) {
+        assert_eq!(acc.len(), dst.len(), "download_acc: lengths differ");
+        if !dst.is_empty() {
+            let r = self.rt.stream.memcpy_dtoh(acc, dst);
+            self.ok(r.map_err(Into::into), "download_acc");
+        }
+        self.ok(self.rt.synchronize(), "download_acc");
     }
     fn upload(&self, src: &[f32], dst: &mut CudaSlice<f32>) {
         assert_eq!(
@@ -883,6 +902,75 @@ impl Backend for CudaBackend {
     }
 
     // ---- optimiser ----------------------------------------------------------------------------
+    fn gather_idx(
+        &self,
+        table: &CudaSlice<u32>,
+        idx: &CudaSlice<u32>,
+        n: usize,
+        out: &mut CudaSlice<u32>,
+    ) {
+        let r = step::gather(&self.rt, "gather_u32", table, idx, n, out);
+        self.ok(r, "gather_idx");
+    }
+    fn gather_values(
+        &self,
+        table: &CudaSlice<f32>,
+        idx: &CudaSlice<u32>,
+        n: usize,
+        out: &mut CudaSlice<f32>,
+    ) {
+        let r = step::gather(&self.rt, "gather_f32", table, idx, n, out);
+        self.ok(r, "gather_values");
+    }
+    fn gather_labels(
+        &self,
+        table: &CudaSlice<u32>,
+        idx: &CudaSlice<u32>,
+        n: usize,
+        labels: &mut CudaSlice<u32>,
+        mask: &mut CudaSlice<f32>,
+    ) {
+        let r = step::gather_labels(&self.rt, table, idx, n, labels, mask);
+        self.ok(r, "gather_labels");
+    }
+    fn acc_values(&self, acc: &mut CudaSlice<f64>, values: &[(usize, &CudaSlice<f32>)]) {
+        self.ok(step::acc_values(&self.rt, acc, values), "acc_values");
+    }
+    fn acc_greater_frac(
+        &self,
+        acc: &mut CudaSlice<f64>,
+        slot: usize,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+    ) {
+        let r = step::acc_greater_frac(&self.rt, acc, slot, a, b);
+        self.ok(r, "acc_greater_frac");
+    }
+    fn acc_argmax_hits(
+        &self,
+        acc: &mut CudaSlice<f64>,
+        slot: usize,
+        logits: &CudaSlice<f32>,
+        labels: &CudaSlice<u32>,
+        mask: Option<&CudaSlice<f32>>,
+        rows: usize,
+        cols: usize,
+    ) {
+        let r = step::acc_argmax_hits(&self.rt, acc, slot, logits, labels, mask, rows, cols);
+        self.ok(r, "acc_argmax_hits");
+    }
+    fn sq_norm_acc(&self, x: &CudaSlice<f32>, acc: &mut CudaSlice<f64>, slot: usize) {
+        let mut partials = self.scratch_f64(rows::SUM_F64_BLOCKS);
+        let r = step::sq_norm_acc(&self.rt, x, &mut partials, acc, slot);
+        self.ok(r, "sq_norm_acc");
+    }
+    fn clip_scale(&self, acc: &CudaSlice<f64>, slot: usize, clip: f32, out: &mut CudaSlice<f32>) {
+        self.ok(
+            step::clip_scale(&self.rt, acc, slot, clip, out),
+            "clip_scale",
+        );
+    }
+
     fn adam(
         &self,
         s: AdamStep,
@@ -890,8 +978,9 @@ impl Backend for CudaBackend {
         g: &CudaSlice<f32>,
         m: &mut CudaSlice<f32>,
         v: &mut CudaSlice<f32>,
+        grad_scale: Option<&CudaSlice<f32>>,
     ) {
-        self.ok(ew::adam_step(&self.rt, s, p, g, m, v), "adam");
+        self.ok(ew::adam_step(&self.rt, s, p, g, m, v, grad_scale), "adam");
     }
 }
 

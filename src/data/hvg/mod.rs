@@ -13,6 +13,48 @@ pub mod streamed;
 pub use seurat::seurat;
 pub use seurat_v3::{seurat_v3, seurat_v3_paper};
 
+use crate::data::AnnData;
+
+/// How the genes a model uses are chosen.
+#[derive(Clone, Debug)]
+pub enum GeneSelection {
+    /// scanpy seurat_v3 on counts, per batch.
+    SeuratV3(usize),
+    /// scanpy seurat on log-normalised data, per batch.
+    Seurat(usize),
+    /// These var indices.
+    Given(Vec<usize>),
+    All,
+}
+
+/// Selects genes. Cells and genes without counts are ignored by HVG selection.
+pub fn select_genes(
+    adata: &AnnData,
+    batch: &[u32],
+    n_batches: usize,
+    how: &GeneSelection,
+) -> anyhow::Result<Vec<usize>> {
+    let col_sums = adata.x.col_sums();
+    let nonzero_genes: Vec<usize> = (0..adata.n_vars()).filter(|&j| col_sums[j] > 0.0).collect();
+    let n_top = match how {
+        GeneSelection::Given(g) => return Ok(g.clone()),
+        GeneSelection::All => return Ok(nonzero_genes),
+        GeneSelection::SeuratV3(n) | GeneSelection::Seurat(n) => *n,
+    };
+    if n_top >= nonzero_genes.len() {
+        return Ok(nonzero_genes);
+    }
+    let row_sums = adata.x.row_sums();
+    let cells: Vec<usize> = (0..adata.n_obs()).filter(|&i| row_sums[i] > 0.0).collect();
+    let sub = adata.x.select(&cells, &nonzero_genes);
+    let sub_batch: Vec<u32> = cells.iter().map(|&i| batch[i]).collect();
+    let res: HvgResult = match how {
+        GeneSelection::SeuratV3(_) => seurat_v3(&sub, Some(&sub_batch), n_batches, n_top)?,
+        _ => seurat(&sub, Some(&sub_batch), n_batches, n_top)?,
+    };
+    Ok(res.selected.iter().map(|&k| nonzero_genes[k]).collect())
+}
+
 /// Outcome of a highly-variable-gene selection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HvgResult {

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::{blocks_for, cfg_1d, check_len};
+use super::{NULL_PTR, blocks_for, cfg_1d, check_len};
 use crate::backend::cuda::CudaRuntime;
 use crate::backend::{AdamStep, Binary, Unary};
 
@@ -299,9 +299,13 @@ pub fn adam_step(
     g: &CudaSlice<f32>,
     m: &mut CudaSlice<f32>,
     v: &mut CudaSlice<f32>,
+    grad_scale: Option<&CudaSlice<f32>>,
 ) -> Result<()> {
     let n = p.len();
     check_len(g, n, "adam grad")?;
+    if let Some(s) = grad_scale {
+        check_len(s, 1, "adam gradient scale")?;
+    }
     check_len(m, n, "adam m")?;
     check_len(v, n, "adam v")?;
     if n == 0 {
@@ -320,11 +324,12 @@ pub fn adam_step(
         .arg(&s.beta1)
         .arg(&s.beta2)
         .arg(&s.eps)
-        .arg(&s.grad_scale)
-        .arg(&step)
-        .arg(&inv_sqrt_c2)
-        .arg(&decay)
-        .arg(&ni);
+        .arg(&s.grad_scale);
+    match grad_scale {
+        Some(b) => l.arg(b),
+        None => l.arg(&NULL_PTR),
+    };
+    l.arg(&step).arg(&inv_sqrt_c2).arg(&decay).arg(&ni);
     // SAFETY: every buffer holds n elements.
     unsafe { l.launch(elem_cfg(n)) }?;
     Ok(())

@@ -12,6 +12,7 @@ pub mod loss;
 pub mod reduce;
 pub mod rows;
 pub mod sparse;
+pub mod step;
 
 use anyhow::{Result, bail};
 use cudarc::driver::{DeviceSlice, LaunchConfig};

@@ -206,6 +206,30 @@ pub fn sum_rows_f64(
     Ok(())
 }
 
+/// The first stage of [`sum_f64`]: per-block partial sums of `x` (or of its squares) in
+/// `partials`; returns how many blocks wrote one.
+pub fn sum_f64_partials(
+    rt: &CudaRuntime,
+    x: &CudaSlice<f32>,
+    square: bool,
+    partials: &mut CudaSlice<f64>,
+) -> Result<usize> {
+    check_len(partials, SUM_F64_BLOCKS, "sum partials")?;
+    let f1 = rt.function("rows", "sum_f64_partials")?;
+    let (n, sq) = (x.len() as i64, i32::from(square));
+    // No more blocks than the data fills (most sums here are of a minibatch's losses): the
+    // partition of x into partials depends only on n, so the sum stays deterministic.
+    let blocks = x
+        .len()
+        .div_ceil(ROWS_BLOCK as usize)
+        .clamp(1, SUM_F64_BLOCKS);
+    let mut l = rt.stream.launch_builder(&f1);
+    l.arg(x).arg(&n).arg(&sq).arg(&mut *partials);
+    // SAFETY: `blocks` <= SUM_F64_BLOCKS blocks, each writes its own partial.
+    unsafe { l.launch(cfg_1d(blocks, ROWS_BLOCK)) }?;
+    Ok(blocks)
+}
+
 /// Where [`sum_f64`] writes its total.
 pub enum SumTarget<'a> {
     /// `out[0] = (f32) total`.
@@ -223,19 +247,7 @@ pub fn sum_f64(
     partials: &mut CudaSlice<f64>,
     target: SumTarget,
 ) -> Result<()> {
-    check_len(partials, SUM_F64_BLOCKS, "sum partials")?;
-    let f1 = rt.function("rows", "sum_f64_partials")?;
-    let (n, sq) = (x.len() as i64, i32::from(square));
-    // No more blocks than the data fills (most sums here are of a minibatch's losses): the
-    // partition of x into partials depends only on n, so the sum stays deterministic.
-    let blocks = x
-        .len()
-        .div_ceil(ROWS_BLOCK as usize)
-        .clamp(1, SUM_F64_BLOCKS);
-    let mut l = rt.stream.launch_builder(&f1);
-    l.arg(x).arg(&n).arg(&sq).arg(&mut *partials);
-    // SAFETY: `blocks` <= SUM_F64_BLOCKS blocks, each writes its own partial.
-    unsafe { l.launch(cfg_1d(blocks, ROWS_BLOCK)) }?;
+    let blocks = sum_f64_partials(rt, x, square, partials)?;
     let f2 = rt.function("rows", "sum_f64_finish")?;
     let np = blocks as i32;
     let mut l = rt.stream.launch_builder(&f2);

@@ -5,12 +5,12 @@
 
 use anyhow::Context;
 
+use super::setup::{GeneSelection, Setup, select_genes};
 use crate::data::AnnData;
 use crate::data::validate::{self, DropReport};
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::hyper::HyperParams;
 use crate::model::sup::CellLabels;
-use crate::pipeline::{self, GeneSelection, Setup};
 
 /// What to train on and how.
 pub struct Request<'a> {
@@ -99,7 +99,7 @@ pub fn prepare(adata: &mut AnnData, req: &Request) -> anyhow::Result<Prepared> {
             req.source
         );
     }
-    let genes = pipeline::select_genes(adata, &batch, batch_names.len(), &req.genes)?;
+    let genes = select_genes(adata, &batch, batch_names.len(), &req.genes)?;
     let n_labels = labels.as_ref().map_or(0, |(_, l)| l.categories.len());
     let (model_cfg, train_cfg) =
         req.hyper

@@ -1,0 +1,204 @@
+//! Launchers of `kernels/step.cu`: the device-resident training step (minibatch gathers from
+//! per-cell tables, the training log's f64 running sums, the clipping factor). Each mirrors the
+//! function of `backend::cpu::step` it names.
+
+use anyhow::{Result, ensure};
+use cudarc::driver::{CudaSlice, DeviceSlice, PushKernelArg};
+
+use super::rows::SUM_F64_BLOCKS;
+use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len};
+use crate::backend::cuda::CudaRuntime;
+
+/// `STEP_BLOCK` in step.cu.
+pub const STEP_BLOCK: u32 = 256;
+/// Values `acc_values` takes per launch.
+pub const ACC_VALUES_MAX: usize = 8;
+
+fn check_min<T>(s: &impl DeviceSlice<T>, n: usize, what: &str) -> Result<()> {
+    ensure!(
+        s.len() >= n,
+        "{what}: {n} elements needed on the GPU, {} held",
+        s.len()
+    );
+    Ok(())
+}
+
+fn check_slot(acc: &CudaSlice<f64>, slot: usize) -> Result<i32> {
+    ensure!(
+        slot < acc.len(),
+        "accumulator slot {slot} of {} slots",
+        acc.len()
+    );
+    as_i32(slot, "slot")
+}
+
+/// `out[i] = table[idx[i]]` for i < n, u32 or f32 (`kernel` = "gather_u32" / "gather_f32").
+/// Mirrors `cpu::step::gather`.
+pub fn gather<T: cudarc::driver::DeviceRepr>(
+    rt: &CudaRuntime,
+    kernel: &str,
+    table: &CudaSlice<T>,
+    idx: &CudaSlice<u32>,
+    n: usize,
+    out: &mut CudaSlice<T>,
+) -> Result<()> {
+    check_min(idx, n, "gather indices")?;
+    check_min(out, n, "gather output")?;
+    if n == 0 {
+        return Ok(());
+    }
+    let f = rt.function("step", kernel)?;
+    let (nt, ni) = (as_i32(table.len(), "table rows")?, as_i32(n, "n")?);
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(table).arg(&nt).arg(idx).arg(out).arg(&ni);
+    // SAFETY: idx and out hold at least n elements; table reads are bounds-checked in the kernel.
+    unsafe { l.launch(cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK)) }?;
+    Ok(())
+}
+
+/// Labels and mask of a minibatch. Mirrors `cpu::step::gather_labels`.
+pub fn gather_labels(
+    rt: &CudaRuntime,
+    table: &CudaSlice<u32>,
+    idx: &CudaSlice<u32>,
+    n: usize,
+    labels: &mut CudaSlice<u32>,
+    mask: &mut CudaSlice<f32>,
+) -> Result<()> {
+    check_min(idx, n, "gather_labels indices")?;
+    check_min(labels, n, "gather_labels labels")?;
+    check_min(mask, n, "gather_labels mask")?;
+    if n == 0 {
+        return Ok(());
+    }
+    let f = rt.function("step", "gather_labels")?;
+    let (nt, ni) = (as_i32(table.len(), "table rows")?, as_i32(n, "n")?);
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(table)
+        .arg(&nt)
+        .arg(idx)
+        .arg(labels)
+        .arg(mask)
+        .arg(&ni);
+    // SAFETY: lengths checked above; table reads are bounds-checked in the kernel.
+    unsafe { l.launch(cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK)) }?;
+    Ok(())
+}
+
+/// `acc[slot] += x[0]` for each pair, up to [`ACC_VALUES_MAX`] per launch.
+pub fn acc_values(
+    rt: &CudaRuntime,
+    acc: &mut CudaSlice<f64>,
+    values: &[(usize, &CudaSlice<f32>)],
+) -> Result<()> {
+    for chunk in values.chunks(ACC_VALUES_MAX) {
+        let mut slots = [0i32; ACC_VALUES_MAX];
+        for (k, &(slot, x)) in chunk.iter().enumerate() {
+            slots[k] = check_slot(acc, slot)?;
+            check_min(x, 1, "acc_values value")?;
+        }
+        let f = rt.function("step", "acc_values")?;
+        let count = chunk.len() as i32;
+        let mut l = rt.stream.launch_builder(&f);
+        l.arg(&mut *acc).arg(&count);
+        for (k, slot) in slots.iter().enumerate() {
+            l.arg(slot);
+            match chunk.get(k) {
+                Some(&(_, x)) => l.arg(x),
+                None => l.arg(&NULL_PTR),
+            };
+        }
+        // SAFETY: slots checked against acc; each value holds at least one element.
+        unsafe { l.launch(cfg_1d(1, 32)) }?;
+    }
+    Ok(())
+}
+
+/// `acc[slot] += #(a > b) / n`. Mirrors `cpu::step::greater_frac`.
+pub fn acc_greater_frac(
+    rt: &CudaRuntime,
+    acc: &mut CudaSlice<f64>,
+    slot: usize,
+    a: &CudaSlice<f32>,
+    b: &CudaSlice<f32>,
+) -> Result<()> {
+    let s = check_slot(acc, slot)?;
+    check_len(b, a.len(), "acc_greater_frac b")?;
+    let f = rt.function("step", "acc_greater_frac")?;
+    let n = as_i32(a.len(), "n")?;
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(acc).arg(&s).arg(a).arg(b).arg(&n);
+    // SAFETY: a and b hold n elements; one block.
+    unsafe { l.launch(cfg_1d(1, STEP_BLOCK)) }?;
+    Ok(())
+}
+
+/// Argmax hits of logits [rows, cols] against labels. Mirrors `cpu::step::argmax_hit_frac`.
+#[allow(clippy::too_many_arguments)]
+pub fn acc_argmax_hits(
+    rt: &CudaRuntime,
+    acc: &mut CudaSlice<f64>,
+    slot: usize,
+    logits: &CudaSlice<f32>,
+    labels: &CudaSlice<u32>,
+    mask: Option<&CudaSlice<f32>>,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    let s = check_slot(acc, slot)?;
+    check_min(logits, rows * cols, "acc_argmax_hits logits")?;
+    check_min(labels, rows, "acc_argmax_hits labels")?;
+    if let Some(m) = mask {
+        check_min(m, rows, "acc_argmax_hits mask")?;
+    }
+    let f = rt.function("step", "acc_argmax_hits")?;
+    let (r, c) = (as_i32(rows, "rows")?, as_i32(cols, "cols")?);
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(acc).arg(&s).arg(logits).arg(labels);
+    match mask {
+        Some(m) => l.arg(m),
+        None => l.arg(&NULL_PTR),
+    };
+    l.arg(&r).arg(&c);
+    // SAFETY: lengths checked above; one block.
+    unsafe { l.launch(cfg_1d(1, STEP_BLOCK)) }?;
+    Ok(())
+}
+
+/// `acc[slot] += sum x^2` (f64): rows.cu's first stage, then `acc_partials`.
+pub fn sq_norm_acc(
+    rt: &CudaRuntime,
+    x: &CudaSlice<f32>,
+    partials: &mut CudaSlice<f64>,
+    acc: &mut CudaSlice<f64>,
+    slot: usize,
+) -> Result<()> {
+    let s = check_slot(acc, slot)?;
+    check_len(partials, SUM_F64_BLOCKS, "sq_norm partials")?;
+    let blocks = super::rows::sum_f64_partials(rt, x, true, partials)?;
+    let f = rt.function("step", "acc_partials")?;
+    let np = blocks as i32;
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(acc).arg(&s).arg(&*partials).arg(&np);
+    // SAFETY: one thread reads `blocks` partials and writes acc[slot].
+    unsafe { l.launch(cfg_1d(1, 32)) }?;
+    Ok(())
+}
+
+/// The clipping factor from the squared norm in `acc[slot]`. Mirrors `cpu::step::clip_scale`.
+pub fn clip_scale(
+    rt: &CudaRuntime,
+    acc: &CudaSlice<f64>,
+    slot: usize,
+    clip: f32,
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let s = check_slot(acc, slot)?;
+    check_len(out, 1, "clip_scale output")?;
+    let f = rt.function("step", "clip_scale")?;
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(acc).arg(&s).arg(&clip).arg(out);
+    // SAFETY: one thread writes out[0].
+    unsafe { l.launch(cfg_1d(1, 32)) }?;
+    Ok(())
+}

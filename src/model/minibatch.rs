@@ -1,0 +1,121 @@
+//! The training step's minibatch, resident on the device: the cells' rows are the step's one
+//! upload; batch codes, library sizes and labels are gathered on the device from per-cell
+//! tables uploaded with the data ([`CellTables`]).
+
+use crate::backend::{Backend, UNLABELLED};
+use crate::model::dataset::PreparedData;
+use crate::tape::{DeviceIndices, Indices};
+
+/// Per-cell values the step reads, uploaded once with the data.
+pub struct CellTables<B: Backend> {
+    pub n_cells: usize,
+    /// Observed library size per cell.
+    pub library: B::Buf,
+    /// Batch code per cell (each < `n_batches`).
+    pub batch: B::IdxBuf,
+    pub n_batches: usize,
+    /// Sup: label code per cell (`UNLABELLED` for none) and the number of label categories.
+    pub labels: Option<(B::IdxBuf, usize)>,
+}
+
+impl<B: Backend> CellTables<B> {
+    pub fn upload(backend: &B, prep: &PreparedData) -> anyhow::Result<Self> {
+        let n_cells = prep.n_cells();
+        anyhow::ensure!(
+            prep.batch.len() == n_cells,
+            "{} batch codes for {n_cells} cells",
+            prep.batch.len()
+        );
+        let n_batches = prep.batch_names.len().max(1);
+        if let Some(&b) = prep.batch.iter().find(|&&b| b as usize >= n_batches) {
+            anyhow::bail!("batch code {b} >= {n_batches} batches");
+        }
+        let mut library = backend.alloc(n_cells);
+        backend.upload(&prep.library, &mut library);
+        let mut batch = backend.alloc_idx(n_cells);
+        backend.upload_idx(&prep.batch, &mut batch);
+        let labels = match &prep.labels {
+            Some(l) => {
+                let codes: Vec<u32> = (0..n_cells)
+                    .map(|r| l.codes.get(r).copied().flatten().unwrap_or(UNLABELLED))
+                    .collect();
+                let n_labels = l.categories.len().max(1);
+                if let Some(&c) = codes
+                    .iter()
+                    .find(|&&c| c != UNLABELLED && c as usize >= n_labels)
+                {
+                    anyhow::bail!("label code {c} >= {n_labels} categories");
+                }
+                let mut buf = backend.alloc_idx(n_cells);
+                backend.upload_idx(&codes, &mut buf);
+                Some((buf, n_labels))
+            }
+            None => None,
+        };
+        Ok(CellTables {
+            n_cells,
+            library,
+            batch,
+            n_batches,
+            labels,
+        })
+    }
+}
+
+/// One minibatch on the device. Reused step after step: [`Minibatch::load`] refills it.
+pub struct Minibatch<B: Backend> {
+    /// Cell indices into the data.
+    pub rows: DeviceIndices<B>,
+    /// Their batch codes.
+    pub batch: DeviceIndices<B>,
+    /// Their observed library sizes.
+    pub library: B::Buf,
+    /// Sup: their labels (0 when unlabelled) and the 0/1 mask of labelled cells.
+    pub labels: Option<(DeviceIndices<B>, B::Buf)>,
+}
+
+impl<B: Backend> Minibatch<B> {
+    /// Buffers for minibatches of `n` cells of the data behind `tables`.
+    pub fn new(backend: &B, n: usize, tables: &CellTables<B>) -> Self {
+        Minibatch {
+            rows: DeviceIndices::empty(backend, n, tables.n_cells),
+            batch: DeviceIndices::empty(backend, n, tables.n_batches),
+            library: backend.alloc(n),
+            labels: tables
+                .labels
+                .as_ref()
+                .map(|(_, k)| (DeviceIndices::empty(backend, n, *k), backend.alloc(n))),
+        }
+    }
+
+    /// The minibatch of cells `rows`: one upload, then gathers on the device.
+    pub fn load(
+        &mut self,
+        backend: &B,
+        tables: &CellTables<B>,
+        rows: &[u32],
+    ) -> anyhow::Result<()> {
+        self.rows.reupload(backend, rows)?;
+        let n = rows.len();
+        let idx = self.rows.buf();
+        backend.gather_idx(&tables.batch, idx, n, self.batch.buf_mut(backend));
+        backend.gather_values(&tables.library, idx, n, &mut self.library);
+        if let (Some((table, _)), Some((labels, mask))) = (&tables.labels, &mut self.labels) {
+            backend.gather_labels(table, idx, n, labels.buf_mut(backend), mask);
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    pub fn rows(&self) -> Indices<'_, B> {
+        Indices::Device(&self.rows)
+    }
+    pub fn batch(&self) -> Indices<'_, B> {
+        Indices::Device(&self.batch)
+    }
+}
