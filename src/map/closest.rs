@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
-use crate::map::surgery::BatchInit;
+use crate::map::surgery::{self, BatchInit};
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::minibatch::Minibatch;
 use crate::model::scdreamer::Scdreamer;
@@ -27,9 +27,11 @@ pub fn closest_reference_batches<B: Backend>(
 ) -> anyhow::Result<Vec<BatchInit>> {
     let backend = reference.params.backend().clone();
     let mut tape = Tape::new(backend.clone());
-    new_codes
-        .iter()
-        .map(|&code| {
+    let mut best = vec![(f64::NEG_INFINITY, BatchInit::Mean); new_codes.len()];
+    for b in 0..reference.cfg.n_batches as u32 {
+        // Every new batch as a copy of reference batch b.
+        let candidate = surgery::extend(reference, &vec![BatchInit::Copy(b); new_codes.len()])?;
+        for (slot, &code) in best.iter_mut().zip(new_codes) {
             let cells: Vec<u32> = rows
                 .iter()
                 .copied()
@@ -37,24 +39,19 @@ pub fn closest_reference_batches<B: Backend>(
                 .take(SAMPLE)
                 .collect();
             if cells.len() < 2 {
-                return Ok(BatchInit::Mean);
+                continue;
             }
             let mut mb = Minibatch::new(&backend, cells.len(), &data.tables);
             mb.load(&backend, &data.tables, &cells)?;
-            let mut best = (f64::NEG_INFINITY, BatchInit::Mean);
-            for b in 0..reference.cfg.n_batches as u32 {
-                // The cells as if they came from reference batch b.
-                mb.batch.reupload(&backend, &vec![b; cells.len()])?;
-                // The same noise for every candidate: differences come from the rows alone.
-                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc105e);
-                tape.reset();
-                let g = reference.ae_graph(&mut tape, data, prep, &mb, &mut rng);
-                let elbo = tape.scalar(g.losses[0]) as f64;
-                if elbo.is_finite() && elbo > best.0 {
-                    best = (elbo, BatchInit::Copy(b));
-                }
+            // The same noise for every candidate: differences come from the rows alone.
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc105e);
+            tape.reset();
+            let g = candidate.ae_graph(&mut tape, data, prep, &mb, &mut rng);
+            let elbo = tape.scalar(g.losses[0]) as f64;
+            if elbo.is_finite() && elbo > slot.0 {
+                *slot = (elbo, BatchInit::Copy(b));
             }
-            Ok(best.1)
-        })
-        .collect()
+        }
+    }
+    Ok(best.into_iter().map(|(_, init)| init).collect())
 }

@@ -103,6 +103,13 @@ pub fn map_query<B: Backend>(
         &cfg,
         Some(saved.constants.into()),
     )?;
+    // Sup: the query's cells carry no label (the training loss masks them all out).
+    if model.cfg.n_labels > 0 {
+        setup.prep.labels = Some(crate::model::sup::CellLabels {
+            codes: vec![None; setup.prep.n_cells()],
+            categories: saved.label_categories.clone(),
+        });
+    }
     let data = DeviceData::upload_taking(backend, &mut setup.prep)?;
     let new_codes: Vec<u32> = (n_ref..batches.names.len()).map(|c| c as u32).collect();
     let init = match opts.init {
