@@ -12,6 +12,7 @@ pub mod backend;
 pub mod cli;
 pub mod data;
 pub mod io;
+pub mod map;
 pub mod metrics;
 pub mod model;
 pub mod nn;

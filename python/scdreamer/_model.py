@@ -321,6 +321,40 @@ class Model:
             self._bound = True
         return self
 
+    def map_query(self, adata, *, batch_key=None, layer=None, epochs=0, seed=0, lr=1e-3,
+                  fill_missing_genes=False, batch_init="mean", allow_non_integer=None):
+        """Maps the query ``adata`` onto this model, as ``scdreamer map`` does (scArches-style, like
+        scvi-tools' ``load_query_data``): batches of ``obs[batch_key]`` (default: the model's
+        batch key) that the model does not know get new parameters, starting from the mean of
+        the reference batches (``batch_init="closest"``: a copy of the reference batch that
+        explains them best) and trained for ``epochs`` on the query with every reference weight
+        frozen (0: not trained). Genes are matched by name; missing ones are an error unless
+        ``fill_missing_genes``. Returns the extended model, bound to ``adata``: its
+        ``get_latent_representation()`` is the query in the reference's latent space,
+        ``predict(soft=True)`` the transferred label probabilities (a Sup model), ``save`` the
+        extended model that ``scdreamer embed`` accepts for every batch. ``self`` is unchanged."""
+        model = self._model()
+        cfg = self._config()
+        key = batch_key if batch_key is not None else cfg["batch_key"]
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer (got {epochs!r})")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer (got {seed!r})")
+        _check_positive("lr", lr, float)
+        layer = self.layer if layer is None else layer
+        non_integer = self.allow_non_integer if allow_non_integer is None else allow_non_integer
+        _data.require_obs_key(adata, key, "batch", "batch_key")
+        data = _data.read(adata, layer, [key], non_integer)
+        rs = model.map_query(data, key, int(epochs), int(seed), float(lr), bool(fill_missing_genes),
+                             str(batch_init))
+        query = Model.__new__(Model)
+        query._rs, query._device_line, query._trainer = rs, self._device_line, None
+        query.adata, query.layer, query.device, query.n_threads = adata, layer, self.device, self.n_threads
+        query.batch_key, query.labels_key = cfg["batch_key"], cfg.get("labels_key")
+        query.transform_batch, query.allow_non_integer = "all", non_integer
+        query._notes, query._bound = [], True
+        return query
+
     def __repr__(self) -> str:
         state = "trained" if self._rs is not None else "not trained"
         return f"scdreamer.Model(batch_key={self.batch_key!r}, labels_key={self.labels_key!r}, {state})"

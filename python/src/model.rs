@@ -270,6 +270,76 @@ impl Model {
         ))
     }
 
+    /// Maps the query `data` (new batches welcome) onto this model (see `scdreamer map`):
+    /// returns the extended model, bound to the query.
+    #[pyo3(signature = (data, batch_key, epochs, seed, lr, fill_missing_genes, batch_init))]
+    #[allow(clippy::too_many_arguments)]
+    fn map_query(
+        &self,
+        py: Python<'_>,
+        data: PyRefMut<'_, Data>,
+        batch_key: Option<String>,
+        epochs: usize,
+        seed: u64,
+        lr: f32,
+        fill_missing_genes: bool,
+        batch_init: &str,
+    ) -> PyResult<Model> {
+        let init = match batch_init {
+            "mean" => scdreamer::map::InitChoice::Mean,
+            "closest" => scdreamer::map::InitChoice::Closest,
+            other => {
+                return Err(bad(format!(
+                    "batch_init must be 'mean' or 'closest' (got {other:?})"
+                )));
+            }
+        };
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(bad(format!("lr must be positive (got {lr})")));
+        }
+        let mut a = take(Some(data))?.expect("given");
+        let opts = scdreamer::map::MapOptions {
+            batch_key,
+            fill_missing_genes,
+            fit: scdreamer::map::QueryFit {
+                epochs,
+                batch_size: self.saved.run.train.batch_size,
+                lr,
+                seed,
+            },
+            init,
+        };
+        let (net, saved, pool) = (&self.net, &self.saved, &self.pool);
+        let (net, ext) = py
+            .allow_threads(|| {
+                install(pool, || -> anyhow::Result<(Net, SavedConfig)> {
+                    Ok(match net {
+                        Net::Cpu(n) => {
+                            let (n1, ext) = mapped(n, saved, &mut a, &opts)?;
+                            (Net::Cpu(n1), ext)
+                        }
+                        Net::Cuda(n) => {
+                            let (n1, ext) = mapped(n, saved, &mut a, &opts)?;
+                            (Net::Cuda(n1), ext)
+                        }
+                    })
+                })
+            })
+            .py_err()?;
+        Ok(Model {
+            net,
+            labels_key: ext.labels_key.clone(),
+            saved: ext,
+            log: Vec::new(),
+            train_seconds: 0.0,
+            threads: self.threads,
+            device: self.device,
+            pool: self.pool.clone(),
+            transform_batch: "all".into(),
+            unlabeled_category: self.unlabeled_category.clone(),
+        })
+    }
+
     /// `config.json` as JSON text (genes, batch and label categories, every parameter).
     fn config_json(&self) -> PyResult<String> {
         serde_json::to_string(&self.saved).map_err(|e| bad(e.to_string()))
@@ -325,6 +395,24 @@ impl Model {
         })
         .py_err()
     }
+}
+
+/// The query mapped onto `n`'s model: the extended model bound to the query, and its config.
+fn mapped<B: Backend>(
+    n: &Net1<B>,
+    saved: &SavedConfig,
+    a: &mut AnnDataIn,
+    opts: &scdreamer::map::MapOptions,
+) -> anyhow::Result<(Net1<B>, SavedConfig)> {
+    let m = scdreamer::map::map_query(n.model.params.backend(), &n.model, saved, a, opts)?;
+    let bound = Some((m.setup.prep, m.trained.data));
+    Ok((
+        Net1 {
+            model: m.trained.model,
+            bound,
+        },
+        m.saved,
+    ))
 }
 
 pub(crate) fn rand_seed0() -> rand_chacha::ChaCha8Rng {

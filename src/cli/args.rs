@@ -19,6 +19,9 @@ pub enum Command {
     Integrate(Box<IntegrateArgs>),
     /// Embed new cells of known batches with a model saved by `integrate --save-model`.
     Embed(EmbedArgs),
+    /// Map a query dataset (new batches welcome) onto a saved model: embedding in the
+    /// reference latent space and, for a Sup model, transferred labels with 'Unknown'.
+    Map(crate::cli::map::MapArgs),
     /// Write a seeded ZINB simulation with cell types, batch effects and ground-truth labels.
     Simulate(crate::cli::simulate::SimulateArgs),
     /// Score embeddings with the scib-metrics Benchmarker metrics (computed natively).

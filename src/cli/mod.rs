@@ -12,6 +12,7 @@ pub mod integrate;
 mod integrate_checks;
 mod integrate_config;
 mod integrate_input;
+pub mod map;
 pub mod simulate;
 
 pub use args::{Cli, Command};
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             evaluate_report::after_integrate(&a, &output)
         }
         Command::Embed(a) => embed::run(&a),
+        Command::Map(a) => map::run(&a),
         Command::Simulate(a) => simulate::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
     }

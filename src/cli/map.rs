@@ -1,0 +1,207 @@
+//! `scdreamer map --model DIR --input query.h5ad --output out.h5ad`: a saved model maps a query
+//! dataset whose batches it may never have seen (scArches-style surgery, see [`crate::map`]),
+//! writes the query's embedding in the reference latent space and, for a scDREAMER-Sup model,
+//! the transferred labels with an `Unknown` answer below `--unknown-threshold`.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::backend::cpu::Cpu;
+use crate::data::dense::Dense;
+use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::io::checkpoint;
+use crate::io::cleanup::commit_all;
+use crate::io::outputs::OutputPlan;
+use crate::map::{BatchInit, InitChoice, MapOptions, QueryFit};
+
+/// Default of `--unknown-threshold`: of 0.5-0.95, the threshold that separated the cells of a
+/// type missing from the reference best (largest share of novel-type cells below it minus
+/// share of known-type cells below it, averaged over four leave-one-type-out splits;
+/// BENCHMARKS.md, "Query mapping").
+pub const DEFAULT_UNKNOWN_THRESHOLD: f32 = 0.85;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct MapArgs {
+    /// Directory written by `integrate --save-model` (the reference).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Query .h5ad with raw counts.
+    #[arg(long, short = 'i')]
+    pub input: PathBuf,
+    /// Output .h5ad: the query's cells with obsm['X_scdreamer'] (and labels for a Sup model).
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// obs column of the query's batches (default: the model's batch key). Batches the model
+    /// knows keep their parameters; the others get new ones.
+    #[arg(long)]
+    pub batch_key: Option<String>,
+    /// Epochs of training the new batches' parameters on the query, every reference weight
+    /// frozen (0: the new batches start from the mean of the reference batches and stay there).
+    #[arg(long, default_value_t = 0)]
+    pub epochs: usize,
+    /// Where the new batches' parameters start: the mean of the reference batches' rows, or a
+    /// copy of the reference batch under which the model explains the new batch best (highest
+    /// ELBO).
+    #[arg(long, value_enum, default_value_t = BatchInitArg::Mean)]
+    pub batch_init: BatchInitArg,
+    /// Seed of the query training (the inference pass draws as `embed` does).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Learning rate of the query training.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Save the extended model (reference + query batches) here; `embed` then knows all of them.
+    #[arg(long, value_name = "DIR2")]
+    pub save_model: Option<PathBuf>,
+    /// Genes of the model that the query lacks count as zeros (with a warning) instead of
+    /// being an error.
+    #[arg(long)]
+    pub fill_missing_genes: bool,
+    /// Sup: cells whose predicted type has a probability below this are labelled 'Unknown' in
+    /// obs['scdreamer_label'] (the best guess stays in obs['scdreamer_label_best']).
+    #[arg(long, default_value_t = DEFAULT_UNKNOWN_THRESHOLD)]
+    pub unknown_threshold: f32,
+    /// Read counts from `layers/NAME` instead of X.
+    #[arg(long, value_name = "NAME")]
+    pub layer: Option<String>,
+    /// Accept non-integer values in X.
+    #[arg(long)]
+    pub allow_non_integer: bool,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchInitArg {
+    Mean,
+    Closest,
+}
+
+pub fn run(a: &MapArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&a.unknown_threshold) {
+        anyhow::bail!(
+            "--unknown-threshold is {}: it is a probability, give a value in [0, 1]",
+            a.unknown_threshold
+        );
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        anyhow::bail!("--lr is {}: give a positive learning rate", a.lr);
+    }
+    let mut plan = OutputPlan::new()
+        .file("--output", &a.output)
+        .input("--input", &a.input)
+        .input("--model file", &a.model.join(checkpoint::CONFIG))
+        .input("--model file", &a.model.join(checkpoint::WEIGHTS));
+    if let Some(dir) = &a.save_model {
+        plan = plan.dir(
+            "--save-model",
+            dir,
+            &[checkpoint::WEIGHTS, checkpoint::CONFIG],
+        );
+    }
+    plan.check()?;
+    h5ad::install_ctrlc_cleanup();
+    let config = checkpoint::load_config(&a.model)?;
+    crate::pipeline::limits::check_model_fits(
+        &config.run.model,
+        config.run.train.batch_size,
+        &format!("the model in {}", a.model.display()),
+    )?;
+    let backend = Cpu::new();
+    let (saved, model) = crate::saved_model::load_model(&a.model, &backend)?;
+    let mut adata = h5ad::read_h5ad(
+        &a.input,
+        &ReadOptions {
+            layer: a.layer.clone(),
+            allow_non_integer: a.allow_non_integer,
+            progress: !a.quiet,
+        },
+    )?;
+    let opts = MapOptions {
+        batch_key: a.batch_key.clone(),
+        fill_missing_genes: a.fill_missing_genes,
+        fit: QueryFit {
+            epochs: a.epochs,
+            batch_size: saved.run.train.batch_size,
+            lr: a.lr,
+            seed: a.seed,
+        },
+        init: match a.batch_init {
+            BatchInitArg::Mean => InitChoice::Mean,
+            BatchInitArg::Closest => InitChoice::Closest,
+        },
+    };
+    let m = crate::map::map_query(&backend, &model, &saved, &mut adata, &opts)?;
+    let n = m.setup.prep.n_cells();
+    let var = adata.var.select(&m.setup.genes);
+    let starts: Vec<String> = (m.new_batches.iter().zip(&m.init))
+        .map(|(name, init)| match init {
+            BatchInit::Mean => format!("{name} from the mean of the reference batches"),
+            BatchInit::Copy(b) => format!(
+                "{name} from a copy of {}",
+                m.saved.batch_categories[*b as usize]
+            ),
+        })
+        .collect();
+    let uns = json!({
+        "version": crate::VERSION,
+        "model": a.model.display().to_string(),
+        "model_scdreamer_version": saved.scdreamer_version,
+        "batch_key": m.setup.batch_key,
+        "batch_categories": m.saved.batch_categories,
+        "new_batches": m.new_batches,
+        "filled_genes": m.n_filled_genes,
+        "batch_init": starts,
+        "epochs": a.epochs,
+        "seed": a.seed,
+        "query_fit_losses": m.fit_losses,
+        "labels_key": saved.labels_key,
+        "label_categories": saved.label_categories,
+        "unknown_threshold": a.unknown_threshold,
+        "map_seconds": m.seconds,
+    });
+    let results = Results {
+        obsm: vec![(
+            "X_scdreamer".into(),
+            Dense::new(n, m.trained.model.cfg.latent, m.latent.clone())?,
+        )],
+        layers: Vec::new(),
+        obs: m
+            .labels
+            .as_ref()
+            .map(|p| {
+                crate::map::labels::obs_columns(p, &saved.label_categories, a.unknown_threshold)
+            })
+            .unwrap_or_default(),
+        uns: vec![("scdreamer".into(), uns)],
+    };
+    let mut pending = vec![h5ad::write_h5ad_pending(
+        &a.output,
+        m.trained.counts(&m.setup.prep),
+        &adata.obs,
+        &var,
+        &results,
+    )?];
+    if let Some(dir) = &a.save_model {
+        pending.extend(checkpoint::save_pending(
+            dir,
+            &m.saved,
+            &m.trained.model.params,
+        )?);
+    }
+    commit_all(pending)?;
+    eprintln!(
+        "mapped {n} cells ({} new batch(es): {}) in {:.1} s; wrote {}{}",
+        m.new_batches.len(),
+        starts.join(", "),
+        m.seconds,
+        a.output.display(),
+        a.save_model
+            .as_ref()
+            .map(|d| format!(" and the extended model to {}", d.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! `scdreamer map` end to end through the binary: a held-out batch of a simulation (with a cell
+//! type the reference lacks) and of the demo is mapped onto a scDREAMER-Sup model trained on the
+//! other batches; labels transfer, the novel type gets low confidence, the reference embeds
+//! exactly as before the surgery, the extended model serves `embed`, and bad inputs fail clearly
+//! without writing anything.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use scdreamer::data::anndata::Column;
+use scdreamer::data::h5ad::{ReadOptions, Results, open_h5, read_h5ad, write_h5ad};
+use scdreamer::data::{AnnData, Frame};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(args).output().expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic in {args:?}: {stderr}");
+    (out.status.success(), stderr)
+}
+
+fn ok(args: &[&str]) -> String {
+    let (success, err) = run(args);
+    assert!(success, "{args:?} failed: {err}");
+    err
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn read(path: &Path) -> AnnData {
+    let opts = ReadOptions {
+        layer: None,
+        allow_non_integer: false,
+        progress: false,
+    };
+    read_h5ad(path, &opts).expect("h5ad reads")
+}
+
+fn obs_strings(frame: &Frame, key: &str) -> Vec<String> {
+    let col = frame.get(key).unwrap_or_else(|| panic!("no obs['{key}']"));
+    (0..col.len()).map(|i| col.label(i).unwrap()).collect()
+}
+
+fn obsm(path: &Path) -> Vec<f32> {
+    let f = open_h5(path).unwrap();
+    f.dataset("obsm/X_scdreamer").unwrap().read_raw().unwrap()
+}
+
+fn confidence(path: &Path) -> Vec<f32> {
+    match read(path).obs.get("scdreamer_label_confidence") {
+        Some(Column::F32(v)) => v.clone(),
+        other => panic!("confidence column: {other:?}"),
+    }
+}
+
+/// The cells `keep` of `a`, written to `path`.
+fn write_subset(a: &AnnData, keep: &[usize], path: &Path) {
+    let cols: Vec<usize> = (0..a.n_vars()).collect();
+    let sub = AnnData {
+        x: a.x.select(keep, &cols),
+        obs: a.obs.select(keep),
+        var: a.var.clone(),
+        x_encoding: a.x_encoding.clone(),
+        x_dtype: a.x_dtype.clone(),
+    };
+    write_h5ad(path, &sub, &Results::default()).unwrap();
+}
+
+/// Macro-F1 over the true classes.
+fn macro_f1(truth: &[String], pred: &[String]) -> f64 {
+    let mut classes: Vec<&String> = truth.iter().collect();
+    classes.sort();
+    classes.dedup();
+    let f1: Vec<f64> = classes
+        .iter()
+        .map(|c| {
+            let tp = truth
+                .iter()
+                .zip(pred)
+                .filter(|(t, p)| t == c && p == c)
+                .count() as f64;
+            let fp = truth
+                .iter()
+                .zip(pred)
+                .filter(|(t, p)| t != c && p == c)
+                .count() as f64;
+            let fn_ = truth
+                .iter()
+                .zip(pred)
+                .filter(|(t, p)| t == c && p != c)
+                .count() as f64;
+            if tp == 0.0 {
+                0.0
+            } else {
+                2.0 * tp / (2.0 * tp + fp + fn_)
+            }
+        })
+        .collect();
+    f1.iter().sum::<f64>() / f1.len() as f64
+}
+
+/// P(score of a positive > score of a negative), ties half.
+fn auroc(score: &[f32], positive: &[bool]) -> f64 {
+    let (mut wins, mut pairs) = (0.0, 0.0);
+    for (i, &pi) in positive.iter().enumerate() {
+        for (j, &pj) in positive.iter().enumerate() {
+            if pi && !pj {
+                pairs += 1.0;
+                wins += match score[i].partial_cmp(&score[j]).unwrap() {
+                    std::cmp::Ordering::Greater => 1.0,
+                    std::cmp::Ordering::Equal => 0.5,
+                    std::cmp::Ordering::Less => 0.0,
+                };
+            }
+        }
+    }
+    wins / pairs
+}
+
+struct Split {
+    dir: tempfile::TempDir,
+    reference: PathBuf,
+    query: PathBuf,
+    model: PathBuf,
+    truth: Vec<String>,
+}
+
+/// Writes the cells of batch `query_batch` as the query and the others (without type
+/// `novel`) as the reference, and trains a Sup model on the reference.
+fn split_and_train(input: &Path, query_batch: &str, novel: Option<&str>, epochs: usize) -> Split {
+    let dir = tempfile::tempdir().unwrap();
+    let a = read(input);
+    let batch = obs_strings(&a.obs, "batch");
+    let types = obs_strings(&a.obs, "cell_type");
+    let q: Vec<usize> = (0..a.n_obs())
+        .filter(|&i| batch[i] == query_batch)
+        .collect();
+    let r: Vec<usize> = (0..a.n_obs())
+        .filter(|&i| batch[i] != query_batch && Some(types[i].as_str()) != novel)
+        .collect();
+    assert!(!q.is_empty() && !r.is_empty());
+    let reference = dir.path().join("reference.h5ad");
+    let query = dir.path().join("query.h5ad");
+    write_subset(&a, &r, &reference);
+    write_subset(&a, &q, &query);
+    let model = dir.path().join("model");
+    ok(&[
+        "integrate",
+        "--input",
+        s(&reference),
+        "--labels-key",
+        "cell_type",
+        "--epochs",
+        &epochs.to_string(),
+        "--quiet",
+        "--output",
+        s(&dir.path().join("ref_out.h5ad")),
+        "--save-model",
+        s(&model),
+    ]);
+    let truth = q.iter().map(|&i| types[i].clone()).collect();
+    Split {
+        dir,
+        reference,
+        query,
+        model,
+        truth,
+    }
+}
+
+fn simulation(dir: &Path) -> PathBuf {
+    let sim = dir.join("sim.h5ad");
+    ok(&[
+        "simulate",
+        "--cells",
+        "2400",
+        "--genes",
+        "500",
+        "--batches",
+        "4",
+        "--types",
+        "5",
+        "--seed",
+        "4",
+        "--output",
+        s(&sim),
+    ]);
+    sim
+}
+
+/// Simulation, batch3 held out, type4 absent from the reference: the known types transfer,
+/// the novel one is flagged by its low confidence, and the surgery leaves the reference alone.
+#[test]
+fn simulated_query_with_a_novel_type_maps_onto_a_sup_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = simulation(tmp.path());
+    let sp = split_and_train(&sim, "batch3", Some("type4"), 40);
+    let d = sp.dir.path();
+    let (out, ext) = (d.join("query_out.h5ad"), d.join("extended"));
+    let log = ok(&[
+        "map",
+        "--model",
+        s(&sp.model),
+        "--input",
+        s(&sp.query),
+        "--output",
+        s(&out),
+        "--save-model",
+        s(&ext),
+        "--quiet",
+    ]);
+    assert!(
+        log.contains("1 new batch(es): batch3 from the mean"),
+        "{log}"
+    );
+    let o = read(&out);
+    assert_eq!(o.n_obs(), sp.truth.len());
+    let z = obsm(&out);
+    assert_eq!(z.len(), sp.truth.len() * 10);
+    assert!(z.iter().all(|v| v.is_finite()));
+
+    let best = obs_strings(&o.obs, "scdreamer_label_best");
+    let label = obs_strings(&o.obs, "scdreamer_label");
+    let conf = confidence(&out);
+    let known: Vec<usize> = (0..best.len())
+        .filter(|&i| sp.truth[i] != "type4")
+        .collect();
+    let f1 = macro_f1(
+        &known
+            .iter()
+            .map(|&i| sp.truth[i].clone())
+            .collect::<Vec<_>>(),
+        &known.iter().map(|&i| best[i].clone()).collect::<Vec<_>>(),
+    );
+    assert!(f1 >= 0.9, "known-type macro-F1 {f1}");
+    let novel: Vec<bool> = sp.truth.iter().map(|t| t == "type4").collect();
+    let doubt: Vec<f32> = conf.iter().map(|c| 1.0 - c).collect();
+    let au = auroc(&doubt, &novel);
+    assert!(au >= 0.8, "novel-type AUROC {au}");
+    // Unknown where (and only where) the confidence is below the default threshold.
+    for i in 0..label.len() {
+        assert_eq!(label[i] == "Unknown", conf[i] < 0.85, "cell {i}");
+        assert!(label[i] == "Unknown" || label[i] == best[i]);
+    }
+    let unknown_novel = (0..label.len())
+        .filter(|&i| novel[i] && label[i] == "Unknown")
+        .count();
+    let unknown_known = known.iter().filter(|&&i| label[i] == "Unknown").count();
+    assert!(
+        unknown_novel as f64 / novel.iter().filter(|&&n| n).count() as f64
+            > unknown_known as f64 / known.len() as f64,
+        "Unknown is not more frequent among novel cells"
+    );
+
+    // The reference embeds bit-identically with the extended model, and `embed` reproduces
+    // the mapped query's embedding from the saved extended model.
+    let (r0, r1, q1) = (d.join("r0.h5ad"), d.join("r1.h5ad"), d.join("q1.h5ad"));
+    let (m, e) = (s(&sp.model).to_string(), s(&ext).to_string());
+    ok(&[
+        "embed",
+        "--model",
+        &m,
+        "--input",
+        s(&sp.reference),
+        "--output",
+        s(&r0),
+        "--quiet",
+    ]);
+    ok(&[
+        "embed",
+        "--model",
+        &e,
+        "--input",
+        s(&sp.reference),
+        "--output",
+        s(&r1),
+        "--quiet",
+    ]);
+    assert_eq!(
+        obsm(&r0),
+        obsm(&r1),
+        "surgery changed the reference's embedding"
+    );
+    ok(&[
+        "embed",
+        "--model",
+        &e,
+        "--input",
+        s(&sp.query),
+        "--output",
+        s(&q1),
+        "--quiet",
+    ]);
+    assert_eq!(
+        obsm(&q1),
+        z,
+        "embed with the extended model differs from map"
+    );
+
+    // Training the new batch's rows (reference frozen) still leaves the reference unchanged.
+    let (out2, ext2, r2) = (d.join("q2.h5ad"), d.join("ext2"), d.join("r2.h5ad"));
+    ok(&[
+        "map",
+        "--model",
+        &m,
+        "--input",
+        s(&sp.query),
+        "--output",
+        s(&out2),
+        "--epochs",
+        "3",
+        "--save-model",
+        s(&ext2),
+        "--quiet",
+    ]);
+    ok(&[
+        "embed",
+        "--model",
+        s(&ext2),
+        "--input",
+        s(&sp.reference),
+        "--output",
+        s(&r2),
+        "--quiet",
+    ]);
+    assert_eq!(
+        obsm(&r0),
+        obsm(&r2),
+        "query training moved a reference weight"
+    );
+    assert_ne!(obsm(&out2), z, "query training changed nothing");
+}
+
+/// The demo (3 platforms): the Drop-seq cells mapped onto a model of the other two platforms.
+#[test]
+fn demo_held_out_platform_gets_its_labels() {
+    let sp = split_and_train(Path::new(DEMO), "Drop-seq", None, 40);
+    let out = sp.dir.path().join("q.h5ad");
+    ok(&[
+        "map",
+        "--model",
+        s(&sp.model),
+        "--input",
+        s(&sp.query),
+        "--output",
+        s(&out),
+        "--quiet",
+    ]);
+    let best = obs_strings(&read(&out).obs, "scdreamer_label_best");
+    let f1 = macro_f1(&sp.truth, &best);
+    assert!(f1 >= 0.95, "demo query macro-F1 {f1}");
+    // Starting from the closest reference platform instead of the mean.
+    let out2 = sp.dir.path().join("q2.h5ad");
+    let log = ok(&[
+        "map",
+        "--model",
+        s(&sp.model),
+        "--input",
+        s(&sp.query),
+        "--output",
+        s(&out2),
+        "--batch-init",
+        "closest",
+        "--quiet",
+    ]);
+    assert!(log.contains("Drop-seq from a copy of"), "{log}");
+    let best = obs_strings(&read(&out2).obs, "scdreamer_label_best");
+    let f1 = macro_f1(&sp.truth, &best);
+    assert!(
+        f1 >= 0.95,
+        "demo query macro-F1 from the closest platform {f1}"
+    );
+}
+
+/// Bad inputs: a clear error, a non-zero exit and neither the output nor the model written.
+#[test]
+fn bad_inputs_fail_clearly_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let sim = d.join("sim.h5ad");
+    ok(&[
+        "simulate",
+        "--cells",
+        "300",
+        "--genes",
+        "100",
+        "--batches",
+        "3",
+        "--types",
+        "3",
+        "--seed",
+        "1",
+        "--output",
+        s(&sim),
+    ]);
+    let model = d.join("model");
+    ok(&[
+        "integrate",
+        "--input",
+        s(&sim),
+        "--labels-key",
+        "cell_type",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--output",
+        s(&d.join("o.h5ad")),
+        "--save-model",
+        s(&model),
+    ]);
+    let a = read(&sim);
+    let all: Vec<usize> = (0..a.n_obs()).collect();
+    // A query with other gene names, one without 5 of the genes, and one with no cells.
+    let mut renamed = a.clone();
+    renamed.var.index = (0..a.n_vars()).map(|j| format!("ENSG{j:05}")).collect();
+    let renamed_path = d.join("renamed.h5ad");
+    write_subset(&renamed, &all, &renamed_path);
+    let mut fewer = a.clone();
+    fewer.x = a.x.select(&all, &(5..a.n_vars()).collect::<Vec<_>>());
+    fewer.var = a.var.select(&(5..a.n_vars()).collect::<Vec<_>>());
+    let fewer_path = d.join("fewer.h5ad");
+    write_subset(&fewer, &all, &fewer_path);
+    let empty_path = d.join("empty.h5ad");
+    write_subset(&a, &[], &empty_path);
+    let not_model = d.join("not_a_model");
+    std::fs::create_dir(&not_model).unwrap();
+
+    let (out, ext) = (d.join("out.h5ad"), d.join("ext"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--model", s(&not_model), "--input", s(&sim)],
+            "a saved scdreamer model",
+        ),
+        (
+            vec!["--model", s(&model), "--input", s(&renamed_path)],
+            "none of the model's 100 genes",
+        ),
+        (
+            vec!["--model", s(&model), "--input", s(&empty_path)],
+            "no cells",
+        ),
+        (
+            vec![
+                "--model",
+                s(&model),
+                "--input",
+                s(&sim),
+                "--batch-key",
+                "donor",
+            ],
+            "'donor'",
+        ),
+        (
+            vec!["--model", s(&model), "--input", s(&fewer_path)],
+            "lacks 5 of the model's 100 genes",
+        ),
+        (
+            vec![
+                "--model",
+                s(&model),
+                "--input",
+                s(&sim),
+                "--unknown-threshold",
+                "2",
+            ],
+            "--unknown-threshold",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut full = vec!["map"];
+        full.extend(&args);
+        full.extend(["--output", s(&out), "--save-model", s(&ext), "--quiet"]);
+        let (success, err) = run(&full);
+        assert!(!success, "{args:?} succeeded");
+        assert!(
+            err.contains("error:") && err.contains(want),
+            "{args:?}: {err}"
+        );
+        assert!(!out.exists() && !ext.exists(), "{args:?} wrote an output");
+    }
+    // Missing genes as zeros, on request, with a warning naming how many.
+    let log = ok(&[
+        "map",
+        "--model",
+        s(&model),
+        "--input",
+        s(&fewer_path),
+        "--fill-missing-genes",
+        "--output",
+        s(&out),
+        "--quiet",
+    ]);
+    assert!(log.contains("lacks 5 of the model's 100 genes"), "{log}");
+    let o = read(&out);
+    assert_eq!(o.n_vars(), 100);
+    let names: HashMap<&str, usize> = o
+        .var
+        .index
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    assert_eq!(names.len(), 100, "gene names repeat");
+}
