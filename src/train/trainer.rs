@@ -55,6 +55,22 @@ fn check_sums(sums: &[f64], epoch: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the running sums are read after step `s` (1-based) of an epoch of `steps`.
+fn reads_after(s: usize, read_every: usize, steps: usize) -> bool {
+    s.is_multiple_of(read_every) || s == steps
+}
+
+/// Copies the running sums to the host and checks them for divergence.
+fn read_sums<B: crate::backend::Backend>(
+    backend: &B,
+    acc: &B::AccBuf,
+    sums: &mut [f64],
+    epoch: usize,
+) -> anyhow::Result<()> {
+    backend.download_acc(acc, sums);
+    check_sums(sums, epoch)
+}
+
 /// Steps between two reads of the running sums: every step where reading is free (host
 /// memory), else about nine reads per epoch plus the one at its end (the progress bar's
 /// updates and the divergence check; at most 10 device-to-host copies per epoch).
@@ -235,9 +251,8 @@ pub fn train_observed<B: Backend>(
                 s += 1;
                 // The running sums reach the host every `read_every` steps and at the epoch's
                 // end: the divergence check and the progress bar read them there.
-                if s.is_multiple_of(read_every) || s == steps {
-                    backend.download_acc(&acc, &mut sums);
-                    check_sums(&sums, epoch + 1)?;
+                if reads_after(s, read_every, steps) {
+                    read_sums(&backend, &acc, &mut sums, epoch + 1)?;
                     let m = EpochLog::from_sums(&sums, s, epoch + 1, 0.0);
                     pb.set_message(format!(
                         "recon {:.1} kl {:.2} bc {:.3} batch-ce {:.3}",
@@ -254,9 +269,8 @@ pub fn train_observed<B: Backend>(
             Ok(())
         })?;
         // A source whose pieces leave a remainder may stop short of `steps`: read the rest.
-        if !(s.is_multiple_of(read_every) || s == steps) {
-            backend.download_acc(&acc, &mut sums);
-            check_sums(&sums, epoch + 1)?;
+        if !reads_after(s, read_every, steps) {
+            read_sums(&backend, &acc, &mut sums, epoch + 1)?;
         }
         logs.push(EpochLog::from_sums(
             &sums,
