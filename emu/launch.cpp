@@ -476,12 +476,24 @@ Result launch(KernelInfo* k, const LaunchConfig& cfg, void** params) {
     r = check_params(k, params, &touched);
     if (r != OK) return r;
     {
+        // Bytes of the buffers the launch passes, and of the buffers a small pointer table
+        // among them lists (multi_tensor.cu reads its tensors' addresses from one): a word of
+        // the table equal to the start of a live allocation counts that allocation.
         unsigned long long bytes = 0;
         std::vector<const Allocation*> seen;
-        for (const Allocation* a : touched) {
-            if (std::find(seen.begin(), seen.end(), a) != seen.end()) continue;
+        auto add = [&](const Allocation* a) {
+            if (std::find(seen.begin(), seen.end(), a) != seen.end()) return;
             seen.push_back(a);
             bytes += a->size;
+        };
+        for (const Allocation* a : touched) add(a);
+        for (const Allocation* a : touched) {
+            if (a->size % 8 != 0 || a->size > 4096) continue;
+            const uint64_t* words = (const uint64_t*)a->begin;
+            for (size_t w = 0; w < a->size / 8; w++) {
+                const Allocation* t = find((uintptr_t)words[w], 1);
+                if (t && t->begin == (uintptr_t)words[w]) add(t);
+            }
         }
         count_launch(k->name, bytes, 0);
     }

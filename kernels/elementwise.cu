@@ -1,8 +1,8 @@
 // Elementwise kernels of the CUDA Backend (src/backend/cuda/backend.rs): fill, axpy, the unary
-// and binary functions and their backward passes, reparameterisation, Adam.
+// and binary functions and their backward passes, reparameterisation (Adam: multi_tensor.cu).
 //
-// CPU reference: src/backend/cpu/elementwise.rs, random.rs (reparam), reduce.rs (sum_rows_bwd),
-// adam.rs. Every *_bwd kernel ADDS into its gradient (the Backend's accumulation convention).
+// CPU reference: src/backend/cpu/elementwise.rs, random.rs (reparam), reduce.rs (sum_rows_bwd).
+// Every *_bwd kernel ADDS into its gradient (the Backend's accumulation convention).
 // Lengths are long long and loops grid-stride, so any grid size is correct.
 #include "common.cuh"
 
@@ -159,28 +159,5 @@ reparam_bwd_var(const float* __restrict__ var, const float* __restrict__ eps,
     GRID_STRIDE(i, n) {
         const float g = __fdiv_rn(__fmul_rn(__fmul_rn(dz[i], eps[i]), 0.5f), sqrtf(var[i]));
         dvar[i] = __fadd_rn(dvar[i], g);
-    }
-}
-
-// ---------------------------------------------------------------- Adam / AdamW
-
-// One tensor: PyTorch's formula as cpu::adam::adam. The host computes step = lr / bias_c1,
-// inv_sqrt_c2 = 1 / sqrt(bias_c2) and decay = 1 - lr * weight_decay exactly as the CPU does.
-extern "C" __global__ void __launch_bounds__(EW_BLOCK)
-adam_step(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
-          float* __restrict__ v, float beta1, float beta2, float eps, float grad_scale,
-          const float* __restrict__ grad_scale_dev, float step, float inv_sqrt_c2, float decay,
-          long long n) {
-    // The clipping factor computed on the device (clip_scale in step.cu), when given.
-    const float scale = grad_scale_dev ? grad_scale_dev[0] : grad_scale;
-    GRID_STRIDE(i, n) {
-        const float gi = __fmul_rn(g[i], scale);
-        const float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(1.0f - beta1, gi));
-        const float vi =
-            __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(__fmul_rn(1.0f - beta2, gi), gi));
-        m[i] = mi;
-        v[i] = vi;
-        const float denom = __fadd_rn(__fmul_rn(sqrtf(vi), inv_sqrt_c2), eps);
-        p[i] = __fsub_rn(__fmul_rn(p[i], decay), __fdiv_rn(__fmul_rn(step, mi), denom));
     }
 }

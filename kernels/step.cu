@@ -115,16 +115,6 @@ acc_argmax_hits(double* __restrict__ acc, int slot, const float* __restrict__ lo
     if (threadIdx.x == 0 && counted > 0) acc[slot] += (double)hits / (double)counted;
 }
 
-// acc[slot] += sum of the partials (one thread, in order): the second stage of a squared norm
-// whose first stage is rows.cu's sum_f64_partials.
-extern "C" __global__ void acc_partials(double* __restrict__ acc, int slot,
-                                        const double* __restrict__ partials, int n_partials) {
-    if (blockIdx.x != 0 || threadIdx.x != 0) return;
-    double t = 0.0;
-    for (int k = 0; k < n_partials; k++) t += partials[k];
-    acc[slot] += t;
-}
-
 // out[0] = clip / (norm + 1e-6) when norm = sqrt(acc[slot]) > clip, else 1. Mirrors
 // cpu::step::clip_scale.
 extern "C" __global__ void clip_scale(const double* __restrict__ acc, int slot, float clip,

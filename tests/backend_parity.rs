@@ -647,8 +647,17 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         t.rec(&format!("cross_entropy_bwd_{name}"), &d, REDUCE);
     }
 
-    // ---- Adam / AdamW, two steps
-    let (mut p, mut am, mut av) = (t.up(&xs), b.alloc(n), b.alloc(n));
+    // ---- Adam / AdamW over tensors of three sizes in one multi-tensor call, two steps (the
+    // second reuses the table: the device copy of the addresses must still be right)
+    let mut tensors: Vec<_> = [n, 3, 700]
+        .iter()
+        .map(|&k| {
+            let p = t.up(&uniform(&mut rng, k, -1.0, 1.0));
+            let g = t.up(&uniform(&mut rng, k, -1.0, 1.0));
+            (p, g, b.alloc(k), b.alloc(k))
+        })
+        .collect();
+    let mut table = B::TensorTable::default();
     for step in 1..=2 {
         let s = AdamStep {
             lr: 1e-2,
@@ -660,11 +669,17 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
             bias_c2: 1.0 - 0.999f32.powi(step),
             grad_scale: 0.8,
         };
-        b.adam(s, &mut p, &dyv, &mut am, &mut av, None);
+        for (p, g, m, v) in tensors.iter_mut() {
+            b.adam_queue(&mut table, s, p, g, m, v, None);
+        }
+        // SAFETY: every queued buffer lives in `tensors` until after the flush.
+        unsafe { b.adam_flush(&mut table, s, None) };
     }
-    t.rec("adam_param", &p, REDUCE);
-    t.rec("adam_m", &am, REDUCE);
-    t.rec("adam_v", &av, REDUCE);
+    for (k, (p, _, m, v)) in tensors.iter().enumerate() {
+        t.rec(&format!("adam_param_{k}"), p, REDUCE);
+        t.rec(&format!("adam_m_{k}"), m, REDUCE);
+        t.rec(&format!("adam_v_{k}"), v, REDUCE);
+    }
 
     // ---- the device-resident step: gathers from per-cell tables, running sums, clipping
     let cells = 61;
@@ -718,8 +733,13 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
     let lgd = t.up(&lg);
     b.acc_argmax_hits(&mut acc, 3, &lgd, &gl, None, R, 5);
     b.acc_argmax_hits(&mut acc, 4, &lgd, &gl, Some(&gm), R, 5);
-    b.sq_norm_acc(&x, &mut acc, 5);
-    b.sq_norm_acc(&dyv, &mut acc, 5);
+    let mut norm_table = B::TensorTable::default();
+    for _ in 0..2 {
+        b.sq_norm_queue(&mut norm_table, &x);
+        b.sq_norm_queue(&mut norm_table, &dyv);
+        // SAFETY: `x` and `dyv` outlive the flush.
+        unsafe { b.sq_norm_flush(&mut norm_table, &mut acc, 5) };
+    }
     let mut acc_h = vec![0f64; 6];
     b.download_acc(&acc, &mut acc_h);
     t.rec_host(
@@ -745,7 +765,18 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         bias_c2: 0.001,
         grad_scale: 1.0,
     };
-    b.adam(s, &mut p2, &dyv, &mut am2, &mut av2, Some(&t.up(&[0.25])));
+    let scale_dev = t.up(&[0.25]);
+    b.adam_queue(
+        &mut table,
+        s,
+        &mut p2,
+        &dyv,
+        &mut am2,
+        &mut av2,
+        Some(&scale_dev),
+    );
+    // SAFETY: the queued buffers outlive the flush.
+    unsafe { b.adam_flush(&mut table, s, Some(&scale_dev)) };
     t.rec("adam_device_grad_scale", &p2, REDUCE);
 
     t.outputs
@@ -822,9 +853,11 @@ const COVERED: &[&str] = &[
     "acc_values",
     "acc_greater_frac",
     "acc_argmax_hits",
-    "sq_norm_acc",
+    "sq_norm_queue",
+    "sq_norm_flush",
     "clip_scale",
-    "adam",
+    "adam_queue",
+    "adam_flush",
 ];
 
 // ------------------------------------------------------------------------------ devices

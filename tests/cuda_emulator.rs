@@ -542,13 +542,27 @@ fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
         in_steps, per_step,
         "step_kernels covers the closed steps' launches"
     );
+    // Multi-tensor optimiser: one Adam launch per optimiser (three) and one clipping norm per
+    // step, whatever the number of tensors.
+    let launches_of = |k: &str| stats["step_kernels"][k]["launches"].as_u64().unwrap_or(0);
+    let closed = steps.len() as u64;
+    assert_eq!(
+        launches_of("adam_many"),
+        3 * closed,
+        "{}",
+        stats["step_kernels"]
+    );
+    assert_eq!(launches_of("sq_norm_many_partials"), closed);
 
     // The device-resident step: per step at most one host-to-device copy (the minibatch's
     // rows) and no device-to-host copy or synchronisation except where the running sums are
     // read (about nine times per epoch, and at its end): at most 10 per epoch.
+    // The first step also uploads the optimisers' tensor tables (multi-tensor Adam: three
+    // optimisers and the clipping norm), once.
     let count = |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap();
     for (i, r) in steps.iter().enumerate() {
-        assert!(count(r, "h2d") <= 1, "step {i}: {r}");
+        let tables = if i == 0 { 4 } else { 0 };
+        assert!(count(r, "h2d") <= 1 + tables, "step {i}: {r}");
         assert!(count(r, "d2h") <= 1, "step {i}: {r}");
         assert!(count(r, "syncs") <= 1, "step {i}: {r}");
     }

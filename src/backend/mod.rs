@@ -140,6 +140,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// f64 device accumulators (the training log's running sums, gradient norms): summed on
     /// the device step after step and read by the host once in a while.
     type AccBuf: Send + Sync;
+    /// The tensors of one multi-tensor call ([`Backend::adam_queue`], [`Backend::sq_norm_queue`]),
+    /// kept between calls (a GPU keeps its device copy of the tensors' addresses here).
+    type TensorTable: Send + Sync + Default;
 
     /// Short name for logs ("cpu", "cuda").
     fn name(&self) -> &'static str;
@@ -533,22 +536,49 @@ pub trait Backend: Clone + Send + Sync + 'static {
         rows: usize,
         cols: usize,
     );
-    /// acc[slot] += sum of x[i]^2 in f64 (the same value as `sq_norm`).
-    fn sq_norm_acc(&self, x: &Self::Buf, acc: &mut Self::AccBuf, slot: usize);
+    /// Queue `acc[slot] += sum of x[i]^2` in f64 (the same value as `sq_norm`) for
+    /// [`Backend::sq_norm_flush`]: a backend whose buffers are host memory adds it at once, a
+    /// GPU notes the tensor and the flush sums every queued tensor in two launches, adding
+    /// their sums in queue order.
+    fn sq_norm_queue(&self, table: &mut Self::TensorTable, x: &Self::Buf);
+    /// Add the queued tensors' sums of squares to `acc[slot]`.
+    ///
+    /// # Safety
+    /// Every buffer queued since the last flush must still be allocated.
+    unsafe fn sq_norm_flush(
+        &self,
+        table: &mut Self::TensorTable,
+        acc: &mut Self::AccBuf,
+        slot: usize,
+    );
     /// out[0] = clip / (sqrt(acc[slot]) + 1e-6) when sqrt(acc[slot]) > clip, else 1: the
     /// global-norm clipping factor, computed where the norm is.
     fn clip_scale(&self, acc: &Self::AccBuf, slot: usize, clip: f32, out: &mut Self::Buf);
 
     // ---- optimiser ----------------------------------------------------------------------
-    /// Fused Adam/AdamW update of one tensor (param, its grad, first and second moments).
+    /// Queue the fused Adam/AdamW update of one tensor (param, its grad, first and second
+    /// moments) for [`Backend::adam_flush`]: a backend whose buffers are host memory updates it
+    /// at once, a GPU notes the tensor and the flush updates every queued tensor in one launch.
     /// With `grad_scale`, its one value replaces `s.grad_scale` (read on the device).
-    fn adam(
+    #[allow(clippy::too_many_arguments)]
+    fn adam_queue(
         &self,
+        table: &mut Self::TensorTable,
         s: AdamStep,
         p: &mut Self::Buf,
         g: &Self::Buf,
         m: &mut Self::Buf,
         v: &mut Self::Buf,
+        grad_scale: Option<&Self::Buf>,
+    );
+    /// Run the queued updates (`s` and `grad_scale` as given to every queued tensor).
+    ///
+    /// # Safety
+    /// Every buffer queued since the last flush must still be allocated.
+    unsafe fn adam_flush(
+        &self,
+        table: &mut Self::TensorTable,
+        s: AdamStep,
         grad_scale: Option<&Self::Buf>,
     );
 }

@@ -1,4 +1,5 @@
-//! Adam / AdamW with a fused per-tensor update and optional global-norm clipping.
+//! Adam / AdamW with a fused multi-tensor update (one launch per optimiser on a GPU) and
+//! optional global-norm clipping.
 
 use crate::backend::{AdamStep, Backend};
 use crate::tape::{GroupId, ParamId, Params};
@@ -38,6 +39,10 @@ pub struct Adam<B: Backend> {
     /// With clipping: the squared global norm (summed on the device) and the factor computed
     /// from it there, which the update kernels read: clipping costs no host round trip.
     clip: Option<(B::AccBuf, B::Buf)>,
+    /// The multi-tensor calls' tables (on a GPU the update is one launch, the norm two; one
+    /// table each, so neither is re-uploaded from step to step).
+    update_table: B::TensorTable,
+    norm_table: B::TensorTable,
 }
 
 impl<B: Backend> Adam<B> {
@@ -62,6 +67,8 @@ impl<B: Backend> Adam<B> {
             v,
             step: 0,
             clip: cfg.clip_norm.map(|_| (b.alloc_acc(1), b.alloc(1))),
+            update_table: B::TensorTable::default(),
+            norm_table: B::TensorTable::default(),
         }
     }
 
@@ -86,8 +93,10 @@ impl<B: Backend> Adam<B> {
             (Some((norm, scale)), Some(c)) => {
                 b.zero_acc(norm);
                 for &id in &self.ids {
-                    b.sq_norm_acc(params.grad_ref(id), norm, 0);
+                    b.sq_norm_queue(&mut self.norm_table, params.grad_ref(id));
                 }
+                // SAFETY: the gradients belong to `params`, borrowed for this whole call.
+                unsafe { b.sq_norm_flush(&mut self.norm_table, norm, 0) };
                 b.clip_scale(norm, 0, c, scale);
                 Some(&*scale)
             }
@@ -105,7 +114,8 @@ impl<B: Backend> Adam<B> {
         };
         for (k, &id) in self.ids.iter().enumerate() {
             let mut val = params.value_mut(id);
-            b.adam(
+            b.adam_queue(
+                &mut self.update_table,
                 s,
                 &mut val,
                 params.grad_ref(id),
@@ -114,6 +124,9 @@ impl<B: Backend> Adam<B> {
                 scale,
             );
         }
+        // SAFETY: values and gradients belong to `params` (borrowed for this call), the moments
+        // to `self`; nothing queued is freed before the flush.
+        unsafe { b.adam_flush(&mut self.update_table, s, scale) };
     }
 }
 

@@ -43,6 +43,7 @@ impl Backend for Cpu {
     type IdxBuf = Vec<u32>;
     type CsrBuf = CpuCsr;
     type AccBuf = Vec<f64>;
+    type TensorTable = MultiTensorQueue;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -520,15 +521,19 @@ impl Backend for Cpu {
             acc[slot] += f;
         }
     }
-    fn sq_norm_acc(&self, x: &Vec<f32>, acc: &mut Vec<f64>, slot: usize) {
-        acc[slot] += reduce::sq_norm(x);
+    fn sq_norm_queue(&self, table: &mut MultiTensorQueue, x: &Vec<f32>) {
+        table.norm += reduce::sq_norm(x);
+    }
+    unsafe fn sq_norm_flush(&self, table: &mut MultiTensorQueue, acc: &mut Vec<f64>, slot: usize) {
+        acc[slot] += std::mem::take(&mut table.norm);
     }
     fn clip_scale(&self, acc: &Vec<f64>, slot: usize, clip: f32, out: &mut Vec<f32>) {
         out[0] = step::clip_scale(acc[slot], clip);
     }
 
-    fn adam(
+    fn adam_queue(
         &self,
+        _table: &mut MultiTensorQueue,
         s: AdamStep,
         p: &mut Vec<f32>,
         g: &Vec<f32>,
@@ -542,6 +547,20 @@ impl Backend for Cpu {
         };
         adam::adam(s, p, g, m, v);
     }
+    unsafe fn adam_flush(
+        &self,
+        _table: &mut MultiTensorQueue,
+        _s: AdamStep,
+        _grad_scale: Option<&Vec<f32>>,
+    ) {
+    }
+}
+
+/// The CPU's multi-tensor "queue": updates run when queued; only the squared norm's running
+/// sum waits here for the flush (summed in queue order, as the GPU does).
+#[derive(Default)]
+pub struct MultiTensorQueue {
+    norm: f64,
 }
 
 impl Cpu {

@@ -21,7 +21,7 @@ use cudarc::driver::CudaSlice;
 
 use super::CudaRuntime;
 use super::ops::sparse::{self, DeviceDataset, SpmmBatch};
-use super::ops::{dense, elementwise as ew, kl_ce, loss, reduce, rows, step};
+use super::ops::{dense, elementwise as ew, kl_ce, loss, multi_tensor as mt, reduce, rows, step};
 use crate::backend::{AdamStep, Backend, Binary, GemmSpec, InputTransform, Unary};
 use crate::data::Csr;
 
@@ -167,6 +167,7 @@ impl Backend for CudaBackend {
     type IdxBuf = CudaSlice<u32>;
     type CsrBuf = CudaCsr;
     type AccBuf = CudaSlice<f64>;
+    type TensorTable = mt::TensorTable;
 
     fn name(&self) -> &'static str {
         "cuda"
@@ -959,10 +960,19 @@ impl Backend for CudaBackend {
         let r = step::acc_argmax_hits(&self.rt, acc, slot, logits, labels, mask, rows, cols);
         self.ok(r, "acc_argmax_hits");
     }
-    fn sq_norm_acc(&self, x: &CudaSlice<f32>, acc: &mut CudaSlice<f64>, slot: usize) {
-        let mut partials = self.scratch_f64(rows::SUM_F64_BLOCKS);
-        let r = step::sq_norm_acc(&self.rt, x, &mut partials, acc, slot);
-        self.ok(r, "sq_norm_acc");
+    fn sq_norm_queue(&self, table: &mut mt::TensorTable, x: &CudaSlice<f32>) {
+        self.ok(mt::push_sq_norm(&self.rt, table, x), "sq_norm_queue");
+    }
+    unsafe fn sq_norm_flush(
+        &self,
+        table: &mut mt::TensorTable,
+        acc: &mut CudaSlice<f64>,
+        slot: usize,
+    ) {
+        self.ok(
+            mt::flush_sq_norm(&self.rt, table, acc, slot),
+            "sq_norm_flush",
+        );
     }
     fn clip_scale(&self, acc: &CudaSlice<f64>, slot: usize, clip: f32, out: &mut CudaSlice<f32>) {
         self.ok(
@@ -971,16 +981,25 @@ impl Backend for CudaBackend {
         );
     }
 
-    fn adam(
+    fn adam_queue(
         &self,
-        s: AdamStep,
+        table: &mut mt::TensorTable,
+        _s: AdamStep,
         p: &mut CudaSlice<f32>,
         g: &CudaSlice<f32>,
         m: &mut CudaSlice<f32>,
         v: &mut CudaSlice<f32>,
+        _grad_scale: Option<&CudaSlice<f32>>,
+    ) {
+        self.ok(mt::push_adam(&self.rt, table, p, g, m, v), "adam_queue");
+    }
+    unsafe fn adam_flush(
+        &self,
+        table: &mut mt::TensorTable,
+        s: AdamStep,
         grad_scale: Option<&CudaSlice<f32>>,
     ) {
-        self.ok(ew::adam_step(&self.rt, s, p, g, m, v, grad_scale), "adam");
+        self.ok(mt::flush_adam(&self.rt, table, s, grad_scale), "adam_flush");
     }
 }
 

@@ -1,13 +1,13 @@
 //! Launchers of `kernels/elementwise.cu` and `kernels/random.cu`: the elementwise ops of the
 //! CUDA backend. Every `*_bwd` ADDS into its gradient, like the CPU ops it mirrors
-//! (`backend::cpu::elementwise`, `random`, `adam`).
+//! (`backend::cpu::elementwise`, `random`).
 
 use anyhow::Result;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::{NULL_PTR, blocks_for, cfg_1d, check_len};
+use super::{blocks_for, cfg_1d, check_len};
 use crate::backend::cuda::CudaRuntime;
-use crate::backend::{AdamStep, Binary, Unary};
+use crate::backend::{Binary, Unary};
 
 /// `EW_BLOCK` in elementwise.cu (also `RNG_BLOCK` in random.cu).
 pub const EW_BLOCK: u32 = 256;
@@ -285,51 +285,6 @@ pub fn reparam_bwd_var(
     let ni = n as i64;
     let mut l = rt.stream.launch_builder(&func);
     l.arg(var).arg(eps).arg(dz).arg(dvar).arg(&ni);
-    // SAFETY: every buffer holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
-}
-
-/// One fused Adam/AdamW step of one tensor. Mirrors `cpu::adam::adam` (the host scalars are
-/// computed in the same f32 expressions).
-pub fn adam_step(
-    rt: &CudaRuntime,
-    s: AdamStep,
-    p: &mut CudaSlice<f32>,
-    g: &CudaSlice<f32>,
-    m: &mut CudaSlice<f32>,
-    v: &mut CudaSlice<f32>,
-    grad_scale: Option<&CudaSlice<f32>>,
-) -> Result<()> {
-    let n = p.len();
-    check_len(g, n, "adam grad")?;
-    if let Some(s) = grad_scale {
-        check_len(s, 1, "adam gradient scale")?;
-    }
-    check_len(m, n, "adam m")?;
-    check_len(v, n, "adam v")?;
-    if n == 0 {
-        return Ok(());
-    }
-    let step = s.lr / s.bias_c1;
-    let inv_sqrt_c2 = 1.0 / s.bias_c2.sqrt();
-    let decay = 1.0 - s.lr * s.weight_decay;
-    let func = rt.function("elementwise", "adam_step")?;
-    let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(p)
-        .arg(g)
-        .arg(m)
-        .arg(v)
-        .arg(&s.beta1)
-        .arg(&s.beta2)
-        .arg(&s.eps)
-        .arg(&s.grad_scale);
-    match grad_scale {
-        Some(b) => l.arg(b),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(&step).arg(&inv_sqrt_c2).arg(&decay).arg(&ni);
     // SAFETY: every buffer holds n elements.
     unsafe { l.launch(elem_cfg(n)) }?;
     Ok(())

@@ -9,6 +9,7 @@ pub mod dense;
 pub mod elementwise;
 pub mod kl_ce;
 pub mod loss;
+pub mod multi_tensor;
 pub mod reduce;
 pub mod rows;
 pub mod sparse;

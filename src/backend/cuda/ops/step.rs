@@ -5,7 +5,6 @@
 use anyhow::{Result, ensure};
 use cudarc::driver::{CudaSlice, DeviceSlice, PushKernelArg};
 
-use super::rows::SUM_F64_BLOCKS;
 use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len};
 use crate::backend::cuda::CudaRuntime;
 
@@ -162,26 +161,6 @@ pub fn acc_argmax_hits(
     l.arg(&r).arg(&c);
     // SAFETY: lengths checked above; one block.
     unsafe { l.launch(cfg_1d(1, STEP_BLOCK)) }?;
-    Ok(())
-}
-
-/// `acc[slot] += sum x^2` (f64): rows.cu's first stage, then `acc_partials`.
-pub fn sq_norm_acc(
-    rt: &CudaRuntime,
-    x: &CudaSlice<f32>,
-    partials: &mut CudaSlice<f64>,
-    acc: &mut CudaSlice<f64>,
-    slot: usize,
-) -> Result<()> {
-    let s = check_slot(acc, slot)?;
-    check_len(partials, SUM_F64_BLOCKS, "sq_norm partials")?;
-    let blocks = super::rows::sum_f64_partials(rt, x, true, partials)?;
-    let f = rt.function("step", "acc_partials")?;
-    let np = blocks as i32;
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(acc).arg(&s).arg(&*partials).arg(&np);
-    // SAFETY: one thread reads `blocks` partials and writes acc[slot].
-    unsafe { l.launch(cfg_1d(1, 32)) }?;
     Ok(())
 }
 
