@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use rayon::prelude::*;
 
 use crate::cli::embedding_input::{self, Embedding};
 use crate::data::anndata::AnnData;
@@ -15,7 +16,7 @@ use crate::data::hvg::seurat_v3;
 use crate::data::validate::{batch_codes, column_levels};
 use crate::metrics::jax_random::JaxKMeansSampler;
 use crate::metrics::pcr::{pcr, unintegrated_pca};
-use crate::metrics::scib::{Groups, METRIC_NAMES, ScibScores, score_embedding};
+use crate::metrics::scib::{Groups, METRIC_NAMES, ScibScores, score_embedding_without_pcr_pre};
 
 #[derive(Args, Debug, Clone)]
 pub struct EvaluateArgs {
@@ -280,28 +281,48 @@ pub fn evaluate(
     } else {
         (0..adata.n_vars()).collect()
     };
-    progress.say(&format!(
-        "unintegrated PCA of {} cells x {} genes (50 PCs)",
-        adata.n_obs(),
-        genes.len()
-    ));
-    let pre = unintegrated_pca(&adata.x, &genes, 50);
-    let pcr_pre = pcr(&pre, pre.len() / adata.n_obs(), &batches, n_batches);
     let g = Groups {
         batches: &batches,
         n_batches,
         labels: &labels,
         n_labels,
     };
-    let mut scores = Vec::new();
-    for (k, e) in embeddings.iter().enumerate() {
-        let tag = format!("[{}/{}] {}", k + 1, embeddings.len(), e.name);
-        let mut sampler = JaxKMeansSampler::new(seed as u32);
-        let s = score_embedding(&e.x, e.d, &g, pcr_pre, &mut sampler, &mut |stage| {
-            progress.say(&format!("{tag}: {stage}"));
-        });
-        progress.say(&format!("{tag}: Total {:.4}", s.get("Total")));
-        scores.push(s);
+    // The PCA and the embeddings are independent until the PCR comparison: computing them
+    // side by side keeps both cores busy through each one's serial steps.
+    let (pcr_pre, pending) = rayon::join(
+        || {
+            progress.say(&format!(
+                "unintegrated PCA of {} cells x {} genes (50 PCs)",
+                adata.n_obs(),
+                genes.len()
+            ));
+            let pre = unintegrated_pca(&adata.x, &genes, 50);
+            progress.say("unintegrated PCA done");
+            pcr(&pre, pre.len() / adata.n_obs(), &batches, n_batches)
+        },
+        || {
+            embeddings
+                .par_iter()
+                .enumerate()
+                .map(|(k, e)| {
+                    let tag = format!("[{}/{}] {}", k + 1, embeddings.len(), e.name);
+                    let mut sampler = JaxKMeansSampler::new(seed as u32);
+                    let s = score_embedding_without_pcr_pre(
+                        &e.x,
+                        e.d,
+                        &g,
+                        &mut sampler,
+                        &mut |stage| progress.say(&format!("{tag}: {stage}")),
+                    );
+                    progress.say(&format!("{tag}: done"));
+                    s
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    let scores: Vec<ScibScores> = pending.iter().map(|p| p.finish(pcr_pre)).collect();
+    for (e, s) in embeddings.iter().zip(&scores) {
+        progress.say(&format!("{}: Total {:.4}", e.name, s.get("Total")));
     }
     Ok(Evaluation {
         names: embeddings.iter().map(|e| e.name.clone()).collect(),

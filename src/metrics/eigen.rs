@@ -264,9 +264,11 @@ fn tred2(v: &mut [f64], n: usize, d: &mut [f64], e: &mut [f64]) {
     e[0] = 0.0;
 }
 
-/// Implicit QL on the tridiagonal (`d`, `e[1..]`), rotating the columns of `v` (EISPACK tql2).
-fn tql2(v: &mut [f64], n: usize, d: &mut [f64], e: &mut [f64]) {
-    let at = |i: usize, j: usize| i * n + j;
+/// Implicit QL on the tridiagonal (`d`, `e[1..]`), rotating the columns of the `n x n`
+/// matrix whose columns `cols` holds one after another (column `j` at `cols[j * n..]`), so each
+/// rotation reads two contiguous slices instead of two strided columns (EISPACK tql2; the same
+/// arithmetic as rotating a row-major matrix's columns).
+fn tql2(cols: &mut [f64], n: usize, d: &mut [f64], e: &mut [f64]) {
     for i in 1..n {
         e[i - 1] = e[i];
     }
@@ -312,10 +314,12 @@ fn tql2(v: &mut [f64], n: usize, d: &mut [f64], e: &mut [f64]) {
                     c = p / r;
                     p = c * d[i] - s * g;
                     d[i + 1] = h + s * (c * g + s * d[i]);
-                    for k in 0..n {
-                        h = v[at(k, i + 1)];
-                        v[at(k, i + 1)] = s * v[at(k, i)] + c * h;
-                        v[at(k, i)] = c * v[at(k, i)] - s * h;
+                    let (left, right) = cols.split_at_mut((i + 1) * n);
+                    let (ci, ci1) = (&mut left[i * n..], &mut right[..n]);
+                    for (vi, vi1) in ci.iter_mut().zip(ci1.iter_mut()) {
+                        let h = *vi1;
+                        *vi1 = s * *vi + c * h;
+                        *vi = c * *vi - s * h;
                     }
                 }
                 p = -s * s2 * c3 * el1 * e[l] / dl1;
@@ -331,18 +335,30 @@ fn tql2(v: &mut [f64], n: usize, d: &mut [f64], e: &mut [f64]) {
     }
 }
 
-/// Order eigenpairs descending by value: (values, row-major vectors with column j = pair j).
-fn sorted_desc(d: &[f64], v: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+/// Order eigenpairs descending by value: (values, row-major vectors with column j = pair j)
+/// from the vectors stored column after column (`cols[j * n + k]` = entry k of vector j).
+fn sorted_desc(d: &[f64], cols: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| d[b].total_cmp(&d[a]).then(a.cmp(&b)));
     let vals = order.iter().map(|&j| d[j]).collect();
     let mut vecs = vec![0f64; n * n];
     for (new, &old) in order.iter().enumerate() {
         for k in 0..n {
-            vecs[k * n + new] = v[k * n + old];
+            vecs[k * n + new] = cols[old * n + k];
         }
     }
     (vals, vecs)
+}
+
+/// The transpose of the row-major `n x n` matrix `a`.
+fn transposed(a: &[f64], n: usize) -> Vec<f64> {
+    let mut t = vec![0f64; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            t[j * n + i] = a[i * n + j];
+        }
+    }
+    t
 }
 
 /// Eigenpairs of a symmetric matrix by Householder tridiagonalisation and implicit QL
@@ -354,8 +370,9 @@ pub fn sym_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut v = a.to_vec();
     let (mut d, mut e) = (vec![0f64; n], vec![0f64; n]);
     tred2(&mut v, n, &mut d, &mut e);
-    tql2(&mut v, n, &mut d, &mut e);
-    sorted_desc(&d, &v, n)
+    let mut cols = transposed(&v, n);
+    tql2(&mut cols, n, &mut d, &mut e);
+    sorted_desc(&d, &cols, n)
 }
 
 /// Eigenpairs of the symmetric tridiagonal matrix with diagonal `diag` and off-diagonal `off`.
@@ -371,6 +388,7 @@ pub fn tridiagonal_eigen(diag: &[f64], off: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut d = diag.to_vec();
     let mut e = vec![0f64; n];
     e[1..n].copy_from_slice(&off[..n - 1]);
+    // The identity is its own transpose: `v` already holds its columns one after another.
     tql2(&mut v, n, &mut d, &mut e);
     sorted_desc(&d, &v, n)
 }

@@ -24,14 +24,11 @@ fn h_beta(dist: &[f64], keep: &[bool], beta: f64, p: &mut [f64]) -> f64 {
     sum.ln() + beta * weighted / sum
 }
 
-/// Simpson index of one cell (scib's `_compute_simpson_index_cell`); -1 where the entropy is 0.
-fn simpson_cell(
-    dist: &[f64],
-    keep: &[bool],
-    labels: &[u32],
-    n_labels: usize,
-    perplexity: f64,
-) -> f64 {
+/// The neighbour probabilities of one cell (scib's `_compute_simpson_index_cell` up to the
+/// label sums): the kernel whose bandwidth is bisected to the perplexity; None where the
+/// entropy is 0 (scib's Simpson index -1 there). They do not depend on the labels, so one
+/// calibration serves every labelling.
+fn neighbour_probabilities(dist: &[f64], keep: &[bool], perplexity: f64) -> Option<Vec<f64>> {
     const TOL: f64 = 1e-5;
     let log_u = perplexity.ln();
     let mut p = vec![0f64; dist.len()];
@@ -59,29 +56,46 @@ fn simpson_cell(
         hdiff = h - log_u;
         tries += 1;
     }
-    if h == 0.0 {
+    if h == 0.0 { None } else { Some(p) }
+}
+
+/// Simpson index of one cell's neighbour labels under `p` (-1 without probabilities).
+fn simpson(p: Option<&[f64]>, idx: &[u32], labels: &[u32], n_labels: usize) -> f64 {
+    let Some(p) = p else {
         return -1.0;
-    }
+    };
     let mut per_label = vec![0f64; n_labels];
-    for (&l, &pi) in labels.iter().zip(&p) {
-        per_label[l as usize] += pi;
+    for (&j, &pi) in idx.iter().zip(p) {
+        per_label[labels[j as usize] as usize] += pi;
     }
     per_label.iter().map(|v| v * v).sum()
 }
 
-/// LISI (1 / Simpson) of every cell; perplexity floor(k / 3) as scib's default.
-pub fn lisi(nb: &Neighbors, labels: &[u32], n_labels: usize) -> Vec<f64> {
+/// LISI (1 / Simpson) of every cell under each labelling in `labellings` (labels, number of
+/// labels); perplexity floor(k / 3) as scib's default. Returns one vector per labelling.
+pub fn lisi_many(nb: &Neighbors, labellings: &[(&[u32], usize)]) -> Vec<Vec<f64>> {
     let perplexity = (nb.k / 3) as f64;
-    (0..nb.n)
+    let per_cell: Vec<Vec<f64>> = (0..nb.n)
         .into_par_iter()
         .map(|i| {
             let (idx, d) = nb.row(i);
             let dist: Vec<f64> = d.iter().map(|&v| v as f64).collect();
             let keep: Vec<bool> = idx.iter().map(|&j| j as usize != i).collect();
-            let lab: Vec<u32> = idx.iter().map(|&j| labels[j as usize]).collect();
-            1.0 / simpson_cell(&dist, &keep, &lab, n_labels, perplexity)
+            let p = neighbour_probabilities(&dist, &keep, perplexity);
+            labellings
+                .iter()
+                .map(|&(labels, n_labels)| 1.0 / simpson(p.as_deref(), idx, labels, n_labels))
+                .collect()
         })
+        .collect();
+    (0..labellings.len())
+        .map(|l| per_cell.iter().map(|c| c[l]).collect())
         .collect()
+}
+
+/// LISI (1 / Simpson) of every cell; perplexity floor(k / 3) as scib's default.
+pub fn lisi(nb: &Neighbors, labels: &[u32], n_labels: usize) -> Vec<f64> {
+    lisi_many(nb, &[(labels, n_labels)]).remove(0)
 }
 
 /// numpy's nanmedian (mean of the two middle values for an even count).
@@ -101,12 +115,32 @@ pub fn nanmedian(v: &[f64]) -> f64 {
 
 /// `ilisi_knn`: (median LISI of batches - 1) / (batches - 1); 1 = perfectly mixed.
 pub fn ilisi(nb: &Neighbors, batches: &[u32], n_batches: usize) -> f64 {
-    (nanmedian(&lisi(nb, batches, n_batches)) - 1.0) / (n_batches as f64 - 1.0)
+    ilisi_of(&lisi(nb, batches, n_batches), n_batches)
 }
 
 /// `clisi_knn`: (labels - median LISI of labels) / (labels - 1); 1 = pure neighbourhoods.
 pub fn clisi(nb: &Neighbors, labels: &[u32], n_labels: usize) -> f64 {
-    (n_labels as f64 - nanmedian(&lisi(nb, labels, n_labels))) / (n_labels as f64 - 1.0)
+    clisi_of(&lisi(nb, labels, n_labels), n_labels)
+}
+
+fn clisi_of(lisi: &[f64], n_labels: usize) -> f64 {
+    (n_labels as f64 - nanmedian(lisi)) / (n_labels as f64 - 1.0)
+}
+
+fn ilisi_of(lisi: &[f64], n_batches: usize) -> f64 {
+    (nanmedian(lisi) - 1.0) / (n_batches as f64 - 1.0)
+}
+
+/// (`clisi_knn`, `ilisi_knn`) from one calibration of each cell's neighbour kernel.
+pub fn clisi_ilisi(
+    nb: &Neighbors,
+    labels: &[u32],
+    n_labels: usize,
+    batches: &[u32],
+    n_batches: usize,
+) -> (f64, f64) {
+    let both = lisi_many(nb, &[(labels, n_labels), (batches, n_batches)]);
+    (clisi_of(&both[0], n_labels), ilisi_of(&both[1], n_batches))
 }
 
 #[cfg(test)]
@@ -130,5 +164,9 @@ mod tests {
         let halves: Vec<u32> = (0..n).map(|i| ((i % 20) >= 10) as u32).collect();
         assert!(clisi(&nb, &halves, 2) > 0.9);
         assert!(ilisi(&nb, &halves, 2) < 0.1);
+        // One calibration for both labellings gives what two separate ones give.
+        let (c, i) = clisi_ilisi(&nb, &halves, 2, &mixed, 2);
+        assert_eq!(c, clisi(&nb, &halves, 2));
+        assert_eq!(i, ilisi(&nb, &mixed, 2));
     }
 }

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod jax_random;
 pub mod kbet;
 pub mod knn;
+pub mod knn_silhouette;
 pub mod lisi;
 pub mod neighbors;
 pub mod pcr;

@@ -57,30 +57,46 @@ pub fn knn_graph(x: &[f32], n: usize, d: usize, k: usize) -> Neighbors {
         };
     }
     // kd-trees pay off in few dimensions; above that one GEMM per block of rows is faster.
+    if uses_distance_blocks(d) {
+        return finish(n, k, graph_blocked(x, n, d, k));
+    }
     tree!(2, 3, 4, 5, 6, 8);
-    finish(n, k, graph_blocked(x, n, d, k))
+    unreachable!("no kd-tree for {d} dimensions")
 }
 
 /// Candidates from the GEMM distances (a few spare ones against rounding), then exact
 /// distances for the final order.
 fn graph_blocked(x: &[f32], n: usize, d: usize, k: usize) -> Vec<Vec<(f32, u32)>> {
     let xc = super::distance::centred(x, n, d);
-    let want = (k + 1 + 8).min(n);
     super::distance::map_row_blocks(&xc, n, d, |r0, rows, d2| {
         (0..rows)
-            .map(|r| {
-                let i = r0 + r;
-                let row = &d2[r * n..(r + 1) * n];
-                let mut exact: Vec<(f32, u32)> = smallest(row, want)
-                    .into_iter()
-                    .map(|j| (exact_sq(x, d, i, j as usize), j))
-                    .collect();
-                exact.sort_by(by_distance);
-                exact.truncate(k + 1);
-                exact
-            })
+            .map(|r| row_neighbours(x, d, r0 + r, &d2[r * n..(r + 1) * n], k))
             .collect()
     })
+}
+
+/// Cell `i`'s `k + 1` nearest (self included) from its row of GEMM squared distances: a few
+/// spare candidates against rounding, re-ranked by exact distances.
+pub(crate) fn row_neighbours(
+    x: &[f32],
+    d: usize,
+    i: usize,
+    d2: &[f32],
+    k: usize,
+) -> Vec<(f32, u32)> {
+    let want = (k + 1 + 8).min(d2.len());
+    let mut exact: Vec<(f32, u32)> = smallest(d2, want)
+        .into_iter()
+        .map(|j| (exact_sq(x, d, i, j as usize), j))
+        .collect();
+    exact.sort_by(by_distance);
+    exact.truncate(k + 1);
+    exact
+}
+
+/// Whether [`knn_graph`] takes its neighbours from GEMM distance blocks (else a kd-tree).
+pub(crate) fn uses_distance_blocks(d: usize) -> bool {
+    !matches!(d, 2..=6 | 8)
 }
 
 /// Indices of the `want` smallest values of `row` in [`by_distance`] order (value, then
@@ -97,14 +113,35 @@ pub(crate) fn smallest(row: &[f32], want: usize) -> Vec<u32> {
         .map(|(j, &v)| order_key(v, j as u32))
         .collect();
     let mut worst = *heap.peek().expect("want > 0");
-    for (j, &v) in row.iter().enumerate().skip(want) {
+    let mut offer = |j: usize, v: f32, worst: &mut u64| {
         let key = order_key(v, j as u32);
-        if key < worst {
+        if key < *worst {
             *heap.peek_mut().expect("non-empty") = key;
-            worst = *heap.peek().expect("non-empty");
+            *worst = *heap.peek().expect("non-empty");
         }
+    };
+    // Most of a row is farther than the current worst: a branch-free test of a whole chunk
+    // (it vectorises) skips those. `!(v > w)` keeps every value the key order could accept
+    // (smaller, equal, signed zeros, NaN on either side), so the result is the exact set.
+    const CHUNK: usize = 32;
+    let mut j0 = want;
+    for chunk in row[want..].chunks(CHUNK) {
+        let w = key_value(worst);
+        let maybe = chunk.iter().fold(false, |acc, &v| acc | !(v > w));
+        if maybe {
+            for (p, &v) in chunk.iter().enumerate() {
+                offer(j0 + p, v, &mut worst);
+            }
+        }
+        j0 += chunk.len();
     }
     heap.into_iter().map(|key| key as u32).collect()
+}
+
+/// The value packed in an [`order_key`].
+fn key_value(key: u64) -> f32 {
+    let m = (key >> 32) as u32;
+    f32::from_bits(if m >> 31 == 1 { m & 0x7fff_ffff } else { !m })
 }
 
 /// (value, index) packed so that integer order is [`by_distance`] order: the value's bits
@@ -115,7 +152,7 @@ fn order_key(v: f32, j: u32) -> u64 {
     ((monotone as u64) << 32) | j as u64
 }
 
-fn finish(n: usize, k: usize, rows: Vec<Vec<(f32, u32)>>) -> Neighbors {
+pub(crate) fn finish(n: usize, k: usize, rows: Vec<Vec<(f32, u32)>>) -> Neighbors {
     let mut indices = Vec::with_capacity(n * k);
     let mut distances = Vec::with_capacity(n * k);
     for (i, mut row) in rows.into_iter().enumerate() {
@@ -330,12 +367,22 @@ mod tests {
     fn smallest_keeps_what_a_full_selection_keeps() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        for (len, want) in [(1000, 37), (50, 50), (50, 60), (300, 1)] {
-            // Few distinct values, negative zero and infinity: ties and sign edge cases.
+        for (len, want, nan) in [
+            (1000, 37, false),
+            (50, 50, false),
+            (50, 60, false),
+            (300, 1, false),
+            (1003, 20, true),
+            (2000, 3, true),
+        ] {
+            // Few distinct values, negative zero and infinity: ties and sign edge cases; NaN of
+            // both signs where `nan` (total order: -NaN first, +NaN last).
             let row: Vec<f32> = (0..len)
-                .map(|_| match rng.gen_range(0..12) {
+                .map(|_| match rng.gen_range(0..14) {
                     0 => -0.0,
                     1 => f32::INFINITY,
+                    12 if nan => f32::NAN,
+                    13 if nan => -f32::NAN,
                     v => v as f32 * 0.5,
                 })
                 .collect();
@@ -351,6 +398,22 @@ mod tests {
             want_idx.sort_unstable();
             assert_eq!(got, want_idx, "len {len} want {want}");
         }
+    }
+
+    #[test]
+    fn key_value_inverts_order_key() {
+        for v in [
+            0.0f32,
+            -0.0,
+            1.5,
+            -2.25,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            3e-42,
+        ] {
+            assert_eq!(key_value(order_key(v, 7)).to_bits(), v.to_bits());
+        }
+        assert!(key_value(order_key(f32::NAN, 1)).is_nan());
     }
 
     #[test]

@@ -5,10 +5,10 @@
 use super::clustering::{InitSampler, ari, kmeans, nmi};
 use super::graph::graph_connectivity;
 use super::kbet::kbet_per_label;
-use super::lisi::{clisi, ilisi};
-use super::neighbors::knn_graph;
+use super::knn_silhouette::neighbours_and_silhouettes;
+use super::lisi::clisi_ilisi;
 use super::pcr::{pcr, pcr_comparison};
-use super::silhouette::{bras, isolated_labels, silhouette_label, silhouette_samples};
+use super::silhouette::{bras, isolated_labels, silhouette_label};
 
 /// Column names in scib-metrics' order.
 pub const METRIC_NAMES: [&str; 13] = [
@@ -61,19 +61,61 @@ pub fn score_embedding(
     sampler: &mut dyn InitSampler,
     step: &mut dyn FnMut(&str),
 ) -> ScibScores {
-    step("neighbours");
+    score_embedding_without_pcr_pre(x, d, g, sampler, step).finish(pcr_pre)
+}
+
+/// Every metric but the PCR comparison, whose reference (the unintegrated PCA) may still be
+/// computing beside this embedding: [`PendingScores::finish`] adds it and the aggregates.
+pub struct PendingScores {
+    /// The first nine metrics in [`METRIC_NAMES`] order.
+    values: [f64; 9],
+    pcr_post: f64,
+}
+
+impl PendingScores {
+    pub fn finish(&self, pcr_pre: f64) -> ScibScores {
+        let [iso, k_nmi, k_ari, sil_label, c_lisi, b, i_lisi, kb, gc] = self.values;
+        let pc = pcr_comparison(pcr_pre, self.pcr_post);
+        let bio = (iso + k_nmi + k_ari + sil_label + c_lisi) / 5.0;
+        let batch = (b + i_lisi + kb + gc + pc) / 5.0;
+        ScibScores {
+            values: [
+                iso,
+                k_nmi,
+                k_ari,
+                sil_label,
+                c_lisi,
+                b,
+                i_lisi,
+                kb,
+                gc,
+                pc,
+                batch,
+                bio,
+                0.4 * batch + 0.6 * bio,
+            ],
+        }
+    }
+}
+
+/// [`score_embedding`] up to the PCR comparison.
+pub fn score_embedding_without_pcr_pre(
+    x: &[f32],
+    d: usize,
+    g: &Groups,
+    sampler: &mut dyn InitSampler,
+    step: &mut dyn FnMut(&str),
+) -> PendingScores {
+    step("neighbours and silhouettes");
     let n = g.labels.len();
-    let nb90 = knn_graph(x, n, d, 90);
-    step("silhouettes");
-    let sil = silhouette_samples(x, d, g.labels, g.n_labels);
+    let (nb90, sil) = neighbours_and_silhouettes(x, n, d, 90, g.labels, g.n_labels);
     let iso = isolated_labels(&sil, g.labels, g.n_labels, g.batches, g.n_batches);
     let sil_label = silhouette_label(&sil);
     step("KMeans");
     let clusters = kmeans(x, d, g.n_labels, sampler);
     let (k_nmi, k_ari) = (nmi(g.labels, &clusters), ari(g.labels, &clusters));
     step("LISI");
-    let c_lisi = clisi(&nb90, g.labels, g.n_labels);
-    let i_lisi = ilisi(&nb90, g.batches, g.n_batches);
+    let (c_lisi, i_lisi) = clisi_ilisi(&nb90, g.labels, g.n_labels, g.batches, g.n_batches);
     step("BRAS");
     let b = bras(x, d, g.labels, g.n_labels, g.batches);
     step("kBET");
@@ -81,24 +123,8 @@ pub fn score_embedding(
     step("graph connectivity");
     let gc = graph_connectivity(&nb90.subset(15), g.labels, g.n_labels);
     step("PCR");
-    let pc = pcr_comparison(pcr_pre, pcr(x, d, g.batches, g.n_batches));
-    let bio = (iso + k_nmi + k_ari + sil_label + c_lisi) / 5.0;
-    let batch = (b + i_lisi + kb + gc + pc) / 5.0;
-    ScibScores {
-        values: [
-            iso,
-            k_nmi,
-            k_ari,
-            sil_label,
-            c_lisi,
-            b,
-            i_lisi,
-            kb,
-            gc,
-            pc,
-            batch,
-            bio,
-            0.4 * batch + 0.6 * bio,
-        ],
+    PendingScores {
+        values: [iso, k_nmi, k_ari, sil_label, c_lisi, b, i_lisi, kb, gc],
+        pcr_post: pcr(x, d, g.batches, g.n_batches),
     }
 }

@@ -34,21 +34,39 @@ fn cluster_distance_sums(
     super::distance::map_row_blocks(&prepared, n, d, |r0, rows, d2| {
         (0..rows)
             .map(|r| {
-                let mut sums = vec![0f64; n_clusters];
-                for (j, &v) in d2[r * n..(r + 1) * n].iter().enumerate() {
-                    if j == r0 + r {
-                        continue;
-                    }
-                    let dist = match metric {
-                        Metric::Euclidean => v.sqrt(),
-                        Metric::Cosine => (v / 2.0).clamp(0.0, 2.0),
-                    };
-                    sums[clusters[j] as usize] += dist as f64;
-                }
-                sums
+                row_distance_sums(
+                    &d2[r * n..(r + 1) * n],
+                    r0 + r,
+                    clusters,
+                    n_clusters,
+                    metric,
+                )
             })
             .collect()
     })
+}
+
+/// One cell's sums of distances to every cluster from its row of squared distances (`d2`
+/// as [`super::distance::map_row_blocks`] gives it; the cell itself, `me`, left out).
+pub(crate) fn row_distance_sums(
+    d2: &[f32],
+    me: usize,
+    clusters: &[u32],
+    n_clusters: usize,
+    metric: Metric,
+) -> Vec<f64> {
+    let mut sums = vec![0f64; n_clusters];
+    for (j, &v) in d2.iter().enumerate() {
+        if j == me {
+            continue;
+        }
+        let dist = match metric {
+            Metric::Euclidean => v.sqrt(),
+            Metric::Cosine => (v / 2.0).clamp(0.0, 2.0),
+        };
+        sums[clusters[j] as usize] += dist as f64;
+    }
+    sums
 }
 
 /// How the distance to "the other clusters" is formed.
@@ -69,12 +87,22 @@ pub fn silhouette_samples_with(
     between: Between,
     metric: Metric,
 ) -> Vec<f64> {
+    let sums = cluster_distance_sums(x, d, clusters, n_clusters, metric);
+    silhouettes_from_sums(&sums, clusters, n_clusters, between)
+}
+
+/// The silhouettes from each cell's sums of distances to every cluster.
+pub fn silhouettes_from_sums(
+    sums: &[Vec<f64>],
+    clusters: &[u32],
+    n_clusters: usize,
+    between: Between,
+) -> Vec<f64> {
     let mut freq = vec![0usize; n_clusters];
     for &c in clusters {
         freq[c as usize] += 1;
     }
     let n = clusters.len();
-    let sums = cluster_distance_sums(x, d, clusters, n_clusters, metric);
     (0..n)
         .map(|i| {
             let own = clusters[i] as usize;
