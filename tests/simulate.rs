@@ -406,3 +406,73 @@ print(json.dumps({
     );
     assert_eq!(v["seed"], 21);
 }
+
+#[test]
+fn type_proportions_are_honoured_in_every_batch() {
+    let props = vec![0.5, 0.3, 0.18, 0.01, 0.01];
+    let p = SimParams {
+        n_types: 5,
+        type_proportions: Some(props.clone()),
+        ..params(20_000, 50, 7)
+    };
+    let s = run_on(&p, 2);
+    for b in 0..3u32 {
+        let cells: Vec<u32> = s
+            .batch
+            .iter()
+            .zip(&s.cell_type)
+            .filter(|(k, _)| **k == b)
+            .map(|(_, t)| *t)
+            .collect();
+        for (t, &want) in props.iter().enumerate() {
+            let got = cells.iter().filter(|&&c| c == t as u32).count() as f64 / cells.len() as f64;
+            // Binomial standard error at ~6,700 cells per batch: <= 0.0061; allow 4 of them.
+            let tol = 4.0 * (want * (1.0 - want) / cells.len() as f64).sqrt() + 1e-9;
+            assert!(
+                (got - want).abs() <= tol,
+                "batch {b} type {t}: share {got:.4}, want {want} +- {tol:.4}"
+            );
+        }
+    }
+    // Unnormalised proportions give the same cells; a zero proportion gives no cell.
+    let scaled = run_on(
+        &SimParams {
+            type_proportions: Some(props.iter().map(|v| v * 4.0).collect()),
+            ..p.clone()
+        },
+        2,
+    );
+    assert_eq!(scaled.cell_type, s.cell_type);
+    let zero = run_on(
+        &SimParams {
+            type_proportions: Some(vec![0.5, 0.5, 0.0, 0.0, 0.0]),
+            ..p.clone()
+        },
+        2,
+    );
+    assert!(zero.cell_type.iter().all(|&t| t < 2));
+    // The proportions change the composition only: the same marker genes and dispersions.
+    let free = run_on(
+        &SimParams {
+            type_proportions: None,
+            ..p.clone()
+        },
+        2,
+    );
+    assert_eq!(free.model.is_marker, s.model.is_marker);
+    assert_eq!(free.model.theta, s.model.theta);
+    for (bad, want) in [
+        (vec![0.5, 0.5], "2 values for --types 5"),
+        (vec![0.5, 0.5, -0.1, 0.0, 0.1], "finite numbers >= 0"),
+        (vec![0.0; 5], "must not all be 0"),
+    ] {
+        let e = SimParams {
+            type_proportions: Some(bad),
+            ..p.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(want), "{e}");
+    }
+}

@@ -168,6 +168,15 @@ pub struct IntegrateArgs {
     /// Label value that marks an unlabelled cell (missing values count as unlabelled too).
     #[arg(long, default_value = "Unknown")]
     pub unlabeled_category: String,
+    /// scDREAMER-Sup with possibly wrong labels: first train the unsupervised model, train as
+    /// unlabelled every labelled cell whose 15 nearest labelled cells there mostly carry another
+    /// label, then train Sup (about twice the time; data in memory only, not --backed).
+    #[arg(long)]
+    pub screen_labels: bool,
+    /// Sup: obs['scdreamer_label_disagrees'] marks labelled cells predicted as another type with
+    /// at least this probability.
+    #[arg(long, default_value_t = crate::model::sup_screen::DISAGREE_THRESHOLD)]
+    pub disagree_threshold: f32,
     #[command(flatten)]
     pub genes: GeneArgs,
     /// Hyper-parameter preset.

@@ -18,6 +18,8 @@ use crate::data::Frame;
 use crate::data::h5ad::{self, CsrBlocks};
 use crate::io::results::{Outcome, Written, write_results};
 use crate::model::config::{ModelConfig, TrainConfig};
+use crate::model::dataset::DeviceData;
+use crate::model::sup_screen::{SCREEN_NEIGHBOURS, neighbour_votes, screen};
 use crate::pipeline::{self, Cells, Inference, Resident, SavedData};
 
 /// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).
@@ -132,18 +134,25 @@ fn train_and_write<B: Backend>(backend: &B, run: &Run, loaded: Loaded) -> anyhow
     } = loaded;
     match data {
         Data::Resident { adata, mut setup } => {
-            let held = pipeline::upload(backend, &mut setup)?;
+            let mut held = pipeline::upload(backend, &mut setup)?;
+            // The labels as given: the output compares the prediction with them.
+            let given = setup.prep.labels.clone();
+            if run.a.screen_labels {
+                screen_labels(backend, run, &mut setup, &mut held, &model_cfg)?;
+            }
             let cells = Resident {
                 prep: &setup.prep,
                 data: &held,
                 train_rows: &setup.train_rows,
             };
             // The output's X: the training counts themselves (no second copy).
+            let mut saved = setup.saved_data();
+            saved.labels = given.as_ref();
             let sink = Sink {
                 x: held.host_counts(&setup.prep),
                 obs: &adata.obs,
                 var: adata.var.select(&setup.genes),
-                saved: setup.saved_data(),
+                saved,
                 chunk_cells: None,
             };
             drive(backend, run, &cells, sink, (model_cfg, train_cfg), as_batch)
@@ -160,6 +169,63 @@ fn train_and_write<B: Backend>(backend: &B, run: &Run, loaded: Loaded) -> anyhow
             drive(backend, run, &cells, sink, (model_cfg, train_cfg), as_batch)
         }
     }
+}
+
+/// `--screen-labels`: trains the unsupervised model on the same cells, then hides every given
+/// label that the cell's nearest labelled neighbours in its embedding outvote (the Sup model
+/// trained next predicts those cells as unlabelled ones).
+fn screen_labels<B: Backend>(
+    backend: &B,
+    run: &Run,
+    setup: &mut pipeline::Setup,
+    held: &mut DeviceData<B>,
+    sup_cfg: &ModelConfig,
+) -> anyhow::Result<()> {
+    let a = run.a;
+    let n = setup.prep.n_cells();
+    let (model_cfg, train_cfg) = hyper_params(a)
+        .on_device(backend.name() == "cuda", n)
+        .configs(sup_cfg.n_genes, sup_cfg.n_batches, 0, n)?;
+    if !a.quiet {
+        eprintln!("--screen-labels: training the unsupervised model to screen the labels");
+    }
+    let cells = Resident {
+        prep: &setup.prep,
+        data: held,
+        train_rows: &setup.train_rows,
+    };
+    let fitted = pipeline::fit_cells(backend, &cells, model_cfg, train_cfg, "default", !a.quiet)?;
+    let inferred = pipeline::infer(
+        &fitted.model,
+        &cells,
+        &Inference {
+            latent: true,
+            seed: a.seed,
+            labels: false,
+            normalized: None,
+            progress: false,
+        },
+    )?;
+    let labels = setup
+        .prep
+        .labels
+        .as_ref()
+        .context("--screen-labels without labels")?;
+    let votes = neighbour_votes(
+        &inferred.latent,
+        fitted.model.cfg.latent,
+        labels,
+        SCREEN_NEIGHBOURS,
+    );
+    let (screened, hidden) = screen(labels, &votes);
+    eprintln!(
+        "--screen-labels: {hidden} of the {} given labels are outvoted by their cells' \
+         {SCREEN_NEIGHBOURS} nearest labelled cells and trained as unlabelled",
+        labels.n_labelled()
+    );
+    held.set_labels(backend, &setup.prep, &screened)?;
+    setup.prep.labels = Some(screened);
+    Ok(())
 }
 
 /// The run itself, whatever holds the cells: fit, infer, write, then the closing lines.
@@ -205,6 +271,7 @@ fn drive<B: Backend>(
         latent: inferred.latent,
         normalized: inferred.normalized,
         predicted: inferred.predicted,
+        disagree_threshold: a.disagree_threshold,
         model: &fitted.model.cfg,
         run: &fitted.run,
         log: &fitted.log,

@@ -27,6 +27,18 @@ pub(crate) fn check_weights(a: &IntegrateArgs) -> anyhow::Result<()> {
 
 /// Flags checked before the input is read: a typo must not wait for a large file.
 pub(crate) fn check_flags(a: &IntegrateArgs) -> anyhow::Result<()> {
+    if a.screen_labels && a.labels_key.is_none() {
+        anyhow::bail!("--screen-labels needs --labels-key (it screens the given labels)");
+    }
+    if a.screen_labels && a.backed {
+        anyhow::bail!("--screen-labels needs the data in memory: run without --backed");
+    }
+    if !(0.0..=1.0).contains(&a.disagree_threshold) {
+        anyhow::bail!(
+            "--disagree-threshold must be a probability in [0, 1] (got {})",
+            a.disagree_threshold
+        );
+    }
     if a.threads == Some(0) {
         anyhow::bail!("--threads must be at least 1, got 0");
     }

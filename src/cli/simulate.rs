@@ -49,6 +49,11 @@ pub struct SimulateArgs {
     /// Standard deviation of per-gene batch log fold changes.
     #[arg(long, default_value_t = 0.5)]
     pub batch_sd: f64,
+    /// Cell-type proportions, comma-separated, one per type, the same in every batch
+    /// (normalised to sum 1), e.g. 0.5,0.3,0.18,0.01,0.01 for two rare types (default: each
+    /// batch draws its own from Dirichlet(5, ..., 5)).
+    #[arg(long, value_delimiter = ',')]
+    pub type_proportions: Option<Vec<f64>>,
     /// Worker threads (default: all cores). Does not change the output.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -68,6 +73,7 @@ impl SimulateArgs {
             batch_sd: self.batch_sd,
             dropout: self.dropout,
             seed: self.seed,
+            type_proportions: self.type_proportions.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::data::Frame;
+use crate::data::anndata::Column;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, Results};
 use crate::io::checkpoint::SavedConfig;
@@ -46,6 +47,9 @@ pub struct Outcome<'a> {
     pub latent: Vec<f32>,
     pub normalized: Option<Vec<f32>>,
     pub predicted: Option<LabelPrediction>,
+    /// Sup: the probability above which a prediction contradicting the given label is flagged
+    /// in `obs['scdreamer_label_disagrees']`.
+    pub disagree_threshold: f32,
     pub model: &'a ModelConfig,
     pub run: &'a RunConfig,
     pub log: &'a [EpochLog],
@@ -109,8 +113,13 @@ pub fn write_results(
             Some(v) => vec![("scdreamer_normalized".into(), Dense::new(n, o.n_genes, v)?)],
             None => Vec::new(),
         },
-        obs: match (&o.predicted, &label_categories) {
-            (Some(p), Some(c)) => p.obs_columns(c),
+        obs: match (&o.predicted, o.labels) {
+            (Some(p), Some(l)) => {
+                let mut cols = p.obs_columns(&l.categories);
+                let flags = crate::model::sup_screen::disagrees(l, p, o.disagree_threshold);
+                cols.push(("scdreamer_label_disagrees".into(), Column::Bool(flags)));
+                cols
+            }
             _ => Vec::new(),
         },
         uns: vec![("scdreamer".into(), uns)],

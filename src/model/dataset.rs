@@ -228,6 +228,24 @@ impl<B: Backend> DeviceData<B> {
         })
     }
 
+    /// Replaces the per-cell label table the training step reads (Sup: the screened labels;
+    /// the categories stay those the model was configured with).
+    pub fn set_labels(
+        &mut self,
+        backend: &B,
+        prep: &PreparedData,
+        labels: &crate::model::sup::CellLabels,
+    ) -> anyhow::Result<()> {
+        self.tables = CellTables::upload(
+            backend,
+            &prep.library,
+            &prep.batch,
+            prep.batch_names.len(),
+            Some((labels.codes.as_slice(), labels.categories.len())),
+        )?;
+        Ok(())
+    }
+
     /// The raw counts on the host: the backend's own matrix where it holds one (CPU), else
     /// `prep.counts`.
     pub fn host_counts<'a>(&'a self, prep: &'a PreparedData) -> &'a Csr {

@@ -8,3 +8,4 @@ pub mod minibatch;
 pub mod networks;
 pub mod scdreamer;
 pub mod sup;
+pub mod sup_screen;

@@ -54,6 +54,10 @@ pub struct SimParams {
     /// Probability that a count is replaced by a zero (zero inflation); 0 = plain NB.
     pub dropout: f64,
     pub seed: u64,
+    /// Cell-type proportions, the same in every batch (normalised to sum 1); None draws each
+    /// batch's proportions from Dirichlet(5, ..., 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_proportions: Option<Vec<f64>>,
 }
 
 impl Default for SimParams {
@@ -69,6 +73,7 @@ impl Default for SimParams {
             batch_sd: 0.5,
             dropout: 0.0,
             seed: 0,
+            type_proportions: None,
         }
     }
 }
@@ -121,6 +126,21 @@ impl SimParams {
                 1.0 - self.dropout,
                 self.density
             );
+        }
+        if let Some(props) = &self.type_proportions {
+            if props.len() != self.n_types {
+                bail!(
+                    "--type-proportions has {} values for --types {}: give one per type",
+                    props.len(),
+                    self.n_types
+                );
+            }
+            if let Some(v) = props.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                bail!("--type-proportions must be finite numbers >= 0, got {v}");
+            }
+            if props.iter().sum::<f64>() <= 0.0 {
+                bail!("--type-proportions must not all be 0");
+            }
         }
         if !(0.0..=1.0).contains(&self.de_frac) {
             bail!("--de-frac must be in [0, 1], got {}", self.de_frac);

@@ -62,7 +62,11 @@ impl Model {
         let lib_shift: Vec<f64> = (0..b).map(|_| shift_d.sample(rng)).collect();
         let theta_d = Normal::new(2.0f64.ln(), 0.5)?;
         let theta: Vec<f64> = (0..g).map(|_| theta_d.sample(rng).exp()).collect();
-        let type_cdf = draw_compositions(b, t, rng)?;
+        // Drawn even when the proportions are given, so the rest of the model stays the same.
+        let mut type_cdf = draw_compositions(b, t, rng)?;
+        if let Some(props) = &p.type_proportions {
+            type_cdf = fixed_compositions(b, props);
+        }
 
         let mut log_rate = vec![0.0f64; b * t * g];
         for k in 0..b {
@@ -181,6 +185,22 @@ fn draw_compositions(b: usize, t: usize, rng: &mut ChaCha8Rng) -> Result<Vec<f64
         }
     }
     Ok(cdf)
+}
+
+/// The same proportions (normalised to sum 1) in each of `b` batches, as cumulative sums.
+fn fixed_compositions(b: usize, props: &[f64]) -> Vec<f64> {
+    let sum: f64 = props.iter().sum();
+    let mut row: Vec<f64> = props
+        .iter()
+        .scan(0.0, |acc, v| {
+            *acc += v / sum;
+            Some(*acc)
+        })
+        .collect();
+    if let Some(last) = row.last_mut() {
+        *last = 1.0;
+    }
+    row.repeat(b)
 }
 
 /// Probabilists' Gauss-Hermite nodes (weight exp(-z^2/2)), 6 points: exact enough for the

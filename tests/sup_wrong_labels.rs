@@ -1,0 +1,172 @@
+//! Wrong labels in scDREAMER-Sup (issue 22): on a simulation with 30% of the labels hidden and
+//! 20% of the shown ones reassigned to another type, `integrate --screen-labels` writes
+//! `obs['scdreamer_label_disagrees']`, flags the planted wrong labels far better than chance and
+//! recovers their true type; plus the flag errors of `--screen-labels`/`--disagree-threshold`.
+
+use std::path::Path;
+use std::process::Command;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use scdreamer::data::AnnData;
+use scdreamer::data::anndata::Column;
+use scdreamer::data::h5ad::{ReadOptions, Results, read_h5ad, write_h5ad};
+
+fn read(path: &Path) -> AnnData {
+    let opts = ReadOptions {
+        layer: None,
+        allow_non_integer: false,
+        progress: false,
+    };
+    read_h5ad(path, &opts).expect("h5ad reads")
+}
+
+fn scdreamer(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scdreamer"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn codes(adata: &AnnData, key: &str) -> (Vec<i32>, Vec<String>) {
+    match adata.obs.get(key) {
+        Some(Column::Categorical {
+            codes, categories, ..
+        }) => (codes.clone(), categories.clone()),
+        other => panic!("obs['{key}'] is not categorical: {other:?}"),
+    }
+}
+
+/// Hides 30% of `truth` (code -1) and reassigns 20% of the rest to a random other type.
+/// Returns the given codes and which cells carry a wrong label.
+fn noisy(truth: &[i32], n_types: i32, seed: u64) -> (Vec<i32>, Vec<bool>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = truth.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    let n_hidden = (0.3 * n as f64).round() as usize;
+    let n_wrong = (0.2 * (n - n_hidden) as f64).round() as usize;
+    let mut given = truth.to_vec();
+    let mut wrong = vec![false; n];
+    for &i in &order[..n_hidden] {
+        given[i] = -1;
+    }
+    for &i in &order[n_hidden..n_hidden + n_wrong] {
+        given[i] = (truth[i] + rng.gen_range(1..n_types)) % n_types;
+        wrong[i] = true;
+    }
+    (given, wrong)
+}
+
+#[test]
+fn screened_sup_flags_and_recovers_planted_wrong_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.h5ad");
+    let r = scdreamer(&[
+        "simulate",
+        "--cells",
+        "1200",
+        "--genes",
+        "300",
+        "--batches",
+        "3",
+        "--types",
+        "4",
+        "--seed",
+        "2",
+        "--output",
+        sim.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mut adata = read(&sim);
+    let (truth, types) = codes(&adata, "cell_type");
+    let (given, wrong) = noisy(&truth, types.len() as i32, 0);
+    adata.obs.columns.push((
+        "given".into(),
+        Column::Categorical {
+            codes: given.clone(),
+            categories: types.clone(),
+            ordered: false,
+        },
+    ));
+    let input = dir.path().join("noisy.h5ad");
+    write_h5ad(&input, &adata, &Results::default()).unwrap();
+    let out = dir.path().join("out.h5ad");
+    let r = scdreamer(&[
+        "integrate",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--labels-key",
+        "given",
+        "--screen-labels",
+        "--epochs",
+        "40",
+        "--seed",
+        "0",
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(
+        err.contains("--screen-labels:") && err.contains("trained as unlabelled"),
+        "{err}"
+    );
+
+    let a = read(&out);
+    let flags = match a.obs.get("scdreamer_label_disagrees") {
+        Some(Column::Bool(v)) => v.clone(),
+        other => panic!("scdreamer_label_disagrees: {other:?}"),
+    };
+    let (pred, pred_types) = codes(&a, "scdreamer_label");
+    assert_eq!(pred_types, types);
+    // Only labelled cells can disagree.
+    assert!(flags.iter().zip(&given).all(|(&f, &g)| !f || g >= 0));
+    let n_wrong = wrong.iter().filter(|&&w| w).count();
+    let flagged = flags.iter().filter(|&&f| f).count();
+    let hits = (0..flags.len()).filter(|&i| flags[i] && wrong[i]).count();
+    let precision = hits as f64 / flagged.max(1) as f64;
+    let recall = hits as f64 / n_wrong as f64;
+    let recovered = (0..pred.len())
+        .filter(|&i| wrong[i] && pred[i] == truth[i])
+        .count() as f64
+        / n_wrong as f64;
+    println!(
+        "{n_wrong} wrong labels: {flagged} flagged, precision {precision:.3}, recall \
+         {recall:.3}, true type recovered {recovered:.3}"
+    );
+    // Chance: a random flag is wrong with probability 0.2 (the share of wrong labels).
+    assert!(precision >= 0.6, "precision {precision:.3} (chance 0.2)");
+    assert!(recall >= 0.35, "recall {recall:.3}");
+    // Without --screen-labels Sup recovers ~none (it learns the wrong labels); chance is 0.25.
+    assert!(recovered >= 0.45, "recovered {recovered:.3}");
+}
+
+#[test]
+fn screen_labels_flag_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.h5ad");
+    let o = out.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["--screen-labels"],
+            "--screen-labels needs --labels-key",
+        ),
+        (
+            vec!["--labels-key", "cell_type", "--screen-labels", "--backed"],
+            "run without --backed",
+        ),
+        (
+            vec!["--labels-key", "cell_type", "--disagree-threshold", "1.5"],
+            "--disagree-threshold must be a probability",
+        ),
+    ] {
+        let mut all = vec!["integrate", "-o", o, "--quiet"];
+        all.extend(args);
+        let r = scdreamer(&all);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && err.contains(want), "{all:?}: {err}");
+        assert!(!out.exists());
+    }
+}
