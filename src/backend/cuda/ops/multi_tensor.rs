@@ -41,7 +41,7 @@ impl TensorTable {
     /// The device table holding `rows` (uploaded when they changed), and the row count.
     fn sync(&mut self, rt: &CudaRuntime) -> Result<(usize, i32)> {
         let n = self.rows.len();
-        if self.on_device != self.rows || self.table.is_none() {
+        if n > 0 && (self.on_device != self.rows || self.table.is_none()) {
             let flat: Vec<u64> = self.rows.iter().flatten().copied().collect();
             let fits = self.table.as_ref().is_some_and(|t| t.len() >= flat.len());
             if !fits {
