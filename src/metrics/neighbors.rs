@@ -104,6 +104,8 @@ pub(crate) fn uses_distance_blocks(d: usize) -> bool {
 /// candidates in a buffer and, whenever it holds `2 want`, cuts it to the `want` best; the
 /// `want`-th best so far is then a bound no later value above it can beat, and a
 /// branch-free test of a whole chunk against it (it vectorises) skips most of the row.
+// `!(v > bound)` is meant: it is true for NaN, which `v <= bound` is not.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub(crate) fn smallest(row: &[f32], want: usize) -> Vec<u32> {
     const CHUNK: usize = 32;
     if want >= row.len() {
