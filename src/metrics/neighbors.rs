@@ -100,48 +100,48 @@ pub(crate) fn uses_distance_blocks(d: usize) -> bool {
 }
 
 /// Indices of the `want` smallest values of `row` in [`by_distance`] order (value, then
-/// index), unordered: the set a `select_nth_unstable_by` of the whole row keeps, from one pass
-/// with a bounded max-heap instead of sorting pairs for every cell.
+/// index), unordered: the set a `select_nth_unstable_by` of the whole row keeps. One pass keeps
+/// candidates in a buffer and, whenever it holds `2 want`, cuts it to the `want` best; the
+/// `want`-th best so far is then a bound no later value above it can beat, and a
+/// branch-free test of a whole chunk against it (it vectorises) skips most of the row.
+// `!(v > bound)` is meant: it is true for NaN, which `v <= bound` is not.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub(crate) fn smallest(row: &[f32], want: usize) -> Vec<u32> {
-    use std::collections::BinaryHeap;
+    const CHUNK: usize = 32;
     if want >= row.len() {
         return (0..row.len() as u32).collect();
     }
-    let mut heap: BinaryHeap<u64> = row[..want]
-        .iter()
-        .enumerate()
-        .map(|(j, &v)| order_key(v, j as u32))
-        .collect();
-    let mut worst = *heap.peek().expect("want > 0");
-    let mut offer = |j: usize, v: f32, worst: &mut u64| {
-        let key = order_key(v, j as u32);
-        if key < *worst {
-            *heap.peek_mut().expect("non-empty") = key;
-            *worst = *heap.peek().expect("non-empty");
+    if want == 0 {
+        return Vec::new();
+    }
+    let cap = 2 * want.max(CHUNK);
+    let mut buf: Vec<u64> = Vec::with_capacity(cap + CHUNK);
+    // Keys are unique (the index is in them), so a key at or above the bound is beaten by the
+    // `want` kept ones. `!(v > bound)` keeps every value whose key could be below it (smaller,
+    // equal, signed zeros, NaN on either side), so the float test only skips certain losers.
+    let (mut bound_key, mut bound) = (u64::MAX, f32::NAN);
+    for (c, chunk) in row.chunks(CHUNK).enumerate() {
+        if !chunk.iter().fold(false, |acc, &v| acc | !(v > bound)) {
+            continue;
         }
-    };
-    // Most of a row is farther than the current worst: a branch-free test of a whole chunk
-    // (it vectorises) skips those. `!(v > w)` keeps every value the key order could accept
-    // (smaller, equal, signed zeros, NaN on either side), so the result is the exact set.
-    const CHUNK: usize = 32;
-    let mut j0 = want;
-    for chunk in row[want..].chunks(CHUNK) {
-        let w = key_value(worst);
-        let maybe = chunk.iter().fold(false, |acc, &v| acc | !(v > w));
-        if maybe {
-            for (p, &v) in chunk.iter().enumerate() {
-                offer(j0 + p, v, &mut worst);
+        for (p, &v) in chunk.iter().enumerate() {
+            let key = order_key(v, (c * CHUNK + p) as u32);
+            if key < bound_key {
+                buf.push(key);
             }
         }
-        j0 += chunk.len();
+        if buf.len() >= cap {
+            buf.select_nth_unstable(want - 1);
+            buf.truncate(want);
+            bound_key = buf[want - 1];
+            bound = key_value(bound_key);
+        }
     }
-    heap.into_iter().map(|key| key as u32).collect()
-}
-
-/// The value packed in an [`order_key`].
-fn key_value(key: u64) -> f32 {
-    let m = (key >> 32) as u32;
-    f32::from_bits(if m >> 31 == 1 { m & 0x7fff_ffff } else { !m })
+    if buf.len() > want {
+        buf.select_nth_unstable(want - 1);
+        buf.truncate(want);
+    }
+    buf.into_iter().map(|key| key as u32).collect()
 }
 
 /// (value, index) packed so that integer order is [`by_distance`] order: the value's bits
@@ -150,6 +150,12 @@ fn order_key(v: f32, j: u32) -> u64 {
     let b = v.to_bits();
     let monotone = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
     ((monotone as u64) << 32) | j as u64
+}
+
+/// The value packed in an [`order_key`].
+fn key_value(key: u64) -> f32 {
+    let m = (key >> 32) as u32;
+    f32::from_bits(if m >> 31 == 1 { m & 0x7fff_ffff } else { !m })
 }
 
 pub(crate) fn finish(n: usize, k: usize, rows: Vec<Vec<(f32, u32)>>) -> Neighbors {
@@ -369,6 +375,8 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         for (len, want, nan) in [
             (1000, 37, false),
+            (1000, 0, false),
+            (5000, 100, false),
             (50, 50, false),
             (50, 60, false),
             (300, 1, false),
