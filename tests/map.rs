@@ -11,6 +11,7 @@ use std::process::Command;
 use scdreamer::data::anndata::Column;
 use scdreamer::data::h5ad::{ReadOptions, Results, open_h5, read_h5ad, write_h5ad};
 use scdreamer::data::{AnnData, Frame};
+use scdreamer::model::sup_screen::DISAGREE_THRESHOLD;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");
@@ -366,10 +367,26 @@ fn demo_held_out_platform_gets_its_labels() {
         s(&out2),
         "--batch-init",
         "closest",
+        "--labels-key",
+        "cell_type",
         "--quiet",
     ]);
     assert!(log.contains("Drop-seq from a copy of"), "{log}");
-    let best = obs_strings(&read(&out2).obs, "scdreamer_label_best");
+    let o2 = read(&out2);
+    let best = obs_strings(&o2.obs, "scdreamer_label_best");
+    // The query's own labels (the truth here): a cell disagrees exactly when its confident
+    // prediction is another type.
+    let Some(Column::Bool(flags)) = o2.obs.get("scdreamer_label_disagrees") else {
+        panic!("no bool obs['scdreamer_label_disagrees']")
+    };
+    let conf = confidence(&out2);
+    for i in 0..best.len() {
+        assert_eq!(
+            flags[i],
+            best[i] != sp.truth[i] && conf[i] >= DISAGREE_THRESHOLD,
+            "cell {i}"
+        );
+    }
     let f1 = macro_f1(&sp.truth, &best);
     assert!(
         f1 >= 0.95,

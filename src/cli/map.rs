@@ -62,6 +62,17 @@ pub struct MapArgs {
     /// obs['scdreamer_label'] (the best guess stays in obs['scdreamer_label_best']).
     #[arg(long, default_value_t = DEFAULT_UNKNOWN_THRESHOLD)]
     pub unknown_threshold: f32,
+    /// Sup: obs column of labels the query already has (e.g. an annotation to check):
+    /// obs['scdreamer_label_disagrees'] marks the cells predicted as another type of the model
+    /// with at least `--disagree-threshold` probability. Labels the model lacks never disagree.
+    #[arg(long)]
+    pub labels_key: Option<String>,
+    /// Label value of `--labels-key` that marks an unlabelled cell.
+    #[arg(long, default_value = "Unknown")]
+    pub unlabeled_category: String,
+    /// See `--labels-key`.
+    #[arg(long, default_value_t = crate::model::sup_screen::DISAGREE_THRESHOLD)]
+    pub disagree_threshold: f32,
     /// Read counts from `layers/NAME` instead of X.
     #[arg(long, value_name = "NAME")]
     pub layer: Option<String>,
@@ -84,6 +95,12 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "--unknown-threshold is {}: it is a probability, give a value in [0, 1]",
             a.unknown_threshold
+        );
+    }
+    if !(0.0..=1.0).contains(&a.disagree_threshold) {
+        anyhow::bail!(
+            "--disagree-threshold must be a probability in [0, 1] (got {})",
+            a.disagree_threshold
         );
     }
     if !(a.lr.is_finite() && a.lr > 0.0) {
@@ -119,6 +136,15 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
             progress: !a.quiet,
         },
     )?;
+    let given = match &a.labels_key {
+        Some(key) => Some(crate::map::labels::query_labels(
+            &adata.obs,
+            key,
+            &a.unlabeled_category,
+            &saved.label_categories,
+        )?),
+        None => None,
+    };
     let opts = MapOptions {
         batch_key: a.batch_key.clone(),
         fill_missing_genes: a.fill_missing_genes,
@@ -172,7 +198,19 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
             .labels
             .as_ref()
             .map(|p| {
-                crate::map::labels::obs_columns(p, &saved.label_categories, a.unknown_threshold)
+                let mut cols = crate::map::labels::obs_columns(
+                    p,
+                    &saved.label_categories,
+                    a.unknown_threshold,
+                );
+                if let Some(g) = &given {
+                    let flags = crate::model::sup_screen::disagrees(g, p, a.disagree_threshold);
+                    cols.push((
+                        "scdreamer_label_disagrees".into(),
+                        crate::data::anndata::Column::Bool(flags),
+                    ));
+                }
+                cols
             })
             .unwrap_or_default(),
         uns: vec![("scdreamer".into(), uns)],

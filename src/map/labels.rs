@@ -2,8 +2,8 @@
 //! the threshold are labelled `Unknown` (a type the reference may lack), and the best guess is
 //! kept beside it.
 
-use crate::data::Column;
-use crate::model::sup::LabelPrediction;
+use crate::data::{Column, Frame};
+use crate::model::sup::{CellLabels, LabelPrediction, cell_labels};
 
 /// The label given to cells below the confidence threshold.
 pub const UNKNOWN: &str = "Unknown";
@@ -54,6 +54,34 @@ pub fn obs_columns(
     ]
 }
 
+/// `map --labels-key`: the query's own labels as codes into the model's `categories` (by
+/// name; a label the model lacks counts as none). Errors: the model is not Sup, the key is
+/// missing, or no cell is labelled.
+pub fn query_labels(
+    obs: &Frame,
+    key: &str,
+    unlabeled: &str,
+    categories: &[String],
+) -> anyhow::Result<CellLabels> {
+    if categories.is_empty() {
+        anyhow::bail!("--labels-key needs a scDREAMER-Sup model (this one has no cell types)");
+    }
+    let (own, _) = cell_labels(obs, key, unlabeled)?;
+    let to_model: Vec<Option<u32>> = own
+        .categories
+        .iter()
+        .map(|c| categories.iter().position(|m| m == c).map(|i| i as u32))
+        .collect();
+    Ok(CellLabels {
+        codes: own
+            .codes
+            .iter()
+            .map(|c| c.and_then(|c| to_model[c as usize]))
+            .collect(),
+        categories: categories.to_vec(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +106,26 @@ mod tests {
             panic!("scdreamer_label_best is not categorical")
         };
         assert_eq!(codes, &[0, 1, 1]);
+    }
+
+    #[test]
+    fn query_labels_are_matched_to_the_model_by_name() {
+        let obs = Frame {
+            repeated_names: Vec::new(),
+            index: (0..4).map(|i| format!("c{i}")).collect(),
+            index_name: "_index".into(),
+            columns: vec![(
+                "ct".into(),
+                Column::Str(["T", "NK", "Unknown", "B"].map(String::from).to_vec()),
+            )],
+        };
+        let cats = vec!["B".to_string(), "T".to_string()];
+        let l = query_labels(&obs, "ct", "Unknown", &cats).unwrap();
+        assert_eq!(l.codes, vec![Some(1), None, None, Some(0)]);
+        assert_eq!(l.categories, cats);
+        let e = query_labels(&obs, "ct", "Unknown", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scDREAMER-Sup model"), "{e}");
     }
 }

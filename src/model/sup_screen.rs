@@ -11,7 +11,7 @@ use crate::metrics::knn_indices;
 use crate::model::sup::{CellLabels, LabelPrediction};
 
 /// Default `--disagree-threshold` (chosen by measurement, see BENCHMARKS.md "Wrong labels").
-pub const DISAGREE_THRESHOLD: f32 = 0.5;
+pub const DISAGREE_THRESHOLD: f32 = 0.7;
 
 /// Neighbours that vote on a cell's label.
 pub const SCREEN_NEIGHBOURS: usize = 15;
