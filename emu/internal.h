@@ -109,6 +109,9 @@ void count(Counter c, size_t bytes = 0);
 void count_launch(const std::string& kernel, unsigned long long bytes = 0,
                   unsigned long long flops = 0);
 void mark_step();
+// True within training steps when the stats file is asked for: only then are a launch's bytes
+// kept (stats.cpp).
+bool counting_step_kernels();
 void write_stats_if_asked();
 
 }  // namespace emu

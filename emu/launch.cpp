@@ -475,10 +475,13 @@ Result launch(KernelInfo* k, const LaunchConfig& cfg, void** params) {
     std::vector<const Allocation*> touched;
     r = check_params(k, params, &touched);
     if (r != OK) return r;
-    {
+    if (!counting_step_kernels()) {
+        count_launch(k->name);
+    } else {
         // Bytes of the buffers the launch passes, and of the buffers a small pointer table
         // among them lists (multi_tensor.cu reads its tensors' addresses from one): a word of
-        // the table equal to the start of a live allocation counts that allocation.
+        // the table equal to the start of a live allocation counts that allocation. Only
+        // within training steps, the only place the bytes are kept.
         unsigned long long bytes = 0;
         std::vector<const Allocation*> seen;
         auto add = [&](const Allocation* a) {

@@ -88,6 +88,12 @@ void count_launch(const std::string& kernel, unsigned long long bytes,
     }
 }
 
+bool counting_step_kernels() {
+    // Nobody reads the per-kernel bytes unless the stats file is asked for.
+    static const bool asked = getenv("SCDREAMER_EMULATE_CUDA_STATS") != nullptr;
+    return asked && stats().stepping;
+}
+
 // The first mark opens step 1; each later one closes the step before it.
 void mark_step() {
     Stats& s = stats();

@@ -536,8 +536,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
         rows: usize,
         cols: usize,
     );
-    /// Queue `acc[slot] += sum of x[i]^2` in f64 (the same value as `sq_norm`) for
-    /// [`Backend::sq_norm_flush`]: a backend whose buffers are host memory adds it at once, a
+    /// Queue x's sum of squares in f64 (the same value as `sq_norm`) for
+    /// [`Backend::sq_norm_flush`]: a backend whose buffers are host memory sums it at once, a
     /// GPU notes the tensor and the flush sums every queued tensor in two launches, adding
     /// their sums in queue order.
     fn sq_norm_queue(&self, table: &mut Self::TensorTable, x: &Self::Buf);

@@ -131,9 +131,8 @@ pub fn flush_adam(
 }
 
 /// Queue one tensor of a squared norm (no device work).
-pub fn push_sq_norm(rt: &CudaRuntime, table: &mut TensorTable, x: &CudaSlice<f32>) -> Result<()> {
+pub fn push_sq_norm(rt: &CudaRuntime, table: &mut TensorTable, x: &CudaSlice<f32>) {
     table.push([address(rt, x), 0, 0, 0, x.len() as u64]);
-    Ok(())
 }
 
 /// `acc[slot] +=` each queued tensor's sum of squares in f64, in queue order: two launches.
