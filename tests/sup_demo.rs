@@ -14,10 +14,10 @@ use scdreamer::backend::cpu::Cpu;
 use scdreamer::data::AnnData;
 use scdreamer::data::anndata::Column;
 use scdreamer::data::h5ad::{ReadOptions, Results, read_h5ad, write_h5ad};
+use scdreamer::data::labels::cell_labels;
 use scdreamer::data::validate::batch_codes;
 use scdreamer::metrics::{knn_indices, knn_label_purity};
 use scdreamer::model::config::{ModelConfig, TrainConfig};
-use scdreamer::model::sup::cell_labels;
 use scdreamer::pipeline::{self, GeneSelection, Setup};
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");

@@ -10,7 +10,7 @@ use super::attrs::{dtype_name, int_array_attr, is_numeric, str_attr, type_of};
 use crate::data::anndata::XEncoding;
 pub use crate::data::checked::{ValueCheck, canonicalize};
 use crate::data::csr::Csr;
-use crate::io::memory::{try_filled, try_with_capacity};
+use crate::files::memory::{try_filled, try_with_capacity};
 
 /// Stored values read per HDF5 call.
 pub(super) const CHUNK: usize = 1 << 20;
@@ -309,7 +309,7 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
         &format!("reading {} (dense)", check.what),
     );
     let rows_per_block = (CHUNK / g.max(1)).max(1);
-    crate::io::memory::check_fits(
+    crate::files::memory::check_fits(
         rows_per_block as u128 * g as u128 * 8,
         &format!("a row of {} ({g} genes)", check.what),
     )?;
