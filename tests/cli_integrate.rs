@@ -200,7 +200,7 @@ fn bad_requests_fail_clearly_and_write_nothing() {
 
 /// More batches than a minibatch holds (150 here, as in the heart atlas): the default preset
 /// switches to its many-batch settings (the encoder reads x alone, KL weight 0.5; see
-/// `model::config::MANY_BATCHES`), trains, keeps cell types apart and mixes the batches. On this
+/// `model::presets::MANY_BATCHES`), trains, keeps cell types apart and mixes the batches. On this
 /// simulation a 10-PC PCA of the log-normalised counts scores 15-NN purity 0.876 and batch
 /// entropy 0.515 (the maximum with 15 neighbours and 150 batches is ln 15 / ln 150 = 0.540).
 #[test]

@@ -304,7 +304,7 @@ fn cli_sup_and_embed_round_trip_predicts_labels() {
     // earlier version left Sup's KL weight at the unsupervised 1).
     assert_eq!(
         saved["run"]["model"]["kl_weight"].as_f64().unwrap() as f32,
-        scdreamer::model::config::SUP_KL_WEIGHT
+        scdreamer::model::presets::SUP_KL_WEIGHT
     );
     assert_eq!(
         saved["label_categories"].as_array().unwrap().len(),

@@ -3,10 +3,8 @@
 //! and the Python module, so the same settings give the same model.
 
 use crate::data::hvg::GeneSelection;
-use crate::model::config::{
-    AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig, default_epochs,
-    gpu_batch_size, many_batches,
-};
+use crate::model::config::{AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig};
+use crate::model::presets::{CPU_BATCH_SIZE, default_epochs, gpu_batch_size, many_batches};
 
 /// Hyper-parameter preset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,7 +59,7 @@ impl HyperParams {
     pub fn on_device(mut self, gpu: bool, n_cells: usize) -> Self {
         if gpu && self.batch_size.is_none() && self.preset == Preset::Default {
             let b = gpu_batch_size(n_cells);
-            if b != crate::model::config::CPU_BATCH_SIZE {
+            if b != CPU_BATCH_SIZE {
                 self.batch_size = Some(b);
             }
         }

@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod hyper;
 pub mod minibatch;
 pub mod networks;
+pub mod presets;
 pub mod scdreamer;
 pub mod sup;
 pub mod sup_screen;

@@ -12,7 +12,7 @@ use crate::model::config::{
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::minibatch::Minibatch;
 use crate::model::networks::{
-    Classifier, Decoder, Discriminator, Encoder, EncoderOut, SparseInput,
+    Classifier, Decoder, Discriminator, Encoder, EncoderOut, Pass, SparseInput,
 };
 use crate::model::sup::{SupGraph, SupNets};
 use crate::tape::{GroupId, Indices, Params, Tape, Var};
@@ -54,13 +54,24 @@ pub struct Scdreamer<B: Backend> {
     pub sup: Option<SupNets>,
 }
 
+/// The terms of one minibatch's autoencoder loss, by name (each [1, 1]; means over the cells).
+pub struct AeLosses {
+    pub elbo: Var,
+    pub reconstruction: Var,
+    pub kl: Var,
+    /// The masked-input consistency term (0 when off).
+    pub consistency: Var,
+    pub bhattacharyya: Var,
+    pub batch_cross_entropy: Var,
+}
+
 /// Vars of the AE forward that the adversaries' steps reuse.
 pub struct AeGraph {
     pub loss: Var,
     pub xhat: Var,
     /// What the batch classifier sees: the sampled z or the posterior mean.
     pub z: Var,
-    pub losses: [Var; 6], // elbo, recon, kl, consistency, bc, ce
+    pub losses: AeLosses,
     /// Sup terms (label loss, hierarchical KL) when the model is supervised.
     pub sup: Option<SupGraph>,
 }
@@ -146,7 +157,7 @@ impl<B: Backend> Scdreamer<B> {
         let (enc, z) = self.encode_train(tape, &input, mb, rng);
         let dec = self
             .decoder
-            .forward(tape, p, z, mb.batch(), cfg, true, true, rng);
+            .forward(tape, self.train_pass(), z, mb.batch(), true, rng);
 
         // Library size: observed (counts target) or the sampled latent l (authors).
         let (lib, kl_l) = match (&enc.lib, cfg.target) {
@@ -194,13 +205,10 @@ impl<B: Backend> Scdreamer<B> {
             let m = tape.input(cfg.n_genes, 1, &mask);
             let enc2 = self.encoder.forward(
                 tape,
-                p,
+                self.train_pass(),
                 &input,
-                mb.rows(),
-                mb.batch(),
+                (mb.rows(), mb.batch()),
                 Some(m),
-                cfg,
-                true,
                 rng,
             );
             let z2 = tape.sample_gaussian(enc2.z_mean, enc2.z_var, rng);
@@ -216,20 +224,18 @@ impl<B: Backend> Scdreamer<B> {
 
         // Discriminator D2 on real x and on x~, paired index by index. The adversaries' weights
         // get gradients here only when the AE optimiser moves them.
-        let frozen = !cfg.ae_updates_adversaries;
-        let disc_real =
-            self.discriminator
-                .forward_real(tape, p, &input, mb.rows(), cfg, true, frozen, rng);
+        let adversary = self.train_pass().frozen(!cfg.ae_updates_adversaries);
+        let disc_real = self
+            .discriminator
+            .forward_real(tape, adversary, &input, mb.rows(), rng);
         let disc_fake = self
             .discriminator
-            .forward_dense(tape, p, dec.xhat, cfg, true, frozen, rng);
+            .forward_dense(tape, adversary, dec.xhat, rng);
         let bc = tape.bhattacharyya_loss(disc_real, disc_fake);
 
         // Adversarial batch classifier on the sampled z or on the posterior mean.
         let z_adv = self.adversary_input(&enc, z);
-        let batch_logits = self
-            .batch_classifier
-            .forward(tape, p, z_adv, cfg, true, frozen, rng);
+        let batch_logits = self.batch_classifier.forward(tape, adversary, z_adv, rng);
         let ce = tape.cross_entropy(batch_logits, mb.batch(), None);
         let adv = match cfg.batch_adversary {
             BatchAdversary::MaxCrossEntropy => tape.scale(ce, -1.0),
@@ -257,7 +263,14 @@ impl<B: Backend> Scdreamer<B> {
             loss,
             xhat: dec.xhat,
             z: z_adv,
-            losses: [elbo, recon_mean, kl_mean, consistency, bc, ce],
+            losses: AeLosses {
+                elbo,
+                reconstruction: recon_mean,
+                kl: kl_mean,
+                consistency,
+                bhattacharyya: bc,
+                batch_cross_entropy: ce,
+            },
             sup,
         }
     }
@@ -273,8 +286,6 @@ impl<B: Backend> Scdreamer<B> {
         xhat: Option<Var>,
         rng: &mut ChaCha8Rng,
     ) -> (Var, Var, Var) {
-        let cfg = &self.cfg;
-        let p = &self.params;
         let input = self.input(data, prep);
         let xhat = match xhat {
             Some(x) => tape.detach(x),
@@ -282,16 +293,16 @@ impl<B: Backend> Scdreamer<B> {
                 let (_, z) = self.encode_train(tape, &input, mb, rng);
                 let dec = self
                     .decoder
-                    .forward(tape, p, z, mb.batch(), cfg, true, true, rng);
+                    .forward(tape, self.train_pass(), z, mb.batch(), true, rng);
                 tape.detach(dec.xhat)
             }
         };
-        let real =
-            self.discriminator
-                .forward_real(tape, p, &input, mb.rows(), cfg, true, false, rng);
+        let real = self
+            .discriminator
+            .forward_real(tape, self.train_pass(), &input, mb.rows(), rng);
         let fake = self
             .discriminator
-            .forward_dense(tape, p, xhat, cfg, true, false, rng);
+            .forward_dense(tape, self.train_pass(), xhat, rng);
         (tape.bhattacharyya_loss(real, fake), real, fake)
     }
 
@@ -306,8 +317,6 @@ impl<B: Backend> Scdreamer<B> {
         z: Option<Var>,
         rng: &mut ChaCha8Rng,
     ) -> (Var, Var) {
-        let cfg = &self.cfg;
-        let p = &self.params;
         let z = match z {
             Some(z) => tape.detach(z),
             None => {
@@ -319,8 +328,13 @@ impl<B: Backend> Scdreamer<B> {
         };
         let logits = self
             .batch_classifier
-            .forward(tape, p, z, cfg, true, false, rng);
+            .forward(tape, self.train_pass(), z, rng);
         (tape.cross_entropy(logits, mb.batch(), None), logits)
+    }
+
+    /// A training pass of the networks (dropout on, nothing frozen).
+    fn train_pass(&self) -> Pass<'_, B> {
+        Pass::train(&self.params, &self.cfg)
     }
 
     /// The latent vector the batch classifier sees (config `adversary_input`).
@@ -341,13 +355,10 @@ impl<B: Backend> Scdreamer<B> {
     ) -> (EncoderOut, Var) {
         let enc = self.encoder.forward(
             tape,
-            &self.params,
+            self.train_pass(),
             input,
-            mb.rows(),
-            mb.batch(),
+            (mb.rows(), mb.batch()),
             None,
-            &self.cfg,
-            true,
             rng,
         );
         let z = tape.sample_gaussian(enc.z_mean, enc.z_var, rng);
@@ -369,13 +380,10 @@ impl<B: Backend> Scdreamer<B> {
         let input = self.input(data, prep);
         self.encoder.forward(
             tape,
-            &self.params,
+            Pass::eval(&self.params, &self.cfg),
             &input,
-            Indices::Host(rows),
-            Indices::Host(batch),
+            (Indices::Host(rows), Indices::Host(batch)),
             None,
-            &self.cfg,
-            false,
             rng,
         )
     }
@@ -415,11 +423,9 @@ impl<B: Backend> Scdreamer<B> {
         let target = vec![as_batch; rows.len()];
         let dec = self.decoder.forward(
             tape,
-            &self.params,
+            Pass::eval(&self.params, &self.cfg),
             enc.z_mean,
             Indices::Host(&target),
-            &self.cfg,
-            false,
             false,
             rng,
         );

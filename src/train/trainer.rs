@@ -1,4 +1,5 @@
-//! The unsupervised scDREAMER training schedule (spec section 4).
+//! The scDREAMER training schedule (spec section 4): per minibatch, three named updates in
+//! order: the autoencoder, the discriminator, the batch classifier.
 
 use std::time::Instant;
 
@@ -10,9 +11,9 @@ use crate::backend::Backend;
 use crate::model::config::TrainConfig;
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::minibatch::Minibatch;
-use crate::model::scdreamer::Scdreamer;
+use crate::model::scdreamer::{AeGraph, Scdreamer};
 use crate::nn::{Adam, AdamConfig};
-use crate::tape::Tape;
+use crate::tape::{Tape, Var};
 use crate::train::log::{EpochLog, slot};
 use crate::train::source::{InMemory, TrainSource};
 
@@ -128,12 +129,7 @@ pub fn train_observed<B: Backend>(
     let backend = model.params.backend().clone();
     let mut tape = Tape::new(backend.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(tc.seed ^ 0x5eed_0001);
-    let ae_groups = model.ae_groups();
-    let g = model.groups;
-    let mut opt_ae = Adam::new(&model.params, &ae_groups, adam(tc.lr_ae, tc.clip_norm));
-    let mut opt_d = Adam::new(&model.params, &[g.discriminator], adam(tc.lr_dis, None));
-    let mut opt_c = Adam::new(&model.params, &[g.batch_classifier], adam(tc.lr_bc, None));
-    let all_groups = g.all();
+    let mut opt = Optimisers::new(model, tc);
 
     let n = source.n_train();
     let bs = tc.batch_size.min(n).max(2);
@@ -144,19 +140,7 @@ pub fn train_observed<B: Backend>(
              (with --backed, a chunk must hold at least one minibatch: raise --chunk-cells)"
         );
     }
-    let pb = if progress {
-        let pb = ProgressBar::new((tc.epochs * steps) as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] epoch {prefix} {msg} ({eta} left)",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let pb = progress_bar(progress, tc.epochs * steps);
     let reuse = !model.cfg.separate_adversary_forward;
     let read_every = read_interval(&backend, steps);
     let mut acc = backend.alloc_acc(slot::COUNT);
@@ -171,81 +155,47 @@ pub fn train_observed<B: Backend>(
             let mut mb = Minibatch::new(&backend, bs, &data.tables);
             for rows in perm.chunks_exact(bs) {
                 backend.step_boundary();
-                let f = tc.lr_schedule.factor(epoch * steps + s, tc.epochs * steps);
-                opt_ae.cfg.lr = tc.lr_ae * f;
-                opt_d.cfg.lr = tc.lr_dis * f;
-                opt_c.cfg.lr = tc.lr_bc * f;
-
-                // (1) autoencoder step. The minibatch's rows are the step's one upload.
+                opt.set_lr_factor(
+                    tc,
+                    tc.lr_schedule.factor(epoch * steps + s, tc.epochs * steps),
+                );
+                // The minibatch's rows are the step's one upload.
                 tape.reset();
                 mb.load(&backend, &data.tables, rows)?;
-                let ae = model.ae_graph(&mut tape, data, prep, &mb, rng);
-                for &grp in &all_groups {
-                    model.params.zero_grad(grp);
-                }
-                tape.backward(ae.loss, &mut model.params);
-                opt_ae.step(&mut model.params);
-                let [elbo, recon, kl, cons, bc, _ce] = ae.losses;
-                tape.accumulate(
-                    &mut acc,
-                    &[
-                        (slot::LOSS_AE, ae.loss),
-                        (slot::ELBO, elbo),
-                        (slot::RECONSTRUCTION, recon),
-                        (slot::KL, kl),
-                        (slot::CONSISTENCY, cons),
-                        (slot::BHATTACHARYYA, bc),
-                    ],
-                );
-                if let (Some(sup), Some((labels, mask))) = (&ae.sup, &mb.labels) {
-                    tape.accumulate(&mut acc, &[(slot::LABEL_CROSS_ENTROPY, sup.label_ce)]);
-                    let logits = sup.logits;
-                    tape.accumulate_argmax_hits(
-                        &mut acc,
-                        slot::LABEL_ACCURACY,
-                        logits,
-                        labels,
-                        Some(mask),
-                    );
-                }
+                let step = Step {
+                    data,
+                    prep,
+                    mb: &mb,
+                };
+                let ae = autoencoder_update(model, &mut opt.ae, &mut tape, &step, &mut acc, rng);
                 let (xhat, z) = if reuse {
                     (Some(ae.xhat), Some(ae.z))
                 } else {
                     (None, None)
                 };
-
-                // (2) discriminator step.
                 if !reuse {
                     tape.reset();
                 }
-                let (d_loss, d_real, d_fake) =
-                    model.disc_graph(&mut tape, data, prep, &mb, xhat, rng);
-                model.params.zero_grad(g.discriminator);
-                tape.backward(d_loss, &mut model.params);
-                opt_d.step(&mut model.params);
-                tape.accumulate(&mut acc, &[(slot::LOSS_DISCRIMINATOR, d_loss)]);
-                tape.accumulate_greater_frac(
+                discriminator_update(
+                    model,
+                    &mut opt.discriminator,
+                    &mut tape,
+                    &step,
+                    xhat,
                     &mut acc,
-                    slot::DISCRIMINATOR_ACCURACY,
-                    d_real,
-                    d_fake,
+                    rng,
                 );
-
-                // (3) batch classifier step.
                 if !reuse {
                     tape.reset();
                 }
-                let (c_loss, logits) = model.classifier_graph(&mut tape, data, prep, &mb, z, rng);
-                model.params.zero_grad(g.batch_classifier);
-                tape.backward(c_loss, &mut model.params);
-                opt_c.step(&mut model.params);
-                tape.accumulate(&mut acc, &[(slot::BATCH_CROSS_ENTROPY, c_loss)]);
-                tape.accumulate_argmax_hits(
+                classifier_update(
+                    model,
+                    &mut opt.classifier,
+                    &mut tape,
+                    &step,
+                    z,
                     &mut acc,
-                    slot::BATCH_CLASSIFIER_ACCURACY,
-                    logits,
-                    &mb.batch,
-                    None,
+                    rng,
                 );
                 pb.inc(1);
                 s += 1;
@@ -281,4 +231,133 @@ pub fn train_observed<B: Backend>(
     }
     pb.finish_and_clear();
     Ok(logs)
+}
+
+fn progress_bar(show: bool, total_steps: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total_steps as u64);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] epoch {prefix} {msg} ({eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb
+}
+
+/// The three optimisers of the schedule (spec section 4), one per update.
+struct Optimisers<B: Backend> {
+    ae: Adam<B>,
+    discriminator: Adam<B>,
+    classifier: Adam<B>,
+}
+
+impl<B: Backend> Optimisers<B> {
+    fn new(model: &Scdreamer<B>, tc: &TrainConfig) -> Self {
+        let g = model.groups;
+        Optimisers {
+            ae: Adam::new(
+                &model.params,
+                &model.ae_groups(),
+                adam(tc.lr_ae, tc.clip_norm),
+            ),
+            discriminator: Adam::new(&model.params, &[g.discriminator], adam(tc.lr_dis, None)),
+            classifier: Adam::new(&model.params, &[g.batch_classifier], adam(tc.lr_bc, None)),
+        }
+    }
+
+    /// The learning rates of this step: the configured ones times the schedule's factor.
+    fn set_lr_factor(&mut self, tc: &TrainConfig, f: f32) {
+        self.ae.cfg.lr = tc.lr_ae * f;
+        self.discriminator.cfg.lr = tc.lr_dis * f;
+        self.classifier.cfg.lr = tc.lr_bc * f;
+    }
+}
+
+/// What the three updates of one minibatch read.
+struct Step<'a, B: Backend> {
+    data: &'a DeviceData<B>,
+    prep: &'a PreparedData,
+    mb: &'a Minibatch<B>,
+}
+
+/// (1) The autoencoder update: one Adam step on `L_AE` (encoder, decoder, Sup's networks; every
+/// group in the authors' preset). Returns the graph, whose x~ and z the adversaries may reuse.
+fn autoencoder_update<B: Backend>(
+    model: &mut Scdreamer<B>,
+    opt: &mut Adam<B>,
+    tape: &mut Tape<B>,
+    step: &Step<'_, B>,
+    acc: &mut B::AccBuf,
+    rng: &mut ChaCha8Rng,
+) -> AeGraph {
+    let ae = model.ae_graph(tape, step.data, step.prep, step.mb, rng);
+    for grp in model.groups.all() {
+        model.params.zero_grad(grp);
+    }
+    tape.backward(ae.loss, &mut model.params);
+    opt.step(&mut model.params);
+    let l = &ae.losses;
+    tape.accumulate(
+        acc,
+        &[
+            (slot::LOSS_AE, ae.loss),
+            (slot::ELBO, l.elbo),
+            (slot::RECONSTRUCTION, l.reconstruction),
+            (slot::KL, l.kl),
+            (slot::CONSISTENCY, l.consistency),
+            (slot::BHATTACHARYYA, l.bhattacharyya),
+        ],
+    );
+    if let (Some(sup), Some((labels, mask))) = (&ae.sup, &step.mb.labels) {
+        tape.accumulate(acc, &[(slot::LABEL_CROSS_ENTROPY, sup.label_ce)]);
+        tape.accumulate_argmax_hits(acc, slot::LABEL_ACCURACY, sup.logits, labels, Some(mask));
+    }
+    ae
+}
+
+/// (2) The discriminator update: one Adam step on `ln(clip(BC))` of real x against x~ (reused
+/// from the autoencoder's graph, detached, or a fresh forward pass).
+fn discriminator_update<B: Backend>(
+    model: &mut Scdreamer<B>,
+    opt: &mut Adam<B>,
+    tape: &mut Tape<B>,
+    step: &Step<'_, B>,
+    xhat: Option<Var>,
+    acc: &mut B::AccBuf,
+    rng: &mut ChaCha8Rng,
+) {
+    let (d_loss, d_real, d_fake) = model.disc_graph(tape, step.data, step.prep, step.mb, xhat, rng);
+    model.params.zero_grad(model.groups.discriminator);
+    tape.backward(d_loss, &mut model.params);
+    opt.step(&mut model.params);
+    tape.accumulate(acc, &[(slot::LOSS_DISCRIMINATOR, d_loss)]);
+    tape.accumulate_greater_frac(acc, slot::DISCRIMINATOR_ACCURACY, d_real, d_fake);
+}
+
+/// (3) The batch classifier update: one Adam step on its cross-entropy of z (detached).
+fn classifier_update<B: Backend>(
+    model: &mut Scdreamer<B>,
+    opt: &mut Adam<B>,
+    tape: &mut Tape<B>,
+    step: &Step<'_, B>,
+    z: Option<Var>,
+    acc: &mut B::AccBuf,
+    rng: &mut ChaCha8Rng,
+) {
+    let (c_loss, logits) = model.classifier_graph(tape, step.data, step.prep, step.mb, z, rng);
+    model.params.zero_grad(model.groups.batch_classifier);
+    tape.backward(c_loss, &mut model.params);
+    opt.step(&mut model.params);
+    tape.accumulate(acc, &[(slot::BATCH_CROSS_ENTROPY, c_loss)]);
+    tape.accumulate_argmax_hits(
+        acc,
+        slot::BATCH_CLASSIFIER_ACCURACY,
+        logits,
+        &step.mb.batch,
+        None,
+    );
 }
