@@ -1,25 +1,12 @@
 //! Every shared dataset reads with the shape, nnz, totals and batch x cell type table that
 //! anndata reports (reference numbers taken with anndata 0.12 / pandas.crosstab).
 
-use std::path::PathBuf;
+mod common;
 
-use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
+use std::path::Path;
 
-/// ../shared/data, or None (skip) when absent; under CI=true absence is a failure.
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but the shared datasets are missing at {}",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: shared datasets not found at {}", dir.display());
-    None
-}
+use common::{DEMO, read, shared_data};
+use scdreamer::data::AnnData;
 
 struct Expected {
     file: &'static str,
@@ -28,8 +15,8 @@ struct Expected {
     total: f64,
     first_cell: &'static str,
     first_gene: &'static str,
-    /// (batch, cell type, cells)
-    table: &'static [(&'static str, &'static str, usize)],
+    /// (batch, cell type, cells), in parts
+    table: &'static [&'static [(&'static str, &'static str, usize)]],
 }
 
 const CL3: &[(&str, &str, usize)] = &[
@@ -92,9 +79,29 @@ const KANG: &[(&str, &str, usize)] = &[
     ("donor_1488", "NK cells", 116),
 ];
 
-fn check(dir: &std::path::Path, e: &Expected, extra_table: &[(&str, &str, usize)]) {
-    let path = dir.join(e.file);
-    let a = read_h5ad(&path, &ReadOptions::default())
+#[rustfmt::skip]
+const FILES: [Expected; 5] = [
+    Expected { file: "cellbench_3cl_10xsub.h5ad", shape: (1345, 824), nnz: 461_281, total: 2.16827e6,
+        first_cell: "10x_CELL_000001", first_gene: "ENSG00000129991", table: &[CL3_10X, CL3] },
+    Expected { file: "cellbench_5cl_10xsub.h5ad", shape: (1478, 967), nnz: 1_356_334, total: 3.5355324e7,
+        first_cell: "10x_Lib90_00002", first_gene: "ENSG00000113810", table: &[CL5_10X, CL5_PLATES] },
+    Expected { file: "cellbench_3cl.h5ad", shape: (450, 15073), nnz: 2_864_360, total: 1.4666419e7,
+        first_cell: "CEL-seq2_A1", first_gene: "ENSG00000236086", table: &[CL3] },
+    Expected { file: "cellbench_5cl.h5ad", shape: (571, 12653), nnz: 3_062_685, total: 1.3874007e7,
+        first_cell: "CEL-seq2_p1_p1_A1", first_gene: "ENSG00000154529", table: &[CL5_PLATES] },
+    Expected { file: "kang_pbmc.h5ad", shape: (8684, 2511), nnz: 3_683_938, total: 1.117182e7,
+        first_cell: "AAACATACATTTCC-1", first_gene: "ENSG00000188976", table: &[KANG] },
+];
+
+/// Reads `file` of the shared data and checks it against its row of [`FILES`]; None (skip)
+/// when the shared data is absent.
+fn check(file: &str) -> Option<AnnData> {
+    let e = FILES
+        .iter()
+        .find(|e| e.file == file)
+        .expect("a row of FILES");
+    let path = shared_data()?.join(e.file);
+    let a = scdreamer::data::h5ad::read_h5ad(&path, &Default::default())
         .unwrap_or_else(|err| panic!("{}: {err:#}", e.file));
     assert_eq!((a.n_obs(), a.n_vars()), e.shape, "{} shape", e.file);
     assert_eq!(a.obs.len(), e.shape.0);
@@ -123,30 +130,20 @@ fn check(dir: &std::path::Path, e: &Expected, extra_table: &[(&str, &str, usize)
         let key = (batch.label(i).unwrap(), ct.label(i).unwrap());
         *table.entry(key).or_default() += 1;
     }
-    let expected: std::collections::BTreeMap<(String, String), usize> = e
-        .table
-        .iter()
-        .chain(extra_table)
+    let expected: std::collections::BTreeMap<(String, String), usize> = (e.table.iter())
+        .flat_map(|part| part.iter())
         .map(|&(b, c, n)| ((b.to_string(), c.to_string()), n))
         .collect();
     assert_eq!(table, expected, "{} batch x cell type", e.file);
+    Some(a)
 }
 
 #[test]
 fn cellbench_3cl_10xsub() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_3cl_10xsub.h5ad",
-        shape: (1345, 824),
-        nnz: 461_281,
-        total: 2.16827e6,
-        first_cell: "10x_CELL_000001",
-        first_gene: "ENSG00000129991",
-        table: CL3_10X,
+    let Some(a) = check("cellbench_3cl_10xsub.h5ad") else {
+        return;
     };
-    check(&dir, &e, CL3);
     // README batch totals: 10x 895, CEL-seq2 240, Drop-seq 210
-    let a = read_h5ad(&dir.join(e.file), &ReadOptions::default()).unwrap();
     let b = a.obs.get("batch").unwrap();
     let count = |name: &str| {
         (0..a.n_obs())
@@ -161,71 +158,31 @@ fn cellbench_3cl_10xsub() {
 
 #[test]
 fn cellbench_5cl_10xsub() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_5cl_10xsub.h5ad",
-        shape: (1478, 967),
-        nnz: 1_356_334,
-        total: 3.5355324e7,
-        first_cell: "10x_Lib90_00002",
-        first_gene: "ENSG00000113810",
-        table: CL5_10X,
-    };
-    check(&dir, &e, CL5_PLATES);
+    check("cellbench_5cl_10xsub.h5ad");
 }
 
 #[test]
 fn cellbench_3cl() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_3cl.h5ad",
-        shape: (450, 15073),
-        nnz: 2_864_360,
-        total: 1.4666419e7,
-        first_cell: "CEL-seq2_A1",
-        first_gene: "ENSG00000236086",
-        table: CL3,
-    };
-    check(&dir, &e, &[]);
+    check("cellbench_3cl.h5ad");
 }
 
 #[test]
 fn cellbench_5cl() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_5cl.h5ad",
-        shape: (571, 12653),
-        nnz: 3_062_685,
-        total: 1.3874007e7,
-        first_cell: "CEL-seq2_p1_p1_A1",
-        first_gene: "ENSG00000154529",
-        table: CL5_PLATES,
-    };
-    check(&dir, &e, &[]);
+    check("cellbench_5cl.h5ad");
 }
 
 #[test]
 fn kang_pbmc() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "kang_pbmc.h5ad",
-        shape: (8684, 2511),
-        nnz: 3_683_938,
-        total: 1.117182e7,
-        first_cell: "AAACATACATTTCC-1",
-        first_gene: "ENSG00000188976",
-        table: KANG,
+    let Some(a) = check("kang_pbmc.h5ad") else {
+        return;
     };
-    check(&dir, &e, &[]);
-    let a = read_h5ad(&dir.join(e.file), &ReadOptions::default()).unwrap();
     assert_eq!(a.obs.index_name, "cell");
     assert_eq!(a.var.keys(), vec!["gene_symbol", "gene_ids"]);
 }
 
 #[test]
 fn bundled_demo_reads() {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad"));
-    let a = read_h5ad(&path, &ReadOptions::default()).unwrap();
+    let a = read(Path::new(DEMO));
     assert_eq!((a.n_obs(), a.n_vars()), (1345, 824));
     assert_eq!(
         a.obs.keys(),

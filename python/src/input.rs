@@ -7,7 +7,7 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scdreamer::data::checked::{
-    self, StoredIndex, ValueCheck, csr_from_csc_parts, csr_from_csr_parts,
+    self, Compressed, StoredIndex, ValueCheck, csr_from_csc_parts, csr_from_csr_parts,
 };
 use scdreamer::data::{AnnData, Column, Csr, Frame, anndata::XEncoding};
 
@@ -74,11 +74,17 @@ fn compressed<I: numpy::Element + StoredIndex + Send + Sync>(
         let vals = d
             .as_slice()
             .map_err(|_| PyValueError::new_err("data must be contiguous"))?;
+        let parts = Compressed {
+            shape,
+            indptr: ip,
+            indices: ix,
+            data: vals,
+        };
         py.allow_threads(|| {
             if csr {
-                csr_from_csr_parts(shape, ip, ix, vals, check)
+                csr_from_csr_parts(&parts, check)
             } else {
-                csr_from_csc_parts(shape, ip, ix, vals, check)
+                csr_from_csc_parts(&parts, check)
             }
         })
         .py_err()

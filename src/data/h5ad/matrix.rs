@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::attrs::{dtype_name, int_array_attr, is_numeric, str_attr, type_of};
 use crate::data::anndata::XEncoding;
+use crate::data::checked::assemble;
 pub use crate::data::checked::{ValueCheck, canonicalize};
 use crate::data::csr::Csr;
 use crate::io::memory::{try_filled, try_with_capacity};
@@ -232,13 +233,7 @@ fn read_csr(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Re
         pb.inc((b - a) as u64);
     }
     pb.finish_and_clear();
-    Ok(Csr {
-        n_rows: m.n_rows,
-        n_cols: m.n_cols,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    })
+    Ok(assemble((m.n_rows, m.n_cols), indptr, out_idx, out_val))
 }
 
 /// CSC -> CSR in two passes over the file: count values per row, then scatter them.
@@ -291,13 +286,19 @@ fn read_csc(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Re
         pb.inc((b - a) as u64);
     }
     pb.finish_and_clear();
-    Ok(Csr {
-        n_rows: m.n_rows,
-        n_cols: m.n_cols,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    })
+    Ok(assemble((m.n_rows, m.n_cols), indptr, out_idx, out_val))
+}
+
+/// Rows `r0..r1` of a dense 2-D dataset with `g` columns, row-major as f64.
+pub(super) fn read_dense_rows(ds: &Dataset, r0: usize, r1: usize, g: usize) -> Result<Vec<f64>> {
+    if g == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(ds
+        .read_slice_2d::<f64, _>((r0..r1, ..))?
+        .iter()
+        .copied()
+        .collect())
 }
 
 /// Dense 2-D dataset -> CSR, a block of rows at a time.
@@ -320,14 +321,7 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
     let mut r0 = 0;
     while r0 < n {
         let r1 = (r0 + rows_per_block).min(n);
-        let block: Vec<f64> = if g == 0 {
-            Vec::new()
-        } else {
-            ds.read_slice_2d::<f64, _>((r0..r1, ..))?
-                .iter()
-                .copied()
-                .collect()
-        };
+        let block = read_dense_rows(ds, r0, r1, g)?;
         for r in r0..r1 {
             let row = &block[(r - r0) * g..(r - r0 + 1) * g];
             for (j, &v) in row.iter().enumerate() {
@@ -343,13 +337,7 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
         r0 = r1;
     }
     pb.finish_and_clear();
-    Ok(Csr {
-        n_rows: n,
-        n_cols: g,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    })
+    Ok(assemble((n, g), indptr, out_idx, out_val))
 }
 
 #[cfg(test)]
