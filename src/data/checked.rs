@@ -157,24 +157,23 @@ fn check_lengths(n_indices: usize, n_data: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Which way a compressed sparse matrix is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Major {
+    /// By row (cell): scipy's CSR.
+    Rows,
+    /// By column (gene): scipy's CSC.
+    Columns,
+}
+
 /// The three arrays of a compressed sparse matrix of `shape` cells x genes, as scipy stores
-/// them by row (CSR) or by column (CSC).
+/// them.
 pub struct Compressed<'a, I, V> {
+    pub major: Major,
     pub shape: (usize, usize),
     pub indptr: &'a [I],
     pub indices: &'a [I],
     pub data: &'a [V],
-}
-
-impl<I: StoredIndex, V: StoredValue> Compressed<'_, I, V> {
-    /// `indptr` checked for `major` rows (CSR) or columns (CSC) against as many indices as
-    /// values, as u64, with the number of values it spans.
-    fn checked_indptr(&self, major: usize, what: &str) -> Result<(Vec<u64>, usize)> {
-        check_lengths(self.indices.len(), self.data.len(), what)?;
-        let indptr = check_indptr(self.indptr, major, self.data.len(), what)?;
-        let nnz = indptr[major] as usize;
-        Ok((indptr, nnz))
-    }
 }
 
 /// A [`Csr`] of `shape` from parts already checked.
@@ -184,31 +183,48 @@ pub(crate) fn assemble(
     indices: Vec<u32>,
     data: Vec<f32>,
 ) -> Csr {
-    let (n_rows, n_cols) = shape;
     Csr {
-        n_rows,
-        n_cols,
+        n_rows: shape.0,
+        n_cols: shape.1,
         indptr,
         indices,
         data,
     }
 }
 
-/// A [`Csr`] of checked parts, in canonical form.
-fn canonical(shape: (usize, usize), indptr: Vec<u64>, indices: Vec<u32>, data: Vec<f32>) -> Csr {
-    let mut m = assemble(shape, indptr, indices, data);
-    canonicalize(&mut m);
-    m
-}
+/// Rows of CSR parts: indptr, column indices and values.
+type Rows = (Vec<u64>, Vec<u32>, Vec<f32>);
 
-/// CSR components (cells x genes) to a checked, canonical [`Csr`].
-pub fn csr_from_csr_parts<I: StoredIndex, V: StoredValue>(
+/// Compressed components (cells x genes, CSR or CSC) to a checked, canonical [`Csr`].
+pub fn csr_from_parts<I: StoredIndex, V: StoredValue>(
     parts: &Compressed<'_, I, V>,
     check: &ValueCheck,
 ) -> Result<Csr> {
     let (n_rows, n_cols) = parts.shape;
-    let what = check.what;
-    let (indptr, nnz) = parts.checked_indptr(n_rows, what)?;
+    let major = match parts.major {
+        Major::Rows => n_rows,
+        Major::Columns => n_cols,
+    };
+    check_lengths(parts.indices.len(), parts.data.len(), check.what)?;
+    let ptr = check_indptr(parts.indptr, major, parts.data.len(), check.what)?;
+    let nnz = ptr[major] as usize;
+    let (indptr, indices, data) = match parts.major {
+        Major::Rows => gather_rows(parts, ptr, nnz, check)?,
+        Major::Columns => scatter_columns(parts, &ptr, nnz, check)?,
+    };
+    let mut m = assemble(parts.shape, indptr, indices, data);
+    canonicalize(&mut m);
+    Ok(m)
+}
+
+/// CSR: each row's values in stored order, their columns range-checked.
+fn gather_rows<I: StoredIndex, V: StoredValue>(
+    parts: &Compressed<'_, I, V>,
+    indptr: Vec<u64>,
+    nnz: usize,
+    check: &ValueCheck,
+) -> Result<Rows> {
+    let (what, (n_rows, n_cols)) = (check.what, parts.shape);
     let mut out_idx = Vec::with_capacity(nnz);
     let mut out_val = Vec::with_capacity(nnz);
     for r in 0..n_rows {
@@ -223,18 +239,18 @@ pub fn csr_from_csr_parts<I: StoredIndex, V: StoredValue>(
             out_val.push(v as f32);
         }
     }
-    Ok(canonical(parts.shape, indptr, out_idx, out_val))
+    Ok((indptr, out_idx, out_val))
 }
 
-/// CSC components (cells x genes, stored by gene) to a checked, canonical [`Csr`]: count the
-/// values of each row, then scatter them column by column, so rows come out sorted.
-pub fn csr_from_csc_parts<I: StoredIndex, V: StoredValue>(
+/// CSC: count the values of each row, then scatter them column by column, so rows come out
+/// sorted.
+fn scatter_columns<I: StoredIndex, V: StoredValue>(
     parts: &Compressed<'_, I, V>,
+    col_ptr: &[u64],
+    nnz: usize,
     check: &ValueCheck,
-) -> Result<Csr> {
-    let (n_rows, n_cols) = parts.shape;
-    let what = check.what;
-    let (col_ptr, nnz) = parts.checked_indptr(n_cols, what)?;
+) -> Result<Rows> {
+    let (what, (n_rows, n_cols)) = (check.what, parts.shape);
     let mut counts = vec![0u64; n_rows + 1];
     for i in &parts.indices[..nnz] {
         let i = i.to_i64();
@@ -260,7 +276,7 @@ pub fn csr_from_csc_parts<I: StoredIndex, V: StoredValue>(
             next[i] += 1;
         }
     }
-    Ok(canonical(parts.shape, counts, out_idx, out_val))
+    Ok((counts, out_idx, out_val))
 }
 
 /// A dense matrix (cells x genes, `value(row, col)`, any memory layout) to a checked [`Csr`]
@@ -308,12 +324,14 @@ mod tests {
     }
 
     fn parts<'a, I, V>(
+        major: Major,
         shape: (usize, usize),
         p: &'a [I],
         i: &'a [I],
         d: &'a [V],
     ) -> Compressed<'a, I, V> {
         Compressed {
+            major,
             shape,
             indptr: p,
             indices: i,
@@ -326,10 +344,22 @@ mod tests {
         // [[1,0,2],[0,0,0],[0,3,0]]
         let (cells, genes) = (names("c", 3), names("g", 3));
         let check = strict(&cells, &genes);
-        let csr = parts((3, 3), &[0i32, 2, 2, 3], &[2, 0, 1], &[2f64, 1., 3.]);
-        let csr = csr_from_csr_parts(&csr, &check).unwrap();
-        let csc = parts((3, 3), &[0i64, 1, 2, 3], &[0, 2, 0], &[1i32, 3, 2]);
-        let csc = csr_from_csc_parts(&csc, &check).unwrap();
+        let csr = parts(
+            Major::Rows,
+            (3, 3),
+            &[0i32, 2, 2, 3],
+            &[2, 0, 1],
+            &[2f64, 1., 3.],
+        );
+        let csr = csr_from_parts(&csr, &check).unwrap();
+        let csc = parts(
+            Major::Columns,
+            (3, 3),
+            &[0i64, 1, 2, 3],
+            &[0, 2, 0],
+            &[1i32, 3, 2],
+        );
+        let csc = csr_from_parts(&csc, &check).unwrap();
         let dense = [[1u8, 0, 2], [0, 0, 0], [0, 3, 0]];
         let d = csr_from_dense((3, 3), |r, j| dense[r][j], &check).unwrap();
         assert_eq!(csr, csc);
@@ -352,8 +382,14 @@ mod tests {
             e.contains("negative value -1") && e.contains("cell 'c1'") && e.contains("gene 'g0'"),
             "{e}"
         );
-        let e = csr_from_csr_parts(
-            &parts((2, 2), &[0i32, 1, 2], &[0, 1], &[1.5f32, f32::NAN]),
+        let e = csr_from_parts(
+            &parts(
+                Major::Rows,
+                (2, 2),
+                &[0i32, 1, 2],
+                &[0, 1],
+                &[1.5f32, f32::NAN],
+            ),
             &check,
         )
         .unwrap_err()
@@ -362,13 +398,19 @@ mod tests {
             e.contains("non-integer value 1.5") && e.contains("'c0'"),
             "{e}"
         );
-        let e = csr_from_csr_parts(&parts((2, 2), &[0i32, 1, 2], &[0, 5], &[1f32, 1.]), &check)
-            .unwrap_err()
-            .to_string();
+        let e = csr_from_parts(
+            &parts(Major::Rows, (2, 2), &[0i32, 1, 2], &[0, 5], &[1f32, 1.]),
+            &check,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("column 5 in row 1"), "{e}");
-        let e = csr_from_csc_parts(&parts((2, 2), &[0i32, 2], &[0, 1], &[1f32, 1.]), &check)
-            .unwrap_err()
-            .to_string();
+        let e = csr_from_parts(
+            &parts(Major::Columns, (2, 2), &[0i32, 2], &[0, 1], &[1f32, 1.]),
+            &check,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("indptr has 2 entries, expected 3"), "{e}");
     }
 }
