@@ -11,6 +11,7 @@ pub mod backend;
 #[cfg(feature = "h5ad")]
 pub mod cli;
 pub mod data;
+pub mod files;
 pub mod io;
 pub mod map;
 pub mod metrics;

@@ -16,10 +16,10 @@ use scdreamer::backend::cpu::Cpu;
 use scdreamer::data::AnnData;
 use scdreamer::data::anndata::Column;
 use scdreamer::data::h5ad::{Results, write_h5ad};
+use scdreamer::data::labels::cell_labels;
 use scdreamer::data::validate::batch_codes;
 use scdreamer::metrics::{knn_indices, knn_label_purity};
 use scdreamer::model::config::{ModelConfig, TrainConfig};
-use scdreamer::model::sup::cell_labels;
 use scdreamer::pipeline::{self, GeneSelection, Setup};
 
 /// Sets a random `frac` of the cell_type codes to -1 (missing = unlabelled); returns which.

@@ -8,12 +8,12 @@ use super::scan::{Scan, pass_bar};
 use crate::backend::Backend;
 use crate::data::Csr;
 use crate::data::h5ad::{CsrBlocks, GeneMap, RowReader};
+use crate::data::labels::CellLabels;
 use crate::model::config::{ModelConfig, Target};
 use crate::model::dataset::{
     DeviceData, PreparedData, TransformConstants, authors_value, library_logs, library_prior,
     norm_scale,
 };
-use crate::model::sup::CellLabels;
 use crate::train::{TrainSource, Visit};
 
 /// A data set read from disk chunk by chunk: what `pipeline::Setup` holds, minus the counts.

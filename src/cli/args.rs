@@ -25,7 +25,7 @@ pub enum Command {
     /// Write a seeded ZINB simulation with cell types, batch effects and ground-truth labels.
     Simulate(crate::cli::simulate::SimulateArgs),
     /// Score embeddings with the scib-metrics Benchmarker metrics (computed natively).
-    Evaluate(Box<crate::cli::evaluate::EvaluateArgs>),
+    Evaluate(Box<crate::cli::evaluate_args::EvaluateArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -264,7 +264,7 @@ pub struct IntegrateArgs {
     #[arg(long, value_name = "N")]
     pub chunk_cells: Option<usize>,
     #[command(flatten)]
-    pub evaluate: crate::cli::evaluate::IntegrateEvaluateArgs,
+    pub evaluate: crate::cli::evaluate_args::IntegrateEvaluateArgs,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,

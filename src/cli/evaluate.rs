@@ -1,113 +1,16 @@
-//! `scdreamer evaluate`: the scib-metrics 0.5 Benchmarker table for one or more embeddings of
-//! an .h5ad file (obsm keys, .npy files or other h5ad files' obsm), computed natively.
+//! `scdreamer evaluate`, and `integrate --evaluate/--report`, which runs the same job on the
+//! file just written.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
-use rayon::prelude::*;
+use anyhow::{Result, bail};
 
+use crate::cli::args::IntegrateArgs;
 use crate::cli::embedding_input::{self, Embedding};
-use crate::data::anndata::AnnData;
+pub use crate::cli::evaluate_args::{EvaluateArgs, IntegrateEvaluateArgs, PictureArgs};
+use crate::cli::evaluate_report;
+use crate::cli::evaluate_scores::{Job, Progress, csv_text, evaluate, table_text, write_atomic};
 use crate::data::h5ad::{ReadOptions, read_h5ad};
-use crate::data::hvg::seurat_v3;
-use crate::data::validate::{batch_codes, column_levels};
-use crate::metrics::jax_random::JaxKMeansSampler;
-use crate::metrics::pcr::{pcr, unintegrated_pca};
-use crate::metrics::scib::{Groups, METRIC_NAMES, ScibScores, score_embedding_without_pcr_pre};
-
-#[derive(Args, Debug, Clone)]
-pub struct EvaluateArgs {
-    /// Input .h5ad with raw counts in X (for the unintegrated PCA) and obs batch/label columns.
-    #[arg(long, short = 'i')]
-    pub input: PathBuf,
-    /// Embedding to score (repeatable): an obsm KEY of the input, NAME=FILE.npy (rows in the
-    /// input's cell order) or NAME=OTHER.h5ad:KEY (rows matched by cell name).
-    #[arg(long = "embedding", short = 'e', required = true, value_name = "SPEC")]
-    pub embeddings: Vec<String>,
-    /// obs column of batches.
-    #[arg(long, default_value = "batch")]
-    pub batch_key: String,
-    /// obs column of cell-type labels.
-    #[arg(long, default_value = "cell_type")]
-    pub label_key: String,
-    /// Write the table as CSV (one row per embedding).
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
-    #[command(flatten)]
-    pub pictures: PictureArgs,
-    /// Only the pictures (--report/--figures), no metrics.
-    #[arg(long)]
-    pub no_metrics: bool,
-    /// Seed of the KMeans start (drawn as scib-metrics' JAX KMeans(seed=0) draws it, so the
-    /// default reproduces its clusters) and of the UMAP layouts.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// No progress lines.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-/// Report and figure outputs, shared by `evaluate` and `integrate`.
-#[derive(Args, Debug, Clone, Default)]
-pub struct PictureArgs {
-    /// Write one self-contained HTML report (UMAPs by batch and label, the metrics table,
-    /// training curves of scdreamer outputs; images inlined, opens offline).
-    #[arg(long, value_name = "FILE.html")]
-    pub report: Option<PathBuf>,
-    /// Write the UMAP pictures as PNG files (and the layouts as .npy) into DIR.
-    #[arg(long, value_name = "DIR")]
-    pub figures: Option<PathBuf>,
-}
-
-/// `integrate --evaluate` / `--report`: score and draw the embedding just written.
-#[derive(Args, Debug, Clone, Default)]
-pub struct IntegrateEvaluateArgs {
-    /// After training, score obsm['X_scdreamer'] with the scib metrics (needs labels:
-    /// --label-key, or --labels-key).
-    #[arg(long)]
-    pub evaluate: bool,
-    /// obs column of cell-type labels for --evaluate / --report (default: --labels-key, else
-    /// `cell_type`).
-    #[arg(long)]
-    pub label_key: Option<String>,
-    /// Metrics CSV of --evaluate.
-    #[arg(long, value_name = "FILE.csv")]
-    pub metrics_output: Option<PathBuf>,
-    #[command(flatten)]
-    pub pictures: PictureArgs,
-}
-
-/// Everything scored in one run.
-pub struct Evaluation {
-    pub names: Vec<String>,
-    pub scores: Vec<ScibScores>,
-}
-
-/// Progress lines on stderr with the elapsed time.
-pub struct Progress {
-    start: Instant,
-    quiet: bool,
-}
-
-impl Progress {
-    pub fn new(quiet: bool) -> Self {
-        Progress {
-            start: Instant::now(),
-            quiet,
-        }
-    }
-    pub fn say(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("[{:6.1} s] {msg}", self.start.elapsed().as_secs_f64());
-        }
-    }
-}
 
 pub fn run(args: &EvaluateArgs) -> Result<()> {
     if let Some(t) = args.threads {
@@ -143,15 +46,6 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         &args.pictures,
         &progress,
     )
-}
-
-/// One evaluation: the data and the obs keys.
-pub struct Job<'a> {
-    pub adata: &'a AnnData,
-    pub input: &'a Path,
-    pub batch_key: &'a str,
-    pub label_key: &'a str,
-    pub seed: u64,
 }
 
 /// Score (unless `metrics` is false), print, write the CSV, the report and the figures.
@@ -198,189 +92,87 @@ pub fn run_job(
         None
     };
     if pictures.report.is_some() || pictures.figures.is_some() {
-        crate::cli::evaluate_report::pictures(job, embeddings, eval.as_ref(), pictures, progress)?;
+        evaluate_report::pictures(job, embeddings, eval.as_ref(), pictures, progress)?;
     }
     Ok(())
 }
 
-/// Batch and label codes of the cells and the names behind them.
-pub struct CellGroups {
-    pub batches: Vec<u32>,
-    pub batch_names: Vec<String>,
-    pub labels: Vec<u32>,
-    pub label_names: Vec<String>,
+fn wants_evaluation(a: &IntegrateArgs) -> bool {
+    let ev = &a.evaluate;
+    ev.evaluate || ev.pictures.report.is_some() || ev.pictures.figures.is_some()
 }
 
-impl CellGroups {
-    fn codes(self) -> (Vec<u32>, usize, Vec<u32>, usize) {
-        let (nb, nl) = (self.batch_names.len(), self.label_names.len());
-        (self.batches, nb, self.labels, nl)
-    }
+fn label_key_of(a: &IntegrateArgs) -> String {
+    a.evaluate
+        .label_key
+        .clone()
+        .or_else(|| a.labels_key.clone())
+        .unwrap_or_else(|| "cell_type".to_string())
 }
 
-/// Batch and label codes of the cells, with the errors a user can act on.
-pub fn groups_of(
-    adata: &AnnData,
-    input: &Path,
-    batch_key: &str,
-    label_key: &str,
-) -> Result<CellGroups> {
-    let shown = input.display();
-    let (batches, batch_names) =
-        batch_codes(&adata.obs, batch_key, true).with_context(|| shown.to_string())?;
-    if batch_names.len() < 2 {
-        bail!(
-            "{shown}: obs['{batch_key}'] has a single batch ('{}'): batch-correction metrics need \
-             at least two; choose another --batch-key",
-            batch_names[0]
-        );
+/// Before training: `--evaluate`/`--report` need the label column, so a wrong key fails now,
+/// not after the run.
+pub fn check_label_key(a: &IntegrateArgs, input: &Path) -> Result<()> {
+    if !wants_evaluation(a) {
+        return Ok(());
     }
-    let col = adata
-        .obs
-        .require(label_key, "obs")
-        .map_err(|e| anyhow::anyhow!("{shown}: label {e} (choose one with --label-key)"))?;
-    let (levels, names) = column_levels(col);
-    if let Some(i) = levels.iter().position(|l| l.is_none()) {
+    let key = label_key_of(a);
+    let file = crate::data::h5ad::open_h5(input)?;
+    let keys = file
+        .group("obs")
+        .and_then(|g| g.member_names())
+        .unwrap_or_default();
+    if !keys.iter().any(|k| k == &key) {
         bail!(
-            "{shown}: obs['{label_key}'] has no label for cell '{}' (row {i}); scib metrics need a \
-             label for every cell",
-            adata.obs.index[i]
-        );
-    }
-    if names.len() < 2 {
-        bail!(
-            "{shown}: obs['{label_key}'] has a single category ('{}'): label metrics (silhouette, \
-             NMI/ARI, cLISI) need at least two cell types; choose another --label-key",
-            names.first().map_or("", |s| s.as_str())
-        );
-    }
-    let labels = levels.into_iter().map(|l| l.unwrap_or(0)).collect();
-    Ok(CellGroups {
-        batches,
-        batch_names,
-        labels,
-        label_names: names,
-    })
-}
-
-/// Score every embedding (the unintegrated PCA is computed once for PCR comparison).
-pub fn evaluate(
-    adata: &AnnData,
-    input: &Path,
-    embeddings: &[Embedding],
-    batch_key: &str,
-    label_key: &str,
-    seed: u64,
-    progress: &Progress,
-) -> Result<Evaluation> {
-    let (batches, n_batches, labels, n_labels) =
-        groups_of(adata, input, batch_key, label_key)?.codes();
-    let genes: Vec<usize> = if adata.n_vars() > 2000 {
-        progress.say("unintegrated PCA: 2,000 seurat_v3 genes");
-        seurat_v3(&adata.x, Some(&batches), n_batches, 2000)?.selected
-    } else {
-        (0..adata.n_vars()).collect()
-    };
-    let g = Groups {
-        batches: &batches,
-        n_batches,
-        labels: &labels,
-        n_labels,
-    };
-    // The PCA and the embeddings are independent until the PCR comparison: computing them
-    // side by side keeps both cores busy through each one's serial steps.
-    let (pcr_pre, pending) = rayon::join(
-        || {
-            progress.say(&format!(
-                "unintegrated PCA of {} cells x {} genes (50 PCs)",
-                adata.n_obs(),
-                genes.len()
-            ));
-            let pre = unintegrated_pca(&adata.x, &genes, 50);
-            progress.say("unintegrated PCA done");
-            pcr(&pre, pre.len() / adata.n_obs(), &batches, n_batches)
-        },
-        || {
-            embeddings
-                .par_iter()
-                .enumerate()
-                .map(|(k, e)| {
-                    let tag = format!("[{}/{}] {}", k + 1, embeddings.len(), e.name);
-                    let mut sampler = JaxKMeansSampler::new(seed as u32);
-                    let s = score_embedding_without_pcr_pre(
-                        &e.x,
-                        e.d,
-                        &g,
-                        &mut sampler,
-                        &mut |stage| progress.say(&format!("{tag}: {stage}")),
-                    );
-                    progress.say(&format!("{tag}: done"));
-                    s
-                })
+            "{}: --evaluate/--report need cell-type labels, but obs has no '{key}' (obs keys: {}); \
+             name the column with --label-key",
+            input.display(),
+            keys.iter()
+                .filter(|k| !k.starts_with('_'))
+                .cloned()
                 .collect::<Vec<_>>()
-        },
-    );
-    let scores: Vec<ScibScores> = pending.iter().map(|p| p.finish(pcr_pre)).collect();
-    for (e, s) in embeddings.iter().zip(&scores) {
-        progress.say(&format!("{}: Total {:.4}", e.name, s.get("Total")));
+                .join(", ")
+        );
     }
-    Ok(Evaluation {
-        names: embeddings.iter().map(|e| e.name.clone()).collect(),
-        scores,
-    })
-}
-
-/// The table as scib prints it: one row per embedding.
-pub fn table_text(e: &Evaluation) -> String {
-    let w = e.names.iter().map(|n| n.len()).max().unwrap_or(9).max(9);
-    let mut o = format!("{:w$}", "Embedding");
-    for m in METRIC_NAMES {
-        let _ = write!(o, "  {m:>8}");
-    }
-    o.push('\n');
-    for (name, s) in e.names.iter().zip(&e.scores) {
-        let _ = write!(o, "{name:w$}");
-        for (m, v) in METRIC_NAMES.iter().zip(&s.values) {
-            let _ = write!(o, "  {:>w2$.4}", v, w2 = m.len().max(8));
-        }
-        o.push('\n');
-    }
-    o
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-pub fn csv_text(e: &Evaluation) -> String {
-    let mut o = String::from("Embedding");
-    for m in METRIC_NAMES {
-        o.push(',');
-        o.push_str(m);
-    }
-    o.push('\n');
-    for (name, s) in e.names.iter().zip(&e.scores) {
-        o.push_str(&csv_field(name));
-        for v in &s.values {
-            let _ = write!(o, ",{v}");
-        }
-        o.push('\n');
-    }
-    o
-}
-
-/// Write beside the target and rename, so a failed run leaves no half-written file.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp{}",
-        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// `integrate --evaluate` / `--report` / `--figures`: score and draw obsm['X_scdreamer'] of the
+/// output just written (re-read from it, so it is exactly what the user gets).
+pub fn after_integrate(a: &IntegrateArgs, output: &Path) -> Result<()> {
+    let ev = &a.evaluate;
+    if !wants_evaluation(a) {
+        return Ok(());
+    }
+    let label_key = label_key_of(a);
+    let progress = Progress::new(a.quiet);
+    let opts = ReadOptions {
+        layer: None,
+        allow_non_integer: true,
+        progress: false,
+    };
+    let adata = read_h5ad(output, &opts)?;
+    if adata.obs.get(&label_key).is_none() {
+        bail!(
+            "--evaluate/--report need cell-type labels: obs has no '{label_key}' (keys: {}); \
+             name the column with --label-key",
+            adata.obs.keys().join(", ")
+        );
+    }
+    let emb = embedding_input::load("X_scdreamer", output, &adata.obs.index)?;
+    let job = Job {
+        adata: &adata,
+        input: output,
+        batch_key: &a.input.batch_key,
+        label_key: &label_key,
+        seed: a.seed,
+    };
+    run_job(
+        &job,
+        &[emb],
+        ev.evaluate,
+        ev.metrics_output.as_deref(),
+        &ev.pictures,
+        &progress,
+    )
 }

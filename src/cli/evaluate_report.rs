@@ -1,17 +1,14 @@
 //! The pictures of `evaluate` / `integrate`: UMAP layouts, `--figures` PNGs and the HTML
-//! report; and `integrate --evaluate/--report`, which runs them on the file just written.
+//! report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
-use crate::cli::args::IntegrateArgs;
-use crate::cli::embedding_input::{self, Embedding};
-use crate::cli::evaluate::{
-    Evaluation, Job, PictureArgs, Progress, groups_of, run_job, write_atomic,
-};
-use crate::data::h5ad::{ReadOptions, read_h5ad};
+use crate::cli::embedding_input::Embedding;
+use crate::cli::evaluate_args::PictureArgs;
+use crate::cli::evaluate_scores::{Evaluation, Job, Progress, groups_of, write_atomic};
 use crate::report::curves::read_log;
 use crate::report::html::{EmbeddingView, ReportData, render, umap_pngs};
 use crate::report::umap::{UmapParams, umap};
@@ -131,84 +128,4 @@ pub fn pictures(
         progress.say(&format!("wrote the report {}", path.display()));
     }
     Ok(())
-}
-
-fn wants_evaluation(a: &IntegrateArgs) -> bool {
-    let ev = &a.evaluate;
-    ev.evaluate || ev.pictures.report.is_some() || ev.pictures.figures.is_some()
-}
-
-fn label_key_of(a: &IntegrateArgs) -> String {
-    a.evaluate
-        .label_key
-        .clone()
-        .or_else(|| a.labels_key.clone())
-        .unwrap_or_else(|| "cell_type".to_string())
-}
-
-/// Before training: `--evaluate`/`--report` need the label column, so a wrong key fails now,
-/// not after the run.
-pub fn check_label_key(a: &IntegrateArgs, input: &Path) -> Result<()> {
-    if !wants_evaluation(a) {
-        return Ok(());
-    }
-    let key = label_key_of(a);
-    let file = crate::data::h5ad::open_h5(input)?;
-    let keys = file
-        .group("obs")
-        .and_then(|g| g.member_names())
-        .unwrap_or_default();
-    if !keys.iter().any(|k| k == &key) {
-        bail!(
-            "{}: --evaluate/--report need cell-type labels, but obs has no '{key}' (obs keys: {}); \
-             name the column with --label-key",
-            input.display(),
-            keys.iter()
-                .filter(|k| !k.starts_with('_'))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// `integrate --evaluate` / `--report` / `--figures`: score and draw obsm['X_scdreamer'] of the
-/// output just written (re-read from it, so it is exactly what the user gets).
-pub fn after_integrate(a: &IntegrateArgs, output: &Path) -> Result<()> {
-    let ev = &a.evaluate;
-    if !wants_evaluation(a) {
-        return Ok(());
-    }
-    let label_key = label_key_of(a);
-    let progress = Progress::new(a.quiet);
-    let opts = ReadOptions {
-        layer: None,
-        allow_non_integer: true,
-        progress: false,
-    };
-    let adata = read_h5ad(output, &opts)?;
-    if adata.obs.get(&label_key).is_none() {
-        bail!(
-            "--evaluate/--report need cell-type labels: obs has no '{label_key}' (keys: {}); \
-             name the column with --label-key",
-            adata.obs.keys().join(", ")
-        );
-    }
-    let emb = embedding_input::load("X_scdreamer", output, &adata.obs.index)?;
-    let job = Job {
-        adata: &adata,
-        input: output,
-        batch_key: &a.input.batch_key,
-        label_key: &label_key,
-        seed: a.seed,
-    };
-    run_job(
-        &job,
-        &[emb],
-        ev.evaluate,
-        ev.metrics_output.as_deref(),
-        &ev.pictures,
-        &progress,
-    )
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::cli::args::IntegrateArgs;
+use crate::files::outputs::OutputPlan;
 use crate::io::checkpoint;
-use crate::io::outputs::OutputPlan;
 use crate::io::results::log_path;
 
 /// Loss weights must be finite numbers >= 0: a negative or NaN weight turns a term of the loss

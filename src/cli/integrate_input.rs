@@ -8,9 +8,9 @@ use crate::cli::integrate_checks::check_not_empty;
 use crate::cli::integrate_config::{check_fits, gene_selection, hyper_params};
 use crate::data::AnnData;
 use crate::data::h5ad::{self, ReadOptions, RowReader};
+use crate::data::labels::CellLabels;
 use crate::data::validate::DropReport;
 use crate::model::config::{ModelConfig, TrainConfig};
-use crate::model::sup::CellLabels;
 use crate::pipeline::{self, Prepared, PreparedStreamed, Request, Setup, StreamOptions, Streamed};
 
 /// The data set of a run.

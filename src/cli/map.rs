@@ -10,9 +10,9 @@ use serde_json::json;
 use crate::backend::cpu::Cpu;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::files::cleanup::commit_all;
+use crate::files::outputs::OutputPlan;
 use crate::io::checkpoint;
-use crate::io::cleanup::commit_all;
-use crate::io::outputs::OutputPlan;
 use crate::map::{BatchInit, InitChoice, MapOptions, QueryFit};
 
 /// Default of `--unknown-threshold`: of 0.5-0.95, the threshold that separated the cells of a

@@ -6,7 +6,9 @@ pub mod args;
 pub mod embed;
 mod embedding_input;
 pub mod evaluate;
+mod evaluate_args;
 mod evaluate_report;
+mod evaluate_scores;
 pub mod inspect;
 pub mod integrate;
 mod integrate_checks;
@@ -23,9 +25,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(&a),
         Command::Integrate(a) => {
             let (input, output) = integrate::input_output(&a)?;
-            evaluate_report::check_label_key(&a, &input)?;
+            evaluate::check_label_key(&a, &input)?;
             integrate::run(&a)?;
-            evaluate_report::after_integrate(&a, &output)
+            evaluate::after_integrate(&a, &output)
         }
         Command::Embed(a) => embed::run(&a),
         Command::Map(a) => map::run(&a),

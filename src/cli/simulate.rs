@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::h5ad::install_ctrlc_cleanup;
-use crate::io::outputs::OutputPlan;
+use crate::files::outputs::OutputPlan;
 use crate::sim::{SimParams, simulate, write_simulation};
 
 /// Below this many cells a run takes well under a second: no progress bar.

@@ -10,6 +10,7 @@ pub mod dense;
 #[cfg(feature = "h5ad")]
 pub mod h5ad;
 pub mod hvg;
+pub mod labels;
 pub mod names;
 pub mod preprocess;
 pub mod validate;

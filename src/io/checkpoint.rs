@@ -12,7 +12,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::io::cleanup::{Pending, TempPath, commit_all, temp_beside, write_pending};
+use crate::files::cleanup::{Pending, TempPath, commit_all, temp_beside, write_pending};
 use crate::model::config::RunConfig;
 use crate::model::dataset::TransformConstants;
 
@@ -260,7 +260,7 @@ pub fn load_weights<B: Backend>(dir: &Path, params: &mut Params<B>) -> anyhow::R
     let size = std::fs::metadata(&path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
-    crate::io::memory::check_fits(size as u128, &format!("reading {}", path.display()))?;
+    crate::files::memory::check_fits(size as u128, &format!("reading {}", path.display()))?;
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;

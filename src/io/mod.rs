@@ -1,9 +1,6 @@
 //! Outputs (the results written into the h5ad) and model checkpoints.
 
 pub mod checkpoint;
-pub mod cleanup;
-pub mod memory;
-pub mod outputs;
 pub mod record;
 #[cfg(feature = "h5ad")]
 pub mod results;

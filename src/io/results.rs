@@ -13,11 +13,12 @@ use crate::data::Frame;
 use crate::data::anndata::Column;
 use crate::data::dense::Dense;
 use crate::data::h5ad::{self, CsrBlocks, Results};
+use crate::data::labels::CellLabels;
+use crate::files::cleanup::{Pending, commit_all};
 use crate::io::checkpoint::SavedConfig;
-use crate::io::cleanup::{Pending, commit_all};
 use crate::io::record::RunRecord;
 use crate::model::config::{ModelConfig, RunConfig};
-use crate::model::sup::{CellLabels, LabelPrediction};
+use crate::model::sup::LabelPrediction;
 use crate::train::EpochLog;
 
 /// Saves the trained model in a directory (under temporary names).

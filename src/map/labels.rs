@@ -2,8 +2,9 @@
 //! the threshold are labelled `Unknown` (a type the reference may lack), and the best guess is
 //! kept beside it.
 
+use crate::data::labels::{CellLabels, cell_labels};
 use crate::data::{Column, Frame};
-use crate::model::sup::{CellLabels, LabelPrediction, cell_labels};
+use crate::model::sup::LabelPrediction;
 
 /// The label given to cells below the confidence threshold.
 pub const UNKNOWN: &str = "Unknown";

@@ -105,7 +105,7 @@ pub fn map_query<B: Backend>(
     )?;
     // Sup: the query's cells carry no label (the training loss masks them all out).
     if model.cfg.n_labels > 0 {
-        setup.prep.labels = Some(crate::model::sup::CellLabels {
+        setup.prep.labels = Some(crate::data::labels::CellLabels {
             codes: vec![None; setup.prep.n_cells()],
             categories: saved.label_categories.clone(),
         });

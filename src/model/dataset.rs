@@ -28,7 +28,7 @@ pub struct PreparedData {
     /// The global max of the authors' transform (1.0 when unused).
     pub authors_max: f32,
     /// Sup: cell-type labels (None for the unsupervised model; set by `Setup::with_labels`).
-    pub labels: Option<crate::model::sup::CellLabels>,
+    pub labels: Option<crate::data::labels::CellLabels>,
 }
 
 /// Constants of the input transforms learnt on the training data; a saved model applies them
@@ -234,7 +234,7 @@ impl<B: Backend> DeviceData<B> {
         &mut self,
         backend: &B,
         prep: &PreparedData,
-        labels: &crate::model::sup::CellLabels,
+        labels: &crate::data::labels::CellLabels,
     ) -> anyhow::Result<()> {
         self.tables = CellTables::upload(
             backend,

@@ -425,6 +425,24 @@ impl<B: Backend> Scdreamer<B> {
         );
         tape.to_host(dec.rho)
     }
+
+    /// Label probabilities softmax(Dense(z_mean)) of cells `rows` (inference, no dropout),
+    /// row-major [rows, C]; None for an unsupervised model.
+    pub fn label_probs_rows(
+        &self,
+        tape: &mut Tape<B>,
+        data: &DeviceData<B>,
+        prep: &PreparedData,
+        rows: &[u32],
+        batch: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Vec<f32>> {
+        let sup = self.sup.as_ref()?;
+        let enc = self.encode_eval(tape, data, prep, rows, batch, rng);
+        let logits = sup.logits(tape, &self.params, enc.z_mean);
+        let probs = tape.softmax_rows(logits);
+        Some(tape.to_host(probs))
+    }
 }
 
 /// 0/1 per gene: 0 for the masked columns (same for every cell of the minibatch).

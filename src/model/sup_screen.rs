@@ -7,8 +7,9 @@
 //! the same cells): a labelled cell whose nearest labelled neighbours mostly carry another
 //! label is trained as unlabelled, and Sup predicts its type like a hidden cell's.
 
+use crate::data::labels::CellLabels;
 use crate::metrics::knn_indices;
-use crate::model::sup::{CellLabels, LabelPrediction};
+use crate::model::sup::LabelPrediction;
 
 /// Default `--disagree-threshold` (chosen by measurement, see BENCHMARKS.md "Wrong labels").
 pub const DISAGREE_THRESHOLD: f32 = 0.7;

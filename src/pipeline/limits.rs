@@ -2,7 +2,7 @@
 //! too many zeros (`--hidden 1000000000000`) or a tampered `config.json` must be an `error:`,
 //! not an abort inside the allocator.
 
-use crate::io::memory::check_fits;
+use crate::files::memory::check_fits;
 use crate::model::config::ModelConfig;
 
 /// Number of parameters of the networks `cfg` describes (encoder, decoder, discriminator, batch

@@ -7,10 +7,10 @@ use anyhow::Context;
 
 use super::setup::{GeneSelection, Setup, select_genes};
 use crate::data::AnnData;
+use crate::data::labels::CellLabels;
 use crate::data::validate::{self, DropReport};
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::hyper::HyperParams;
-use crate::model::sup::CellLabels;
 
 /// What to train on and how.
 pub struct Request<'a> {
@@ -54,7 +54,7 @@ pub fn labels_of(
 ) -> anyhow::Result<LabelsAndWarnings> {
     match key {
         Some(key) => {
-            let (labels, warnings) = crate::model::sup::cell_labels(obs, key, unlabeled)?;
+            let (labels, warnings) = crate::data::labels::cell_labels(obs, key, unlabeled)?;
             Ok((Some((key.to_string(), labels)), warnings))
         }
         None => Ok((None, Vec::new())),

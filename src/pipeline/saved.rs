@@ -10,12 +10,12 @@ use super::fit::Trained;
 use super::limits::check_model_fits;
 use super::setup::Setup;
 use crate::backend::Backend;
+use crate::data::labels::CellLabels;
+use crate::files::cleanup::Pending;
 use crate::io::checkpoint::{self, SavedConfig};
-use crate::io::cleanup::Pending;
 use crate::model::config::RunConfig;
 use crate::model::dataset::TransformConstants;
 use crate::model::scdreamer::Scdreamer;
-use crate::model::sup::CellLabels;
 
 /// What a saved model records about its training data.
 pub struct SavedData<'a> {
@@ -46,7 +46,7 @@ impl Setup {
 
 impl<B: Backend> Trained<B> {
     /// Writes weights and config for `dir` under temp names; commit them with
-    /// [`crate::io::cleanup::commit_all`].
+    /// [`crate::files::cleanup::commit_all`].
     pub fn save(&self, dir: &Path, setup: &Setup) -> anyhow::Result<Vec<Pending>> {
         save_model(dir, &self.model, &self.run, &setup.saved_data())
     }

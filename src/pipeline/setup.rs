@@ -2,10 +2,10 @@
 
 use std::borrow::Cow;
 
+use crate::data::labels::CellLabels;
 use crate::data::{AnnData, Csr};
 use crate::model::config::ModelConfig;
 use crate::model::dataset::{PreparedData, TransformConstants};
-use crate::model::sup::CellLabels;
 
 pub use crate::data::hvg::{GeneSelection, select_genes};
 
@@ -106,7 +106,7 @@ impl Setup {
 }
 
 impl Setup {
-    /// Registers cell-type labels (from `model::sup::cell_labels`): training becomes
+    /// Registers cell-type labels (from `data::labels::cell_labels`): training becomes
     /// scDREAMER-Sup. The model config needs `n_labels = labels.categories.len()`.
     pub fn with_labels(mut self, labels_key: &str, labels: CellLabels) -> Self {
         self.labels_key = Some(labels_key.to_string());

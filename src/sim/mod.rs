@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::data::anndata::{AnnData, Column, Frame, XEncoding};
 use crate::data::csr::Csr;
 use crate::data::h5ad::{Results, write_h5ad};
-use crate::io::memory::try_with_capacity;
+use crate::files::memory::try_with_capacity;
 use chunk::{CHUNK_CELLS, MODEL_STREAM, generate, stream_rng};
 use model::Model;
 use nb::GeneNb;
@@ -171,7 +171,7 @@ impl SimParams {
 
     /// Errors, naming the flags, when the simulation cannot fit in memory.
     pub fn check_memory(&self) -> Result<()> {
-        crate::io::memory::check_fits(
+        crate::files::memory::check_fits(
             self.memory_bytes(),
             &format!(
                 "--cells {} x --genes {} at --density {} ({} batches x {} types)",

@@ -78,14 +78,14 @@ const CSV_HEADER: &str = "epoch,loss_ae,elbo,reconstruction,kl,consistency,bhatt
 
 /// Writes the log as CSV (`path`) and JSON (`path` with extension .json).
 pub fn write_log(epochs: &[EpochLog], csv_path: &Path) -> anyhow::Result<()> {
-    crate::io::cleanup::commit_all(write_log_pending(epochs, csv_path)?)
+    crate::files::cleanup::commit_all(write_log_pending(epochs, csv_path)?)
 }
 
 /// [`write_log`] up to the final renames (the CSV and its `.json` sibling under temp names).
 pub fn write_log_pending(
     epochs: &[EpochLog],
     csv_path: &Path,
-) -> anyhow::Result<Vec<crate::io::cleanup::Pending>> {
+) -> anyhow::Result<Vec<crate::files::cleanup::Pending>> {
     let mut csv = String::from(CSV_HEADER);
     csv.push('\n');
     for e in epochs {
@@ -109,8 +109,8 @@ pub fn write_log_pending(
     }
     let json = serde_json::to_vec_pretty(epochs)?;
     Ok(vec![
-        crate::io::cleanup::write_pending(csv_path, csv.as_bytes())?,
-        crate::io::cleanup::write_pending(&log_json_path(csv_path), &json)?,
+        crate::files::cleanup::write_pending(csv_path, csv.as_bytes())?,
+        crate::files::cleanup::write_pending(&log_json_path(csv_path), &json)?,
     ])
 }
 
@@ -121,5 +121,5 @@ pub fn log_json_path(csv_path: &Path) -> std::path::PathBuf {
 
 /// Write a small file through a registered temporary name so that no half-written file remains.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    crate::io::cleanup::commit_all(vec![crate::io::cleanup::write_pending(path, bytes)?])
+    crate::files::cleanup::commit_all(vec![crate::files::cleanup::write_pending(path, bytes)?])
 }

@@ -1,4 +1,4 @@
-//! Where the trainer's cells come from: the resident matrix, or (`crate::backed`) chunks of
+//! Where the trainer's cells come from: the resident matrix, or (`--backed`) chunks of
 //! cells read from disk. The trainer only sees pieces of resident data and row orders.
 
 use rand::seq::SliceRandom;

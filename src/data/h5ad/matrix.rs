@@ -11,7 +11,7 @@ use crate::data::anndata::XEncoding;
 use crate::data::checked::assemble;
 pub use crate::data::checked::{ValueCheck, canonicalize};
 use crate::data::csr::Csr;
-use crate::io::memory::{try_filled, try_with_capacity};
+use crate::files::memory::{try_filled, try_with_capacity};
 
 /// Stored values read per HDF5 call.
 pub(super) const CHUNK: usize = 1 << 20;
@@ -318,7 +318,7 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
         &format!("reading {} (dense)", check.what),
     );
     let rows_per_block = (CHUNK / g.max(1)).max(1);
-    crate::io::memory::check_fits(
+    crate::files::memory::check_fits(
         rows_per_block as u128 * g as u128 * 8,
         &format!("a row of {} ({g} genes)", check.what),
     )?;

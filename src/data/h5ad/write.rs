@@ -12,7 +12,7 @@ use super::uns::write_dict;
 use crate::data::anndata::{AnnData, Column, Frame};
 use crate::data::csr::Csr;
 use crate::data::dense::Dense;
-use crate::io::cleanup::{Pending, TempPath, commit_all, explain_write_error, temp_beside};
+use crate::files::cleanup::{Pending, TempPath, commit_all, explain_write_error, temp_beside};
 
 /// Everything scdreamer adds to the input's X, obs and var.
 #[derive(Clone, Debug, Default)]
@@ -29,13 +29,13 @@ pub struct Results {
 
 /// Install the handler that removes half-written outputs on Ctrl-C, SIGTERM and SIGHUP.
 pub fn install_ctrlc_cleanup() {
-    crate::io::cleanup::install_signal_cleanup();
+    crate::files::cleanup::install_signal_cleanup();
 }
 
 /// Refuse an output that is the input file itself (same path, symlink or hard link):
 /// the input is never modified.
 pub fn check_output_path(output: &Path, input: &Path) -> Result<()> {
-    if crate::io::outputs::same_file(output, input) {
+    if crate::files::outputs::same_file(output, input) {
         bail!(
             "refusing to write the output onto the input file {}: choose another --output",
             input.display()
