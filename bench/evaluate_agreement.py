@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, hvg_counts  # noqa: E402
+
 BIN = ROOT / "target" / "release" / "scdreamer"
 METRICS = ["Isolated labels", "KMeans NMI", "KMeans ARI", "Silhouette label", "cLISI", "BRAS", "iLISI",
            "KBET", "Graph connectivity", "PCR comparison", "Batch correction", "Bio conservation", "Total"]
@@ -33,13 +35,7 @@ METRICS = ["Isolated labels", "KMeans NMI", "KMeans ARI", "Silhouette label", "c
 
 def preprocess(adata, batch_key):
     import scanpy as sc
-    adata.layers["counts"] = adata.X.copy()
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    if adata.n_vars > 2000:
-        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", layer="counts", n_top_genes=2000,
-                                    batch_key=batch_key)
-        adata = adata[:, adata.var["highly_variable"]].copy()
+    adata = hvg_counts(adata, batch_key)
     scaled = sc.pp.scale(adata.X, max_value=10, copy=True)
     adata.obsm["X_pca"] = sc.pp.pca(scaled, n_comps=50, random_state=0).astype(np.float32)
     return adata

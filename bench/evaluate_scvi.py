@@ -21,18 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def hvg_counts(adata, batch_key):
-    """peers.py's preprocessing up to the HVG subset (scVI trains on layers['counts'])."""
-    import scanpy as sc
-    adata.layers["counts"] = adata.X.copy()
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    if adata.n_vars > 2000:
-        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", layer="counts", n_top_genes=2000,
-                                    batch_key=batch_key)
-        adata = adata[:, adata.var["highly_variable"]].copy()
-    return adata
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import hvg_counts  # noqa: E402 (scVI trains on its layers["counts"])
 
 
 def main():

@@ -24,18 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-
-
-
-def markdown(df):
-    """A markdown table without the optional tabulate dependency."""
-    cols = [str(c) for c in df.columns]
-    lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "--:|" * len(cols)]
-    for name, row in df.iterrows():
-        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row.values) + " |")
-    return "\n".join(lines)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, SHARED, markdown  # noqa: E402
 
 
 def run_sup(a, f, d):

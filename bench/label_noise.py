@@ -17,17 +17,17 @@ Usage (repo root; scANVI needs the peers venv):
     /work/peers-venv/bin/python bench/label_noise.py --out /tmp/noise --datasets cellbench_5cl_10xsub \
         --seeds 0,1,2 --clean [--methods scdreamer,scANVI] [--input sim.h5ad]
 """
-import argparse
 import json
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import dataset_parser, input_files  # noqa: E402
 UNKNOWN = "Unknown"
 
 
@@ -101,12 +101,8 @@ def run_scanvi(a, adata, given, seed):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True)
-    p.add_argument("--datasets", default="cellbench_3cl_10xsub,cellbench_5cl_10xsub,cellbench_5cl")
-    p.add_argument("--input", default=None, help="one .h5ad (e.g. from scdreamer simulate) instead")
-    p.add_argument("--binary", default=str(ROOT / "target" / "release" / "scdreamer"))
-    p.add_argument("--methods", default="scdreamer")
+    p = dataset_parser(__doc__, "cellbench_3cl_10xsub,cellbench_5cl_10xsub,cellbench_5cl",
+                       "one .h5ad (e.g. from scdreamer simulate) instead", "scdreamer")
     p.add_argument("--seeds", default="0")
     p.add_argument("--hidden-frac", type=float, default=0.3)
     p.add_argument("--wrong-frac", type=float, default=0.2)
@@ -120,7 +116,7 @@ def main():
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = [Path(a.input)] if a.input else [SHARED / "data" / f"{n}.h5ad" for n in a.datasets.split(",")]
+    files = input_files(a)
     rows = []
     for f in files:
         adata = ad.read_h5ad(f)

@@ -21,16 +21,16 @@ Usage (repo root; scANVI needs the peers venv, see ../shared/bench/README.md):
     cargo build --release
     ../peers-venv/bin/python bench/mapping.py --out /tmp/bench-map [--datasets kang_pbmc] [--novel]
 """
-import argparse
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import dataset_parser, input_files  # noqa: E402
 K = 15
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
@@ -161,12 +161,8 @@ def run_scanvi(a, ref, query, truth, novel_type, t_ref, known_types):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True)
-    p.add_argument("--datasets", default="cellbench_3cl_10xsub,cellbench_5cl_10xsub,cellbench_5cl,kang_pbmc")
-    p.add_argument("--input", default=None, help="one .h5ad instead of the shared datasets")
-    p.add_argument("--binary", default=str(ROOT / "target" / "release" / "scdreamer"))
-    p.add_argument("--methods", default="scdreamer,scANVI")
+    p = dataset_parser(__doc__, "cellbench_3cl_10xsub,cellbench_5cl_10xsub,cellbench_5cl,kang_pbmc",
+                       "one .h5ad instead of the shared datasets", "scdreamer,scANVI")
     p.add_argument("--map-epochs", default="0")
     p.add_argument("--novel", action="store_true")
     p.add_argument("--novel-type", default=None)
@@ -179,7 +175,7 @@ def main():
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = [Path(a.input)] if a.input else [SHARED / "data" / f"{n}.h5ad" for n in a.datasets.split(",")]
+    files = input_files(a)
     methods = a.methods.split(",")
     results = {}
     for f in files:

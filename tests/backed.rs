@@ -3,6 +3,7 @@
 //! genes, separates the cell types as well and is deterministic; with one chunk holding every
 //! cell it reproduces the resident run bit for bit. Plus the row reader on every X encoding.
 
+mod common;
 mod h5ad_fixtures;
 
 use std::io::Read;
@@ -10,27 +11,22 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::{BIN, DEMO, argv, argv_plus, dataset_f32, read, scratch};
 use h5ad_fixtures::{Fixture, XKind, write_fixture};
-use scdreamer::data::h5ad::{GeneMap, ReadOptions, RowReader, open_h5, read_h5ad};
+use scdreamer::data::h5ad::{GeneMap, ReadOptions, RowReader, open_h5};
 use scdreamer::data::{Column, Csr};
 use scdreamer::metrics::{knn_indices, knn_label_purity};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
-
-fn demo() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad").to_string()
-}
-
 /// Runs the binary; returns (success, stderr, peak resident memory in KiB). The peak is this
 /// child's own (wait4's rusage), so tests running beside it do not disturb it.
-fn run_measured(args: &[&str]) -> (bool, String, i64) {
+fn run_measured(args: &[String]) -> (bool, String, i64) {
     run_limited(args, None)
 }
 
 /// [`run_measured`] with the child's writable data memory (RLIMIT_DATA: heap and anonymous
 /// mappings) capped at `data_limit` bytes: a deliberately small memory budget.
 #[allow(clippy::zombie_processes)]
-fn run_limited(args: &[&str], data_limit: Option<u64>) -> (bool, String, i64) {
+fn run_limited(args: &[String], data_limit: Option<u64>) -> (bool, String, i64) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     if let Some(bytes) = data_limit {
@@ -68,22 +64,13 @@ fn run_limited(args: &[&str], data_limit: Option<u64>) -> (bool, String, i64) {
     (ok, err, usage.ru_maxrss)
 }
 
-fn run(args: &[&str]) -> (bool, String) {
+fn run(args: &[String]) -> (bool, String) {
     let (ok, err, _) = run_measured(args);
     (ok, err)
 }
 
-fn dataset_f32(path: &Path, key: &str) -> Vec<f32> {
-    open_h5(path)
-        .unwrap()
-        .dataset(key)
-        .unwrap()
-        .read_raw()
-        .unwrap()
-}
-
 fn codes(path: &Path, key: &str) -> Vec<u32> {
-    let a = read_h5ad(path, &ReadOptions::default()).unwrap();
+    let a = read(path);
     match a.obs.get(key) {
         Some(Column::Categorical { codes, .. }) => codes.iter().map(|&c| c as u32).collect(),
         other => panic!("obs['{key}'] is not categorical: {other:?}"),
@@ -115,8 +102,7 @@ fn assert_same_outputs(a: &Path, b: &Path) {
         );
         assert!(x == y, "{key} differs");
     }
-    let ra = read_h5ad(a, &ReadOptions::default()).unwrap();
-    let rb = read_h5ad(b, &ReadOptions::default()).unwrap();
+    let (ra, rb) = (read(a), read(b));
     assert_eq!(ra.var.index, rb.var.index, "genes differ");
     assert_eq!(ra.obs, rb.obs, "obs differ (Sup labels included)");
 }
@@ -132,29 +118,11 @@ fn one_chunk_reproduces_the_resident_run_bit_for_bit() {
     ] {
         let resident = dir.path().join(format!("{name}_resident.h5ad"));
         let backed = dir.path().join(format!("{name}_backed.h5ad"));
-        let common = [
-            "integrate",
-            "--input",
-            &demo(),
-            "--epochs",
-            "2",
-            "--threads",
-            "2",
-            "--quiet",
-            "--normalized",
-            "yes",
-        ];
-        let mut a: Vec<&str> = common.to_vec();
-        a.extend(&extra);
-        let mut b = a.clone();
-        a.extend(["--output", resident.to_str().unwrap()]);
-        b.extend([
-            "--output",
-            backed.to_str().unwrap(),
-            "--backed",
-            "--chunk-cells",
-            "100000",
-        ]);
+        let words =
+            "integrate --input {} --output {} --epochs 2 --threads 2 --quiet --normalized yes";
+        let a = argv_plus(words, &[&DEMO, &resident], &extra);
+        let mut b = argv_plus(words, &[&DEMO, &backed], &extra);
+        b.extend(["--backed", "--chunk-cells", "100000"].map(String::from));
         let (ok, err) = run(&a);
         assert!(ok, "{name} resident: {err}");
         let (ok, err) = run(&b);
@@ -165,57 +133,32 @@ fn one_chunk_reproduces_the_resident_run_bit_for_bit() {
 
 #[test]
 fn backed_training_on_many_chunks_uses_less_memory_and_matches_the_resident_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("sim.h5ad");
+    let (dir, [input]) = scratch(["sim.h5ad"]);
     // 60,000 cells x 800 genes at 10% non-zeros: 4.8 M values, 38 MB of CSR; chunks of 4,000
     // cells hold 2.6 MB.
-    let (ok, err) = run(&[
-        "simulate",
-        "--cells",
-        "60000",
-        "--genes",
-        "800",
-        "--seed",
-        "3",
-        "--threads",
-        "2",
-        "--output",
-        input.to_str().unwrap(),
-    ]);
+    let (ok, err) = run(&argv(
+        "simulate --cells 60000 --genes 800 --seed 3 --threads 2 --output {}",
+        &[&input],
+    ));
     assert!(ok, "{err}");
     let out = |name: &str| dir.path().join(name);
+    // Two epochs: the default cosine schedule decays to 0 within the run, so one epoch would
+    // train with half the effective learning rate. No normalised layer: it would be the same
+    // size in both runs, so the comparison is of the counts' share.
     let args = |output: &Path, backed: bool| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "integrate",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            // Two epochs: the default cosine schedule decays to 0 within the run, so one
-            // epoch would train with half the effective learning rate.
-            "--epochs",
-            "2",
-            "--n-top-genes",
-            "400",
-            "--threads",
-            "2",
-            "--quiet",
-            // The dense layer would be the same size in both runs: compare the counts' share.
-            "--normalized",
-            "no",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if backed {
-            v.extend(["--backed", "--chunk-cells", "4000"].map(String::from));
-        }
-        v
+        let chunks: &[&str] = if backed {
+            &["--backed", "--chunk-cells", "4000"]
+        } else {
+            &[]
+        };
+        argv_plus(
+            "integrate --input {} --output {} --epochs 2 --n-top-genes 400 --threads 2 --quiet \
+             --normalized no",
+            &[&input, &output],
+            chunks,
+        )
     };
-    let call = |v: Vec<String>| {
-        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
-        run_measured(&refs)
-    };
+    let call = |v: Vec<String>| run_measured(&v);
     let (ok, err, rss_backed) = call(args(&out("backed.h5ad"), true));
     assert!(ok, "backed: {err}");
     assert!(err.contains("15 chunk(s) of 4000 cells"), "{err}");
@@ -238,7 +181,7 @@ fn backed_training_on_many_chunks_uses_less_memory_and_matches_the_resident_run(
         "backed purity {p_backed:.4} vs resident {p_resident:.4}"
     );
     // (iii) the same genes (and so the same output X).
-    let genes = |p: &Path| read_h5ad(p, &ReadOptions::default()).unwrap().var.index;
+    let genes = |p: &Path| read(p).var.index;
     assert_eq!(genes(&out("backed.h5ad")), genes(&out("resident.h5ad")));
     assert_eq!(
         dataset_f32(&out("backed.h5ad"), "X/data"),
@@ -253,10 +196,7 @@ fn backed_training_on_many_chunks_uses_less_memory_and_matches_the_resident_run(
     // (v) a deliberately small memory budget: 96 MiB of heap is enough for the backed run
     // (it needs about 60 MiB here) but not for the resident one (about 150 MiB).
     const BUDGET: u64 = 96 << 20;
-    let limited = |v: Vec<String>| {
-        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
-        run_limited(&refs, Some(BUDGET))
-    };
+    let limited = |v: Vec<String>| run_limited(&v, Some(BUDGET));
     let (ok, err, _) = limited(args(&out("budget_backed.h5ad"), true));
     assert!(ok, "backed within {BUDGET} bytes: {err}");
     assert!(
@@ -294,7 +234,7 @@ fn row_reader_blocks_equal_the_resident_matrix_in_every_row_encoding() {
     ] {
         let path = dir.path().join(format!("{kind:?}.h5ad"));
         write_fixture(&path, &fx, kind, None);
-        let x = read_h5ad(&path, &ReadOptions::default()).unwrap().x;
+        let x = read(&path).x;
         let reader = RowReader::open(&path, &ReadOptions::default()).unwrap();
         assert_eq!((reader.n_rows(), reader.n_cols()), (x.n_rows, x.n_cols));
         let genes = [3usize, 0, 2];
@@ -322,30 +262,15 @@ fn row_reader_blocks_equal_the_resident_matrix_in_every_row_encoding() {
         .to_string();
     assert!(err.contains("CSC") && err.contains("--backed"), "{err}");
     let out = dir.path().join("out.h5ad");
-    let (ok, err) = run(&[
-        "integrate",
-        "--input",
-        csc.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--backed",
-        "--quiet",
-    ]);
+    let backed = "integrate --input {} --output {} --backed --quiet";
+    let (ok, err) = run(&argv(backed, &[&csc, &out]));
     assert!(!ok && err.contains("CSC"), "{err}");
     // A non-integer value is found by the backed setup pass as by the resident reader.
     let mut bad = Fixture::small();
     bad.set(3, 2, 0.5);
     let bad_path = dir.path().join("bad.h5ad");
     write_fixture(&bad_path, &bad, XKind::CsrF32I32, None);
-    let (ok, err) = run(&[
-        "integrate",
-        "--input",
-        bad_path.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--backed",
-        "--quiet",
-    ]);
+    let (ok, err) = run(&argv(backed, &[&bad_path, &out]));
     assert!(
         !ok && err.contains("non-integer value 0.5 at cell 'cell3'"),
         "{err}"
@@ -354,16 +279,7 @@ fn row_reader_blocks_equal_the_resident_matrix_in_every_row_encoding() {
 
 #[test]
 fn chunk_flags_are_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.h5ad");
-    let base = [
-        "integrate",
-        "--input",
-        &demo(),
-        "--output",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
+    let (_dir, [out]) = scratch(["out.h5ad"]);
     for (extra, expected) in [
         (
             vec!["--chunk-cells", "1000"],
@@ -375,8 +291,11 @@ fn chunk_flags_are_checked() {
             "smaller than a minibatch",
         ),
     ] {
-        let mut a = base.to_vec();
-        a.extend(&extra);
+        let a = argv_plus(
+            "integrate --input {} --output {} --quiet",
+            &[&DEMO, &out],
+            &extra,
+        );
         let (ok, err) = run(&a);
         assert!(!ok && err.contains(expected), "{extra:?}: {err}");
         assert!(!out.exists(), "{extra:?} wrote an output");

@@ -1,23 +1,12 @@
 //! The integrate and embed commands end to end through the binary: outputs, presets, saved
 //! models, and clear errors with a non-zero exit.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
-use scdreamer::data::h5ad::{ReadOptions, open_h5, read_h5ad};
-
-const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
-
-fn demo() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad").to_string()
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN).args(args).output().expect("binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic in {args:?}: {stderr}");
-    (out.status.success(), stderr)
-}
+use common::{DEMO, argv, argv_plus, embedding, max_abs_diff, read, run};
+use scdreamer::data::h5ad::open_h5;
 
 fn obsm_shape(path: &Path, key: &str) -> Vec<usize> {
     let f = open_h5(path).unwrap();
@@ -29,21 +18,13 @@ fn integrate_writes_embedding_layer_log_and_model_then_embed_reuses_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.h5ad");
     let model = dir.path().join("model");
-    let (ok, err) = run(&[
-        "integrate",
-        "--input",
-        &demo(),
-        "--output",
-        out.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--quiet",
-        "--save-model",
-        model.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    run(&argv(
+        "integrate --input {} --output {} --epochs 3 --quiet --save-model {}",
+        &[&DEMO, &out, &model],
+    ))
+    .expect_ok("integrate");
     assert_eq!(obsm_shape(&out, "X_scdreamer"), vec![1345, 10]);
-    let a = read_h5ad(&out, &ReadOptions::default()).unwrap();
+    let a = read(&out);
     assert_eq!(a.n_obs(), 1345, "every input cell is in the output");
     let f = open_h5(&out).unwrap();
     assert_eq!(
@@ -57,20 +38,14 @@ fn integrate_writes_embedding_layer_log_and_model_then_embed_reuses_it() {
 
     // The saved model embeds the same cells to the same posterior means.
     let out2 = dir.path().join("embedded.h5ad");
-    let (ok, err) = run(&[
-        "embed",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        &demo(),
-        "--output",
-        out2.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(ok, "{err}");
+    run(&argv(
+        "embed --model {} --input {} --output {} --quiet",
+        &[&model, &DEMO, &out2],
+    ))
+    .expect_ok("embed");
     // X of both outputs: the input counts of the genes used (the CPU backend trains on the
     // matrix it read, moved rather than copied, and writes that same matrix back).
-    let input = read_h5ad(Path::new(&demo()), &ReadOptions::default()).unwrap();
+    let input = read(Path::new(DEMO));
     let cols: Vec<usize> = (a.var.index.iter())
         .map(|g| input.var.index.iter().position(|h| h == g).unwrap())
         .collect();
@@ -81,24 +56,13 @@ fn integrate_writes_embedding_layer_log_and_model_then_embed_reuses_it() {
         a.x, want,
         "integrate: X is the input counts of the genes used"
     );
-    let e = read_h5ad(&out2, &ReadOptions::default()).unwrap();
+    let e = read(&out2);
     assert_eq!(e.var.index, a.var.index);
     assert_eq!(
         e.x, want,
         "embed: X is the input counts of the model's genes"
     );
-    let z1: Vec<f32> = f.dataset("obsm/X_scdreamer").unwrap().read_raw().unwrap();
-    let z2: Vec<f32> = open_h5(&out2)
-        .unwrap()
-        .dataset("obsm/X_scdreamer")
-        .unwrap()
-        .read_raw()
-        .unwrap();
-    let max_diff = z1
-        .iter()
-        .zip(&z2)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let max_diff = max_abs_diff(&embedding(&out), &embedding(&out2));
     assert!(
         max_diff < 1e-4,
         "embed differs from integrate by {max_diff}"
@@ -109,25 +73,12 @@ fn integrate_writes_embedding_layer_log_and_model_then_embed_reuses_it() {
 fn authors_preset_runs_and_writes_a_finite_embedding() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("authors.h5ad");
-    let (ok, err) = run(&[
-        "integrate",
-        "--input",
-        &demo(),
-        "--output",
-        out.to_str().unwrap(),
-        "--preset",
-        "authors",
-        "--epochs",
-        "2",
-        "--quiet",
-    ]);
-    assert!(ok, "{err}");
-    let z: Vec<f32> = open_h5(&out)
-        .unwrap()
-        .dataset("obsm/X_scdreamer")
-        .unwrap()
-        .read_raw()
-        .unwrap();
+    run(&argv(
+        "integrate --input {} --output {} --preset authors --epochs 2 --quiet",
+        &[&DEMO, &out],
+    ))
+    .expect_ok("integrate --preset authors");
+    let z = embedding(&out);
     assert_eq!(z.len(), 1345 * 10);
     assert!(z.iter().all(|v| v.is_finite()));
 }
@@ -136,7 +87,6 @@ fn authors_preset_runs_and_writes_a_finite_embedding() {
 fn bad_requests_fail_clearly_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.h5ad");
-    let o = out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--batch-key", "donor"], "'donor' not found"),
         (
@@ -148,11 +98,13 @@ fn bad_requests_fail_clearly_and_write_nothing() {
         (vec!["--device", "cuda"], "--device cuda"),
         (vec!["--backed", "--device", "cuda"], "--device cuda"),
     ];
-    let input = demo();
     for (extra, want) in cases {
-        let mut args = vec!["integrate", "--input", &input, "--output", o, "--quiet"];
-        args.extend(extra.iter());
-        let (ok, err) = run(&args);
+        let args = argv_plus(
+            "integrate --input {} --output {} --quiet",
+            &[&DEMO, &out],
+            &extra,
+        );
+        let (ok, err) = run(&args).status();
         assert!(!ok, "{args:?} should fail");
         assert!(
             err.contains("error:") && err.contains(want),
@@ -162,39 +114,14 @@ fn bad_requests_fail_clearly_and_write_nothing() {
     }
     // Writing over the input is refused.
     let copy = dir.path().join("in.h5ad");
-    std::fs::copy(demo(), &copy).unwrap();
-    let (ok, err) = run(&[
-        "integrate",
-        "--input",
-        copy.to_str().unwrap(),
-        "--output",
-        copy.to_str().unwrap(),
-    ]);
-    assert!(!ok && err.contains("error:"), "{err}");
-    // Embedding with a model directory that does not exist.
-    let (ok, err) = run(&[
-        "embed",
-        "--model",
-        "/nonexistent-model",
-        "--input",
-        &demo(),
-        "--output",
-        o,
-    ]);
-    assert!(!ok && err.contains("/nonexistent-model"), "{err}");
-    // `embed --device cuda` without a GPU: the same clear error as `integrate`'s.
-    let (ok, err) = run(&[
-        "embed",
-        "--model",
-        "/nonexistent-model",
-        "--input",
-        &demo(),
-        "--output",
-        o,
-        "--device",
-        "cuda",
-    ]);
-    assert!(!ok && err.contains("error: --device cuda"), "{err}");
+    std::fs::copy(DEMO, &copy).unwrap();
+    run(&argv("integrate --input {} --output {}", &[&copy, &copy])).expect_err(&["error:"]);
+    // Embedding with a model directory that does not exist; with `--device cuda` and no GPU
+    // the same clear error as `integrate`'s.
+    let embed = "embed --model /nonexistent-model --input {} --output {}";
+    run(&argv(embed, &[&DEMO, &out])).expect_err(&["/nonexistent-model"]);
+    run(&argv_plus(embed, &[&DEMO, &out], &["--device", "cuda"]))
+        .expect_err(&["error: --device cuda"]);
     assert!(!out.exists(), "embed --device cuda left an output file");
 }
 
@@ -211,41 +138,17 @@ fn many_batches_use_the_many_batch_preset_and_mix() {
     let sim = dir.path().join("sim.h5ad");
     let out = dir.path().join("out.h5ad");
     let model = dir.path().join("model");
-    let (ok, err) = run(&[
-        "simulate",
-        "--cells",
-        "3000",
-        "--genes",
-        "500",
-        "--batches",
-        "150",
-        "--types",
-        "4",
-        "--seed",
-        "2",
-        "--threads",
-        "2",
-        "--output",
-        sim.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let (ok, err) = run(&[
-        "integrate",
-        "--input",
-        sim.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--epochs",
-        "30",
-        "--normalized",
-        "no",
-        "--threads",
-        "2",
-        "--quiet",
-        "--save-model",
-        model.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    run(&argv(
+        "simulate --cells 3000 --genes 500 --batches 150 --types 4 --seed 2 --threads 2 --output {}",
+        &[&sim],
+    ))
+    .expect_ok("simulate");
+    run(&argv(
+        "integrate --input {} --output {} --epochs 30 --normalized no --threads 2 --quiet \
+         --save-model {}",
+        &[&sim, &out, &model],
+    ))
+    .expect_ok("integrate");
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
     let m = &cfg["run"]["model"];
@@ -253,15 +156,10 @@ fn many_batches_use_the_many_batch_preset_and_mix() {
     assert_eq!(m["encode_batch"], false, "{m}");
     assert_eq!(m["kl_weight"], 0.5, "{m}");
 
-    let a = read_h5ad(&out, &ReadOptions::default()).unwrap();
+    let a = read(&out);
     let (batch, names) = batch_codes(&a.obs, "batch", false).unwrap();
     let (labels, _) = batch_codes(&a.obs, "cell_type", false).unwrap();
-    let z: Vec<f32> = open_h5(&out)
-        .unwrap()
-        .dataset("obsm/X_scdreamer")
-        .unwrap()
-        .read_raw()
-        .unwrap();
+    let z = embedding(&out);
     assert!(z.iter().all(|v| v.is_finite()));
     let nb = knn_indices(&z, a.n_obs(), 10, 15);
     let purity = knn_label_purity(&nb, &labels);

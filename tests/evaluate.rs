@@ -1,52 +1,12 @@
 //! `scdreamer evaluate` end to end on the demo: the scib-metrics 0.5.10 scores of a committed
 //! Harmony embedding and of the unintegrated PCA, determinism, and clear errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
+use common::{DEMO, argv, harmony, read, run, write_npy};
 use scdreamer::metrics::pcr::unintegrated_pca;
-
-const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
-
-fn demo() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad").to_string()
-}
-
-fn harmony() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/evaluate/demo_harmony.npy"
-    )
-    .to_string()
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic in {args:?}: {stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr,
-    )
-}
-
-fn write_npy(path: &Path, x: &[f32], rows: usize, cols: usize) {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in x {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, out).unwrap();
-}
 
 /// (header, rows of (name, values)) of a metrics CSV.
 fn read_csv(path: &Path) -> (Vec<String>, Vec<(String, Vec<f64>)>) {
@@ -91,7 +51,7 @@ const SCIB_PCA: [(&str, f64); 6] = [
 ];
 
 fn pca_npy(dir: &Path) -> PathBuf {
-    let adata = read_h5ad(Path::new(&demo()), &ReadOptions::default()).unwrap();
+    let adata = read(Path::new(DEMO));
     let genes: Vec<usize> = (0..adata.n_vars()).collect();
     let pca = unintegrated_pca(&adata.x, &genes, 50);
     let path = dir.join("pca.npy");
@@ -106,19 +66,13 @@ fn scores_agree_with_scib_metrics_and_repeat_exactly() {
     let csv = dir.path().join("m.csv");
     let spec_h = format!("Harmony={}", harmony());
     let spec_p = format!("PCA={}", pca.display());
-    let args = [
-        "evaluate",
-        "--input",
-        &demo(),
-        "-e",
-        &spec_h,
-        "-e",
-        &spec_p,
-        "-o",
-        csv.to_str().unwrap(),
-    ];
-    let (ok, stdout, err) = run(&args);
-    assert!(ok, "{err}");
+    let args = argv(
+        "evaluate --input {} -e {} -e {} -o {}",
+        &[&DEMO, &spec_h, &spec_p, &csv],
+    );
+    let r = run(&args);
+    assert!(r.ok, "{}", r.stderr);
+    let (stdout, err) = (r.stdout, r.stderr);
     assert!(
         stdout.contains("Harmony") && stdout.contains("Total"),
         "{stdout}"
@@ -150,8 +104,7 @@ fn scores_agree_with_scib_metrics_and_repeat_exactly() {
     );
     assert!((total - (0.4 * b + 0.6 * bio)).abs() < 1e-12);
     let first = std::fs::read_to_string(&csv).unwrap();
-    let (ok, _, err) = run(&args);
-    assert!(ok, "{err}");
+    run(&args).expect_ok("evaluate again");
     assert_eq!(
         first,
         std::fs::read_to_string(&csv).unwrap(),
@@ -159,65 +112,9 @@ fn scores_agree_with_scib_metrics_and_repeat_exactly() {
     );
 }
 
-fn expect_error(args: &[&str], needles: &[&str]) {
-    let (ok, _, err) = run(args);
-    assert!(!ok, "{args:?} should fail");
-    let last = err.trim_end().lines().last().unwrap_or("");
-    assert!(last.starts_with("error:"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
-    }
-}
-
 #[test]
 fn bad_inputs_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let d = demo();
-    let h = harmony();
-    // A missing obsm key lists what exists.
-    expect_error(
-        &["evaluate", "--input", &d, "-e", "X_scVI"],
-        &["no obsm key 'X_scVI'", "available obsm keys"],
-    );
-    // Missing obs keys.
-    let spec = format!("H={h}");
-    expect_error(
-        &[
-            "evaluate",
-            "--input",
-            &d,
-            "-e",
-            &spec,
-            "--label-key",
-            "celltype",
-        ],
-        &["'celltype'", "cell_type"],
-    );
-    expect_error(
-        &[
-            "evaluate",
-            "--input",
-            &d,
-            "-e",
-            &spec,
-            "--batch-key",
-            "donor",
-        ],
-        &["'donor'"],
-    );
-    // A label column with one category (demuxlet_cls is 'singlet' everywhere).
-    expect_error(
-        &[
-            "evaluate",
-            "--input",
-            &d,
-            "-e",
-            &spec,
-            "--label-key",
-            "demuxlet_cls",
-        ],
-        &["single category", "demuxlet_cls"],
-    );
     // NaN in the embedding: the cell and column are named.
     let mut x = vec![0.5f32; 1345 * 4];
     for (i, v) in x.iter_mut().enumerate() {
@@ -226,32 +123,46 @@ fn bad_inputs_get_clear_errors() {
     x[7 * 4 + 2] = f32::NAN;
     let nan = dir.path().join("nan.npy");
     write_npy(&nan, &x, 1345, 4);
-    let spec = format!("bad={}", nan.display());
-    expect_error(
-        &["evaluate", "--input", &d, "-e", &spec],
-        &["non-finite", "cell 7", "column 2"],
-    );
     // Fewer rows than cells.
     let short = dir.path().join("short.npy");
     write_npy(&short, &x[..1000 * 4], 1000, 4);
-    let spec = format!("short={}", short.display());
-    expect_error(
-        &["evaluate", "--input", &d, "-e", &spec],
-        &["1000 rows", "1345 cells"],
-    );
-    // Nothing half-written on failure.
     let csv = dir.path().join("never.csv");
-    expect_error(
-        &[
-            "evaluate",
-            "--input",
-            &d,
-            "-e",
-            &spec,
-            "-o",
-            csv.to_str().unwrap(),
-        ],
-        &["1000 rows"],
+    let h = format!("H={}", harmony());
+    let (nan, short) = (
+        format!("bad={}", nan.display()),
+        format!("short={}", short.display()),
     );
+    let none: &[&str] = &[];
+    let cases: [(&str, &[&str], &[&str]); 7] = [
+        // A missing obsm key lists what exists.
+        (
+            "X_scVI",
+            none,
+            &["no obsm key 'X_scVI'", "available obsm keys"],
+        ),
+        // Missing obs keys.
+        (
+            &h,
+            &["--label-key", "celltype"],
+            &["'celltype'", "cell_type"],
+        ),
+        (&h, &["--batch-key", "donor"], &["'donor'"]),
+        // A label column with one category (demuxlet_cls is 'singlet' everywhere).
+        (
+            &h,
+            &["--label-key", "demuxlet_cls"],
+            &["single category", "demuxlet_cls"],
+        ),
+        (&nan, none, &["non-finite", "cell 7", "column 2"]),
+        (&short, none, &["1000 rows", "1345 cells"]),
+        // Nothing half-written on failure.
+        (&short, &["-o", common::s(&csv)], &["1000 rows"]),
+    ];
+    for (spec, extra, needles) in cases {
+        let args = common::argv_plus("evaluate --input {} -e {}", &[&DEMO, &spec], extra);
+        let err = run(&args).expect_err(needles);
+        let last = err.trim_end().lines().last().unwrap_or("");
+        assert!(last.starts_with("error:"), "{args:?}: {err}");
+    }
     assert!(!csv.exists());
 }

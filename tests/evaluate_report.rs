@@ -2,33 +2,12 @@
 //! self-contained, opens in headless chromium without console errors, and its screenshot
 //! shows the UMAP plots.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
-
-fn demo() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad").to_string()
-}
-
-fn harmony() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/evaluate/demo_harmony.npy"
-    )
-    .to_string()
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic in {args:?}: {stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr,
-    )
-}
+use common::{DEMO, argv, harmony, run, scratch};
 
 /// Nothing the page could fetch: no scripts, stylesheets or remote images.
 fn assert_self_contained(html: &str) {
@@ -74,22 +53,13 @@ fn count_colour(png_path: &Path, rgb: [u8; 3]) -> usize {
 
 #[test]
 fn report_is_self_contained_and_renders_in_headless_chromium() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.html");
-    let figs = dir.path().join("figs");
+    let (dir, [report, figs]) = scratch(["report.html", "figs"]);
     let spec = format!("Harmony={}", harmony());
-    let (ok, _, err) = run(&[
-        "evaluate",
-        "--input",
-        &demo(),
-        "-e",
-        &spec,
-        "--report",
-        report.to_str().unwrap(),
-        "--figures",
-        figs.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    let err = run(&argv(
+        "evaluate --input {} -e {} --report {} --figures {}",
+        &[&DEMO, &spec, &report, &figs],
+    ))
+    .expect_ok("evaluate");
     assert!(err.contains("UMAP of Harmony took"), "{err}");
     for f in [
         "Harmony_umap_by_batch.png",
@@ -184,28 +154,14 @@ fn report_is_self_contained_and_renders_in_headless_chromium() {
 
 #[test]
 fn integrate_evaluates_and_reports_its_own_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.h5ad");
-    let report = dir.path().join("run.html");
-    let csv = dir.path().join("m.csv");
-    let (ok, stdout, err) = run(&[
-        "integrate",
-        "--input",
-        &demo(),
-        "--output",
-        out.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--hidden",
-        "32",
-        "--quiet",
-        "--evaluate",
-        "--metrics-output",
-        csv.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    let (_dir, [out, report, csv, o2]) = scratch(["out.h5ad", "run.html", "m.csv", "o2.h5ad"]);
+    let r = run(&argv(
+        "integrate --input {} --output {} --epochs 3 --hidden 32 --quiet --evaluate \
+         --metrics-output {} --report {}",
+        &[&DEMO, &out, &csv, &report],
+    ));
+    assert!(r.ok, "{}", r.stderr);
+    let stdout = r.stdout;
     assert!(
         stdout.contains("X_scdreamer") && stdout.contains("Total"),
         "{stdout}"
@@ -228,28 +184,11 @@ fn integrate_evaluates_and_reports_its_own_run() {
         assert!(html.contains(s), "report lacks '{s}'");
     }
     // A label key that is not there is refused before training.
-    let (ok, _, err) = run(&[
-        "integrate",
-        "--input",
-        &demo(),
-        "--output",
-        dir.path().join("o2.h5ad").to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--hidden",
-        "16",
-        "--quiet",
-        "--evaluate",
-        "--label-key",
-        "celltype",
-    ]);
-    assert!(!ok);
-    assert!(
-        err.contains("'celltype'") && err.contains("--label-key"),
-        "{err}"
-    );
-    assert!(
-        !dir.path().join("o2.h5ad").exists(),
-        "no training before the error"
-    );
+    run(&argv(
+        "integrate --input {} --output {} --epochs 1 --hidden 16 --quiet --evaluate \
+         --label-key celltype",
+        &[&DEMO, &o2],
+    ))
+    .expect_err(&["'celltype'", "--label-key"]);
+    assert!(!o2.exists(), "no training before the error");
 }

@@ -25,6 +25,13 @@ fn fixture_file(dir: &Path, name: &str, fx: &Fixture, kind: XKind) -> PathBuf {
     p
 }
 
+/// The small fixture with the value at (cell `i`, gene `j`) set to `v`.
+fn small_with(i: usize, j: usize, v: f64) -> Fixture {
+    let mut fx = Fixture::small();
+    fx.set(i, j, v);
+    fx
+}
+
 fn assert_has(msg: &str, parts: &[&str]) {
     for p in parts {
         assert!(msg.contains(p), "expected {p:?} in error: {msg}");
@@ -40,44 +47,29 @@ fn open_rw_unlocked(p: &std::path::Path) -> hdf5::Result<hdf5::File> {
     b.open_rw(p)
 }
 
+/// Files that are no h5ad at all (missing, text, truncated, a directory): the error names the
+/// file and why.
 #[test]
-fn missing_file() {
+fn unreadable_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("nope.h5ad");
-    let e = read_err(&p, &ReadOptions::default());
-    assert_has(&e, &["cannot read", "nope.h5ad", "no such file"]);
-}
-
-#[test]
-fn not_hdf5() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("text.h5ad");
-    std::fs::write(&p, "cell,gene,count\nA,B,1\n").unwrap();
-    let e = read_err(&p, &ReadOptions::default());
-    assert_has(
-        &e,
-        &["cannot read", "text.h5ad", "not a valid HDF5/h5ad file"],
-    );
-}
-
-#[test]
-fn truncated_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("half.h5ad");
+    let text = dir.path().join("text.h5ad");
+    std::fs::write(&text, "cell,gene,count\nA,B,1\n").unwrap();
+    let half = dir.path().join("half.h5ad");
     let bytes = std::fs::read(demo()).unwrap();
-    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-    let e = read_err(&p, &ReadOptions::default());
-    assert_has(
-        &e,
-        &["cannot read", "half.h5ad", "not a valid HDF5/h5ad file"],
-    );
-}
-
-#[test]
-fn directory_instead_of_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = read_err(dir.path(), &ReadOptions::default());
-    assert_has(&e, &["directory"]);
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let not_h5ad = "not a valid HDF5/h5ad file";
+    let cases = [
+        (
+            dir.path().join("nope.h5ad"),
+            vec!["cannot read", "nope.h5ad", "no such file"],
+        ),
+        (text, vec!["cannot read", "text.h5ad", not_h5ad]),
+        (half, vec!["cannot read", "half.h5ad", not_h5ad]),
+        (dir.path().to_path_buf(), vec!["directory"]),
+    ];
+    for (p, want) in cases {
+        assert_has(&read_err(&p, &ReadOptions::default()), &want);
+    }
 }
 
 #[test]
@@ -112,8 +104,7 @@ fn bad_values_name_cell_gene_and_value() {
     ];
     for kind in [XKind::CsrF64I64, XKind::DenseF64] {
         for (k, (v, what)) in cases.iter().enumerate() {
-            let mut fx = Fixture::small();
-            fx.set(3, 2, *v);
+            let fx = small_with(3, 2, *v);
             let p = fixture_file(dir.path(), &format!("bad{k}-{kind:?}.h5ad"), &fx, kind);
             let e = read_err(&p, &ReadOptions::default());
             assert_has(&e, &[what, "cell 'cell3'", "gene 'gene2'", "bad"]);
@@ -136,8 +127,7 @@ fn bad_values_name_cell_gene_and_value() {
 #[test]
 fn bad_value_in_csc_names_cell_and_gene() {
     let dir = tempfile::tempdir().unwrap();
-    let mut fx = Fixture::small();
-    fx.set(4, 1, -3.0);
+    let fx = small_with(4, 1, -3.0);
     let p = fixture_file(dir.path(), "csc.h5ad", &fx, XKind::CscI32);
     let e = read_err(&p, &ReadOptions::default());
     assert_has(&e, &["negative value -3", "cell 'cell4'", "gene 'gene1'"]);
@@ -198,27 +188,22 @@ fn shape_mismatch_between_x_and_obs_or_var() {
 #[test]
 fn corrupt_sparse_structure_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let p = fixture_file(dir.path(), "idx.h5ad", &Fixture::small(), XKind::CsrF32I32);
-    {
-        let f = open_rw_unlocked(&p).unwrap();
-        let ds = f.dataset("X/indices").unwrap();
-        let mut v = ds.read_raw::<i32>().unwrap();
-        v[2] = 99;
-        ds.write_raw(&v).unwrap();
+    // (file, array of X, position, value written there, what the error says)
+    let cases = [
+        ("idx.h5ad", "X/indices", 2, 99, vec!["X/indices", "99"]),
+        ("ptr.h5ad", "X/indptr", 2, 0, vec!["X/indptr decreases"]),
+    ];
+    for (name, array, k, value, want) in cases {
+        let p = fixture_file(dir.path(), name, &Fixture::small(), XKind::CsrF32I32);
+        {
+            let f = open_rw_unlocked(&p).unwrap();
+            let ds = f.dataset(array).unwrap();
+            let mut v = ds.read_raw::<i32>().unwrap();
+            v[k] = value;
+            ds.write_raw(&v).unwrap();
+        }
+        assert_has(&read_err(&p, &ReadOptions::default()), &want);
     }
-    let e = read_err(&p, &ReadOptions::default());
-    assert_has(&e, &["X/indices", "99"]);
-
-    let p = fixture_file(dir.path(), "ptr.h5ad", &Fixture::small(), XKind::CsrF32I32);
-    {
-        let f = open_rw_unlocked(&p).unwrap();
-        let ds = f.dataset("X/indptr").unwrap();
-        let mut v = ds.read_raw::<i32>().unwrap();
-        v[2] = 0;
-        ds.write_raw(&v).unwrap();
-    }
-    let e = read_err(&p, &ReadOptions::default());
-    assert_has(&e, &["X/indptr decreases"]);
 }
 
 #[test]
@@ -269,8 +254,7 @@ fn empty_after_dropping_zero_cells() {
 #[test]
 fn binary_reports_error_without_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let mut fx = Fixture::small();
-    fx.set(0, 0, -2.0);
+    let fx = small_with(0, 0, -2.0);
     let p = fixture_file(dir.path(), "neg.h5ad", &fx, XKind::CsrF64I64);
     let text = dir.path().join("text.h5ad");
     std::fs::write(&text, "not hdf5").unwrap();

@@ -1,25 +1,12 @@
 //! Every shared dataset reads with the shape, nnz, totals and batch x cell type table that
 //! anndata reports (reference numbers taken with anndata 0.12 / pandas.crosstab).
 
-use std::path::PathBuf;
+mod common;
 
-use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
+use std::path::Path;
 
-/// ../shared/data, or None (skip) when absent; under CI=true absence is a failure.
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but the shared datasets are missing at {}",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: shared datasets not found at {}", dir.display());
-    None
-}
+use common::{DEMO, read, shared_data};
+use scdreamer::data::AnnData;
 
 struct Expected {
     file: &'static str,
@@ -28,73 +15,57 @@ struct Expected {
     total: f64,
     first_cell: &'static str,
     first_gene: &'static str,
-    /// (batch, cell type, cells)
-    table: &'static [(&'static str, &'static str, usize)],
+    /// pandas.crosstab(batch, cell_type), in parts (batches)
+    table: &'static [Crosstab],
 }
 
-const CL3: &[(&str, &str, usize)] = &[
-    ("CEL-seq2", "H1975", 103),
-    ("CEL-seq2", "H2228", 67),
-    ("CEL-seq2", "HCC827", 70),
-    ("Drop-seq", "H1975", 79),
-    ("Drop-seq", "H2228", 65),
-    ("Drop-seq", "HCC827", 66),
-];
-const CL3_10X: &[(&str, &str, usize)] = &[
-    ("10x", "H1975", 310),
-    ("10x", "H2228", 312),
-    ("10x", "HCC827", 273),
-];
-const CL5_PLATES: &[(&str, &str, usize)] = &[
-    ("CEL-seq2_p1", "A549", 45),
-    ("CEL-seq2_p1", "H1975", 30),
-    ("CEL-seq2_p1", "H2228", 28),
-    ("CEL-seq2_p1", "H838", 32),
-    ("CEL-seq2_p1", "HCC827", 21),
-    ("CEL-seq2_p2", "A549", 40),
-    ("CEL-seq2_p2", "H1975", 31),
-    ("CEL-seq2_p2", "H2228", 23),
-    ("CEL-seq2_p2", "H838", 50),
-    ("CEL-seq2_p2", "HCC827", 19),
-    ("CEL-seq2_p3", "A549", 101),
-    ("CEL-seq2_p3", "H1975", 28),
-    ("CEL-seq2_p3", "H2228", 34),
-    ("CEL-seq2_p3", "H838", 64),
-    ("CEL-seq2_p3", "HCC827", 25),
-];
-const CL5_10X: &[(&str, &str, usize)] = &[
-    ("10x", "A549", 31),
-    ("10x", "H1975", 151),
-    ("10x", "H2228", 181),
-    ("10x", "H838", 347),
-    ("10x", "HCC827", 197),
-];
-const KANG: &[(&str, &str, usize)] = &[
-    ("donor_1015", "B cells", 453),
-    ("donor_1015", "CD14+ Monocytes", 779),
-    ("donor_1015", "CD4 T cells", 848),
-    ("donor_1015", "NK cells", 177),
-    ("donor_1016", "B cells", 126),
-    ("donor_1016", "CD14+ Monocytes", 369),
-    ("donor_1016", "CD4 T cells", 422),
-    ("donor_1016", "NK cells", 128),
-    ("donor_1244", "B cells", 116),
-    ("donor_1244", "CD14+ Monocytes", 415),
-    ("donor_1244", "CD4 T cells", 1068),
-    ("donor_1244", "NK cells", 105),
-    ("donor_1256", "B cells", 216),
-    ("donor_1256", "CD14+ Monocytes", 390),
-    ("donor_1256", "CD4 T cells", 1001),
-    ("donor_1256", "NK cells", 261),
-    ("donor_1488", "B cells", 218),
-    ("donor_1488", "CD14+ Monocytes", 294),
-    ("donor_1488", "CD4 T cells", 1182),
-    ("donor_1488", "NK cells", 116),
+/// Cells per (batch, cell type): the cell types, then per batch its cells of each type.
+struct Crosstab {
+    types: &'static [&'static str],
+    rows: &'static [(&'static str, &'static [usize])],
+}
+
+const CL3_TYPES: &[&str] = &["H1975", "H2228", "HCC827"];
+const CL5_TYPES: &[&str] = &["A549", "H1975", "H2228", "H838", "HCC827"];
+#[rustfmt::skip]
+const CL3: Crosstab = Crosstab { types: CL3_TYPES, rows: &[("CEL-seq2", &[103, 67, 70]), ("Drop-seq", &[79, 65, 66])] };
+#[rustfmt::skip]
+const CL3_10X: Crosstab = Crosstab { types: CL3_TYPES, rows: &[("10x", &[310, 312, 273])] };
+#[rustfmt::skip]
+const CL5_PLATES: Crosstab = Crosstab { types: CL5_TYPES, rows: &[
+    ("CEL-seq2_p1", &[45, 30, 28, 32, 21]), ("CEL-seq2_p2", &[40, 31, 23, 50, 19]), ("CEL-seq2_p3", &[101, 28, 34, 64, 25]),
+] };
+#[rustfmt::skip]
+const CL5_10X: Crosstab = Crosstab { types: CL5_TYPES, rows: &[("10x", &[31, 151, 181, 347, 197])] };
+#[rustfmt::skip]
+const KANG: Crosstab = Crosstab { types: &["B cells", "CD14+ Monocytes", "CD4 T cells", "NK cells"], rows: &[
+    ("donor_1015", &[453, 779, 848, 177]), ("donor_1016", &[126, 369, 422, 128]), ("donor_1244", &[116, 415, 1068, 105]),
+    ("donor_1256", &[216, 390, 1001, 261]), ("donor_1488", &[218, 294, 1182, 116]),
+] };
+
+#[rustfmt::skip]
+const FILES: [Expected; 5] = [
+    Expected { file: "cellbench_3cl_10xsub.h5ad", shape: (1345, 824), nnz: 461_281, total: 2.16827e6,
+        first_cell: "10x_CELL_000001", first_gene: "ENSG00000129991", table: &[CL3_10X, CL3] },
+    Expected { file: "cellbench_5cl_10xsub.h5ad", shape: (1478, 967), nnz: 1_356_334, total: 3.5355324e7,
+        first_cell: "10x_Lib90_00002", first_gene: "ENSG00000113810", table: &[CL5_10X, CL5_PLATES] },
+    Expected { file: "cellbench_3cl.h5ad", shape: (450, 15073), nnz: 2_864_360, total: 1.4666419e7,
+        first_cell: "CEL-seq2_A1", first_gene: "ENSG00000236086", table: &[CL3] },
+    Expected { file: "cellbench_5cl.h5ad", shape: (571, 12653), nnz: 3_062_685, total: 1.3874007e7,
+        first_cell: "CEL-seq2_p1_p1_A1", first_gene: "ENSG00000154529", table: &[CL5_PLATES] },
+    Expected { file: "kang_pbmc.h5ad", shape: (8684, 2511), nnz: 3_683_938, total: 1.117182e7,
+        first_cell: "AAACATACATTTCC-1", first_gene: "ENSG00000188976", table: &[KANG] },
 ];
 
-fn check(dir: &std::path::Path, e: &Expected, extra_table: &[(&str, &str, usize)]) {
-    let path = dir.join(e.file);
-    let a = read_h5ad(&path, &ReadOptions::default())
+/// Reads `file` of the shared data and checks it against its row of [`FILES`]; None (skip)
+/// when the shared data is absent.
+fn check(file: &str) -> Option<AnnData> {
+    let e = FILES
+        .iter()
+        .find(|e| e.file == file)
+        .expect("a row of FILES");
+    let path = shared_data()?.join(e.file);
+    let a = scdreamer::data::h5ad::read_h5ad(&path, &Default::default())
         .unwrap_or_else(|err| panic!("{}: {err:#}", e.file));
     assert_eq!((a.n_obs(), a.n_vars()), e.shape, "{} shape", e.file);
     assert_eq!(a.obs.len(), e.shape.0);
@@ -123,30 +94,25 @@ fn check(dir: &std::path::Path, e: &Expected, extra_table: &[(&str, &str, usize)
         let key = (batch.label(i).unwrap(), ct.label(i).unwrap());
         *table.entry(key).or_default() += 1;
     }
-    let expected: std::collections::BTreeMap<(String, String), usize> = e
-        .table
-        .iter()
-        .chain(extra_table)
-        .map(|&(b, c, n)| ((b.to_string(), c.to_string()), n))
-        .collect();
+    let mut expected = std::collections::BTreeMap::<(String, String), usize>::new();
+    for part in e.table {
+        for &(b, counts) in part.rows {
+            assert_eq!(counts.len(), part.types.len());
+            for (c, &n) in part.types.iter().zip(counts) {
+                expected.insert((b.to_string(), c.to_string()), n);
+            }
+        }
+    }
     assert_eq!(table, expected, "{} batch x cell type", e.file);
+    Some(a)
 }
 
 #[test]
 fn cellbench_3cl_10xsub() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_3cl_10xsub.h5ad",
-        shape: (1345, 824),
-        nnz: 461_281,
-        total: 2.16827e6,
-        first_cell: "10x_CELL_000001",
-        first_gene: "ENSG00000129991",
-        table: CL3_10X,
+    let Some(a) = check("cellbench_3cl_10xsub.h5ad") else {
+        return;
     };
-    check(&dir, &e, CL3);
     // README batch totals: 10x 895, CEL-seq2 240, Drop-seq 210
-    let a = read_h5ad(&dir.join(e.file), &ReadOptions::default()).unwrap();
     let b = a.obs.get("batch").unwrap();
     let count = |name: &str| {
         (0..a.n_obs())
@@ -161,71 +127,31 @@ fn cellbench_3cl_10xsub() {
 
 #[test]
 fn cellbench_5cl_10xsub() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_5cl_10xsub.h5ad",
-        shape: (1478, 967),
-        nnz: 1_356_334,
-        total: 3.5355324e7,
-        first_cell: "10x_Lib90_00002",
-        first_gene: "ENSG00000113810",
-        table: CL5_10X,
-    };
-    check(&dir, &e, CL5_PLATES);
+    check("cellbench_5cl_10xsub.h5ad");
 }
 
 #[test]
 fn cellbench_3cl() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_3cl.h5ad",
-        shape: (450, 15073),
-        nnz: 2_864_360,
-        total: 1.4666419e7,
-        first_cell: "CEL-seq2_A1",
-        first_gene: "ENSG00000236086",
-        table: CL3,
-    };
-    check(&dir, &e, &[]);
+    check("cellbench_3cl.h5ad");
 }
 
 #[test]
 fn cellbench_5cl() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "cellbench_5cl.h5ad",
-        shape: (571, 12653),
-        nnz: 3_062_685,
-        total: 1.3874007e7,
-        first_cell: "CEL-seq2_p1_p1_A1",
-        first_gene: "ENSG00000154529",
-        table: CL5_PLATES,
-    };
-    check(&dir, &e, &[]);
+    check("cellbench_5cl.h5ad");
 }
 
 #[test]
 fn kang_pbmc() {
-    let Some(dir) = shared_data() else { return };
-    let e = Expected {
-        file: "kang_pbmc.h5ad",
-        shape: (8684, 2511),
-        nnz: 3_683_938,
-        total: 1.117182e7,
-        first_cell: "AAACATACATTTCC-1",
-        first_gene: "ENSG00000188976",
-        table: KANG,
+    let Some(a) = check("kang_pbmc.h5ad") else {
+        return;
     };
-    check(&dir, &e, &[]);
-    let a = read_h5ad(&dir.join(e.file), &ReadOptions::default()).unwrap();
     assert_eq!(a.obs.index_name, "cell");
     assert_eq!(a.var.keys(), vec!["gene_symbol", "gene_ids"]);
 }
 
 #[test]
 fn bundled_demo_reads() {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad"));
-    let a = read_h5ad(&path, &ReadOptions::default()).unwrap();
+    let a = read(Path::new(DEMO));
     assert_eq!((a.n_obs(), a.n_vars()), (1345, 824));
     assert_eq!(
         a.obs.keys(),

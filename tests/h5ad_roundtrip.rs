@@ -93,6 +93,11 @@ fn chunked_reads_match_across_encodings() {
     }
 }
 
+/// An obs column named `name`.
+fn col(name: &str, c: Column) -> (String, Column) {
+    (name.into(), c)
+}
+
 fn results_for(a: &AnnData) -> Results {
     let n = a.n_obs();
     Results {
@@ -112,25 +117,13 @@ fn results_for(a: &AnnData) -> Results {
                     ordered: true,
                 },
             ),
-            ("i32".into(), Column::I32((0..n as i32).collect())),
-            (
-                "i64".into(),
-                Column::I64((0..n as i64).map(|i| i << 40).collect()),
-            ),
-            (
-                "f64".into(),
-                Column::F64((0..n).map(|i| i as f64 / 3.0).collect()),
-            ),
-            (
-                "f32".into(),
-                Column::F32((0..n).map(|i| i as f32 / 3.0).collect()),
-            ),
-            (
-                "flag".into(),
-                Column::Bool((0..n).map(|i| i % 3 == 0).collect()),
-            ),
-            (
-                "text".into(),
+            col("i32", Column::I32((0..n as i32).collect())),
+            col("i64", Column::I64((0..n as i64).map(|i| i << 40).collect())),
+            col("f64", Column::F64((0..n).map(|i| i as f64 / 3.0).collect())),
+            col("f32", Column::F32((0..n).map(|i| i as f32 / 3.0).collect())),
+            col("flag", Column::Bool((0..n).map(|i| i % 3 == 0).collect())),
+            col(
+                "text",
                 Column::Str((0..n).map(|i| format!("é-{i}")).collect()),
             ),
         ],
@@ -141,12 +134,19 @@ fn results_for(a: &AnnData) -> Results {
     }
 }
 
-#[test]
-fn written_file_reads_back_identically() {
+/// A scratch directory holding the small fixture as `in.h5ad` (X stored as `kind`), and the
+/// fixture read back.
+fn small_input(kind: XKind) -> (tempfile::TempDir, AnnData) {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("in.h5ad");
-    write_fixture(&src, &Fixture::small(), XKind::CscI32, None);
+    write_fixture(&src, &Fixture::small(), kind, None);
     let a = read_h5ad(&src, &ReadOptions::default()).unwrap();
+    (dir, a)
+}
+
+#[test]
+fn written_file_reads_back_identically() {
+    let (dir, a) = small_input(XKind::CscI32);
     let out = dir.path().join("out.h5ad");
     let r = results_for(&a);
     write_h5ad(&out, &a, &r).unwrap();
@@ -197,10 +197,7 @@ fn dir_entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn failing_write_leaves_nothing_and_keeps_old_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("in.h5ad");
-    write_fixture(&src, &Fixture::small(), XKind::CsrF32I32, None);
-    let a = read_h5ad(&src, &ReadOptions::default()).unwrap();
+    let (dir, a) = small_input(XKind::CsrF32I32);
     let out = dir.path().join("out.h5ad");
 
     let mut bad = results_for(&a);
@@ -231,9 +228,8 @@ fn failing_write_leaves_nothing_and_keeps_old_output() {
 
 #[test]
 fn output_onto_input_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _) = small_input(XKind::CsrF32I32);
     let src = dir.path().join("in.h5ad");
-    write_fixture(&src, &Fixture::small(), XKind::CsrF32I32, None);
     let e = check_output_path(&src, &src).unwrap_err().to_string();
     assert!(e.contains("refusing") && e.contains("in.h5ad"), "{e}");
     // the same file through another spelling, a symlink and a hard link
@@ -251,10 +247,7 @@ fn output_onto_input_is_refused() {
 
 #[test]
 fn output_directory_must_exist() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("in.h5ad");
-    write_fixture(&src, &Fixture::small(), XKind::CsrF32I32, None);
-    let a = read_h5ad(&src, &ReadOptions::default()).unwrap();
+    let (dir, a) = small_input(XKind::CsrF32I32);
     let e = write_h5ad(
         &dir.path().join("no/such/out.h5ad"),
         &a,

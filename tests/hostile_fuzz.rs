@@ -14,6 +14,7 @@ mod h5ad_fixtures;
 use std::path::Path;
 
 use h5ad_fixtures::{Fixture, XKind, write_fixture};
+use hdf5::types::VarLenUnicode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::data::Csr;
@@ -52,19 +53,20 @@ fn is_count(v: f64) -> bool {
     v >= 0.0 && v <= f32::MAX as f64 && v.fract() == 0.0
 }
 
+/// 0 or (as often) a count in 1..50.
+fn sparse_count(rng: &mut ChaCha8Rng) -> f64 {
+    if rng.gen_bool(0.5) {
+        0.0
+    } else {
+        rng.gen_range(1..50) as f64
+    }
+}
+
 /// A random fixture (values as stored in `kind`); `bad` is true when one is not a count.
 fn random_fixture(rng: &mut ChaCha8Rng, kind: XKind) -> (Fixture, bool) {
     let n = rng.gen_range(0..7);
     let g = rng.gen_range(1..6);
-    let mut values: Vec<f64> = (0..n * g)
-        .map(|_| {
-            if rng.gen_bool(0.5) {
-                0.0
-            } else {
-                rng.gen_range(1..50) as f64
-            }
-        })
-        .collect();
+    let mut values: Vec<f64> = (0..n * g).map(|_| sparse_count(rng)).collect();
     if n > 0 && rng.gen_bool(0.3) {
         let nasty = [
             -1.0,
@@ -110,6 +112,18 @@ fn random_ints(rng: &mut ChaCha8Rng) -> Vec<i64> {
 }
 
 /// Replaces (or creates) dataset `path` with `data`, ignoring a missing parent.
+/// Up to `max - 1` names `{prefix}{i % m}` for a random m in 1..4: often repeated.
+fn repeated_names(rng: &mut ChaCha8Rng, prefix: &str, max: usize) -> Vec<VarLenUnicode> {
+    let len = rng.gen_range(0..max);
+    (0..len)
+        .map(|i| {
+            format!("{prefix}{}", i % rng.gen_range(1..4))
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
 fn put<T: hdf5::H5Type>(f: &hdf5::File, path: &str, data: &[T]) {
     let _ = f.unlink(path);
     let _ = f.new_dataset_builder().with_data(data).create(path);
@@ -173,19 +187,11 @@ fn mutate(p: &Path, rng: &mut ChaCha8Rng) -> &'static str {
             "encoding"
         }
         6 => {
-            let len = rng.gen_range(0..8);
-            let names: Vec<hdf5::types::VarLenUnicode> = (0..len)
-                .map(|i| format!("c{}", i % rng.gen_range(1..4)).parse().unwrap())
-                .collect();
-            put(&f, "obs/_index", &names);
+            put(&f, "obs/_index", &repeated_names(rng, "c", 8));
             "obs index"
         }
         7 => {
-            let len = rng.gen_range(0..7);
-            let names: Vec<hdf5::types::VarLenUnicode> = (0..len)
-                .map(|i| format!("g{}", i % rng.gen_range(1..4)).parse().unwrap())
-                .collect();
-            put(&f, "var/_index", &names);
+            put(&f, "var/_index", &repeated_names(rng, "g", 7));
             "var index"
         }
         8 => {

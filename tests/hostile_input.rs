@@ -3,6 +3,7 @@
 //! never 101/134/a signal), the `error:` message naming the problem, that no output or temp
 //! file is left and that the inputs' bytes are unchanged (see `hostile/mod.rs`).
 
+mod common;
 mod h5ad_fixtures;
 mod hostile;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use h5ad_fixtures::{Fixture, XKind, write_fixture};
 use hostile::{Case, expect_error, expect_fast_error, run};
+use serde_json::{Value, json};
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
@@ -40,6 +42,16 @@ fn replace<T: hdf5::H5Type>(file: &Path, path: &str, data: &[T]) {
         .unwrap();
 }
 
+/// The binary on `words` with its `{}` filled in by `paths` (see [`common::argv`]); must
+/// succeed.
+fn succeeds(words: &str, paths: &[&dyn AsRef<Path>]) -> hostile::Outcome {
+    let args = common::argv(words, paths);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
 /// `integrate` on `input` into `out.h5ad` of the case, plus `extra` flags: must fail naming
 /// every string of `want`.
 fn integrate_fails(case: &Case, input: &Path, extra: &[&str], want: &[&str]) {
@@ -49,68 +61,78 @@ fn integrate_fails(case: &Case, input: &Path, extra: &[&str], want: &[&str]) {
     expect_error(case, &args, want);
 }
 
-// ---- 1. sizes beyond memory: an error naming the flag, never an abort ----
+/// [`integrate_fails`] on a copy of the demo, each case in its own directory.
+fn flag_fails(extra: &[&str], want: &[&str]) {
+    let c = Case::new();
+    let i = c.demo("in.h5ad");
+    integrate_fails(&c, &i, extra, want);
+}
+
+// ---- 1. sizes beyond memory: an error naming the flag, never an abort; flags: ranges
+// ---- checked before the input is read
 
 #[test]
-fn simulate_ten_billion_cells() {
-    let c = Case::new();
-    let o = s(&c.path("sim.h5ad"));
-    let args = [
-        "simulate",
-        "--cells",
-        "10000000000",
-        "--genes",
-        "100",
-        "-o",
-        &o,
+fn integrate_flags_out_of_range_are_named() {
+    let cases: [(&[&str], &[&str]); 19] = [
+        (
+            &["--hidden", "1000000000000"],
+            &["--hidden 1000000000000", "memory"],
+        ),
+        (
+            &["--latent", "1000000000000"],
+            &["--latent 1000000000000", "memory"],
+        ),
+        (
+            &["--hidden", "16,10000000000"],
+            &["--hidden 16,10000000000", "memory"],
+        ),
+        (&["--n-top-genes", "0"], &["--n-top-genes", "at least 1"]),
+        (&["--hidden", "0"], &["--hidden"]),
+        (&["--batch-size", "1"], &["--batch-size"]),
+        (&["--lr=-0.001"], &["--lr", "-0.001"]),
+        (&["--lr", "NaN"], &["--lr", "NaN"]),
+        (&["--kl-weight=-1"], &["--kl-weight", "-1"]),
+        (
+            &["--batch-adv-weight", "inf"],
+            &["--batch-adv-weight", "inf"],
+        ),
+        (&["--threads", "0"], &["--threads"]),
+        (&["--threads", "1000000000"], &["--threads 1000000000"]),
+        (&["--chunk-cells", "100"], &["--chunk-cells", "--backed"]),
+        (&["--backed", "--chunk-cells", "0"], &["--chunk-cells"]),
+        (
+            &["--batch-key", "donor"],
+            &["'donor'", "available obs keys"],
+        ),
+        (
+            &["--batch-key", "total_count_per_cell"],
+            &["total_count_per_cell", "per-cell"],
+        ),
+        (
+            &["--transform-batch", "nope"],
+            &["--transform-batch", "'nope'"],
+        ),
+        (
+            &["--labels-key", "celltype"],
+            &["'celltype'", "--labels-key"],
+        ),
+        (&["--layer", "counts"], &["layer 'counts' not found"]),
     ];
-    expect_fast_error(&c, &args, &["--cells 10000000000", "memory"]);
+    for (extra, want) in cases {
+        flag_fails(extra, want);
+    }
 }
 
 #[test]
-fn integrate_hidden_width_of_a_trillion() {
+fn epochs_zero() {
     let c = Case::new();
     let i = c.demo("in.h5ad");
-    integrate_fails(
+    let (i, o) = (s(&i), s(&c.path("o.h5ad")));
+    expect_fast_error(
         &c,
-        &i,
-        &["--hidden", "1000000000000"],
-        &["--hidden 1000000000000", "memory"],
+        &["integrate", "-i", &i, "-o", &o, "--epochs", "0"],
+        &["--epochs"],
     );
-}
-
-#[test]
-fn integrate_latent_of_a_trillion() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    integrate_fails(
-        &c,
-        &i,
-        &["--latent", "1000000000000"],
-        &["--latent 1000000000000", "memory"],
-    );
-}
-
-#[test]
-fn integrate_second_hidden_layer_of_ten_billion() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    integrate_fails(
-        &c,
-        &i,
-        &["--hidden", "16,10000000000"],
-        &["--hidden 16,10000000000", "memory"],
-    );
-}
-
-#[test]
-fn embed_config_with_hidden_width_of_a_trillion() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| {
-        v["run"]["model"]["hidden"] = serde_json::json!([1_000_000_000_000u64])
-    });
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["memory"]);
 }
 
 #[test]
@@ -146,77 +168,64 @@ fn dense_x_declaring_a_trillion_rows() {
 
 // ---- 2. simulator parameters: ranges checked, no hang, no silent clamping ----
 
-fn simulate_fails(extra: &[&str], want: &[&str]) {
-    let c = Case::new();
-    let o = s(&c.path("sim.h5ad"));
-    let mut args = vec!["simulate", "--cells", "100", "--genes", "100", "-o", &o];
-    args.extend_from_slice(extra);
-    expect_fast_error(&c, &args, want);
-}
-
+/// `simulate` with the flags into the output of a case directory that also holds an empty
+/// directory `d`: must fail at once naming every string of the error column.
 #[test]
-fn simulate_de_sd_400() {
-    simulate_fails(&["--de-sd", "400"], &["--de-sd", "400"]);
-}
-
-#[test]
-fn simulate_batch_sd_1000() {
-    simulate_fails(&["--batch-sd", "1000"], &["--batch-sd", "1000"]);
-}
-
-#[test]
-fn simulate_de_sd_10_would_exceed_float32_counts() {
-    simulate_fails(&["--de-sd", "10"], &["--de-sd 10", "2^24"]);
-}
-
-#[test]
-fn simulate_negative_batch_sd() {
-    simulate_fails(&["--batch-sd=-1"], &["--batch-sd", "-1"]);
-}
-
-#[test]
-fn simulate_density_above_one() {
-    simulate_fails(&["--density", "2"], &["--density", "2"]);
-}
-
-#[test]
-fn simulate_zero_cells() {
-    let c = Case::new();
-    let o = s(&c.path("sim.h5ad"));
-    expect_fast_error(
-        &c,
-        &["simulate", "--cells", "0", "-o", &o],
-        &["--cells", "0"],
-    );
-}
-
-#[test]
-fn simulate_more_types_than_cells() {
-    simulate_fails(&["--types", "1000"], &["--types 1000"]);
-}
-
-#[test]
-fn simulate_threads_zero() {
-    simulate_fails(&["--threads", "0"], &["--threads"]);
-}
-
-#[test]
-fn simulate_output_in_missing_directory() {
-    let c = Case::new();
-    let o = s(&c.path("no/sim.h5ad"));
-    expect_fast_error(
-        &c,
-        &["simulate", "--cells", "10", "-o", &o],
-        &["does not exist"],
-    );
-}
-
-#[test]
-fn simulate_output_is_a_directory() {
-    let c = Case::new();
-    std::fs::create_dir(c.path("d")).unwrap();
-    let o = s(&c.path("d"));
-    expect_fast_error(&c, &["simulate", "--cells", "10", "-o", &o], &["directory"]);
+fn simulator_parameters_are_checked() {
+    let cases: [(&str, &str, &[&str]); 11] = [
+        (
+            "--cells 10000000000 --genes 100",
+            "sim.h5ad",
+            &["--cells 10000000000", "memory"],
+        ),
+        (
+            "--cells 100 --genes 100 --de-sd 400",
+            "sim.h5ad",
+            &["--de-sd", "400"],
+        ),
+        (
+            "--cells 100 --genes 100 --batch-sd 1000",
+            "sim.h5ad",
+            &["--batch-sd", "1000"],
+        ),
+        // Would exceed float32 counts.
+        (
+            "--cells 100 --genes 100 --de-sd 10",
+            "sim.h5ad",
+            &["--de-sd 10", "2^24"],
+        ),
+        (
+            "--cells 100 --genes 100 --batch-sd=-1",
+            "sim.h5ad",
+            &["--batch-sd", "-1"],
+        ),
+        (
+            "--cells 100 --genes 100 --density 2",
+            "sim.h5ad",
+            &["--density", "2"],
+        ),
+        ("--cells 0", "sim.h5ad", &["--cells", "0"]),
+        (
+            "--cells 100 --genes 100 --types 1000",
+            "sim.h5ad",
+            &["--types 1000"],
+        ),
+        (
+            "--cells 100 --genes 100 --threads 0",
+            "sim.h5ad",
+            &["--threads"],
+        ),
+        ("--cells 10", "no/sim.h5ad", &["does not exist"]),
+        ("--cells 10", "d", &["directory"]),
+    ];
+    for (flags, output, want) in cases {
+        let c = Case::new();
+        std::fs::create_dir(c.path("d")).unwrap();
+        let o = s(&c.path(output));
+        let mut args = vec!["simulate", "-o", &o];
+        args.extend(flags.split_whitespace());
+        expect_fast_error(&c, &args, want);
+    }
 }
 
 // ---- 3. embed: config.json checked against the weights before use ----
@@ -230,159 +239,97 @@ fn embed_fails(c: &Case, model: &Path, input: &Path, want: &[&str]) {
     );
 }
 
-#[test]
-fn embed_config_lists_fewer_genes_than_the_weights() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| {
-        v["genes"].as_array_mut().unwrap().pop();
-    });
-    embed_fails(
-        &c,
-        &m,
-        &c.demo("q.h5ad"),
-        &["config.json", "genes", "n_genes"],
-    );
+fn pop_gene(v: &mut Value) {
+    v["genes"].as_array_mut().unwrap().pop();
+}
+
+fn push_batch(v: &mut Value) {
+    v["batch_categories"]
+        .as_array_mut()
+        .unwrap()
+        .push("extra".into());
+}
+
+/// Adds `d` to `run.model.<key>`.
+fn add(v: &mut Value, key: &str, d: i64) {
+    let n = v["run"]["model"][key].as_i64().unwrap();
+    v["run"]["model"][key] = (n + d).into();
+}
+
+fn pop_gene_and_count(v: &mut Value) {
+    pop_gene(v);
+    add(v, "n_genes", -1);
+}
+
+fn push_batch_and_count(v: &mut Value) {
+    push_batch(v);
+    add(v, "n_batches", 1);
+}
+
+/// Entry 1 of the list `key` becomes a copy of entry 0.
+fn repeat_first(v: &mut Value, key: &str) {
+    let first = v[key][0].clone();
+    v[key][1] = first;
 }
 
 #[test]
-fn embed_config_fewer_genes_and_matching_count() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| {
-        v["genes"].as_array_mut().unwrap().pop();
-        let n = v["run"]["model"]["n_genes"].as_u64().unwrap();
-        v["run"]["model"]["n_genes"] = (n - 1).into();
-    });
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["shape", "different models"]);
+fn embed_config_is_checked_against_the_weights() {
+    type Edit = fn(&mut Value);
+    let cases: [(Edit, &[&str]); 10] = [
+        (
+            |v| v["run"]["model"]["hidden"] = json!([1_000_000_000_000u64]),
+            &["memory"],
+        ),
+        (pop_gene, &["config.json", "genes", "n_genes"]),
+        (pop_gene_and_count, &["shape", "different models"]),
+        (|v| repeat_first(v, "genes"), &["genes", "more than once"]),
+        (push_batch, &["batch_categories", "n_batches"]),
+        (push_batch_and_count, &["different models"]),
+        (
+            |v| repeat_first(v, "batch_categories"),
+            &["batch_categories", "more than once"],
+        ),
+        (|v| v["run"]["model"]["hidden"] = json!([0]), &["hidden"]),
+        (|v| v["format_version"] = 99.into(), &["format version 99"]),
+        (|v| v["batch_key"] = "cell_type".into(), &["not trained on"]),
+    ];
+    for (edit, want) in cases {
+        let c = Case::new();
+        let m = c.model("m");
+        c.edit_config(&m, edit);
+        embed_fails(&c, &m, &c.demo("q.h5ad"), want);
+    }
 }
 
+/// Model directories whose files are missing or not what they claim to be, and a query
+/// without the model's genes.
 #[test]
-fn embed_config_repeats_a_gene() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| {
-        let g = v["genes"][0].clone();
-        v["genes"][1] = g;
-    });
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["genes", "more than once"]);
-}
-
-#[test]
-fn embed_config_batch_list_longer_than_the_weights() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| {
-        v["batch_categories"]
-            .as_array_mut()
-            .unwrap()
-            .push("extra".into());
-    });
-    embed_fails(
-        &c,
-        &m,
-        &c.demo("q.h5ad"),
-        &["batch_categories", "n_batches"],
-    );
-}
-
-#[test]
-fn embed_config_batch_list_and_count_both_changed() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| {
-        v["batch_categories"]
-            .as_array_mut()
-            .unwrap()
-            .push("extra".into());
-        let n = v["run"]["model"]["n_batches"].as_u64().unwrap();
-        v["run"]["model"]["n_batches"] = (n + 1).into();
-    });
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["different models"]);
-}
-
-#[test]
-fn embed_config_repeats_a_batch() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| {
-        let b = v["batch_categories"][0].clone();
-        v["batch_categories"][1] = b;
-    });
-    embed_fails(
-        &c,
-        &m,
-        &c.demo("q.h5ad"),
-        &["batch_categories", "more than once"],
-    );
-}
-
-#[test]
-fn embed_config_hidden_zero() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| v["run"]["model"]["hidden"] = serde_json::json!([0]));
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["hidden"]);
-}
-
-#[test]
-fn embed_config_not_json() {
-    let c = Case::new();
-    let m = c.model("m");
-    std::fs::write(m.join("config.json"), "{ not json").unwrap();
-    embed_fails(
-        &c,
-        &m,
-        &c.demo("q.h5ad"),
-        &["config.json", "not a valid model config"],
-    );
-}
-
-#[test]
-fn embed_config_from_a_newer_format() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| v["format_version"] = 99.into());
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["format version 99"]);
-}
-
-#[test]
-fn embed_weights_missing() {
-    let c = Case::new();
-    let m = c.model("m");
-    std::fs::remove_file(m.join("weights.safetensors")).unwrap();
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["weights.safetensors"]);
-}
-
-#[test]
-fn embed_weights_not_safetensors() {
-    let c = Case::new();
-    let m = c.model("m");
-    std::fs::write(m.join("weights.safetensors"), b"\x01\x02garbage").unwrap();
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["not a valid safetensors file"]);
-}
-
-#[test]
-fn embed_model_directory_missing() {
-    let c = Case::new();
-    embed_fails(
-        &c,
-        &c.path("nope"),
-        &c.demo("q.h5ad"),
-        &["config.json", "saved scdreamer model"],
-    );
-}
-
-#[test]
-fn embed_unknown_batch() {
-    let c = Case::new();
-    let m = c.model("m");
-    c.edit_config(&m, |v| v["batch_key"] = "cell_type".into());
-    embed_fails(&c, &m, &c.demo("q.h5ad"), &["not trained on"]);
-}
-
-#[test]
-fn embed_query_lacks_a_gene() {
+fn embed_model_files_are_checked() {
+    type Break = fn(&Path) -> std::io::Result<()>;
+    let cases: [(Break, &[&str]); 4] = [
+        (
+            |m| std::fs::write(m.join("config.json"), "{ not json"),
+            &["config.json", "not a valid model config"],
+        ),
+        (
+            |m| std::fs::remove_file(m.join("weights.safetensors")),
+            &["weights.safetensors"],
+        ),
+        (
+            |m| std::fs::write(m.join("weights.safetensors"), b"\x01\x02garbage"),
+            &["not a valid safetensors file"],
+        ),
+        (
+            |m| std::fs::remove_dir_all(m),
+            &["config.json", "saved scdreamer model"],
+        ),
+    ];
+    for (breaks, want) in cases {
+        let c = Case::new();
+        let m = c.model("m");
+        breaks(&m).unwrap();
+        embed_fails(&c, &m, &c.demo("q.h5ad"), want);
+    }
     let c = Case::new();
     let m = c.model("m");
     let q = small(&c, "q.h5ad", XKind::CsrF32I32, |_| {});
@@ -458,45 +405,14 @@ fn repeated_gene_names_embed_like_training() {
     let g0 = gene_name(&hostile::demo(), 0);
     let i = demo_with_repeated_gene(&c, "in.h5ad", &g0);
     let (o, m) = (c.path("out.h5ad"), c.path("model"));
-    let r = run(&[
-        "integrate",
-        "-i",
-        &s(&i),
-        "-o",
-        &s(&o),
-        "--epochs",
-        "2",
-        "--hidden",
-        "16",
-        "--all-genes",
-        "--quiet",
-        "--save-model",
-        &s(&m),
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = succeeds(
+        "integrate -i {} -o {} --epochs 2 --hidden 16 --all-genes --quiet --save-model {}",
+        &[&i, &o, &m],
+    );
     assert!(r.stderr.contains("occur more than once"), "{}", r.stderr);
     let e = c.path("emb.h5ad");
-    let r = run(&[
-        "embed",
-        "--model",
-        &s(&m),
-        "-i",
-        &s(&i),
-        "-o",
-        &s(&e),
-        "--quiet",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let read = |p: &Path| -> Vec<f32> {
-        let f = scdreamer::data::h5ad::open_h5(p).unwrap();
-        f.dataset("obsm/X_scdreamer").unwrap().read_raw().unwrap()
-    };
-    let (a, b) = (read(&o), read(&e));
-    let worst = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    succeeds("embed --model {} -i {} -o {} --quiet", &[&m, &i, &e]);
+    let worst = common::max_abs_diff(&common::embedding(&o), &common::embedding(&e));
     assert!(worst < 1e-4, "embed differs from integrate by {worst}");
     let names = scdreamer::data::h5ad::read_h5ad(&o, &Default::default())
         .unwrap()
@@ -510,6 +426,7 @@ fn repeated_gene_names_embed_like_training() {
 
 // ---- 5. no output lands on an input; 8. output problems found before any work ----
 
+/// `integrate` of `input` into `output` with `extra`: must fail at once naming every `want`.
 fn integrate_fast_fails(c: &Case, input: &Path, output: &Path, extra: &[&str], want: &[&str]) {
     let (i, o) = (s(input), s(output));
     let mut args = vec!["integrate", "-i", &i, "-o", &o, "--quiet"];
@@ -517,309 +434,190 @@ fn integrate_fast_fails(c: &Case, input: &Path, output: &Path, extra: &[&str], w
     expect_fast_error(c, &args, want);
 }
 
-#[test]
-fn output_is_the_input() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    integrate_fast_fails(&c, &i, &i, &[], &["onto the input", "in.h5ad"]);
+/// Output clashes set up in a case directory: (input, output, extra flags).
+type Clash = fn(&Case) -> (PathBuf, PathBuf, Vec<String>);
+
+/// The demo as `in.h5ad`, written to `output` of the case, no extra flags.
+fn onto(c: &Case, output: &str) -> (PathBuf, PathBuf, Vec<String>) {
+    (c.demo("in.h5ad"), c.path(output), vec![])
 }
 
-#[test]
-fn output_is_a_symlink_to_the_input() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    std::os::unix::fs::symlink(&i, c.path("link.h5ad")).unwrap();
-    integrate_fast_fails(&c, &i, &c.path("link.h5ad"), &[], &["onto the input"]);
+/// The demo as `in.h5ad` into `o.h5ad`, saving the model to `model`.
+fn save_model(c: &Case, model: &Path) -> (PathBuf, PathBuf, Vec<String>) {
+    let flags = vec!["--save-model".into(), s(model)];
+    (c.demo("in.h5ad"), c.path("o.h5ad"), flags)
 }
 
-#[test]
-fn output_is_a_hard_link_to_the_input() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    std::fs::hard_link(&i, c.path("hard.h5ad")).unwrap();
-    integrate_fast_fails(&c, &i, &c.path("hard.h5ad"), &[], &["onto the input"]);
-}
-
-#[test]
-fn output_through_dot_dot_is_the_input() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    std::fs::create_dir(c.path("sub")).unwrap();
-    integrate_fast_fails(&c, &i, &c.path("sub/../in.h5ad"), &[], &["onto the input"]);
-}
-
-#[test]
-fn output_through_a_missing_directory_and_dot_dot_is_the_input() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("nosuch/../in.h5ad"),
-        &[],
-        &["onto the input"],
-    );
-}
-
-#[test]
-fn training_log_csv_would_overwrite_the_input() {
-    let c = Case::new();
-    let i = c.demo("run.log.csv");
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("run.h5ad"),
-        &[],
-        &["training log", "onto the input"],
-    );
-}
-
-#[test]
-fn training_log_json_would_overwrite_the_input() {
-    let c = Case::new();
-    let i = c.demo("run.log.json");
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("run.h5ad"),
-        &[],
-        &["training log", "onto the input"],
-    );
-}
-
-#[test]
-fn saved_weights_would_overwrite_the_input() {
-    let c = Case::new();
+/// The demo copied to `m/<file>` of the case and `integrate --save-model m`.
+fn into_model_dir(c: &Case, file: &str) -> (PathBuf, PathBuf, Vec<String>) {
     std::fs::create_dir(c.path("m")).unwrap();
-    let i = c.demo("m/weights.safetensors");
-    let m = s(&c.path("m"));
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("o.h5ad"),
-        &["--save-model", &m],
-        &["--save-model", "onto the input"],
-    );
+    let i = c.demo(&format!("m/{file}"));
+    (
+        i,
+        c.path("o.h5ad"),
+        vec!["--save-model".into(), s(&c.path("m"))],
+    )
 }
 
 #[test]
-fn saved_config_would_overwrite_the_input() {
-    let c = Case::new();
-    std::fs::create_dir(c.path("m")).unwrap();
-    let i = c.demo("m/config.json");
-    let m = s(&c.path("m"));
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("o.h5ad"),
-        &["--save-model", &m],
-        &["config.json", "onto the input"],
-    );
+fn outputs_never_land_on_an_input() {
+    let cases: [(Clash, &[&str]); 17] = [
+        (|c| onto(c, "in.h5ad"), &["onto the input", "in.h5ad"]),
+        (
+            |c| {
+                std::os::unix::fs::symlink(c.path("in.h5ad"), c.path("link.h5ad")).unwrap();
+                onto(c, "link.h5ad")
+            },
+            &["onto the input"],
+        ),
+        (
+            |c| {
+                let clash = onto(c, "hard.h5ad");
+                std::fs::hard_link(&clash.0, &clash.1).unwrap();
+                clash
+            },
+            &["onto the input"],
+        ),
+        (
+            |c| {
+                std::fs::create_dir(c.path("sub")).unwrap();
+                onto(c, "sub/../in.h5ad")
+            },
+            &["onto the input"],
+        ),
+        (|c| onto(c, "nosuch/../in.h5ad"), &["onto the input"]),
+        (
+            |c| (c.demo("run.log.csv"), c.path("run.h5ad"), vec![]),
+            &["training log", "onto the input"],
+        ),
+        (
+            |c| (c.demo("run.log.json"), c.path("run.h5ad"), vec![]),
+            &["training log", "onto the input"],
+        ),
+        (
+            |c| into_model_dir(c, "weights.safetensors"),
+            &["--save-model", "onto the input"],
+        ),
+        (
+            |c| into_model_dir(c, "config.json"),
+            &["config.json", "onto the input"],
+        ),
+        (|c| save_model(c, &c.path("in.h5ad")), &["--save-model"]),
+        (
+            |c| save_model(c, &c.write("model", "x")),
+            &["--save-model", "not a directory"],
+        ),
+        (
+            |c| {
+                c.write("f", "x");
+                save_model(c, &c.path("f/model"))
+            },
+            &["--save-model", "not a directory"],
+        ),
+        (
+            |c| {
+                let (i, _, flags) = save_model(c, &c.path("m"));
+                (i, c.path("m/weights.safetensors"), flags)
+            },
+            &["same path"],
+        ),
+        (
+            |c| {
+                let g = c.write("genes.txt", "A\n");
+                (c.demo("in.h5ad"), g.clone(), vec!["--genes".into(), s(&g)])
+            },
+            &["--genes", "onto the input"],
+        ),
+        (|c| onto(c, "typo/out.h5ad"), &["typo", "does not exist"]),
+        (
+            |c| {
+                std::fs::create_dir(c.path("d")).unwrap();
+                onto(c, "d")
+            },
+            &["existing directory"],
+        ),
+        (
+            |c| {
+                (
+                    onto(c, "in.h5ad").0,
+                    c.path("in.h5ad"),
+                    vec!["--backed".into()],
+                )
+            },
+            &["onto the input"],
+        ),
+    ];
+    for (clash, want) in cases {
+        let c = Case::new();
+        let (i, o, extra) = clash(&c);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        integrate_fast_fails(&c, &i, &o, &extra, want);
+    }
 }
 
 #[test]
-fn save_model_is_the_input_file() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    let m = s(&i);
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("o.h5ad"),
-        &["--save-model", &m],
-        &["--save-model"],
-    );
+fn embed_outputs_never_land_on_an_input() {
+    type Output = fn(&Case, &Path) -> PathBuf;
+    let cases: [(Output, &[&str]); 3] = [
+        (|c, _| c.path("q.h5ad"), &["onto the input"]),
+        (
+            |_, m| m.join("weights.safetensors"),
+            &["onto the input", "--model"],
+        ),
+        (|c, _| c.path("no/out.h5ad"), &["does not exist"]),
+    ];
+    for (output, want) in cases {
+        let c = Case::new();
+        let (m, q) = (c.model("m"), c.demo("q.h5ad"));
+        let o = s(&output(&c, &m));
+        let (m, q) = (s(&m), s(&q));
+        expect_fast_error(&c, &["embed", "--model", &m, "-i", &q, "-o", &o], want);
+    }
 }
 
-#[test]
-fn save_model_is_an_existing_file() {
+/// `integrate` of the demo into `output` (saving the model to `model` if given) with the
+/// case's `ro/` a read-only tmpfs: must fail with `want` and leave nothing anywhere. None
+/// where no tmpfs can be mounted.
+fn on_read_only(output: &str, model: Option<&str>, want: &str) -> Option<hostile::Outcome> {
+    if !hostile::can_mount() {
+        return None;
+    }
     let c = Case::new();
-    let i = c.demo("in.h5ad");
-    let m = s(&c.write("model", "x"));
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("o.h5ad"),
-        &["--save-model", &m],
-        &["--save-model", "not a directory"],
-    );
-}
-
-#[test]
-fn save_model_below_a_file() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    c.write("f", "x");
-    let m = s(&c.path("f/model"));
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("o.h5ad"),
-        &["--save-model", &m],
-        &["--save-model", "not a directory"],
-    );
-}
-
-#[test]
-fn output_inside_the_model_directory_clashes() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    let m = s(&c.path("m"));
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("m/weights.safetensors"),
-        &["--save-model", &m],
-        &["same path"],
-    );
-}
-
-#[test]
-fn genes_file_is_the_output() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    let g = c.write("genes.txt", "A\n");
-    integrate_fast_fails(
-        &c,
-        &i,
-        &g,
-        &["--genes", &s(&g)],
-        &["--genes", "onto the input"],
-    );
-}
-
-#[test]
-fn output_directory_missing() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    integrate_fast_fails(
-        &c,
-        &i,
-        &c.path("typo/out.h5ad"),
-        &[],
-        &["typo", "does not exist"],
-    );
-}
-
-#[test]
-fn output_is_an_existing_directory() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    std::fs::create_dir(c.path("d")).unwrap();
-    integrate_fast_fails(&c, &i, &c.path("d"), &[], &["existing directory"]);
-}
-
-#[test]
-fn backed_output_is_the_input() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    integrate_fast_fails(&c, &i, &i, &["--backed"], &["onto the input"]);
-}
-
-#[test]
-fn embed_output_is_the_input() {
-    let c = Case::new();
-    let (m, q) = (c.model("m"), c.demo("q.h5ad"));
-    let (m, q) = (s(&m), s(&q));
-    expect_fast_error(
-        &c,
-        &["embed", "--model", &m, "-i", &q, "-o", &q],
-        &["onto the input"],
-    );
-}
-
-#[test]
-fn embed_output_is_the_model_weights() {
-    let c = Case::new();
-    let (m, q) = (c.model("m"), c.demo("q.h5ad"));
-    let w = s(&m.join("weights.safetensors"));
-    let (m, q) = (s(&m), s(&q));
-    expect_fast_error(
-        &c,
-        &["embed", "--model", &m, "-i", &q, "-o", &w],
-        &["onto the input", "--model"],
-    );
-}
-
-#[test]
-fn embed_output_directory_missing() {
-    let c = Case::new();
-    let (m, q) = (c.model("m"), c.demo("q.h5ad"));
-    let o = s(&c.path("no/out.h5ad"));
-    let (m, q) = (s(&m), s(&q));
-    expect_fast_error(
-        &c,
-        &["embed", "--model", &m, "-i", &q, "-o", &o],
-        &["does not exist"],
-    );
+    let i = s(&c.demo("in.h5ad"));
+    std::fs::create_dir(c.path("ro")).unwrap();
+    let (o, m) = (s(&c.path(output)), model.map(|m| s(&c.path(m))));
+    let mut args = vec!["integrate", "-i", &i, "-o", &o, "--quiet"];
+    if let Some(m) = &m {
+        args.extend(["--save-model", m]);
+    }
+    let before = hostile::snapshot(c.dir.path());
+    let (out, left) = hostile::run_on_tmpfs(&c.path("ro"), "ro,size=1m", &args);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+    assert_eq!(left, "");
+    hostile::assert_unchanged(&before, &hostile::snapshot(c.dir.path()), &[want]);
+    Some(out)
 }
 
 #[test]
 fn read_only_file_system_output() {
-    if !hostile::can_mount() {
+    let Some(out) = on_read_only("ro/out.h5ad", None, "error: cannot write --output") else {
         return;
-    }
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    std::fs::create_dir(c.path("ro")).unwrap();
-    let o = s(&c.path("ro/out.h5ad"));
-    let before = hostile::snapshot(c.dir.path());
-    let (out, left) = hostile::run_on_tmpfs(
-        &c.path("ro"),
-        "ro,size=1m",
-        &["integrate", "-i", &s(&i), "-o", &o, "--quiet"],
-    );
-    assert_ne!(out.code, 0);
-    assert!(
-        out.stderr.contains("error: cannot write --output"),
-        "{}",
-        out.stderr
-    );
+    };
     assert!(
         out.stderr.to_lowercase().contains("read-only"),
         "{}",
         out.stderr
     );
     assert!(out.elapsed.as_secs_f64() < 1.0, "took {:?}", out.elapsed);
-    assert_eq!(left, "");
-    hostile::assert_unchanged(&before, &hostile::snapshot(c.dir.path()), &["read-only"]);
 }
 
 #[test]
 fn read_only_file_system_save_model() {
-    if !hostile::can_mount() {
-        return;
-    }
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    std::fs::create_dir(c.path("ro")).unwrap();
-    let (o, m) = (s(&c.path("o.h5ad")), s(&c.path("ro/model")));
-    let before = hostile::snapshot(c.dir.path());
-    let (out, left) = hostile::run_on_tmpfs(
-        &c.path("ro"),
-        "ro,size=1m",
-        &[
-            "integrate",
-            "-i",
-            &s(&i),
-            "-o",
-            &o,
-            "--quiet",
-            "--save-model",
-            &m,
-        ],
-    );
-    assert_ne!(out.code, 0);
-    assert!(
-        out.stderr.contains("error: cannot write --save-model"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(left, "");
-    hostile::assert_unchanged(
-        &before,
-        &hostile::snapshot(c.dir.path()),
-        &["read-only model"],
+    on_read_only(
+        "o.h5ad",
+        Some("ro/model"),
+        "error: cannot write --save-model",
     );
 }
 
@@ -873,178 +671,51 @@ fn full_disk_during_the_model_leaves_no_weights_without_config() {
     );
 }
 
-// ---- flags: ranges checked before the input is read ----
-
-fn flag_fails(extra: &[&str], want: &[&str]) {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    integrate_fails(&c, &i, extra, want);
-}
-
 #[test]
-fn n_top_genes_zero() {
-    flag_fails(&["--n-top-genes", "0"], &["--n-top-genes", "at least 1"]);
-}
-
-#[test]
-fn hidden_zero() {
-    flag_fails(&["--hidden", "0"], &["--hidden"]);
-}
-
-#[test]
-fn batch_size_one() {
-    flag_fails(&["--batch-size", "1"], &["--batch-size"]);
-}
-
-#[test]
-fn epochs_zero() {
-    let c = Case::new();
-    let i = c.demo("in.h5ad");
-    let (i, o) = (s(&i), s(&c.path("o.h5ad")));
-    expect_fast_error(
-        &c,
-        &["integrate", "-i", &i, "-o", &o, "--epochs", "0"],
-        &["--epochs"],
-    );
-}
-
-#[test]
-fn negative_learning_rate() {
-    flag_fails(&["--lr=-0.001"], &["--lr", "-0.001"]);
-}
-
-#[test]
-fn nan_learning_rate() {
-    flag_fails(&["--lr", "NaN"], &["--lr", "NaN"]);
-}
-
-#[test]
-fn negative_kl_weight() {
-    flag_fails(&["--kl-weight=-1"], &["--kl-weight", "-1"]);
-}
-
-#[test]
-fn infinite_batch_adversary_weight() {
-    flag_fails(
-        &["--batch-adv-weight", "inf"],
-        &["--batch-adv-weight", "inf"],
-    );
-}
-
-#[test]
-fn threads_zero() {
-    flag_fails(&["--threads", "0"], &["--threads"]);
-}
-
-#[test]
-fn threads_a_billion() {
-    flag_fails(&["--threads", "1000000000"], &["--threads 1000000000"]);
-}
-
-#[test]
-fn chunk_cells_without_backed() {
-    flag_fails(&["--chunk-cells", "100"], &["--chunk-cells", "--backed"]);
-}
-
-#[test]
-fn chunk_cells_zero() {
-    flag_fails(&["--backed", "--chunk-cells", "0"], &["--chunk-cells"]);
-}
-
-#[test]
-fn batch_key_missing() {
-    flag_fails(
-        &["--batch-key", "donor"],
-        &["'donor'", "available obs keys"],
-    );
-}
-
-#[test]
-fn batch_key_with_one_value_per_cell() {
-    flag_fails(
-        &["--batch-key", "total_count_per_cell"],
-        &["total_count_per_cell", "per-cell"],
-    );
-}
-
-#[test]
-fn transform_batch_unknown() {
-    flag_fails(
-        &["--transform-batch", "nope"],
-        &["--transform-batch", "'nope'"],
-    );
-}
-
-#[test]
-fn labels_key_missing() {
-    flag_fails(
-        &["--labels-key", "celltype"],
-        &["'celltype'", "--labels-key"],
-    );
-}
-
-#[test]
-fn layer_missing() {
-    flag_fails(&["--layer", "counts"], &["layer 'counts' not found"]);
-}
-
-#[test]
-fn genes_file_missing() {
+fn genes_file_is_checked() {
     let c = Case::new();
     let i = c.demo("in.h5ad");
     let g = s(&c.path("nope.txt"));
     integrate_fails(&c, &i, &["--genes", &g], &["gene list", "nope.txt"]);
-}
-
-#[test]
-fn genes_file_with_unknown_gene() {
     let c = Case::new();
     let i = c.demo("in.h5ad");
     let g = s(&c.write("genes.txt", "NOT_A_GENE\n"));
     integrate_fails(&c, &i, &["--genes", &g], &["NOT_A_GENE", "not found"]);
 }
 
-#[test]
-fn single_batch_without_the_flag() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF32I32, |f| f.batch = vec!["b"; 5]);
-    integrate_fails(&c, &p, &[], &["single batch", "--allow-single-batch"]);
-}
-
 // ---- input files ----
 
+/// Input files that are not an h5ad: (set up in the case, error strings).
 #[test]
-fn input_missing() {
-    let c = Case::new();
-    integrate_fails(
-        &c,
-        &c.path("nope.h5ad"),
-        &[],
-        &["nope.h5ad", "no such file"],
-    );
-}
-
-#[test]
-fn input_is_a_directory() {
-    let c = Case::new();
-    std::fs::create_dir(c.path("d.h5ad")).unwrap();
-    integrate_fails(&c, &c.path("d.h5ad"), &[], &["d.h5ad", "directory"]);
-}
-
-#[test]
-fn input_is_text() {
-    let c = Case::new();
-    let p = c.write("t.h5ad", "cell,gene,count\n");
-    integrate_fails(&c, &p, &[], &["t.h5ad", "not a valid HDF5"]);
-}
-
-#[test]
-fn input_truncated() {
-    let c = Case::new();
-    let bytes = std::fs::read(hostile::demo()).unwrap();
-    let p = c.path("half.h5ad");
-    std::fs::write(&p, &bytes[..bytes.len() / 3]).unwrap();
-    integrate_fails(&c, &p, &[], &["half.h5ad"]);
+fn unreadable_inputs_are_named() {
+    type Input = fn(&Case) -> PathBuf;
+    let cases: [(Input, &[&str]); 4] = [
+        (|c| c.path("nope.h5ad"), &["nope.h5ad", "no such file"]),
+        (
+            |c| {
+                std::fs::create_dir(c.path("d.h5ad")).unwrap();
+                c.path("d.h5ad")
+            },
+            &["d.h5ad", "directory"],
+        ),
+        (
+            |c| c.write("t.h5ad", "cell,gene,count\n"),
+            &["t.h5ad", "not a valid HDF5"],
+        ),
+        (
+            |c| {
+                let bytes = std::fs::read(hostile::demo()).unwrap();
+                std::fs::write(c.path("half.h5ad"), &bytes[..bytes.len() / 3]).unwrap();
+                c.path("half.h5ad")
+            },
+            &["half.h5ad"],
+        ),
+    ];
+    for (input, want) in cases {
+        let c = Case::new();
+        let p = input(&c);
+        integrate_fails(&c, &p, &[], want);
+    }
 }
 
 #[test]
@@ -1063,46 +734,51 @@ fn zero_cells() {
     integrate_fails(&c, &p, &["--backed"], &["empty.h5ad has no cells"]);
 }
 
+/// The small fixture with one edit (as `kind`): (kind, edit, error strings).
 #[test]
-fn all_counts_zero() {
+fn bad_counts_are_named() {
+    type Edit = fn(&mut Fixture);
+    let cases: [(XKind, Edit, &[&str]); 6] = [
+        (
+            XKind::CsrF64I64,
+            |f| f.set(2, 1, -3.0),
+            &["negative value -3", "cell2", "gene1"],
+        ),
+        (
+            XKind::DenseF64,
+            |f| f.set(0, 0, f64::NAN),
+            &["non-finite", "cell0"],
+        ),
+        (
+            XKind::CsrF64I64,
+            |f| f.set(4, 0, 2.5),
+            &["non-integer value 2.5", "--allow-non-integer"],
+        ),
+        (
+            XKind::CsrF64I64,
+            |f| f.set(4, 0, 1e300),
+            &["1e300", "float32 maximum", "cell4"],
+        ),
+        (
+            XKind::CsrF32I32,
+            |f| f.cells[3] = "cell0".into(),
+            &["duplicate cell name 'cell0'"],
+        ),
+        (
+            XKind::CsrF32I32,
+            |f| f.batch = vec!["b"; 5],
+            &["single batch", "--allow-single-batch"],
+        ),
+    ];
+    for (kind, edit, want) in cases {
+        let c = Case::new();
+        let p = small(&c, "x.h5ad", kind, edit);
+        integrate_fails(&c, &p, &[], want);
+    }
+    // Every count zero: the file is named.
     let c = Case::new();
-    let p = small(&c, "z.h5ad", XKind::CsrF64I64, |f| {
-        f.values.iter_mut().for_each(|v| *v = 0.0)
-    });
+    let p = small(&c, "z.h5ad", XKind::CsrF64I64, |f| f.values.fill(0.0));
     integrate_fails(&c, &p, &[], &["z.h5ad", "no non-zero counts"]);
-}
-
-#[test]
-fn negative_count() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |f| f.set(2, 1, -3.0));
-    integrate_fails(&c, &p, &[], &["negative value -3", "cell2", "gene1"]);
-}
-
-#[test]
-fn nan_count() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::DenseF64, |f| f.set(0, 0, f64::NAN));
-    integrate_fails(&c, &p, &[], &["non-finite", "cell0"]);
-}
-
-#[test]
-fn non_integer_count() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |f| f.set(4, 0, 2.5));
-    integrate_fails(
-        &c,
-        &p,
-        &[],
-        &["non-integer value 2.5", "--allow-non-integer"],
-    );
-}
-
-#[test]
-fn float64_count_above_the_float32_maximum() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |f| f.set(4, 0, 1e300));
-    integrate_fails(&c, &p, &[], &["1e300", "float32 maximum", "cell4"]);
 }
 
 #[test]
@@ -1119,90 +795,62 @@ fn subnormal_count_printed_readably() {
     assert!(line.len() < 400, "{} characters: {line}", line.len());
 }
 
-#[test]
-fn csr_column_index_out_of_range() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
-    replace(&p, "X/indices", &[0i64, 2, 0, 1, 3, 1, 2, 99]);
-    integrate_fails(&c, &p, &[], &["column 99"]);
+/// `n` strings `f(i)`.
+fn strings(n: usize, f: fn(usize) -> String) -> Vec<hdf5::types::VarLenUnicode> {
+    (0..n).map(|i| f(i).parse().unwrap()).collect()
 }
 
+/// The small fixture (CSR of int64 and float64) with one dataset replaced: (dataset, its new
+/// contents, error strings).
 #[test]
-fn csr_indptr_decreasing() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
-    replace(&p, "X/indptr", &[0i64, 2, 1, 5, 7, 8]);
-    integrate_fails(&c, &p, &[], &["indptr decreases"]);
-}
-
-#[test]
-fn csr_indptr_too_short() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
-    replace(&p, "X/indptr", &[0i64, 2, 2]);
-    integrate_fails(&c, &p, &[], &["indptr has 3 entries"]);
-}
-
-#[test]
-fn csr_data_and_indices_differ_in_length() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
-    replace(&p, "X/data", &[1.0f64, 3.0]);
-    integrate_fails(&c, &p, &[], &["data has 2 values"]);
-}
-
-#[test]
-fn x_missing() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
-    open_rw(&p).unlink("X").unwrap();
-    integrate_fails(&c, &p, &[], &["no X matrix"]);
-}
-
-#[test]
-fn x_is_one_dimensional() {
+fn broken_csr_parts_are_named() {
+    type Replace = fn(&Path);
+    let cases: [(Replace, &[&str]); 7] = [
+        (
+            |p| replace(p, "X/indices", &[0i64, 2, 0, 1, 3, 1, 2, 99]),
+            &["column 99"],
+        ),
+        (
+            |p| replace(p, "X/indptr", &[0i64, 2, 1, 5, 7, 8]),
+            &["indptr decreases"],
+        ),
+        (
+            |p| replace(p, "X/indptr", &[0i64, 2, 2]),
+            &["indptr has 3 entries"],
+        ),
+        (
+            |p| replace(p, "X/data", &[1.0f64, 3.0]),
+            &["data has 2 values"],
+        ),
+        (|p| open_rw(p).unlink("X").unwrap(), &["no X matrix"]),
+        (
+            |p| replace(p, "X/data", &strings(8, |_| "1".into())),
+            &["X/data holds str values"],
+        ),
+        (
+            // Row 0 stores column 0 twice, each value below the float32 maximum, their sum above.
+            |p| {
+                replace(p, "X/indices", &[0i64, 0, 0, 1, 3, 1, 2, 0]);
+                replace(p, "X/data", &[3e38f64, 3e38, 2.0, 5.0, 7.0, 1.0, 1.0, 9.0]);
+            },
+            &["overflows float32", "cell0"],
+        ),
+    ];
+    for (edit, want) in cases {
+        let c = Case::new();
+        let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
+        edit(&p);
+        integrate_fails(&c, &p, &[], want);
+    }
+    // A 1-D X and an obs shorter than X.
     let c = Case::new();
     let p = small(&c, "x.h5ad", XKind::DenseF64, |_| {});
     replace(&p, "X", &[1.0f64, 2.0, 3.0]);
     integrate_fails(&c, &p, &[], &["expected a 2-D matrix"]);
-}
-
-#[test]
-fn x_holds_strings() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
-    let v: Vec<hdf5::types::VarLenUnicode> = (0..8).map(|_| "1".parse().unwrap()).collect();
-    replace(&p, "X/data", &v);
-    integrate_fails(&c, &p, &[], &["X/data holds str values"]);
-}
-
-#[test]
-fn repeated_cell_names() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF32I32, |f| {
-        f.cells[3] = "cell0".into()
-    });
-    integrate_fails(&c, &p, &[], &["duplicate cell name 'cell0'"]);
-}
-
-#[test]
-fn obs_shorter_than_x() {
     let c = Case::new();
     let p = small(&c, "x.h5ad", XKind::CsrF32I32, |_| {});
-    let v: Vec<hdf5::types::VarLenUnicode> =
-        (0..4).map(|i| format!("c{i}").parse().unwrap()).collect();
-    replace(&p, "obs/_index", &v);
+    replace(&p, "obs/_index", &strings(4, |i| format!("c{i}")));
     integrate_fails(&c, &p, &[], &["x.h5ad"]);
-}
-
-#[test]
-fn repeated_entries_overflowing_float32() {
-    let c = Case::new();
-    let p = small(&c, "x.h5ad", XKind::CsrF64I64, |_| {});
-    // Row 0 stores column 0 twice, each value below the float32 maximum, their sum above.
-    replace(&p, "X/indices", &[0i64, 0, 0, 1, 3, 1, 2, 0]);
-    replace(&p, "X/data", &[3e38f64, 3e38, 2.0, 5.0, 7.0, 1.0, 1.0, 9.0]);
-    integrate_fails(&c, &p, &[], &["overflows float32", "cell0"]);
 }
 
 // ---- 6. float16 X reads (anndata writes it) ----
@@ -1256,19 +904,10 @@ fn float16_x_written_by_anndata_and_h5py_integrates() {
         // The demo's counts (at most 799) are exact in float16.
         assert_eq!(a.x.data, want.x.data, "{}", p.display());
         let o = c.path("o.h5ad");
-        let r = run(&[
-            "integrate",
-            "-i",
-            &s(p),
-            "-o",
-            &s(&o),
-            "--epochs",
-            "1",
-            "--hidden",
-            "16",
-            "--quiet",
-        ]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        succeeds(
+            "integrate -i {} -o {} --epochs 1 --hidden 16 --quiet",
+            &[p, &o],
+        );
     }
 }
 
@@ -1357,21 +996,10 @@ fn numeric_label_column_warns_in_one_line() {
     let c = Case::new();
     let i = c.demo("in.h5ad");
     let o = c.path("o.h5ad");
-    let r = run(&[
-        "integrate",
-        "-i",
-        &s(&i),
-        "-o",
-        &s(&o),
-        "--epochs",
-        "1",
-        "--hidden",
-        "16",
-        "--quiet",
-        "--labels-key",
-        "total_count_per_cell",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = succeeds(
+        "integrate -i {} -o {} --epochs 1 --hidden 16 --quiet --labels-key total_count_per_cell",
+        &[&i, &o],
+    );
     let warnings: Vec<&str> = r
         .stderr
         .lines()

@@ -2,11 +2,12 @@
 //! scanpy 1.11.5's lists (tests/fixtures/hvg/<dataset>.<flavor>.txt, written by
 //! scripts/make_hvg_fixtures.py). Requires >= 95% overlap.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::collections::HashSet;
+
+use common::{read, shared_data};
 use scdreamer::data::anndata::{AnnData, Column};
-use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
 use scdreamer::data::hvg::{self, HvgResult};
 
 const MIN_OVERLAP: f64 = 0.95;
@@ -17,23 +18,6 @@ const DATASETS: [&str; 5] = [
     "cellbench_5cl_10xsub",
     "kang_pbmc",
 ];
-
-/// The shared data directory, or None (with the reason printed) when it is absent
-/// outside CI.
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if dir.is_dir() {
-        return Some(dir.to_path_buf());
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but the shared datasets are missing at {}",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: shared datasets not found at {}", dir.display());
-    None
-}
 
 /// Batch code per cell from obs['batch'] (categorical codes, or sorted labels).
 fn batch_codes(a: &AnnData) -> (Vec<u32>, usize) {
@@ -82,7 +66,7 @@ fn check_flavor(flavor: &str, run: Flavor) {
     let mut failures = vec![];
     for dataset in DATASETS {
         let path = dir.join(format!("{dataset}.h5ad"));
-        let a = read_h5ad(&path, &ReadOptions::default()).unwrap();
+        let a = read(&path);
         let (codes, n_batches) = batch_codes(&a);
         let (n_top, want) = scanpy_list(dataset, flavor);
         let t = std::time::Instant::now();

@@ -4,25 +4,15 @@
 //! 0.21 and PCA 0.07 on that entropy. The ablation shows the adversarial batch classifier is
 //! what mixes the batches.
 
+mod common;
+
+use std::path::Path;
+
+use common::{DEMO, knn_scores, read};
 use scdreamer::backend::cpu::Cpu;
-use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
 use scdreamer::data::validate::batch_codes;
-use scdreamer::metrics::{knn_batch_entropy, knn_indices, knn_label_purity};
 use scdreamer::model::config::{ModelConfig, TrainConfig};
 use scdreamer::pipeline::{self, GeneSelection, Setup};
-
-fn demo() -> scdreamer::data::AnnData {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");
-    read_h5ad(
-        std::path::Path::new(path),
-        &ReadOptions {
-            layer: None,
-            allow_non_integer: false,
-            progress: false,
-        },
-    )
-    .expect("demo reads")
-}
 
 struct Scores {
     purity: f64,
@@ -31,33 +21,24 @@ struct Scores {
 }
 
 fn run(batch_adv_weight: Option<f32>, seed: u64) -> Scores {
-    let adata = demo();
+    let adata = read(Path::new(DEMO));
     let (batch, names) = batch_codes(&adata.obs, "batch", false).unwrap();
-    let (labels, _) = batch_codes(&adata.obs, "cell_type", false).unwrap();
-    let genes = pipeline::select_genes(&adata, &batch, names.len(), &GeneSelection::SeuratV3(2000))
-        .unwrap();
-    let mut m = ModelConfig::default_preset(genes.len(), names.len(), 0);
+    let n_batches = names.len();
+    let genes =
+        pipeline::select_genes(&adata, &batch, n_batches, &GeneSelection::SeuratV3(2000)).unwrap();
+    let mut m = ModelConfig::default_preset(genes.len(), n_batches, 0);
     if let Some(w) = batch_adv_weight {
         m.batch_adv_weight = w;
     }
-    let t = TrainConfig::default_preset(adata.n_obs(), names.len(), 0, seed);
-    let mut setup = Setup::new(
-        &adata,
-        "batch",
-        batch.clone(),
-        names.clone(),
-        genes,
-        &m,
-        None,
-    )
-    .unwrap();
+    let t = TrainConfig::default_preset(adata.n_obs(), n_batches, 0, seed);
+    let mut setup = Setup::new(&adata, "batch", batch, names, genes, &m, None).unwrap();
     let trained = pipeline::fit(&Cpu::new(), &mut setup, m.clone(), t, "default", false).unwrap();
     let latent = trained.latent(&setup.prep, seed);
     assert!(latent.iter().all(|v| v.is_finite()));
-    let nb = knn_indices(&latent, adata.n_obs(), m.latent, 15);
+    let (purity, entropy) = knn_scores(&adata.obs, &latent);
     Scores {
-        purity: knn_label_purity(&nb, &labels),
-        entropy: knn_batch_entropy(&nb, &batch, names.len()),
+        purity,
+        entropy,
         latent,
     }
 }

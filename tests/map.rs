@@ -4,52 +4,25 @@
 //! exactly as before the surgery, the extended model serves `embed`, and bad inputs fail clearly
 //! without writing anything.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use common::{DEMO, argv, argv_plus, embedding as obsm, read, run, s};
 use scdreamer::data::anndata::Column;
-use scdreamer::data::h5ad::{ReadOptions, Results, open_h5, read_h5ad, write_h5ad};
+use scdreamer::data::h5ad::{Results, write_h5ad};
 use scdreamer::data::{AnnData, Frame};
 use scdreamer::model::sup_screen::DISAGREE_THRESHOLD;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");
-
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN).args(args).output().expect("binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic in {args:?}: {stderr}");
-    (out.status.success(), stderr)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (success, err) = run(args);
-    assert!(success, "{args:?} failed: {err}");
-    err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn read(path: &Path) -> AnnData {
-    let opts = ReadOptions {
-        layer: None,
-        allow_non_integer: false,
-        progress: false,
-    };
-    read_h5ad(path, &opts).expect("h5ad reads")
+/// Runs `words` with `paths` (see [`argv`]), which must succeed; returns its stderr.
+fn ok(words: &str, paths: &[&dyn AsRef<Path>]) -> String {
+    run(&argv(words, paths)).expect_ok(words)
 }
 
 fn obs_strings(frame: &Frame, key: &str) -> Vec<String> {
     let col = frame.get(key).unwrap_or_else(|| panic!("no obs['{key}']"));
     (0..col.len()).map(|i| col.label(i).unwrap()).collect()
-}
-
-fn obsm(path: &Path) -> Vec<f32> {
-    let f = open_h5(path).unwrap();
-    f.dataset("obsm/X_scdreamer").unwrap().read_raw().unwrap()
 }
 
 fn confidence(path: &Path) -> Vec<f32> {
@@ -149,21 +122,12 @@ fn split_and_train(input: &Path, query_batch: &str, novel: Option<&str>, epochs:
     let query = dir.path().join("query.h5ad");
     write_subset(&a, &r, &reference);
     write_subset(&a, &q, &query);
-    let model = dir.path().join("model");
-    ok(&[
-        "integrate",
-        "--input",
-        s(&reference),
-        "--labels-key",
-        "cell_type",
-        "--epochs",
-        &epochs.to_string(),
-        "--quiet",
-        "--output",
-        s(&dir.path().join("ref_out.h5ad")),
-        "--save-model",
-        s(&model),
-    ]);
+    let (model, ref_out) = (dir.path().join("model"), dir.path().join("ref_out.h5ad"));
+    let train = format!(
+        "integrate --input {{}} --labels-key cell_type --epochs {epochs} --quiet --output {{}} \
+         --save-model {{}}"
+    );
+    ok(&train, &[&reference, &ref_out, &model]);
     let truth = q.iter().map(|&i| types[i].clone()).collect();
     Split {
         dir,
@@ -176,21 +140,10 @@ fn split_and_train(input: &Path, query_batch: &str, novel: Option<&str>, epochs:
 
 fn simulation(dir: &Path) -> PathBuf {
     let sim = dir.join("sim.h5ad");
-    ok(&[
-        "simulate",
-        "--cells",
-        "2400",
-        "--genes",
-        "500",
-        "--batches",
-        "4",
-        "--types",
-        "5",
-        "--seed",
-        "4",
-        "--output",
-        s(&sim),
-    ]);
+    ok(
+        "simulate --cells 2400 --genes 500 --batches 4 --types 5 --seed 4 --output {}",
+        &[&sim],
+    );
     sim
 }
 
@@ -203,18 +156,10 @@ fn simulated_query_with_a_novel_type_maps_onto_a_sup_model() {
     let sp = split_and_train(&sim, "batch3", Some("type4"), 40);
     let d = sp.dir.path();
     let (out, ext) = (d.join("query_out.h5ad"), d.join("extended"));
-    let log = ok(&[
-        "map",
-        "--model",
-        s(&sp.model),
-        "--input",
-        s(&sp.query),
-        "--output",
-        s(&out),
-        "--save-model",
-        s(&ext),
-        "--quiet",
-    ]);
+    let log = ok(
+        "map --model {} --input {} --output {} --save-model {} --quiet",
+        &[&sp.model, &sp.query, &out, &ext],
+    );
     assert!(
         log.contains("1 new batch(es): batch3 from the mean"),
         "{log}"
@@ -261,42 +206,15 @@ fn simulated_query_with_a_novel_type_maps_onto_a_sup_model() {
     // The reference embeds bit-identically with the extended model, and `embed` reproduces
     // the mapped query's embedding from the saved extended model.
     let (r0, r1, q1) = (d.join("r0.h5ad"), d.join("r1.h5ad"), d.join("q1.h5ad"));
-    let (m, e) = (s(&sp.model).to_string(), s(&ext).to_string());
-    ok(&[
-        "embed",
-        "--model",
-        &m,
-        "--input",
-        s(&sp.reference),
-        "--output",
-        s(&r0),
-        "--quiet",
-    ]);
-    ok(&[
-        "embed",
-        "--model",
-        &e,
-        "--input",
-        s(&sp.reference),
-        "--output",
-        s(&r1),
-        "--quiet",
-    ]);
+    let embed = "embed --model {} --input {} --output {} --quiet";
+    ok(embed, &[&sp.model, &sp.reference, &r0]);
+    ok(embed, &[&ext, &sp.reference, &r1]);
     assert_eq!(
         obsm(&r0),
         obsm(&r1),
         "surgery changed the reference's embedding"
     );
-    ok(&[
-        "embed",
-        "--model",
-        &e,
-        "--input",
-        s(&sp.query),
-        "--output",
-        s(&q1),
-        "--quiet",
-    ]);
+    ok(embed, &[&ext, &sp.query, &q1]);
     assert_eq!(
         obsm(&q1),
         z,
@@ -305,30 +223,11 @@ fn simulated_query_with_a_novel_type_maps_onto_a_sup_model() {
 
     // Training the new batch's rows (reference frozen) still leaves the reference unchanged.
     let (out2, ext2, r2) = (d.join("q2.h5ad"), d.join("ext2"), d.join("r2.h5ad"));
-    ok(&[
-        "map",
-        "--model",
-        &m,
-        "--input",
-        s(&sp.query),
-        "--output",
-        s(&out2),
-        "--epochs",
-        "3",
-        "--save-model",
-        s(&ext2),
-        "--quiet",
-    ]);
-    ok(&[
-        "embed",
-        "--model",
-        s(&ext2),
-        "--input",
-        s(&sp.reference),
-        "--output",
-        s(&r2),
-        "--quiet",
-    ]);
+    ok(
+        "map --model {} --input {} --output {} --epochs 3 --save-model {} --quiet",
+        &[&sp.model, &sp.query, &out2, &ext2],
+    );
+    ok(embed, &[&ext2, &sp.reference, &r2]);
     assert_eq!(
         obsm(&r0),
         obsm(&r2),
@@ -342,35 +241,15 @@ fn simulated_query_with_a_novel_type_maps_onto_a_sup_model() {
 fn demo_held_out_platform_gets_its_labels() {
     let sp = split_and_train(Path::new(DEMO), "Drop-seq", None, 40);
     let out = sp.dir.path().join("q.h5ad");
-    ok(&[
-        "map",
-        "--model",
-        s(&sp.model),
-        "--input",
-        s(&sp.query),
-        "--output",
-        s(&out),
-        "--quiet",
-    ]);
+    let map = "map --model {} --input {} --output {} --quiet";
+    ok(map, &[&sp.model, &sp.query, &out]);
     let best = obs_strings(&read(&out).obs, "scdreamer_label_best");
     let f1 = macro_f1(&sp.truth, &best);
     assert!(f1 >= 0.95, "demo query macro-F1 {f1}");
     // Starting from the closest reference platform instead of the mean.
     let out2 = sp.dir.path().join("q2.h5ad");
-    let log = ok(&[
-        "map",
-        "--model",
-        s(&sp.model),
-        "--input",
-        s(&sp.query),
-        "--output",
-        s(&out2),
-        "--batch-init",
-        "closest",
-        "--labels-key",
-        "cell_type",
-        "--quiet",
-    ]);
+    let closest = ["--batch-init", "closest", "--labels-key", "cell_type"];
+    let log = run(&argv_plus(map, &[&sp.model, &sp.query, &out2], &closest)).expect_ok(map);
     assert!(log.contains("Drop-seq from a copy of"), "{log}");
     let o2 = read(&out2);
     let best = obs_strings(&o2.obs, "scdreamer_label_best");
@@ -400,36 +279,16 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let sim = d.join("sim.h5ad");
-    ok(&[
-        "simulate",
-        "--cells",
-        "300",
-        "--genes",
-        "100",
-        "--batches",
-        "3",
-        "--types",
-        "3",
-        "--seed",
-        "1",
-        "--output",
-        s(&sim),
-    ]);
+    ok(
+        "simulate --cells 300 --genes 100 --batches 3 --types 3 --seed 1 --output {}",
+        &[&sim],
+    );
     let model = d.join("model");
-    ok(&[
-        "integrate",
-        "--input",
-        s(&sim),
-        "--labels-key",
-        "cell_type",
-        "--epochs",
-        "2",
-        "--quiet",
-        "--output",
-        s(&d.join("o.h5ad")),
-        "--save-model",
-        s(&model),
-    ]);
+    ok(
+        "integrate --input {} --labels-key cell_type --epochs 2 --quiet --output {} \
+         --save-model {}",
+        &[&sim, &d.join("o.h5ad"), &model],
+    );
     let a = read(&sim);
     let all: Vec<usize> = (0..a.n_obs()).collect();
     // A query with other gene names, one without 5 of the genes, and one with no cells.
@@ -492,7 +351,7 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
         let mut full = vec!["map"];
         full.extend(&args);
         full.extend(["--output", s(&out), "--save-model", s(&ext), "--quiet"]);
-        let (success, err) = run(&full);
+        let (success, err) = run(&full).status();
         assert!(!success, "{args:?} succeeded");
         assert!(
             err.contains("error:") && err.contains(want),
@@ -501,26 +360,13 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
         assert!(!out.exists() && !ext.exists(), "{args:?} wrote an output");
     }
     // Missing genes as zeros, on request, with a warning naming how many.
-    let log = ok(&[
-        "map",
-        "--model",
-        s(&model),
-        "--input",
-        s(&fewer_path),
-        "--fill-missing-genes",
-        "--output",
-        s(&out),
-        "--quiet",
-    ]);
+    let log = ok(
+        "map --model {} --input {} --fill-missing-genes --output {} --quiet",
+        &[&model, &fewer_path, &out],
+    );
     assert!(log.contains("lacks 5 of the model's 100 genes"), "{log}");
     let o = read(&out);
     assert_eq!(o.n_vars(), 100);
-    let names: HashMap<&str, usize> = o
-        .var
-        .index
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
+    let names: HashSet<&str> = o.var.index.iter().map(String::as_str).collect();
     assert_eq!(names.len(), 100, "gene names repeat");
 }

@@ -154,10 +154,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn cell_types_differ_on_their_marker_genes() {
-    let p = SimParams {
-        batch_sd: 0.0,
-        ..params(30_000, 400, 8)
-    };
+    let mut p = params(30_000, 400, 8);
+    p.batch_sd = 0.0;
     let s = run_on(&p, 2);
     let g = p.n_genes;
     let (t0, t1) = (0usize, 1usize);
@@ -209,10 +207,8 @@ fn batches_shift_gene_means() {
 
 #[test]
 fn library_sizes_shift_by_batch() {
-    let p = SimParams {
-        n_batches: 4,
-        ..params(20_000, 300, 12)
-    };
+    let mut p = params(20_000, 300, 12);
+    p.n_batches = 4;
     let s = run_on(&p, 2);
     let totals = s.counts.row_sums();
     let mean_log_total: Vec<f64> = (0..4u32)
@@ -230,59 +226,25 @@ fn library_sizes_shift_by_batch() {
 
 #[test]
 fn bad_arguments_are_refused_with_the_flag_named() {
-    let cases: Vec<(SimParams, &str)> = vec![
-        (params(0, 10, 0), "--cells"),
-        (params(10, 0, 0), "--genes"),
-        (
-            SimParams {
-                n_types: 11,
-                ..params(10, 5, 0)
-            },
-            "--types 11 is more than --cells 10",
-        ),
-        (
-            SimParams {
-                n_batches: 0,
-                ..params(10, 5, 0)
-            },
-            "--batches",
-        ),
-        (
-            SimParams {
-                density: 1.0,
-                ..params(10, 5, 0)
-            },
-            "--density",
-        ),
-        (
-            SimParams {
-                density: 0.8,
-                dropout: 0.5,
-                ..params(10, 5, 0)
-            },
-            "--density",
-        ),
-        (
-            SimParams {
-                dropout: 1.0,
-                ..params(10, 5, 0)
-            },
-            "--dropout",
-        ),
-        (
-            SimParams {
-                de_sd: f64::NAN,
-                ..params(10, 5, 0)
-            },
-            "--de-sd",
-        ),
+    // Each case edits a valid 10 cells x 5 genes setup (or sets its size).
+    type Edit = fn(&mut SimParams);
+    let cases: [(Edit, &str); 8] = [
+        (|p| (p.n_cells, p.n_genes) = (0, 10), "--cells"),
+        (|p| p.n_genes = 0, "--genes"),
+        (|p| p.n_types = 11, "--types 11 is more than --cells 10"),
+        (|p| p.n_batches = 0, "--batches"),
+        (|p| p.density = 1.0, "--density"),
+        (|p| (p.density, p.dropout) = (0.8, 0.5), "--density"),
+        (|p| p.dropout = 1.0, "--dropout"),
+        (|p| p.de_sd = f64::NAN, "--de-sd"),
     ];
-    for (p, want) in cases {
+    for (edit, want) in cases {
+        let mut p = params(10, 5, 0);
+        edit(&mut p);
         let err = simulate(&p, None).expect_err(want).to_string();
         assert!(err.contains(want), "error {err:?} should mention {want:?}");
     }
 }
-
 #[test]
 fn tiny_simulation_with_one_type_and_batch_works() {
     let p = SimParams {

@@ -4,35 +4,23 @@
 //! unsupervised one (15-NN label purity). Plus the user-facing errors and warnings, and a
 //! save/embed round trip through the binary in which `embed` predicts labels.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::{DEMO, argv, argv_plus, model_config, read, run, s, scratch};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::data::AnnData;
 use scdreamer::data::anndata::Column;
-use scdreamer::data::h5ad::{ReadOptions, Results, read_h5ad, write_h5ad};
+use scdreamer::data::h5ad::{Results, write_h5ad};
 use scdreamer::data::labels::cell_labels;
 use scdreamer::data::validate::batch_codes;
 use scdreamer::metrics::{knn_indices, knn_label_purity};
 use scdreamer::model::config::{ModelConfig, TrainConfig};
 use scdreamer::pipeline::{self, GeneSelection, Setup};
-
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");
-
-fn read(path: &Path) -> AnnData {
-    read_h5ad(
-        path,
-        &ReadOptions {
-            layer: None,
-            allow_non_integer: false,
-            progress: false,
-        },
-    )
-    .expect("h5ad reads")
-}
 
 /// Sets a random `frac` of the cell_type codes to -1 (missing = unlabelled); returns which.
 fn hide_labels(adata: &mut AnnData, frac: f64, seed: u64) -> Vec<bool> {
@@ -203,13 +191,6 @@ fn label_errors_and_warnings() {
     );
 }
 
-fn scdreamer(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_scdreamer"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
 fn obs_labels(adata: &AnnData, key: &str) -> Vec<String> {
     let col = adata
         .obs
@@ -224,7 +205,14 @@ fn obs_labels(adata: &AnnData, key: &str) -> Vec<String> {
 
 #[test]
 fn cli_sup_and_embed_round_trip_predicts_labels() {
-    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        "partial.h5ad",
+        "out.h5ad",
+        "model",
+        "new.h5ad",
+        "embedded.h5ad",
+    ];
+    let (_dir, [input, out, model, new_input, out2]) = scratch(files);
     let full = read(Path::new(DEMO));
     let names = truth_names(&full);
     let mut partial = full.clone();
@@ -247,42 +235,19 @@ fn cli_sup_and_embed_round_trip_predicts_labels() {
             *c = unk;
         }
     }
-    let input = dir.path().join("partial.h5ad");
     write_h5ad(&input, &partial, &Results::default()).unwrap();
-    let out = dir.path().join("out.h5ad");
-    let model = dir.path().join("model");
 
     // Errors of the CLI: a missing key lists the keys; nothing is written.
-    let r = scdreamer(&[
-        "integrate",
-        "-i",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--labels-key",
-        "celltype",
-        "--quiet",
-    ]);
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && err.contains("cell_type"), "{err}");
+    let integrate = "integrate -i {} -o {} --quiet --labels-key";
+    run(&argv_plus(integrate, &[&input, &out], &["celltype"])).expect_err(&["cell_type"]);
     assert!(!out.exists());
 
-    let r = scdreamer(&[
-        "integrate",
-        "-i",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--labels-key",
-        "cell_type",
-        "--epochs",
-        "40",
-        "--save-model",
-        model.to_str().unwrap(),
-        "--quiet",
-    ]);
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(r.status.success(), "{err}");
+    let err = run(&argv_plus(
+        integrate,
+        &[&input, &out],
+        &["cell_type", "--epochs", "40", "--save-model", s(&model)],
+    ))
+    .expect_ok("integrate --labels-key cell_type");
     assert!(err.contains("scDREAMER-Sup"), "{err}");
     let a = read(&out);
     let pred = obs_labels(&a, "scdreamer_label");
@@ -297,8 +262,7 @@ fn cli_sup_and_embed_round_trip_predicts_labels() {
         / hidden.iter().filter(|&&h| h).count() as f64;
     println!("CLI, 40 epochs: accuracy on hidden cells {acc:.4}");
     assert!(acc >= 0.9, "hidden-cell accuracy {acc:.3}");
-    let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    let saved = model_config(&model);
     assert_eq!(saved["labels_key"], "cell_type");
     // The CLI builds Sup's preset, not the unsupervised one with labels added afterwards (an
     // earlier version left Sup's KL weight at the unsupervised 1).
@@ -316,20 +280,12 @@ fn cli_sup_and_embed_round_trip_predicts_labels() {
     // embed: the saved model predicts the same labels for the same cells, without labels.
     let mut unlabelled = full.clone();
     unlabelled.obs.columns.retain(|(k, _)| k != "cell_type");
-    let new_input = dir.path().join("new.h5ad");
     write_h5ad(&new_input, &unlabelled, &Results::default()).unwrap();
-    let out2 = dir.path().join("embedded.h5ad");
-    let r = scdreamer(&[
-        "embed",
-        "--model",
-        model.to_str().unwrap(),
-        "-i",
-        new_input.to_str().unwrap(),
-        "-o",
-        out2.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    run(&argv(
+        "embed --model {} -i {} -o {} --quiet",
+        &[&model, &new_input, &out2],
+    ))
+    .expect_ok("embed");
     let b = read(&out2);
     assert_eq!(obs_labels(&b, "scdreamer_label"), pred);
 }

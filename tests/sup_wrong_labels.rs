@@ -3,31 +3,15 @@
 //! `obs['scdreamer_label_disagrees']`, flags the planted wrong labels far better than chance and
 //! recovers their true type; plus the flag errors of `--screen-labels`/`--disagree-threshold`.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{argv, argv_plus, read, run, scratch};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::data::AnnData;
 use scdreamer::data::anndata::Column;
-use scdreamer::data::h5ad::{ReadOptions, Results, read_h5ad, write_h5ad};
-
-fn read(path: &Path) -> AnnData {
-    let opts = ReadOptions {
-        layer: None,
-        allow_non_integer: false,
-        progress: false,
-    };
-    read_h5ad(path, &opts).expect("h5ad reads")
-}
-
-fn scdreamer(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_scdreamer"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use scdreamer::data::h5ad::{Results, write_h5ad};
 
 fn codes(adata: &AnnData, key: &str) -> (Vec<i32>, Vec<String>) {
     match adata.obs.get(key) {
@@ -61,24 +45,12 @@ fn noisy(truth: &[i32], n_types: i32, seed: u64) -> (Vec<i32>, Vec<bool>) {
 
 #[test]
 fn screened_sup_flags_and_recovers_planted_wrong_labels() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = dir.path().join("sim.h5ad");
-    let r = scdreamer(&[
-        "simulate",
-        "--cells",
-        "1200",
-        "--genes",
-        "300",
-        "--batches",
-        "3",
-        "--types",
-        "4",
-        "--seed",
-        "2",
-        "--output",
-        sim.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (_dir, [sim, input, out]) = scratch(["sim.h5ad", "noisy.h5ad", "out.h5ad"]);
+    run(&argv(
+        "simulate --cells 1200 --genes 300 --batches 3 --types 4 --seed 2 --output {}",
+        &[&sim],
+    ))
+    .expect_ok("simulate");
     let mut adata = read(&sim);
     let (truth, types) = codes(&adata, "cell_type");
     let (given, wrong) = noisy(&truth, types.len() as i32, 0);
@@ -90,29 +62,15 @@ fn screened_sup_flags_and_recovers_planted_wrong_labels() {
             ordered: false,
         },
     ));
-    let input = dir.path().join("noisy.h5ad");
     write_h5ad(&input, &adata, &Results::default()).unwrap();
-    let out = dir.path().join("out.h5ad");
-    let r = scdreamer(&[
-        "integrate",
-        "-i",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--labels-key",
-        "given",
-        "--screen-labels",
-        // 40 epochs (a test budget) leave the predictions less confident than the default
-        // training does: flag from 0.5 instead of the default 0.7.
-        "--disagree-threshold",
-        "0.5",
-        "--epochs",
-        "40",
-        "--seed",
-        "0",
-    ]);
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(r.status.success(), "{err}");
+    // 40 epochs (a test budget) leave the predictions less confident than the default
+    // training does: flag from 0.5 instead of the default 0.7.
+    let err = run(&argv(
+        "integrate -i {} -o {} --labels-key given --screen-labels --disagree-threshold 0.5 \
+         --epochs 40 --seed 0",
+        &[&input, &out],
+    ))
+    .expect_ok("integrate --screen-labels");
     assert!(
         err.contains("--screen-labels:") && err.contains("trained as unlabelled"),
         "{err}"
@@ -151,7 +109,6 @@ fn screened_sup_flags_and_recovers_planted_wrong_labels() {
 fn screen_labels_flag_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.h5ad");
-    let o = out.to_str().unwrap();
     for (args, want) in [
         (
             vec!["--screen-labels"],
@@ -166,11 +123,9 @@ fn screen_labels_flag_errors() {
             "--disagree-threshold must be a probability",
         ),
     ] {
-        let mut all = vec!["integrate", "-o", o, "--quiet"];
-        all.extend(args);
-        let r = scdreamer(&all);
-        let err = String::from_utf8_lossy(&r.stderr);
-        assert!(!r.status.success() && err.contains(want), "{all:?}: {err}");
+        let all = argv_plus("integrate -o {} --quiet", &[&out], &args);
+        let (ok, err) = run(&all).status();
+        assert!(!ok && err.contains(want), "{all:?}: {err}");
         assert!(!out.exists());
     }
 }

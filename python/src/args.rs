@@ -35,15 +35,35 @@ pub struct HyperArgs {
     seed: u64,
 }
 
-pub(crate) fn parse_preset(p: &str) -> PyResult<Preset> {
-    match p {
-        "default" => Ok(Preset::Default),
-        "authors" => Ok(Preset::Authors),
-        _ => Err(bad(format!(
-            "preset must be 'default' or 'authors', not '{p}'"
-        ))),
+/// The variant that `value` names among `choices`; an error naming `what` and the choices
+/// otherwise.
+fn one_of<T: Copy>(what: &str, value: &str, choices: &[(&str, T)]) -> PyResult<T> {
+    match choices.iter().find(|c| c.0 == value) {
+        Some(c) => Ok(c.1),
+        None => {
+            let names: Vec<String> = choices.iter().map(|c| format!("'{}'", c.0)).collect();
+            Err(bad(format!(
+                "{what} must be {}, not '{value}'",
+                names.join(" or ")
+            )))
+        }
     }
 }
+
+pub(crate) fn parse_preset(p: &str) -> PyResult<Preset> {
+    let choices = [("default", Preset::Default), ("authors", Preset::Authors)];
+    one_of("preset", p, &choices)
+}
+
+const ADVERSARY_INPUTS: [(&str, AdversaryInput); 2] = [
+    ("sample", AdversaryInput::Sample),
+    ("mean", AdversaryInput::Mean),
+];
+const LIKELIHOODS: [(&str, Likelihood); 2] = [("zinb", Likelihood::Zinb), ("nb", Likelihood::Nb)];
+const LR_SCHEDULES: [(&str, LrSchedule); 2] = [
+    ("constant", LrSchedule::Constant),
+    ("cosine", LrSchedule::Cosine),
+];
 
 impl HyperArgs {
     pub(crate) fn resolve(&self) -> PyResult<HyperParams> {
@@ -52,41 +72,23 @@ impl HyperArgs {
             latent: self.n_latent,
             hidden: self.n_hidden.clone(),
             batch_adv_weight: self.batch_adv_weight,
-            adversary_input: match self.adversary_input.as_deref() {
-                None => None,
-                Some("sample") => Some(AdversaryInput::Sample),
-                Some("mean") => Some(AdversaryInput::Mean),
-                Some(o) => {
-                    return Err(bad(format!(
-                        "adversary_input must be 'sample' or 'mean', not '{o}'"
-                    )));
-                }
-            },
+            adversary_input: self
+                .adversary_input
+                .as_deref()
+                .map(|v| one_of("adversary_input", v, &ADVERSARY_INPUTS))
+                .transpose()?,
             encode_batch: self.encode_batch,
             batch_gene_offsets: self.batch_gene_offsets,
             disc_weight: self.disc_weight,
             kl_weight: self.kl_weight,
-            likelihood: match self.gene_likelihood.as_str() {
-                "zinb" => Likelihood::Zinb,
-                "nb" => Likelihood::Nb,
-                o => {
-                    return Err(bad(format!(
-                        "gene_likelihood must be 'zinb' or 'nb', not '{o}'"
-                    )));
-                }
-            },
+            likelihood: one_of("gene_likelihood", &self.gene_likelihood, &LIKELIHOODS)?,
             epochs: self.max_epochs,
             batch_size: self.batch_size,
-            lr_schedule: match self.lr_schedule.as_deref() {
-                None => None,
-                Some("constant") => Some(LrSchedule::Constant),
-                Some("cosine") => Some(LrSchedule::Cosine),
-                Some(o) => {
-                    return Err(bad(format!(
-                        "lr_schedule must be 'constant' or 'cosine', not '{o}'"
-                    )));
-                }
-            },
+            lr_schedule: self
+                .lr_schedule
+                .as_deref()
+                .map(|v| one_of("lr_schedule", v, &LR_SCHEDULES))
+                .transpose()?,
             lr: self.lr,
             seed: self.seed,
         })

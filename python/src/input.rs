@@ -6,9 +6,7 @@
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use scdreamer::data::checked::{
-    self, StoredIndex, ValueCheck, csr_from_csc_parts, csr_from_csr_parts,
-};
+use scdreamer::data::checked::{self, Compressed, Major, StoredIndex, ValueCheck, csr_from_parts};
 use scdreamer::data::{AnnData, Column, Csr, Frame, anndata::XEncoding};
 
 use crate::errors::IntoPy;
@@ -74,14 +72,14 @@ fn compressed<I: numpy::Element + StoredIndex + Send + Sync>(
         let vals = d
             .as_slice()
             .map_err(|_| PyValueError::new_err("data must be contiguous"))?;
-        py.allow_threads(|| {
-            if csr {
-                csr_from_csr_parts(shape, ip, ix, vals, check)
-            } else {
-                csr_from_csc_parts(shape, ip, ix, vals, check)
-            }
-        })
-        .py_err()
+        let parts = Compressed {
+            major: if csr { Major::Rows } else { Major::Columns },
+            shape,
+            indptr: ip,
+            indices: ix,
+            data: vals,
+        };
+        py.allow_threads(|| csr_from_parts(&parts, check)).py_err()
     })
 }
 

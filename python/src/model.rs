@@ -82,6 +82,24 @@ macro_rules! on_net {
     };
 }
 
+/// `$body` on the cells `$a` (the bound data when None) of `$model` with its model `$m`,
+/// preprocessing `$prep`, data `$d` and a fresh tape `$tape`: on the model's device and thread
+/// pool, without the GIL; a `PyResult`.
+macro_rules! on_cells {
+    ($model:expr, $py:expr, $a:expr, |$m:ident, $prep:ident, $d:ident, $tape:ident| $body:expr) => {{
+        let (net, saved, pool) = (&$model.net, &$model.saved, &$model.pool);
+        $py.allow_threads(|| {
+            install(pool, || {
+                on_net!(net, |n| n.on($a, saved, |$m, $prep, $d| {
+                    let mut $tape = n.tape();
+                    $body
+                }))
+            })
+        })
+        .py_err()
+    }};
+}
+
 /// A trained or loaded scDREAMER model.
 #[pyclass(module = "scdreamer._scdreamer")]
 pub struct Model {
@@ -123,18 +141,10 @@ impl Model {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let a = take(data)?;
         let seed = self.saved.run.train.seed;
-        let (net, saved, pool) = (&self.net, &self.saved, &self.pool);
-        let v = py
-            .allow_threads(|| {
-                install(pool, || {
-                    on_net!(net, |n| n.on(a, saved, |m, prep, d| {
-                        let mut tape = n.tape();
-                        let mut rng = pipeline::latent_rng(seed);
-                        pipeline::embed_cells(m, d, prep, &mut tape, &mut rng)
-                    }))
-                })
-            })
-            .py_err()?;
+        let v = on_cells!(self, py, a, |m, prep, d, tape| {
+            let mut rng = pipeline::latent_rng(seed);
+            pipeline::embed_cells(m, d, prep, &mut tape, &mut rng)
+        })?;
         if v.iter().any(|x| !x.is_finite()) {
             return Err(bad("the embedding has non-finite values".into()));
         }
@@ -158,18 +168,9 @@ impl Model {
         )
         .py_err()?;
         let a = take(data)?;
-        let (net, saved, pool) = (&self.net, &self.saved, &self.pool);
-        let v = py
-            .allow_threads(|| {
-                install(pool, || {
-                    on_net!(net, |n| n.on(a, saved, |m, prep, d| {
-                        let mut tape = n.tape();
-                        let mut rng = rand_seed0();
-                        pipeline::normalized_cells(m, d, prep, as_batch, &mut tape, &mut rng)
-                    }))
-                })
-            })
-            .py_err()?;
+        let v = on_cells!(self, py, a, |m, prep, d, tape| {
+            pipeline::normalized_cells(m, d, prep, as_batch, &mut tape, &mut rand_seed0())
+        })?;
         matrix(py, v, self.saved.genes.len())
     }
 
@@ -383,17 +384,9 @@ impl Model {
 
 impl Model {
     fn probs(&self, py: Python<'_>, a: Option<AnnDataIn>) -> PyResult<Option<Vec<f32>>> {
-        let (net, saved, pool) = (&self.net, &self.saved, &self.pool);
-        py.allow_threads(|| {
-            install(pool, || {
-                on_net!(net, |n| n.on(a, saved, |m, prep, d| {
-                    let mut tape = n.tape();
-                    let mut rng = rand_seed0();
-                    pipeline::label_probs_cells(m, d, prep, &mut tape, &mut rng)
-                }))
-            })
+        on_cells!(self, py, a, |m, prep, d, tape| {
+            pipeline::label_probs_cells(m, d, prep, &mut tape, &mut rand_seed0())
         })
-        .py_err()
     }
 }
 

@@ -116,6 +116,17 @@ impl Frame {
         self.index.is_empty()
     }
 
+    /// A frame of cells `c0`, `c1`, ... with the one column `key`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn one_column(key: &str, col: Column) -> Frame {
+        Frame {
+            repeated_names: Vec::new(),
+            index: (0..col.len()).map(|i| format!("c{i}")).collect(),
+            index_name: "_index".into(),
+            columns: vec![(key.into(), col)],
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&Column> {
         self.columns.iter().find(|(k, _)| k == key).map(|(_, c)| c)
     }

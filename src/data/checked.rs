@@ -157,60 +157,102 @@ fn check_lengths(n_indices: usize, n_data: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// CSR components (cells x genes) to a checked, canonical [`Csr`].
-pub fn csr_from_csr_parts<I: StoredIndex, V: StoredValue>(
+/// Which way a compressed sparse matrix is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Major {
+    /// By row (cell): scipy's CSR.
+    Rows,
+    /// By column (gene): scipy's CSC.
+    Columns,
+}
+
+/// The three arrays of a compressed sparse matrix of `shape` cells x genes, as scipy stores
+/// them.
+pub struct Compressed<'a, I, V> {
+    pub major: Major,
+    pub shape: (usize, usize),
+    pub indptr: &'a [I],
+    pub indices: &'a [I],
+    pub data: &'a [V],
+}
+
+/// A [`Csr`] of `shape` from parts already checked.
+pub(crate) fn assemble(
     shape: (usize, usize),
-    indptr: &[I],
-    indices: &[I],
-    data: &[V],
+    indptr: Vec<u64>,
+    indices: Vec<u32>,
+    data: Vec<f32>,
+) -> Csr {
+    Csr {
+        n_rows: shape.0,
+        n_cols: shape.1,
+        indptr,
+        indices,
+        data,
+    }
+}
+
+/// Rows of CSR parts: indptr, column indices and values.
+type Rows = (Vec<u64>, Vec<u32>, Vec<f32>);
+
+/// Compressed components (cells x genes, CSR or CSC) to a checked, canonical [`Csr`].
+pub fn csr_from_parts<I: StoredIndex, V: StoredValue>(
+    parts: &Compressed<'_, I, V>,
     check: &ValueCheck,
 ) -> Result<Csr> {
-    let (n_rows, n_cols) = shape;
-    let what = check.what;
-    check_lengths(indices.len(), data.len(), what)?;
-    let indptr = check_indptr(indptr, n_rows, data.len(), what)?;
-    let nnz = indptr[n_rows] as usize;
+    let (n_rows, n_cols) = parts.shape;
+    let major = match parts.major {
+        Major::Rows => n_rows,
+        Major::Columns => n_cols,
+    };
+    check_lengths(parts.indices.len(), parts.data.len(), check.what)?;
+    let ptr = check_indptr(parts.indptr, major, parts.data.len(), check.what)?;
+    let nnz = ptr[major] as usize;
+    let (indptr, indices, data) = match parts.major {
+        Major::Rows => gather_rows(parts, ptr, nnz, check)?,
+        Major::Columns => scatter_columns(parts, &ptr, nnz, check)?,
+    };
+    let mut m = assemble(parts.shape, indptr, indices, data);
+    canonicalize(&mut m);
+    Ok(m)
+}
+
+/// CSR: each row's values in stored order, their columns range-checked.
+fn gather_rows<I: StoredIndex, V: StoredValue>(
+    parts: &Compressed<'_, I, V>,
+    indptr: Vec<u64>,
+    nnz: usize,
+    check: &ValueCheck,
+) -> Result<Rows> {
+    let (what, (n_rows, n_cols)) = (check.what, parts.shape);
     let mut out_idx = Vec::with_capacity(nnz);
     let mut out_val = Vec::with_capacity(nnz);
     for r in 0..n_rows {
         for k in indptr[r] as usize..indptr[r + 1] as usize {
-            let j = indices[k].to_i64();
+            let j = parts.indices[k].to_i64();
             if j < 0 || j as usize >= n_cols {
                 bail!("{what}: indices has column {j} in row {r}, outside 0..{n_cols}");
             }
-            let v = data[k].to_f64();
+            let v = parts.data[k].to_f64();
             check.check(r, j as usize, v)?;
             out_idx.push(j as u32);
             out_val.push(v as f32);
         }
     }
-    let mut m = Csr {
-        n_rows,
-        n_cols,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    };
-    canonicalize(&mut m);
-    Ok(m)
+    Ok((indptr, out_idx, out_val))
 }
 
-/// CSC components (cells x genes, stored by gene) to a checked, canonical [`Csr`]: count the
-/// values of each row, then scatter them column by column, so rows come out sorted.
-pub fn csr_from_csc_parts<I: StoredIndex, V: StoredValue>(
-    shape: (usize, usize),
-    indptr: &[I],
-    indices: &[I],
-    data: &[V],
+/// CSC: count the values of each row, then scatter them column by column, so rows come out
+/// sorted.
+fn scatter_columns<I: StoredIndex, V: StoredValue>(
+    parts: &Compressed<'_, I, V>,
+    col_ptr: &[u64],
+    nnz: usize,
     check: &ValueCheck,
-) -> Result<Csr> {
-    let (n_rows, n_cols) = shape;
-    let what = check.what;
-    check_lengths(indices.len(), data.len(), what)?;
-    let col_ptr = check_indptr(indptr, n_cols, data.len(), what)?;
-    let nnz = col_ptr[n_cols] as usize;
+) -> Result<Rows> {
+    let (what, (n_rows, n_cols)) = (check.what, parts.shape);
     let mut counts = vec![0u64; n_rows + 1];
-    for i in &indices[..nnz] {
+    for i in &parts.indices[..nnz] {
         let i = i.to_i64();
         if i < 0 || i as usize >= n_rows {
             bail!("{what}: indices has row {i}, outside 0..{n_rows}");
@@ -225,8 +267,8 @@ pub fn csr_from_csc_parts<I: StoredIndex, V: StoredValue>(
     let mut out_val = vec![0f32; nnz];
     for c in 0..n_cols {
         for k in col_ptr[c] as usize..col_ptr[c + 1] as usize {
-            let i = indices[k].to_i64() as usize; // range-checked above
-            let v = data[k].to_f64();
+            let i = parts.indices[k].to_i64() as usize; // range-checked above
+            let v = parts.data[k].to_f64();
             check.check(i, c, v)?;
             let p = next[i] as usize;
             out_idx[p] = c as u32;
@@ -234,15 +276,7 @@ pub fn csr_from_csc_parts<I: StoredIndex, V: StoredValue>(
             next[i] += 1;
         }
     }
-    let mut m = Csr {
-        n_rows,
-        n_cols,
-        indptr: counts,
-        indices: out_idx,
-        data: out_val,
-    };
-    canonicalize(&mut m);
-    Ok(m)
+    Ok((counts, out_idx, out_val))
 }
 
 /// A dense matrix (cells x genes, `value(row, col)`, any memory layout) to a checked [`Csr`]
@@ -268,13 +302,7 @@ pub fn csr_from_dense<V: StoredValue>(
         }
         indptr.push(out_idx.len() as u64);
     }
-    Ok(Csr {
-        n_rows,
-        n_cols,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    })
+    Ok(assemble(shape, indptr, out_idx, out_val))
 }
 
 #[cfg(test)]
@@ -285,26 +313,53 @@ mod tests {
         (0..n).map(|i| format!("{p}{i}")).collect()
     }
 
+    /// The strict check ("X", integers only) with these cell and gene names.
+    fn strict<'a>(cells: &'a [String], genes: &'a [String]) -> ValueCheck<'a> {
+        ValueCheck {
+            what: "X",
+            cells,
+            genes,
+            allow_non_integer: false,
+        }
+    }
+
+    fn parts<'a, I, V>(
+        major: Major,
+        shape: (usize, usize),
+        p: &'a [I],
+        i: &'a [I],
+        d: &'a [V],
+    ) -> Compressed<'a, I, V> {
+        Compressed {
+            major,
+            shape,
+            indptr: p,
+            indices: i,
+            data: d,
+        }
+    }
+
     #[test]
     fn csr_csc_and_dense_give_the_same_matrix() {
         // [[1,0,2],[0,0,0],[0,3,0]]
         let (cells, genes) = (names("c", 3), names("g", 3));
-        let check = ValueCheck {
-            what: "X",
-            cells: &cells,
-            genes: &genes,
-            allow_non_integer: false,
-        };
-        let csr = csr_from_csr_parts(
+        let check = strict(&cells, &genes);
+        let csr = parts(
+            Major::Rows,
             (3, 3),
             &[0i32, 2, 2, 3],
             &[2, 0, 1],
             &[2f64, 1., 3.],
-            &check,
-        )
-        .unwrap();
-        let csc = csr_from_csc_parts((3, 3), &[0i64, 1, 2, 3], &[0, 2, 0], &[1i32, 3, 2], &check)
-            .unwrap();
+        );
+        let csr = csr_from_parts(&csr, &check).unwrap();
+        let csc = parts(
+            Major::Columns,
+            (3, 3),
+            &[0i64, 1, 2, 3],
+            &[0, 2, 0],
+            &[1i32, 3, 2],
+        );
+        let csc = csr_from_parts(&csc, &check).unwrap();
         let dense = [[1u8, 0, 2], [0, 0, 0], [0, 3, 0]];
         let d = csr_from_dense((3, 3), |r, j| dense[r][j], &check).unwrap();
         assert_eq!(csr, csc);
@@ -315,12 +370,7 @@ mod tests {
     #[test]
     fn bad_values_and_components_are_named() {
         let (cells, genes) = (names("c", 2), names("g", 2));
-        let check = ValueCheck {
-            what: "X",
-            cells: &cells,
-            genes: &genes,
-            allow_non_integer: false,
-        };
+        let check = strict(&cells, &genes);
         let e = csr_from_dense(
             (2, 2),
             |r, j| if (r, j) == (1, 0) { -1.0 } else { 0.0 },
@@ -332,20 +382,35 @@ mod tests {
             e.contains("negative value -1") && e.contains("cell 'c1'") && e.contains("gene 'g0'"),
             "{e}"
         );
-        let e = csr_from_csr_parts((2, 2), &[0i32, 1, 2], &[0, 1], &[1.5f32, f32::NAN], &check)
-            .unwrap_err()
-            .to_string();
+        let e = csr_from_parts(
+            &parts(
+                Major::Rows,
+                (2, 2),
+                &[0i32, 1, 2],
+                &[0, 1],
+                &[1.5f32, f32::NAN],
+            ),
+            &check,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("non-integer value 1.5") && e.contains("'c0'"),
             "{e}"
         );
-        let e = csr_from_csr_parts((2, 2), &[0i32, 1, 2], &[0, 5], &[1f32, 1.], &check)
-            .unwrap_err()
-            .to_string();
+        let e = csr_from_parts(
+            &parts(Major::Rows, (2, 2), &[0i32, 1, 2], &[0, 5], &[1f32, 1.]),
+            &check,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("column 5 in row 1"), "{e}");
-        let e = csr_from_csc_parts((2, 2), &[0i32, 2], &[0, 1], &[1f32, 1.], &check)
-            .unwrap_err()
-            .to_string();
+        let e = csr_from_parts(
+            &parts(Major::Columns, (2, 2), &[0i32, 2], &[0, 1], &[1f32, 1.]),
+            &check,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("indptr has 2 entries, expected 3"), "{e}");
     }
 }

@@ -117,15 +117,6 @@ mod tests {
     use super::*;
     use crate::data::anndata::Column;
 
-    fn frame(col: Column) -> Frame {
-        Frame {
-            repeated_names: Vec::new(),
-            index: (0..col.len()).map(|i| format!("c{i}")).collect(),
-            index_name: "_index".into(),
-            columns: vec![("cell_type".into(), col)],
-        }
-    }
-
     #[test]
     fn unlabelled_category_and_missing_values_are_unlabelled() {
         let col = Column::Categorical {
@@ -133,7 +124,8 @@ mod tests {
             categories: vec!["B".into(), "Unknown".into(), "T".into()],
             ordered: false,
         };
-        let (l, w) = cell_labels(&frame(col), "cell_type", "Unknown").unwrap();
+        let (l, w) =
+            cell_labels(&Frame::one_column("cell_type", col), "cell_type", "Unknown").unwrap();
         assert_eq!(l.categories, vec!["B", "T"]);
         assert_eq!(
             l.codes,
@@ -162,19 +154,23 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect(),
         );
-        let (l, w) = cell_labels(&frame(col), "cell_type", "?").unwrap();
+        let (l, w) = cell_labels(&Frame::one_column("cell_type", col), "cell_type", "?").unwrap();
         assert_eq!(l.categories, vec!["a", "rare"]);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("'rare'") && w[0].contains("only 1"), "{w:?}");
 
         let col = Column::F64(vec![f64::NAN, f64::NAN]);
-        let e = cell_labels(&frame(col), "cell_type", "Unknown")
+        let e = cell_labels(&Frame::one_column("cell_type", col), "cell_type", "Unknown")
             .unwrap_err()
             .to_string();
         assert!(e.contains("without --labels-key"), "{e}");
-        let e = cell_labels(&frame(Column::I32(vec![1])), "celltype", "Unknown")
-            .unwrap_err()
-            .to_string();
+        let e = cell_labels(
+            &Frame::one_column("cell_type", Column::I32(vec![1])),
+            "celltype",
+            "Unknown",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("'celltype' not found") && e.contains("cell_type"),
             "{e}"

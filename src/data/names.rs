@@ -54,13 +54,16 @@ pub fn repeated_warning(repeated: &[String], what: &str) -> String {
     )
 }
 
+/// Owned copies of `s`, for unit tests.
+#[cfg(test)]
+pub(crate) fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|x| x.to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::strings as v;
     use super::*;
-
-    fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|x| x.to_string()).collect()
-    }
 
     /// The cases of anndata's own docstring and a collision with an existing name.
     #[test]

@@ -72,20 +72,12 @@ pub fn genes_by_name(names: &[&str], var_names: &[String]) -> anyhow::Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::data::checked::assemble;
+    use crate::data::names::strings as names;
 
     #[test]
     fn library_sizes_sum_rows() {
-        let x = Csr {
-            n_rows: 3,
-            n_cols: 3,
-            indptr: vec![0, 2, 2, 3],
-            indices: vec![0, 2, 1],
-            data: vec![1.0, 2.5, 3.0],
-        };
+        let x = assemble((3, 3), vec![0, 2, 2, 3], vec![0, 2, 1], vec![1.0, 2.5, 3.0]);
         assert_eq!(library_sizes(&x), vec![3.5, 0.0, 3.0]);
     }
 

@@ -48,13 +48,7 @@ pub fn drop_empty(adata: &AnnData) -> Result<(AnnData, DropReport)> {
             x.n_cols
         );
     }
-    let rows: Vec<usize> = x
-        .row_sums()
-        .iter()
-        .enumerate()
-        .filter(|&(_, &s)| s > 0.0)
-        .map(|(i, _)| i)
-        .collect();
+    let rows = positive(&x.row_sums());
     if rows.is_empty() {
         bail!(
             "no cells with non-zero counts: all {} cells have zero total counts",
@@ -62,13 +56,7 @@ pub fn drop_empty(adata: &AnnData) -> Result<(AnnData, DropReport)> {
         );
     }
     // Column sums over all cells equal those over the kept cells: dropped cells are all zero.
-    let cols: Vec<usize> = x
-        .col_sums()
-        .iter()
-        .enumerate()
-        .filter(|&(_, &s)| s > 0.0)
-        .map(|(j, _)| j)
-        .collect();
+    let cols = positive(&x.col_sums());
     let report = DropReport {
         cells_dropped: x.n_rows - rows.len(),
         genes_dropped: x.n_cols - cols.len(),
@@ -85,6 +73,11 @@ pub fn drop_empty(adata: &AnnData) -> Result<(AnnData, DropReport)> {
         x_dtype: adata.x_dtype.clone(),
     };
     Ok((out, report))
+}
+
+/// Indices of the positive sums.
+fn positive(sums: &[f64]) -> Vec<usize> {
+    (0..sums.len()).filter(|&i| sums[i] > 0.0).collect()
 }
 
 /// Distinct values of a column in display order: a categorical's category order (only the
@@ -213,15 +206,10 @@ pub fn batch_codes(obs: &Frame, key: &str, allow_single: bool) -> Result<(Vec<u3
 mod tests {
     use super::*;
     use crate::data::anndata::XEncoding;
-    use crate::data::csr::Csr;
+    use crate::data::checked::assemble;
 
     fn frame(col: Column) -> Frame {
-        Frame {
-            repeated_names: Vec::new(),
-            index: (0..col.len()).map(|i| format!("c{i}")).collect(),
-            index_name: "_index".into(),
-            columns: vec![("batch".into(), col)],
-        }
+        Frame::one_column("batch", col)
     }
 
     #[test]
@@ -264,13 +252,7 @@ mod tests {
     #[test]
     fn drop_empty_removes_zero_rows_and_columns() {
         // [[1,0,0],[0,0,0],[2,0,3]]
-        let x = Csr {
-            n_rows: 3,
-            n_cols: 3,
-            indptr: vec![0, 1, 1, 3],
-            indices: vec![0, 0, 2],
-            data: vec![1.0, 2.0, 3.0],
-        };
+        let x = assemble((3, 3), vec![0, 1, 1, 3], vec![0, 0, 2], vec![1.0, 2.0, 3.0]);
         let a = AnnData {
             x,
             obs: frame(Column::I32(vec![0, 1, 2])),

@@ -33,35 +33,44 @@ pub fn map_row_blocks<T: Send>(
     f: impl Fn(usize, usize, &[f32]) -> Vec<T> + Sync,
 ) -> Vec<T> {
     let norms: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
-    let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
-    let parts: Vec<Vec<T>> = starts
-        .par_iter()
-        .map(|&r0| {
-            let rows = BLOCK.min(n - r0);
-            let mut g = vec![0f32; rows * n];
-            gemm(
-                GemmSpec {
-                    m: rows,
-                    n,
-                    k: d,
-                    trans_a: false,
-                    trans_b: true,
-                    alpha: -2.0,
-                    beta: 0.0,
-                },
-                &x[r0 * d..(r0 + rows) * d],
-                x,
-                &mut g,
-            );
-            for (i, row) in g.chunks_mut(n).enumerate() {
-                let ni = norms[r0 + i];
-                for (v, &nj) in row.iter_mut().zip(&norms) {
-                    *v = (*v + ni + nj).max(0.0);
-                }
-                row[r0 + i] = 0.0;
+    let parts: Vec<Vec<T>> = par_row_blocks(n, BLOCK, |r0, rows| {
+        let mut g = vec![0f32; rows * n];
+        gemm(
+            GemmSpec {
+                m: rows,
+                n,
+                k: d,
+                trans_a: false,
+                trans_b: true,
+                alpha: -2.0,
+                beta: 0.0,
+            },
+            &x[r0 * d..(r0 + rows) * d],
+            x,
+            &mut g,
+        );
+        for (i, row) in g.chunks_mut(n).enumerate() {
+            let ni = norms[r0 + i];
+            for (v, &nj) in row.iter_mut().zip(&norms) {
+                *v = (*v + ni + nj).max(0.0);
             }
-            f(r0, rows, &g)
-        })
-        .collect();
+            row[r0 + i] = 0.0;
+        }
+        f(r0, rows, &g)
+    });
     parts.into_iter().flatten().collect()
+}
+
+/// `f(first_row, rows)` for consecutive blocks of `block` rows out of `n`, in parallel; the
+/// results in row order.
+pub fn par_row_blocks<R: Send>(
+    n: usize,
+    block: usize,
+    f: impl Fn(usize, usize) -> R + Sync,
+) -> Vec<R> {
+    let starts: Vec<usize> = (0..n).step_by(block).collect();
+    starts
+        .par_iter()
+        .map(|&r0| f(r0, block.min(n - r0)))
+        .collect()
 }

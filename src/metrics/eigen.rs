@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use super::distance::par_row_blocks;
+
 /// Eigenvalues (descending) and eigenvectors (column `j` of the row-major `n x n` result is
 /// the eigenvector of value `j`) of the symmetric `a` (row-major `n x n`), by cyclic Jacobi.
 pub fn jacobi_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
@@ -141,23 +143,18 @@ fn ritz_vectors(
     let coefs: Vec<Vec<f64>> = (0..basis.len())
         .map(|i| order.iter().map(|&j| vecs[i * s + j]).collect())
         .collect();
-    let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
-    let blocks: Vec<Vec<f64>> = starts
-        .par_iter()
-        .map(|&r0| {
-            let len = CHUNK.min(n - r0);
-            let mut block = vec![0f64; k * len];
-            for (b, coef) in basis.iter().zip(&coefs) {
-                let bs = &b[r0..r0 + len];
-                for (y, &c) in block.chunks_mut(len).zip(coef) {
-                    y.iter_mut().zip(bs).for_each(|(yi, bi)| *yi += c * bi);
-                }
+    let blocks = par_row_blocks(n, CHUNK, |r0, len| {
+        let mut block = vec![0f64; k * len];
+        for (b, coef) in basis.iter().zip(&coefs) {
+            let bs = &b[r0..r0 + len];
+            for (y, &c) in block.chunks_mut(len).zip(coef) {
+                y.iter_mut().zip(bs).for_each(|(yi, bi)| *yi += c * bi);
             }
-            block
-        })
-        .collect();
-    for (&r0, block) in starts.iter().zip(&blocks) {
-        let len = block.len() / k;
+        }
+        block
+    });
+    for (i, block) in blocks.iter().enumerate() {
+        let (r0, len) = (i * CHUNK, block.len() / k);
         for (y, part) in out.iter_mut().zip(block.chunks(len)) {
             y[r0..r0 + len].copy_from_slice(part);
         }

@@ -5,6 +5,7 @@
 
 use std::num::NonZero;
 
+use kiddo::NearestNeighbour;
 use kiddo::SquaredEuclidean;
 use kiddo::immutable::float::kdtree::ImmutableKdTree;
 use rayon::prelude::*;
@@ -35,6 +36,25 @@ pub fn knn_indices(x: &[f32], n: usize, d: usize, k: usize) -> Vec<Vec<u32>> {
 }
 
 fn knn_tree<const D: usize>(x: &[f32], n: usize, k: usize) -> Vec<Vec<u32>> {
+    kd_nearest::<D, _>(x, n, k, |i, mut found| {
+        found.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.item.cmp(&b.item)));
+        found
+            .into_iter()
+            .map(|nb| nb.item as u32)
+            .filter(|&j| j as usize != i)
+            .take(k)
+            .collect()
+    })
+}
+
+/// The `k + 1` points nearest to each row of `x` (the row itself among them) from one exact
+/// kd-tree, handed to `row` with the row's index; the rows run in parallel, results in order.
+pub(crate) fn kd_nearest<const D: usize, R: Send>(
+    x: &[f32],
+    n: usize,
+    k: usize,
+    row: impl Fn(usize, Vec<NearestNeighbour<f32, u64>>) -> R + Sync,
+) -> Vec<R> {
     let points: Vec<[f32; D]> = (0..n)
         .map(|i| {
             let mut p = [0f32; D];
@@ -46,16 +66,7 @@ fn knn_tree<const D: usize>(x: &[f32], n: usize, k: usize) -> Vec<Vec<u32>> {
     let qty = NonZero::new(k + 1).expect("k + 1 > 0");
     (0..n)
         .into_par_iter()
-        .map(|i| {
-            let mut found = tree.nearest_n::<SquaredEuclidean>(&points[i], qty);
-            found.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.item.cmp(&b.item)));
-            found
-                .into_iter()
-                .map(|nb| nb.item as u32)
-                .filter(|&j| j as usize != i)
-                .take(k)
-                .collect()
-        })
+        .map(|i| row(i, tree.nearest_n::<SquaredEuclidean>(&points[i], qty)))
         .collect()
 }
 

@@ -3,10 +3,6 @@
 //! scib-metrics gets this graph from pynndescent (approximate); on embeddings of a few dozen
 //! dimensions pynndescent is close to exact, so exact neighbours reproduce its scores.
 
-use std::num::NonZero;
-
-use kiddo::SquaredEuclidean;
-use kiddo::immutable::float::kdtree::ImmutableKdTree;
 use rayon::prelude::*;
 
 /// `k` neighbours per cell, self first; row-major `n x k` indices and Euclidean distances.
@@ -188,27 +184,14 @@ fn by_distance(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
 }
 
 fn graph_tree<const D: usize>(x: &[f32], n: usize, k: usize) -> Vec<Vec<(f32, u32)>> {
-    let points: Vec<[f32; D]> = (0..n)
-        .map(|i| {
-            let mut p = [0f32; D];
-            p.copy_from_slice(&x[i * D..(i + 1) * D]);
-            p
-        })
-        .collect();
-    let tree: ImmutableKdTree<f32, u64, D, 32> = ImmutableKdTree::new_from_slice(&points);
-    let qty = NonZero::new(k + 1).expect("k + 1 > 0");
-    (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let mut found: Vec<(f32, u32)> = tree
-                .nearest_n::<SquaredEuclidean>(&points[i], qty)
-                .into_iter()
-                .map(|nb| (exact_sq(x, D, i, nb.item as usize), nb.item as u32))
-                .collect();
-            found.sort_by(by_distance);
-            found
-        })
-        .collect()
+    super::knn::kd_nearest::<D, _>(x, n, k, |i, found| {
+        let mut found: Vec<(f32, u32)> = found
+            .into_iter()
+            .map(|nb| (exact_sq(x, D, i, nb.item as usize), nb.item as u32))
+            .collect();
+        found.sort_by(by_distance);
+        found
+    })
 }
 
 /// Squared distance summed in the same order for every pair, so d(i, j) == d(j, i) exactly.

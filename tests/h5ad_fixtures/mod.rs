@@ -85,9 +85,13 @@ pub fn encoding(loc: &Location, t: &str, v: &str) {
     str_attr(loc, "encoding-version", v);
 }
 
+/// A 1-D dataset without encoding attributes (the arrays inside a sparse matrix group).
+fn raw<T: H5Type>(g: &Group, name: &str, v: &[T]) -> hdf5::Dataset {
+    g.new_dataset_builder().with_data(v).create(name).unwrap()
+}
+
 fn array<T: H5Type>(g: &Group, name: &str, v: &[T]) {
-    let ds = g.new_dataset_builder().with_data(v).create(name).unwrap();
-    encoding(&ds, "array", "0.2.0");
+    encoding(&raw(g, name, v), "array", "0.2.0");
 }
 
 fn strings(g: &Group, name: &str, v: &[String]) {
@@ -157,110 +161,88 @@ pub fn write_matrix(
     kind: XKind,
 ) {
     let nz = |i: usize, j: usize| values[i * cols + j];
+    let shape = (rows, cols);
     match kind {
-        XKind::DenseI64 | XKind::DenseF64 => {
-            let ds = match kind {
-                XKind::DenseI64 => {
-                    let v: Vec<i64> = values.iter().map(|&x| x as i64).collect();
-                    let ds = root
-                        .new_dataset::<i64>()
-                        .shape((rows, cols))
-                        .create(path)
-                        .unwrap();
-                    ds.write_raw(&v).unwrap();
-                    ds
-                }
-                _ => {
-                    let ds = root
-                        .new_dataset::<f64>()
-                        .shape((rows, cols))
-                        .create(path)
-                        .unwrap();
-                    ds.write_raw(values).unwrap();
-                    ds
-                }
-            };
-            encoding(&ds, "array", "0.2.0");
+        XKind::DenseI64 => {
+            let v: Vec<i64> = values.iter().map(|&x| x as i64).collect();
+            dense(root, path, shape, &v);
         }
-        XKind::CsrF32I32 | XKind::CsrF64I64 => {
-            let (mut indptr, mut indices, mut data) = (vec![0i64], Vec::new(), Vec::new());
-            for i in 0..rows {
-                for j in 0..cols {
-                    if nz(i, j) != 0.0 {
-                        indices.push(j as i64);
-                        data.push(nz(i, j));
-                    }
-                }
-                indptr.push(indices.len() as i64);
-            }
-            let g = root.create_group(path).unwrap();
-            encoding(&g, "csr_matrix", "0.1.0");
-            g.new_attr_builder()
-                .with_data(&[rows as i64, cols as i64][..])
-                .create("shape")
-                .unwrap();
-            if let XKind::CsrF32I32 = kind {
-                let d: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-                let ix: Vec<i32> = indices.iter().map(|&x| x as i32).collect();
-                let ip: Vec<i32> = indptr.iter().map(|&x| x as i32).collect();
-                g.new_dataset_builder()
-                    .with_data(&d[..])
-                    .create("data")
-                    .unwrap();
-                g.new_dataset_builder()
-                    .with_data(&ix[..])
-                    .create("indices")
-                    .unwrap();
-                g.new_dataset_builder()
-                    .with_data(&ip[..])
-                    .create("indptr")
-                    .unwrap();
-            } else {
-                g.new_dataset_builder()
-                    .with_data(&data[..])
-                    .create("data")
-                    .unwrap();
-                g.new_dataset_builder()
-                    .with_data(&indices[..])
-                    .create("indices")
-                    .unwrap();
-                g.new_dataset_builder()
-                    .with_data(&indptr[..])
-                    .create("indptr")
-                    .unwrap();
-            }
+        XKind::DenseF64 => dense(root, path, shape, values),
+        XKind::CsrF32I32 => {
+            let (ip, ix, d) = compress(rows, cols, nz, |v| v as f32);
+            compressed(
+                root,
+                path,
+                "csr_matrix",
+                shape,
+                &d,
+                &to_i32(&ix),
+                &to_i32(&ip),
+            );
+        }
+        XKind::CsrF64I64 => {
+            let (ip, ix, d) = compress(rows, cols, nz, |v| v);
+            compressed(root, path, "csr_matrix", shape, &d, &ix, &ip);
         }
         XKind::CscI32 => {
-            let (mut indptr, mut indices, mut data) = (vec![0i32], Vec::new(), Vec::new());
-            for j in 0..cols {
-                for i in 0..rows {
-                    if nz(i, j) != 0.0 {
-                        indices.push(i as i64);
-                        data.push(nz(i, j) as i32);
-                    }
-                }
-                indptr.push(indices.len() as i32);
-            }
-            let g = root.create_group(path).unwrap();
-            encoding(&g, "csc_matrix", "0.1.0");
-            g.new_attr_builder()
-                .with_data(&[rows as i64, cols as i64][..])
-                .create("shape")
-                .unwrap();
-            g.new_dataset_builder()
-                .with_data(&data[..])
-                .create("data")
-                .unwrap();
-            g.new_dataset_builder()
-                .with_data(&indices[..])
-                .create("indices")
-                .unwrap();
-            g.new_dataset_builder()
-                .with_data(&indptr[..])
-                .create("indptr")
-                .unwrap();
+            let (ip, ix, d) = compress(cols, rows, |j, i| nz(i, j), |v| v as i32);
+            compressed(root, path, "csc_matrix", shape, &d, &ix, &to_i32(&ip));
         }
     }
+}
+
+fn to_i32(v: &[i64]) -> Vec<i32> {
+    v.iter().map(|&x| x as i32).collect()
+}
+
+/// The arrays of a compressed matrix (indptr, minor indices, values stored as `store(v)`):
+/// for each of `n_major` rows (CSR) or columns (CSC), its `value(major, minor)` that are not 0.
+fn compress<T>(
+    n_major: usize,
+    n_minor: usize,
+    value: impl Fn(usize, usize) -> f64,
+    store: impl Fn(f64) -> T,
+) -> (Vec<i64>, Vec<i64>, Vec<T>) {
+    let (mut indptr, mut indices, mut data) = (vec![0i64], Vec::new(), Vec::new());
+    for a in 0..n_major {
+        for b in 0..n_minor {
+            let v = value(a, b);
+            if v != 0.0 {
+                indices.push(b as i64);
+                data.push(store(v));
+            }
+        }
+        indptr.push(indices.len() as i64);
+    }
+    (indptr, indices, data)
+}
+
+/// A dense 2-D dataset of `shape` at `path`.
+fn dense<T: H5Type>(root: &Group, path: &str, shape: (usize, usize), v: &[T]) {
+    let ds = root.new_dataset::<T>().shape(shape).create(path).unwrap();
+    ds.write_raw(v).unwrap();
+    encoding(&ds, "array", "0.2.0");
+}
+
+/// A compressed sparse matrix group (`enc` csr_matrix or csc_matrix) of `shape` at `path`.
+fn compressed<V: H5Type, I: H5Type, P: H5Type>(
+    root: &Group,
+    path: &str,
+    enc: &str,
+    shape: (usize, usize),
+    data: &[V],
+    indices: &[I],
+    indptr: &[P],
+) {
+    let g = root.create_group(path).unwrap();
+    encoding(&g, enc, "0.1.0");
+    g.new_attr_builder()
+        .with_data(&[shape.0 as i64, shape.1 as i64][..])
+        .create("shape")
+        .unwrap();
+    raw(&g, "data", data);
+    raw(&g, "indices", indices);
+    raw(&g, "indptr", indptr);
 }
 
 /// Write `fx` as an h5ad file with X (or, with `layer`, only `layers/<layer>`) as `kind`.

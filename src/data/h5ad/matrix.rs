@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::attrs::{dtype_name, int_array_attr, is_numeric, str_attr, type_of};
 use crate::data::anndata::XEncoding;
+use crate::data::checked::assemble;
 pub use crate::data::checked::{ValueCheck, canonicalize};
 use crate::data::csr::Csr;
 use crate::files::memory::{try_filled, try_with_capacity};
@@ -203,6 +204,29 @@ fn blocks(indptr: &[u64]) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
+/// Every value stored in `data` and `indices` (a compressed matrix whose major rows or columns
+/// start at `ptr`), read about CHUNK values at a time and handed to `f(major, stored index,
+/// value)` in stored order.
+fn for_each_stored(
+    (data, indices): (&Dataset, &Dataset),
+    ptr: &[u64],
+    pb: &ProgressBar,
+    mut f: impl FnMut(usize, i64, f64) -> Result<()>,
+) -> Result<()> {
+    for (m0, m1) in blocks(ptr) {
+        let (a, b) = (ptr[m0] as usize, ptr[m1] as usize);
+        let vals = read_range::<f64>(data, a, b)?;
+        let idx = read_range::<i64>(indices, a, b)?;
+        for major in m0..m1 {
+            for k in ptr[major] as usize - a..ptr[major + 1] as usize - a {
+                f(major, idx[k], vals[k])?;
+            }
+        }
+        pb.inc((b - a) as u64);
+    }
+    Ok(())
+}
+
 fn read_csr(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Result<Csr> {
     let what = check.what;
     let (data, indices) = sparse_parts(group, what)?;
@@ -211,34 +235,20 @@ fn read_csr(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Re
     let pb = progress_bar(nnz, progress, &format!("reading {what}"));
     let mut out_idx = Vec::with_capacity(nnz);
     let mut out_val = Vec::with_capacity(nnz);
-    for (r0, r1) in blocks(&indptr) {
-        let (a, b) = (indptr[r0] as usize, indptr[r1] as usize);
-        let vals = read_range::<f64>(&data, a, b)?;
-        let idx = read_range::<i64>(&indices, a, b)?;
-        for r in r0..r1 {
-            for k in indptr[r] as usize - a..indptr[r + 1] as usize - a {
-                let j = idx[k];
-                if j < 0 || j as usize >= m.n_cols {
-                    bail!(
-                        "{what}/indices has column {j} in row {r}, outside 0..{}",
-                        m.n_cols
-                    );
-                }
-                check.check(r, j as usize, vals[k])?;
-                out_idx.push(j as u32);
-                out_val.push(vals[k] as f32);
-            }
+    for_each_stored((&data, &indices), &indptr, &pb, |r, j, v| {
+        if j < 0 || j as usize >= m.n_cols {
+            bail!(
+                "{what}/indices has column {j} in row {r}, outside 0..{}",
+                m.n_cols
+            );
         }
-        pb.inc((b - a) as u64);
-    }
+        check.check(r, j as usize, v)?;
+        out_idx.push(j as u32);
+        out_val.push(v as f32);
+        Ok(())
+    })?;
     pb.finish_and_clear();
-    Ok(Csr {
-        n_rows: m.n_rows,
-        n_cols: m.n_cols,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    })
+    Ok(assemble((m.n_rows, m.n_cols), indptr, out_idx, out_val))
 }
 
 /// CSC -> CSR in two passes over the file: count values per row, then scatter them.
@@ -274,30 +284,29 @@ fn read_csc(group: &Group, m: &Matrix, check: &ValueCheck, progress: bool) -> Re
     let mut next: Vec<u64> = indptr[..m.n_rows].to_vec();
     let mut out_idx = vec![0u32; nnz];
     let mut out_val = vec![0f32; nnz];
-    for (c0, c1) in blocks(&col_ptr) {
-        let (a, b) = (col_ptr[c0] as usize, col_ptr[c1] as usize);
-        let vals = read_range::<f64>(&data, a, b)?;
-        let rows = read_range::<i64>(&indices, a, b)?;
-        for c in c0..c1 {
-            for k in col_ptr[c] as usize - a..col_ptr[c + 1] as usize - a {
-                let i = rows[k] as usize; // range-checked in the first pass
-                check.check(i, c, vals[k])?;
-                let p = next[i] as usize;
-                out_idx[p] = c as u32;
-                out_val[p] = vals[k] as f32;
-                next[i] += 1;
-            }
-        }
-        pb.inc((b - a) as u64);
-    }
+    for_each_stored((&data, &indices), &col_ptr, &pb, |c, i, v| {
+        let i = i as usize; // range-checked in the first pass
+        check.check(i, c, v)?;
+        let p = next[i] as usize;
+        out_idx[p] = c as u32;
+        out_val[p] = v as f32;
+        next[i] += 1;
+        Ok(())
+    })?;
     pb.finish_and_clear();
-    Ok(Csr {
-        n_rows: m.n_rows,
-        n_cols: m.n_cols,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    })
+    Ok(assemble((m.n_rows, m.n_cols), indptr, out_idx, out_val))
+}
+
+/// Rows `r0..r1` of a dense 2-D dataset with `g` columns, row-major as f64.
+pub(super) fn read_dense_rows(ds: &Dataset, r0: usize, r1: usize, g: usize) -> Result<Vec<f64>> {
+    if g == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(ds
+        .read_slice_2d::<f64, _>((r0..r1, ..))?
+        .iter()
+        .copied()
+        .collect())
 }
 
 /// Dense 2-D dataset -> CSR, a block of rows at a time.
@@ -320,14 +329,7 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
     let mut r0 = 0;
     while r0 < n {
         let r1 = (r0 + rows_per_block).min(n);
-        let block: Vec<f64> = if g == 0 {
-            Vec::new()
-        } else {
-            ds.read_slice_2d::<f64, _>((r0..r1, ..))?
-                .iter()
-                .copied()
-                .collect()
-        };
+        let block = read_dense_rows(ds, r0, r1, g)?;
         for r in r0..r1 {
             let row = &block[(r - r0) * g..(r - r0 + 1) * g];
             for (j, &v) in row.iter().enumerate() {
@@ -343,13 +345,7 @@ fn read_dense(ds: &Dataset, m: &Matrix, check: &ValueCheck, progress: bool) -> R
         r0 = r1;
     }
     pb.finish_and_clear();
-    Ok(Csr {
-        n_rows: n,
-        n_cols: g,
-        indptr,
-        indices: out_idx,
-        data: out_val,
-    })
+    Ok(assemble((n, g), indptr, out_idx, out_val))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use hdf5::{Dataset, File};
 
 use super::matrix::{
-    CHUNK, Matrix, MatrixSource, ValueCheck, read_indptr, read_range, sparse_parts,
+    CHUNK, Matrix, MatrixSource, ValueCheck, read_dense_rows, read_indptr, read_range, sparse_parts,
 };
 use super::read::{ReadOptions, open_h5, open_parts};
 use crate::data::anndata::{Frame, XEncoding};
@@ -206,14 +206,7 @@ impl RowReader {
                 let mut r = r0;
                 while r < r1 {
                     let e = (r + rows_per_block).min(r1);
-                    let block: Vec<f64> = if g == 0 {
-                        Vec::new()
-                    } else {
-                        ds.read_slice_2d::<f64, _>((r..e, ..))?
-                            .iter()
-                            .copied()
-                            .collect()
-                    };
+                    let block = read_dense_rows(ds, r, e, g)?;
                     for row in r..e {
                         for (j, &v) in block[(row - r) * g..(row - r + 1) * g].iter().enumerate() {
                             if v != 0.0 || v.is_nan() {

@@ -46,31 +46,25 @@ pub fn check_output_path(output: &Path, input: &Path) -> Result<()> {
 
 /// Check every result against the data's shape before any file is created.
 fn check_results(n: usize, g: usize, r: &Results) -> Result<()> {
+    // obsm matrices are cells x any width, layers cells x genes.
+    let obsm = r.obsm.iter().map(|(k, m)| ("obsm", k, m, None));
+    let layers = r.layers.iter().map(|(k, m)| ("layer", k, m, Some(g)));
     let mut seen = std::collections::HashSet::new();
-    for (k, m) in &r.obsm {
-        if m.rows != n || m.data.len() != m.rows * m.cols {
+    for (kind, k, m, genes) in obsm.chain(layers) {
+        if m.rows != n || m.data.len() != m.rows * m.cols || genes.is_some_and(|g| m.cols != g) {
+            let expected = match genes {
+                None => format!("there are {n} cells"),
+                Some(g) => format!("the data is {n} x {g}"),
+            };
             bail!(
-                "obsm '{k}' is {} x {} ({} values) but there are {n} cells",
+                "{kind} '{k}' is {} x {} ({} values) but {expected}",
                 m.rows,
                 m.cols,
                 m.data.len()
             );
         }
-        if !seen.insert(("obsm", k)) {
-            bail!("obsm '{k}' given twice");
-        }
-    }
-    for (k, m) in &r.layers {
-        if m.rows != n || m.cols != g || m.data.len() != n * g {
-            bail!(
-                "layer '{k}' is {} x {} ({} values) but the data is {n} x {g}",
-                m.rows,
-                m.cols,
-                m.data.len()
-            );
-        }
-        if !seen.insert(("layers", k)) {
-            bail!("layer '{k}' given twice");
+        if !seen.insert((kind, k)) {
+            bail!("{kind} '{k}' given twice");
         }
     }
     for (k, c) in &r.obs {
