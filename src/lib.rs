@@ -10,6 +10,7 @@ pub mod backed;
 pub mod backend;
 #[cfg(feature = "h5ad")]
 pub mod cli;
+pub mod csr;
 pub mod data;
 pub mod io;
 pub mod map;
@@ -19,6 +20,7 @@ pub mod nn;
 pub mod ops;
 #[cfg(feature = "h5ad")]
 pub mod sim;
+pub mod special;
 pub mod tape;
 pub mod train;
 
