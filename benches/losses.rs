@@ -11,8 +11,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use scdreamer::ops::losses::special::{digamma_f32, lgamma_f32};
-use scdreamer::ops::losses::zinb_fwd_bwd;
+use scdreamer::backend::cpu::losses::zinb_fwd_bwd;
+use scdreamer::special::{digamma_f32, lgamma_f32};
 use std::hint::black_box;
 
 const ROWS: usize = 512;

@@ -17,9 +17,27 @@
 typedef unsigned int u32;
 typedef unsigned long long u64;
 
+// ---------------------------------------------------------------- loops
+
+// Grid-stride loop: `i` runs over [0, n) whatever the grid size.
+#define GRID_STRIDE(i, n)                                                              \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
+         i += (long long)gridDim.x * blockDim.x)
+
+// One warp per row: `r` runs over rows (`lane` = threadIdx.x % SCD_WARP over the row's
+// columns); `warps_per_block` is the launch's blockDim.x / SCD_WARP.
+#define WARP_ROWS(r, rows, warps_per_block)                                                 \
+    for (long long r = (long long)blockIdx.x * (warps_per_block) + threadIdx.x / SCD_WARP;  \
+         r < (rows); r += (long long)gridDim.x * (warps_per_block))
+
 // ---------------------------------------------------------------- reductions
 
 __device__ __forceinline__ float warp_sum(float v) {
+    for (int off = SCD_WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(SCD_FULL_MASK, v, off);
+    return v;
+}
+
+__device__ __forceinline__ double warp_sum_f64(double v) {
     for (int off = SCD_WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(SCD_FULL_MASK, v, off);
     return v;
 }

@@ -8,10 +8,6 @@
 
 #define EW_BLOCK 256
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
-         i += (long long)gridDim.x * blockDim.x)
-
 // ---------------------------------------------------------------- unary
 
 // Codes shared with backend::cuda::backend::unary_code (keep in sync).

@@ -11,19 +11,6 @@
 #define KL_WARPS_PER_BLOCK (KL_BLOCK / SCD_WARP)
 #define CE_COUNT_BLOCK 256
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
-         i += (long long)gridDim.x * blockDim.x)
-
-#define WARP_ROWS(r, rows)                                                                \
-    for (long long r = (long long)blockIdx.x * KL_WARPS_PER_BLOCK + threadIdx.x / SCD_WARP; \
-         r < (rows); r += (long long)gridDim.x * KL_WARPS_PER_BLOCK)
-
-__device__ __forceinline__ double warp_sum_dd(double v) {
-    for (int off = SCD_WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(SCD_FULL_MASK, v, off);
-    return v;
-}
-
 // (ln clip(v), d ln clip(v) / dv). Mirrors kl::clipped_log.
 __device__ __forceinline__ double clipped_log(double v, double* dlog) {
     const double lo = 1e-4, hi = 1e4;
@@ -44,7 +31,7 @@ extern "C" __global__ void __launch_bounds__(KL_BLOCK)
 kl_std_normal_fwd(const float* __restrict__ m, const float* __restrict__ v, long long rows,
                   int cols, float* __restrict__ kl) {
     const int lane = threadIdx.x % SCD_WARP;
-    WARP_ROWS(r, rows) {
+    WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
         double s = 0.0;
         for (int j = lane; j < cols; j += SCD_WARP) {
             const size_t i = (size_t)r * cols + j;
@@ -52,7 +39,7 @@ kl_std_normal_fwd(const float* __restrict__ m, const float* __restrict__ v, long
             double d;
             s += -clipped_log(vi, &d) + vi + mi * mi - 1.0;
         }
-        s = warp_sum_dd(s);
+        s = warp_sum_f64(s);
         if (lane == 0) kl[r] = (float)(0.5 * s);
     }
 }
@@ -77,7 +64,7 @@ kl_normal_fwd(const float* __restrict__ m1, const float* __restrict__ v1,
               const float* __restrict__ m2, const float* __restrict__ v2, long long rows,
               int cols, float* __restrict__ kl) {
     const int lane = threadIdx.x % SCD_WARP;
-    WARP_ROWS(r, rows) {
+    WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
         double s = 0.0;
         for (int j = lane; j < cols; j += SCD_WARP) {
             const size_t i = (size_t)r * cols + j;
@@ -87,7 +74,7 @@ kl_normal_fwd(const float* __restrict__ m1, const float* __restrict__ v1,
             const double inv_vb = 1.0 / vb, diff = a - b;
             s += ln_vb - ln_va + va * inv_vb + diff * diff * inv_vb - 1.0;
         }
-        s = warp_sum_dd(s);
+        s = warp_sum_f64(s);
         if (lane == 0) kl[r] = (float)(0.5 * s);
     }
 }
@@ -130,7 +117,7 @@ ce_rows(const float* __restrict__ logits, const unsigned int* __restrict__ label
         const float* __restrict__ mask, long long rows, int classes,
         double* __restrict__ loss_rows, double* __restrict__ sel_rows) {
     const int lane = threadIdx.x % SCD_WARP;
-    WARP_ROWS(r, rows) {
+    WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
         if (!ce_selected(mask, r)) {
             if (lane == 0) {
                 loss_rows[r] = 0.0;
@@ -146,7 +133,7 @@ ce_rows(const float* __restrict__ logits, const unsigned int* __restrict__ label
             mx = fmax(mx, __shfl_xor_sync(SCD_FULL_MASK, mx, off));
         double s = 0.0;
         for (int c = lane; c < classes; c += SCD_WARP) s += exp((double)z[c] - mx);
-        s = warp_sum_dd(s);
+        s = warp_sum_f64(s);
         if (lane == 0) {
             const double lse = mx + log(s);
             loss_rows[r] = label < (unsigned int)classes ? lse - (double)z[label]
@@ -205,7 +192,7 @@ ce_bwd(const float* __restrict__ logits, const unsigned int* __restrict__ labels
        float* __restrict__ dlogits) {
     const int lane = threadIdx.x % SCD_WARP;
     const double scale = count[0] > 0.0 ? (double)g[0] / count[0] : 0.0;
-    WARP_ROWS(r, rows) {
+    WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
         const float* z = logits + (size_t)r * classes;
         float* dz = dlogits + (size_t)r * classes;
         if (!ce_selected(mask, r)) {
@@ -219,7 +206,7 @@ ce_bwd(const float* __restrict__ logits, const unsigned int* __restrict__ labels
             mx = fmax(mx, __shfl_xor_sync(SCD_FULL_MASK, mx, off));
         double s = 0.0;
         for (int c = lane; c < classes; c += SCD_WARP) s += exp((double)z[c] - mx);
-        s = warp_sum_dd(s);
+        s = warp_sum_f64(s);
         const double lse = mx + log(s);
         const bool bad = label >= (unsigned int)classes;
         for (int c = lane; c < classes; c += SCD_WARP) {

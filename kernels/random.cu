@@ -6,10 +6,6 @@
 
 #define RNG_BLOCK 256
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
-         i += (long long)gridDim.x * blockDim.x)
-
 // mask[i] = inv_keep where unit <= keep, else 0 (inv_keep = 1 / keep computed on the host in
 // f32, as the CPU). Mirrors cpu::random::dropout_mask.
 extern "C" __global__ void __launch_bounds__(RNG_BLOCK)

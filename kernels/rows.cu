@@ -10,20 +10,6 @@
 // Blocks of the first stage of sum_f64 (fixed: the order of the partials does not depend on n).
 #define SUM_F64_BLOCKS 256
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
-         i += (long long)gridDim.x * blockDim.x)
-
-// One warp per row: `r` runs over rows, `lane` over the row's columns.
-#define WARP_ROWS(r, rows)                                                                  \
-    for (long long r = (long long)blockIdx.x * ROWS_WARPS_PER_BLOCK + threadIdx.x / SCD_WARP; \
-         r < (rows); r += (long long)gridDim.x * ROWS_WARPS_PER_BLOCK)
-
-__device__ __forceinline__ double warp_sum_d(double v) {
-    for (int off = SCD_WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(SCD_FULL_MASK, v, off);
-    return v;
-}
-
 // out[i, :] = x[i, :] + table[idx[i], :]; an index >= n_table gives a NaN row (the CPU panics;
 // a NaN reaches the trainer's non-finite guard instead of reading out of bounds).
 // Mirrors cpu::elementwise::gather_add_rows.
@@ -59,11 +45,11 @@ extern "C" __global__ void __launch_bounds__(ROWS_BLOCK)
 mul_rows_bwd_c(const float* __restrict__ x, const float* __restrict__ dy, long long rows,
                int cols, float* __restrict__ dc) {
     const int lane = threadIdx.x % SCD_WARP;
-    WARP_ROWS(r, rows) {
+    WARP_ROWS(r, rows, ROWS_WARPS_PER_BLOCK) {
         const size_t base = (size_t)r * cols;
         double s = 0.0;
         for (int j = lane; j < cols; j += SCD_WARP) s += (double)dy[base + j] * (double)x[base + j];
-        s = warp_sum_d(s);
+        s = warp_sum_f64(s);
         if (lane == 0) dc[r] = __fadd_rn(dc[r], (float)s);
     }
 }
@@ -96,11 +82,11 @@ concat_cols_bwd_side(const float* __restrict__ dy, int w, int offset, int width,
 extern "C" __global__ void __launch_bounds__(ROWS_BLOCK)
 sum_rows_f64(const float* __restrict__ x, long long rows, int cols, float* __restrict__ out) {
     const int lane = threadIdx.x % SCD_WARP;
-    WARP_ROWS(r, rows) {
+    WARP_ROWS(r, rows, ROWS_WARPS_PER_BLOCK) {
         const size_t base = (size_t)r * cols;
         double s = 0.0;
         for (int j = lane; j < cols; j += SCD_WARP) s += (double)x[base + j];
-        s = warp_sum_d(s);
+        s = warp_sum_f64(s);
         if (lane == 0) out[r] = (float)s;
     }
 }
@@ -117,7 +103,7 @@ sum_f64_partials(const float* __restrict__ x, long long n, int square,
         const double v = (double)x[i];
         s += square ? v * v : v;
     }
-    s = warp_sum_d(s);
+    s = warp_sum_f64(s);
     const int lane = threadIdx.x % SCD_WARP, warp = threadIdx.x / SCD_WARP;
     if (lane == 0) scratch[warp] = s;
     __syncthreads();

@@ -8,10 +8,6 @@
 #define STEP_BLOCK 256
 #define STEP_UNLABELLED 0xffffffffu
 
-#define GRID_STRIDE(i, n)                                                              \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);      \
-         i += (long long)gridDim.x * blockDim.x)
-
 // out[i] = table[idx[i]]; an index outside the table gives STEP_UNLABELLED (never a read out of
 // bounds). Mirrors cpu::step::gather.
 extern "C" __global__ void __launch_bounds__(STEP_BLOCK)

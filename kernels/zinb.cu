@@ -1,8 +1,8 @@
 // Fused ZINB / NB log-likelihood: forward and backward in one pass over (rows x genes).
 //
-// CPU reference: ops::losses::zinb::zinb_fwd_bwd (and ops::losses::nb::nb_fwd_bwd when
+// CPU reference: backend::cpu::losses::zinb::zinb_fwd_bwd (and backend::cpu::losses::nb::nb_fwd_bwd when
 // logit == nullptr). Every element is computed in f64 with the CPU op's cancellation-free forms
-// (ops::losses::nb): with u = mu / (th + eps),
+// (backend::cpu::losses::nb): with u = mu / (th + eps),
 //   d      = th (ln(th+eps) - ln(th+mu+eps)) = -th ln1p(u)
 //   dd/dth = -(ln1p(u) - u/(1+u)) - eps/(th+eps) * mu/(th+mu+eps)   (series where they cancel)
 //   lgamma(x+th) - lgamma(th), digamma(x+th) - digamma(th): the large-th series difference
@@ -37,7 +37,7 @@ __device__ __forceinline__ ZinbElement zinb_element(double x, double m, double l
                                                     double inv_t_eps, double eps_frac,
                                                     const ScdGammaShift& gs) {
     ZinbElement r;
-    // The x = 0 NB term d and its partials (ops::losses::nb::nb_zero_term).
+    // The x = 0 NB term d and its partials (backend::cpu::losses::nb::nb_zero_term).
     const double u = m * inv_t_eps;
     const double ln1p_u = log1p(u);
     const double d = -t * ln1p_u;
@@ -71,14 +71,14 @@ __device__ __forceinline__ ZinbElement zinb_element(double x, double m, double l
             return r;
         }
     } else if (x == 0.0) {
-        // lgamma(th) - lgamma(th) and lgamma(1) vanish exactly (ops::losses::nb::nb_elem).
+        // lgamma(th) - lgamma(th) and lgamma(1) vanish exactly (backend::cpu::losses::nb::nb_elem).
         r.ll = d;
         r.dmu = dd_dm;
         r.dth = dd_dt;
         r.dl = 0.0;
         return r;
     }
-    // x > 0 (ops::losses::nb::nb_nonzero).
+    // x > 0 (backend::cpu::losses::nb::nb_nonzero).
     const double me = m + eps;
     double lg_diff, dg_diff;
     scd_lgamma_digamma_diff(gs, x, &lg_diff, &dg_diff);
@@ -103,7 +103,7 @@ zinb_fwd_bwd_tile(const float* __restrict__ x, const float* __restrict__ mu,
     const int row_end = min(row_begin + ZINB_TILE_ROWS, rows);
     const bool col_ok = col < cols;
 
-    // Per-gene constants (ops::losses::nb::GeneConsts).
+    // Per-gene constants (backend::cpu::losses::nb::GeneConsts).
     const double e = (double)eps;
     const double t = col_ok ? (double)theta[col] : 1.0;
     const double inv_t_eps = 1.0 / (t + e);

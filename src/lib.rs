@@ -10,6 +10,7 @@ pub mod backed;
 pub mod backend;
 #[cfg(feature = "h5ad")]
 pub mod cli;
+pub mod csr;
 pub mod data;
 pub mod files;
 pub mod io;
@@ -20,6 +21,7 @@ pub mod nn;
 pub mod ops;
 #[cfg(feature = "h5ad")]
 pub mod sim;
+pub mod special;
 pub mod tape;
 pub mod train;
 

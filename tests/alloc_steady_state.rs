@@ -74,7 +74,7 @@ fn steady_state_step_allocation_count() {
     );
     // Budget: the tape, the ops and the CPU kernels allocate nothing (next test); what is
     // left comes from below us: the `gemm` crate allocates 1-5 packing workspaces per call
-    // (~26 gemm calls in this step) and the fused ZINB kernel (ops::losses) 7 small
+    // (~26 gemm calls in this step) and the fused ZINB kernel (backend::cpu::losses) 7 small
     // vectors per forward+backward. Measured 63.4.
     assert!(per_step <= 90.0, "{per_step} allocations per step");
 }

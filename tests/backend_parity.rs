@@ -14,7 +14,10 @@ use std::collections::BTreeSet;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::Cpu;
-use scdreamer::backend::{AdamStep, Backend, Binary, GemmSpec, InputTransform, Unary};
+use scdreamer::backend::{
+    AdamStep, AdamTensor, Backend, Binary, GemmSpec, InputTransform, Labelled, Likelihood,
+    LikelihoodGrads, Unary,
+};
 use scdreamer::data::Csr;
 
 // ------------------------------------------------------------------------------ harness
@@ -504,43 +507,45 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
     let upv = t.up(&up_s);
     for eps_l in [1e-8f32, 1e-4] {
         let tag = format!("eps{eps_l:e}");
-        let mut ll = t.up(&vec![f32::NAN; lr]);
-        b.zinb_fwd(&xc, &mu, &theta, &logit, lr, lc, eps_l, &mut ll);
-        t.rec(&format!("zinb_fwd_{tag}"), &ll, LIKELIHOOD);
-        let (mut dmu, mut dth, mut dl) = (b.alloc(lr * lc), b.alloc(lc), b.alloc(lr * lc));
-        b.zinb_bwd(
-            &xc, &mu, &theta, &logit, lr, lc, eps_l, &upv, &mut dmu, &mut dth, &mut dl,
-        );
-        t.rec(&format!("zinb_bwd_dmu_{tag}"), &dmu, LIKELIHOOD);
-        t.rec(&format!("zinb_bwd_dtheta_{tag}"), &dth, LIKELIHOOD_THETA);
-        t.rec(&format!("zinb_bwd_dlogit_{tag}"), &dl, LIKELIHOOD);
-        let (mut ll2, mut dmu2, mut dth2, mut dl2) =
-            (b.alloc(lr), b.alloc(lr * lc), b.alloc(lc), b.alloc(lr * lc));
-        b.zinb_fwd_bwd(
-            &xc, &mu, &theta, &logit, lr, lc, eps_l, &upv, &mut ll2, &mut dmu2, &mut dth2, &mut dl2,
-        );
-        t.rec(&format!("zinb_fwd_bwd_ll_{tag}"), &ll2, LIKELIHOOD);
-        t.rec(&format!("zinb_fwd_bwd_dmu_{tag}"), &dmu2, LIKELIHOOD);
-        t.rec(
-            &format!("zinb_fwd_bwd_dtheta_{tag}"),
-            &dth2,
-            LIKELIHOOD_THETA,
-        );
-        t.rec(&format!("zinb_fwd_bwd_dlogit_{tag}"), &dl2, LIKELIHOOD);
-        let mut ll = b.alloc(lr);
-        b.nb_fwd(&xc, &mu, &theta, lr, lc, eps_l, &mut ll);
-        t.rec(&format!("nb_fwd_{tag}"), &ll, LIKELIHOOD);
-        let (mut dmu, mut dth) = (b.alloc(lr * lc), b.alloc(lc));
-        b.nb_bwd(&xc, &mu, &theta, lr, lc, eps_l, &upv, &mut dmu, &mut dth);
-        t.rec(&format!("nb_bwd_dmu_{tag}"), &dmu, LIKELIHOOD);
-        t.rec(&format!("nb_bwd_dtheta_{tag}"), &dth, LIKELIHOOD_THETA);
-        let (mut ll2, mut dmu2, mut dth2) = (b.alloc(lr), b.alloc(lr * lc), b.alloc(lc));
-        b.nb_fwd_bwd(
-            &xc, &mu, &theta, lr, lc, eps_l, &upv, &mut ll2, &mut dmu2, &mut dth2,
-        );
-        t.rec(&format!("nb_fwd_bwd_ll_{tag}"), &ll2, LIKELIHOOD);
-        t.rec(&format!("nb_fwd_bwd_dmu_{tag}"), &dmu2, LIKELIHOOD);
-        t.rec(&format!("nb_fwd_bwd_dtheta_{tag}"), &dth2, LIKELIHOOD_THETA);
+        for (kind, logit) in [("zinb", Some(&logit)), ("nb", None)] {
+            let a = Likelihood {
+                x: &xc,
+                mu: &mu,
+                theta: &theta,
+                logit,
+                rows: lr,
+                cols: lc,
+                eps: eps_l,
+            };
+            // The value alone.
+            let mut ll = t.up(&vec![f32::NAN; lr]);
+            b.likelihood(&a, Some(&mut ll), None);
+            t.rec(&format!("{kind}_fwd_{tag}"), &ll, LIKELIHOOD);
+            // The gradients alone, then both in one pass.
+            for (mode, with_value) in [("bwd", false), ("fwd_bwd", true)] {
+                let (mut ll, mut dmu, mut dth) = (b.alloc(lr), b.alloc(lr * lc), b.alloc(lc));
+                let mut dl = b.alloc(lr * lc);
+                let grads = LikelihoodGrads {
+                    upstream: &upv,
+                    dmu: &mut dmu,
+                    dtheta: &mut dth,
+                    dlogit: if logit.is_some() { Some(&mut dl) } else { None },
+                };
+                b.likelihood(&a, with_value.then_some(&mut ll), Some(grads));
+                if with_value {
+                    t.rec(&format!("{kind}_{mode}_ll_{tag}"), &ll, LIKELIHOOD);
+                }
+                t.rec(&format!("{kind}_{mode}_dmu_{tag}"), &dmu, LIKELIHOOD);
+                t.rec(
+                    &format!("{kind}_{mode}_dtheta_{tag}"),
+                    &dth,
+                    LIKELIHOOD_THETA,
+                );
+                if logit.is_some() {
+                    t.rec(&format!("{kind}_{mode}_dlogit_{tag}"), &dl, LIKELIHOOD);
+                }
+            }
+        }
     }
     let uni = t.up(&[0.25; 9]);
     let non_uni = t.up(&[0.25, 0.25, 0.5]);
@@ -607,14 +612,14 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
     t.rec("kl_std_normal_bwd_mean", &dm, REDUCE);
     t.rec("kl_std_normal_bwd_var", &dv, REDUCE);
     let mut kl = b.alloc(kr);
-    b.kl_normal_fwd(&km1, &kv1, &km2, &kv2, kc, &mut kl);
+    b.kl_normal_fwd([&km1, &kv1, &km2, &kv2], kc, &mut kl);
     t.rec("kl_normal_fwd", &kl, REDUCE);
     let mut gr: Vec<B::Buf> = (0..4).map(|_| b.alloc(kr * kc)).collect();
     {
         let [g0, g1, g2, g3] = &mut gr[..] else {
             unreachable!()
         };
-        b.kl_normal_bwd(&km1, &kv1, &km2, &kv2, kc, &kg, [g0, g1, g2, g3]);
+        b.kl_normal_bwd([&km1, &kv1, &km2, &kv2], kc, &kg, [g0, g1, g2, g3]);
     }
     for (i, g) in gr.iter().enumerate() {
         t.rec(&format!("kl_normal_bwd_{i}"), g, REDUCE);
@@ -631,19 +636,18 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         ("all_zero", Some(b.alloc(R))),
     ];
     for (name, mask) in &masks {
+        let ce = Labelled {
+            logits: &logits,
+            labels: &labels,
+            mask: mask.as_ref(),
+            rows: R,
+            cols: classes,
+        };
         let mut l = t.up(&[f32::NAN]);
-        b.cross_entropy_fwd(&logits, &labels, mask.as_ref(), R, classes, &mut l);
+        b.cross_entropy_fwd(&ce, &mut l);
         t.rec(&format!("cross_entropy_fwd_{name}"), &l, REDUCE);
         let mut d = t.up(&vec![f32::NAN; R * classes]);
-        b.cross_entropy_bwd(
-            &logits,
-            &labels,
-            mask.as_ref(),
-            R,
-            classes,
-            &t.up(&[1.3]),
-            &mut d,
-        );
+        b.cross_entropy_bwd(&ce, &t.up(&[1.3]), &mut d);
         t.rec(&format!("cross_entropy_bwd_{name}"), &d, REDUCE);
     }
 
@@ -670,7 +674,13 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
             grad_scale: 0.8,
         };
         for (p, g, m, v) in tensors.iter_mut() {
-            b.adam_queue(&mut table, s, p, g, m, v, None);
+            let t = AdamTensor {
+                param: p,
+                grad: g,
+                m,
+                v,
+            };
+            b.adam_queue(&mut table, s, t, None);
         }
         // SAFETY: every queued buffer lives in `tensors` until after the flush.
         unsafe { b.adam_flush(&mut table, s, None) };
@@ -731,8 +741,16 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         lg[r * 5 + 1] = lg[r * 5 + 3];
     }
     let lgd = t.up(&lg);
-    b.acc_argmax_hits(&mut acc, 3, &lgd, &gl, None, R, 5);
-    b.acc_argmax_hits(&mut acc, 4, &lgd, &gl, Some(&gm), R, 5);
+    for (slot, mask) in [(3, None), (4, Some(&gm))] {
+        let hits = Labelled {
+            logits: &lgd,
+            labels: &gl,
+            mask,
+            rows: R,
+            cols: 5,
+        };
+        b.acc_argmax_hits(&mut acc, slot, &hits);
+    }
     let mut norm_table = B::TensorTable::default();
     for _ in 0..2 {
         b.sq_norm_queue(&mut norm_table, &x);
@@ -766,15 +784,13 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         grad_scale: 1.0,
     };
     let scale_dev = t.up(&[0.25]);
-    b.adam_queue(
-        &mut table,
-        s,
-        &mut p2,
-        &dyv,
-        &mut am2,
-        &mut av2,
-        Some(&scale_dev),
-    );
+    let t2 = AdamTensor {
+        param: &mut p2,
+        grad: &dyv,
+        m: &mut am2,
+        v: &mut av2,
+    };
+    b.adam_queue(&mut table, s, t2, Some(&scale_dev));
     // SAFETY: the queued buffers outlive the flush.
     unsafe { b.adam_flush(&mut table, s, Some(&scale_dev)) };
     t.rec("adam_device_grad_scale", &p2, REDUCE);
@@ -783,7 +799,7 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
 }
 
 /// Method names of the `Backend` trait that the suite must exercise (kept in sync by hand
-/// with src/backend/mod.rs; `suite_covers_every_backend_method` checks the file).
+/// with the Backend trait's files; `suite_covers_every_backend_method` checks them).
 const COVERED: &[&str] = &[
     "name",
     "step_boundary",
@@ -827,12 +843,7 @@ const COVERED: &[&str] = &[
     "sum_rows",
     "sum_rows_bwd",
     "sq_norm",
-    "zinb_fwd",
-    "zinb_bwd",
-    "zinb_fwd_bwd",
-    "nb_fwd",
-    "nb_bwd",
-    "nb_fwd_bwd",
+    "likelihood",
     "uniform_value",
     "bhattacharyya_fwd",
     "bhattacharyya_bwd",
@@ -979,14 +990,39 @@ fn comparator_catches_perturbations_and_cpu_suite_is_repeatable() {
 /// Every method of the Backend trait appears in COVERED and is called by the suite.
 #[test]
 fn suite_covers_every_backend_method() {
-    let trait_src = include_str!("../src/backend/mod.rs");
-    let body = &trait_src[trait_src
-        .find("pub trait Backend")
-        .expect("the Backend trait")..];
-    let methods: BTreeSet<&str> = body
-        .split("fn ")
-        .skip(1)
-        .map(|s| s.split(['(', '<']).next().unwrap_or("").trim())
+    // The Backend trait is its supertraits, one file each.
+    let families = [
+        ("Memory", include_str!("../src/backend/memory.rs")),
+        ("DenseKernels", include_str!("../src/backend/dense.rs")),
+        ("LossKernels", include_str!("../src/backend/losses.rs")),
+        ("StepKernels", include_str!("../src/backend/step.rs")),
+    ];
+    // A family added to the Backend trait must be added to the files read above.
+    let umbrella = include_str!("../src/backend/mod.rs");
+    let listed: BTreeSet<&str> = umbrella[umbrella
+        .find("pub trait Backend:")
+        .expect("the Backend trait")..]["pub trait Backend:".len()..]
+        .split('{')
+        .next()
+        .unwrap_or("")
+        .split('+')
+        .map(str::trim)
+        .collect();
+    let read: BTreeSet<&str> = families.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        listed, read,
+        "the Backend trait's supertraits and the files this test reads"
+    );
+    let methods: BTreeSet<&str> = families
+        .iter()
+        .chain([("Backend", umbrella)].iter())
+        .flat_map(|(name, src)| {
+            let at = src.find(&format!("pub trait {name}:"));
+            let body = &src[at.unwrap_or_else(|| panic!("no trait {name} in its file"))..];
+            body.split("fn ")
+                .skip(1)
+                .map(|s| s.split(['(', '<']).next().unwrap_or("").trim())
+        })
         .collect();
     let covered: BTreeSet<&str> = COVERED.iter().copied().collect();
     let missing: Vec<_> = methods.difference(&covered).collect();

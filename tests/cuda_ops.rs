@@ -314,7 +314,7 @@ fn zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5() {
     let Some(rt) = gpu("zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5") else {
         return;
     };
-    use scdreamer::ops::losses::{nb_fwd_bwd, zinb_fwd_bwd};
+    use scdreamer::backend::cpu::losses::{nb_fwd_bwd, zinb_fwd_bwd};
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     let (rows, cols) = (45, 96);
     let n = rows * cols;
@@ -519,7 +519,7 @@ fn zinb_with_theta_outside_the_domain_finishes_with_nan_like_the_cpu() {
         vec![0.0; cols],
         vec![0.0; 12],
     );
-    scdreamer::ops::losses::zinb_fwd_bwd(
+    scdreamer::backend::cpu::losses::zinb_fwd_bwd(
         &f64s(&x),
         &f64s(&mu),
         &f64s(&theta),

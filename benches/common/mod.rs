@@ -75,7 +75,7 @@ pub fn zinb_inputs(n: usize, g: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32
     let nz: Vec<f32> = zero.iter().map(|v| 1.0 - v).collect();
     let lgx1: Vec<f32> = xs
         .iter()
-        .map(|&v| scdreamer::ops::losses::special::lgamma(v as f64 + 1.0) as f32)
+        .map(|&v| scdreamer::special::lgamma(v as f64 + 1.0) as f32)
         .collect();
     (xs, zero, nz, lgx1)
 }

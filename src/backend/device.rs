@@ -11,18 +11,6 @@ pub enum DeviceRequest {
     Cuda,
 }
 
-#[cfg(feature = "h5ad")]
-impl From<crate::cli::args::DeviceArg> for DeviceRequest {
-    fn from(a: crate::cli::args::DeviceArg) -> Self {
-        use crate::cli::args::DeviceArg;
-        match a {
-            DeviceArg::Auto => DeviceRequest::Auto,
-            DeviceArg::Cpu => DeviceRequest::Cpu,
-            DeviceArg::Cuda => DeviceRequest::Cuda,
-        }
-    }
-}
-
 /// The device a run uses.
 pub enum Device {
     /// The CPU backend. `note` is the one line to print when `auto` fell back (None when the

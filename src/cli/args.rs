@@ -138,6 +138,17 @@ pub enum DeviceArg {
     Cuda,
 }
 
+impl From<DeviceArg> for crate::backend::device::DeviceRequest {
+    fn from(a: DeviceArg) -> Self {
+        use crate::backend::device::DeviceRequest;
+        match a {
+            DeviceArg::Auto => DeviceRequest::Auto,
+            DeviceArg::Cpu => DeviceRequest::Cpu,
+            DeviceArg::Cuda => DeviceRequest::Cuda,
+        }
+    }
+}
+
 /// Gene selection flags.
 #[derive(Args, Debug, Clone)]
 pub struct GeneArgs {

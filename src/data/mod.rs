@@ -3,7 +3,6 @@
 
 pub mod anndata;
 pub mod checked;
-pub mod csr;
 #[cfg(feature = "h5ad")]
 pub mod demo;
 pub mod dense;
@@ -15,5 +14,7 @@ pub mod names;
 pub mod preprocess;
 pub mod validate;
 
+/// The CSR type lives at the crate's ground floor (`crate::csr`) so the compute layers
+/// can use it without importing the data layer; these names keep the old paths.
+pub use crate::csr::{self, Csr};
 pub use anndata::{AnnData, Column, Frame};
-pub use csr::Csr;

@@ -244,7 +244,7 @@ pub fn regularized_gamma_p(a: f64, x: f64) -> f64 {
         return 0.0;
     }
     // The project's f64 ln Gamma (checked against known values and scvi-tools fixtures).
-    let lg = crate::ops::losses::special::lgamma(a);
+    let lg = crate::special::lgamma(a);
     if x < a + 1.0 {
         let (mut sum, mut term, mut ap) = (1.0 / a, 1.0 / a, a);
         for _ in 0..1000 {

@@ -1,7 +1,7 @@
 //! Adam / AdamW with a fused multi-tensor update (one launch per optimiser on a GPU) and
 //! optional global-norm clipping.
 
-use crate::backend::{AdamStep, Backend};
+use crate::backend::{AdamStep, AdamTensor, Backend};
 use crate::tape::{GroupId, ParamId, Params};
 
 /// Optimiser settings. `weight_decay` is decoupled (AdamW); 0 gives plain Adam.
@@ -114,15 +114,13 @@ impl<B: Backend> Adam<B> {
         };
         for (k, &id) in self.ids.iter().enumerate() {
             let mut val = params.value_mut(id);
-            b.adam_queue(
-                &mut self.update_table,
-                s,
-                &mut val,
-                params.grad_ref(id),
-                &mut self.m[k],
-                &mut self.v[k],
-                scale,
-            );
+            let t = AdamTensor {
+                param: &mut *val,
+                grad: params.grad_ref(id),
+                m: &mut self.m[k],
+                v: &mut self.v[k],
+            };
+            b.adam_queue(&mut self.update_table, s, t, scale);
         }
         // SAFETY: values and gradients belong to `params` (borrowed for this call), the moments
         // to `self`; nothing queued is freed before the flush.

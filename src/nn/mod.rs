@@ -4,4 +4,4 @@ mod adam;
 mod linear;
 
 pub use adam::{Adam, AdamConfig};
-pub use linear::{Linear, Mlp};
+pub use linear::Linear;

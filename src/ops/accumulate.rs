@@ -2,7 +2,7 @@
 //! accuracies into an f64 accumulator (`Backend::AccBuf`) that the trainer reads once in a
 //! while, instead of copying each value to the host every step. No gradients.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Labelled};
 use crate::tape::{DeviceIndices, Tape, Var};
 
 impl<B: Backend> Tape<B> {
@@ -50,14 +50,22 @@ impl<B: Backend> Tape<B> {
             labels.len()
         );
         let cx = self.ctx();
-        cx.b.acc_argmax_hits(acc, slot, &cx.val(logits), labels.buf(), mask, n, c);
+        let lv = cx.val(logits);
+        let l = Labelled {
+            logits: &*lv,
+            labels: labels.buf(),
+            mask,
+            rows: n,
+            cols: c,
+        };
+        cx.b.acc_argmax_hits(acc, slot, &l);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::backend::Backend;
     use crate::backend::cpu::Cpu;
+    use crate::backend::prelude::*;
     use crate::tape::{DeviceIndices, Tape};
 
     #[test]

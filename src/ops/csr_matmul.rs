@@ -94,7 +94,7 @@ impl<B: Backend> Tape<B> {
 
 /// Plain f64 reference: dense t(X[rows]) x w.
 pub fn reference(
-    x: &crate::data::Csr,
+    x: &crate::csr::Csr,
     scale: Option<&[f32]>,
     rows: &[u32],
     t: InputTransform,
@@ -123,7 +123,7 @@ pub fn reference(
 pub(crate) mod tests {
     use super::*;
     use crate::backend::cpu::Cpu;
-    use crate::data::Csr;
+    use crate::csr::Csr;
     use crate::ops::gradcheck::{Case, check};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;

@@ -85,14 +85,7 @@ impl<B: Backend> Tape<B> {
             Op::SumRows { x } => self.sum_rows_bwd(g, x, p),
             Op::KlStd { mean, var } => self.kl_std_bwd(g, mean, var, p),
             Op::KlNormal { m1, v1, m2, v2 } => self.kl_normal_bwd(g, [m1, v1, m2, v2], p),
-            Op::Zinb {
-                x,
-                mu,
-                theta,
-                logit,
-                eps,
-            } => self.zinb_bwd(out, g, x, mu, theta, logit, eps, p),
-            Op::Nb { x, mu, theta, eps } => self.nb_bwd(out, g, x, mu, theta, eps, p),
+            Op::Likelihood { .. } => self.likelihood_bwd(out, g, op, p),
             Op::Bhattacharyya { a, b } => self.bhattacharyya_bwd(g, a, b, p),
             Op::CrossEntropy { logits, masked } => {
                 self.cross_entropy_bwd(out, g, logits, masked, p)

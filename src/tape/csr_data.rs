@@ -1,7 +1,7 @@
 //! A dataset's CSR matrix resident on the backend (uploaded once, shared by every step).
 
 use crate::backend::Backend;
-use crate::data::Csr;
+use crate::csr::Csr;
 use std::sync::Arc;
 
 /// Uploaded CSR counts (cells x genes) with an optional per-cell scale for

@@ -116,17 +116,12 @@ pub(crate) enum Op {
         m2: Var,
         v2: Var,
     },
-    Zinb {
+    /// The ZINB (with `logit`) or NB log-likelihood.
+    Likelihood {
         x: Var,
         mu: Var,
         theta: Var,
-        logit: Var,
-        eps: f32,
-    },
-    Nb {
-        x: Var,
-        mu: Var,
-        theta: Var,
+        logit: Option<Var>,
         eps: f32,
     },
     Bhattacharyya {

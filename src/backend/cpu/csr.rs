@@ -2,7 +2,7 @@
 
 use super::par;
 use crate::backend::InputTransform;
-use crate::data::Csr;
+use crate::csr::Csr;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -144,7 +144,6 @@ pub fn csr_matmul(
 /// dw += t(X[rows])^T dy. Builds a CSC view of the minibatch (counting sort, in row order),
 /// then each gene's weight row is owned by one thread: no partial buffers, no reduction,
 /// and a fixed summation order (bit-identical across runs and thread counts).
-#[allow(clippy::too_many_arguments)]
 pub fn csr_matmul_wgrad(
     x: &CpuCsr,
     rows: &[u32],

@@ -1,7 +1,7 @@
 //! Elementwise special functions of the CPU kernels (lgamma/digamma come from the loss
 //! kernels' implementation, shared).
 
-pub use crate::ops::losses::special::{digamma, lgamma};
+pub use crate::special::{digamma, lgamma};
 
 /// Numerically stable softplus ln(1 + e^x).
 #[inline(always)]

@@ -52,7 +52,7 @@ pub struct ZinbOutputs<'a> {
 }
 
 /// Fused ZINB (or NB when `logit` is None) log-likelihood forward and backward.
-/// Mirrors `ops::losses::zinb::zinb_fwd_bwd` / `nb_fwd_bwd`.
+/// Mirrors `backend::cpu::losses::zinb::zinb_fwd_bwd` / `nb_fwd_bwd`.
 pub fn zinb_fwd_bwd(rt: &CudaRuntime, i: &ZinbInputs, o: ZinbOutputs) -> Result<()> {
     let n = i.rows * i.cols;
     check_len(i.x, n, "zinb x")?;
@@ -125,7 +125,7 @@ pub fn zinb_fwd_bwd(rt: &CudaRuntime, i: &ZinbInputs, o: ZinbOutputs) -> Result<
 /// Bhattacharyya coefficient of the discriminator outputs `a` (real) and `b` (reconstructed),
 /// forward and backward. `out` = `[BC, ln clip(BC)]`; `da`, `db` get
 /// `upstream * upstream_dev[0] * d ln clip(BC) / d(a, b)` (`upstream_dev`, a 1-element device
-/// buffer, is optional). Mirrors `ops::losses::bhattacharyya::bhattacharyya_fwd_bwd`.
+/// buffer, is optional). Mirrors `backend::cpu::losses::bhattacharyya::bhattacharyya_fwd_bwd`.
 #[allow(clippy::too_many_arguments)]
 pub fn bhattacharyya_fwd_bwd(
     rt: &CudaRuntime,

@@ -5,7 +5,7 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len, flag};
 use crate::backend::cuda::CudaRuntime;
-use crate::data::csr::Csr;
+use crate::csr::Csr;
 
 /// `SPMM_BLOCK` in spmm.cu.
 pub const SPMM_BLOCK: u32 = 128;

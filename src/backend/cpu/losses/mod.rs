@@ -11,10 +11,8 @@
 
 pub mod bhattacharyya;
 pub mod cross_entropy;
-mod fastmath;
 pub mod kl;
 pub mod nb;
-pub mod special;
 pub mod zinb;
 
 pub use bhattacharyya::bhattacharyya_fwd_bwd;
@@ -23,6 +21,7 @@ pub use kl::{kl_normal_fwd_bwd, kl_std_normal_fwd_bwd};
 pub use nb::{nb_fwd, nb_fwd_bwd};
 pub use zinb::{zinb_fwd, zinb_fwd_bwd};
 
+use crate::special::fastmath as fm;
 use rayon::prelude::*;
 
 /// Storage type of the kernels' slices: `f32` in the model, `f64` for gradient checks.
@@ -59,8 +58,8 @@ impl LossFloat for f64 {
 /// precision in both tails (σ(-z) is not formed as 1 - σ(z)).
 #[inline]
 pub(crate) fn softplus_sigmoids(z: f64) -> (f64, f64, f64) {
-    let e = fastmath::exp(-z.abs());
-    let sp = z.max(0.0) + fastmath::ln_1p(e);
+    let e = fm::exp(-z.abs());
+    let sp = z.max(0.0) + fm::ln_1p(e);
     let inv = 1.0 / (1.0 + e);
     if z >= 0.0 {
         (sp, inv, e * inv)

@@ -8,10 +8,10 @@
 //! The zero test is the spec's `x < eps` (scVI additionally drops x == eps exactly; the
 //! authors' TF code, which the spec follows, does not). x may be non-integer.
 
-use super::fastmath as fm;
 use super::nb::{GeneConsts, nb_nonzero, nb_nonzero_ll, nb_zero_term_lane};
 use super::softplus_sigmoids;
 use super::{LossFloat, check_len, likelihood_rows_fwd, likelihood_rows_fwd_bwd};
+use crate::special::fastmath as fm;
 
 /// Elements per block: the lane pass keeps its 9 temporaries (9 KiB) in L1.
 const BLOCK: usize = 128;

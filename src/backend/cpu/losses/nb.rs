@@ -8,9 +8,9 @@
 //! - `ln(m+e) - ln(t+m+e) = -ln1p(t/(m+e))`;
 //! - lgamma(x+t) - lgamma(t) from the stable series difference ([`special::GammaShift`]).
 
-use super::fastmath as fm;
-use super::special::{self, GammaShift};
 use super::{ElemGrad, LossFloat, check_len, likelihood_rows_fwd, likelihood_rows_fwd_bwd};
+use crate::special::fastmath as fm;
+use crate::special::{self, GammaShift};
 
 /// Per-gene constants: everything that depends on θ only, computed once per call.
 #[derive(Clone, Copy, Debug)]

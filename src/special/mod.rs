@@ -9,7 +9,9 @@
 //! Domain: z > 0 (all callers pass θ > 0, x + θ > 0 or x + 1 ≥ 1). z == 0 gives +inf for
 //! lgamma and -inf for digamma (the pole), z < 0 or NaN gives NaN.
 
-use super::fastmath as fm;
+pub(crate) mod fastmath;
+
+use fastmath as fm;
 
 /// ln(2π)/2.
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;

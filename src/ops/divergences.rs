@@ -1,0 +1,340 @@
+//! Tape ops of the divergence and classification losses: KL to N(0, I) and between two
+//! normals, the Bhattacharyya term and the (masked) cross-entropy. The forward computes the
+//! value; the backward runs the fused value+gradient kernel (`backend::LossKernels`).
+
+use crate::backend::{Backend, Labelled};
+use crate::tape::{Indices, Op, Params, Tape, Var};
+
+impl<B: Backend> Tape<B> {
+    /// ln(clip(BC, 1e-4, 1e4)) with p = a / sum(a), q = b / sum(b), BC = sum sqrt(|p q|);
+    /// a, b [n,1] -> [1,1].
+    pub fn bhattacharyya_loss(&mut self, a: Var, b: Var) -> Var {
+        let (n, c) = self.shape(a);
+        assert!(
+            c == 1 && self.shape(b) == (n, 1),
+            "bhattacharyya_loss: a and b must be {n}x1"
+        );
+        let mut out = self.alloc(1);
+        let cx = self.ctx();
+        cx.b.bhattacharyya_fwd(&cx.val(a), &cx.val(b), &mut out);
+        let ng = self.needs_grad(a) || self.needs_grad(b);
+        self.push(1, 1, out, Op::Bhattacharyya { a, b }, ng)
+    }
+
+    /// [n,1]: 0.5 sum_k(-ln clip(var, 1e-4, 1e4) + var + mean^2 - 1).
+    pub fn kl_std_normal(&mut self, mean: Var, var: Var) -> Var {
+        let (n, k) = self.shape(mean);
+        assert_eq!(
+            self.shape(var),
+            (n, k),
+            "kl_std_normal: mean and var shapes differ"
+        );
+        let mut out = self.alloc(n);
+        let cx = self.ctx();
+        cx.b.kl_std_normal_fwd(&cx.val(mean), &cx.val(var), k, &mut out);
+        let ng = self.needs_grad(mean) || self.needs_grad(var);
+        self.push(n, 1, out, Op::KlStd { mean, var }, ng)
+    }
+
+    /// [n,1]: KL(N(m1, v1) || N(m2, v2)) summed over columns (v are variances).
+    pub fn kl_normal(&mut self, m1: Var, v1: Var, m2: Var, v2: Var) -> Var {
+        let (n, k) = self.shape(m1);
+        for v in [v1, m2, v2] {
+            assert_eq!(
+                self.shape(v),
+                (n, k),
+                "kl_normal: all inputs must be {n}x{k}"
+            );
+        }
+        let mut out = self.alloc(n);
+        let cx = self.ctx();
+        cx.b.kl_normal_fwd(
+            [&*cx.val(m1), &*cx.val(v1), &*cx.val(m2), &*cx.val(v2)],
+            k,
+            &mut out,
+        );
+        let ng = [m1, v1, m2, v2].iter().any(|&v| self.needs_grad(v));
+        self.push(n, 1, out, Op::KlNormal { m1, v1, m2, v2 }, ng)
+    }
+
+    /// Mean softmax cross-entropy over rows whose mask is non-zero (all rows when None);
+    /// 0 when no row is used. logits [n,C], labels < C.
+    pub fn cross_entropy<'i>(
+        &mut self,
+        logits: Var,
+        labels: impl Into<Indices<'i, B>>,
+        mask: Option<&[f32]>,
+    ) -> Var {
+        let n = self.shape(logits).0;
+        let mbuf = mask.map(|m| {
+            assert_eq!(
+                m.len(),
+                n,
+                "cross_entropy: mask has {} entries for {n} rows",
+                m.len()
+            );
+            let mut b = self.alloc(n);
+            self.backend.upload(m, &mut b);
+            b
+        });
+        self.cross_entropy_with(logits, labels.into(), mbuf)
+    }
+
+    /// [`Tape::cross_entropy`] with the mask [n] already on the device (gathered there: copied,
+    /// not uploaded).
+    pub fn cross_entropy_device_mask<'i>(
+        &mut self,
+        logits: Var,
+        labels: impl Into<Indices<'i, B>>,
+        mask: &B::Buf,
+    ) -> Var {
+        let n = self.shape(logits).0;
+        assert_eq!(
+            self.backend.len(mask),
+            n,
+            "cross_entropy: mask has {} entries for {n} rows",
+            self.backend.len(mask)
+        );
+        let mut b = self.alloc(n);
+        self.backend.copy(mask, &mut b);
+        self.cross_entropy_with(logits, labels.into(), Some(b))
+    }
+
+    fn cross_entropy_with(
+        &mut self,
+        logits: Var,
+        labels: Indices<'_, B>,
+        mbuf: Option<B::Buf>,
+    ) -> Var {
+        let (n, c) = self.shape(logits);
+        assert_eq!(
+            labels.len(),
+            n,
+            "cross_entropy: {} labels for {n} rows",
+            labels.len()
+        );
+        if let Some(l) = labels.first_at_or_above(c) {
+            panic!("cross_entropy: label {l} >= {c} classes");
+        }
+        let idx = self.node_idx(labels);
+        let mut out = self.alloc(1);
+        let cx = self.ctx();
+        let lv = cx.val(logits);
+        let l = Labelled {
+            logits: &*lv,
+            labels: idx.buf(),
+            mask: mbuf.as_ref(),
+            rows: n,
+            cols: c,
+        };
+        cx.b.cross_entropy_fwd(&l, &mut out);
+        drop(lv);
+        let ng = self.needs_grad(logits);
+        let v = self.push(
+            1,
+            1,
+            out,
+            Op::CrossEntropy {
+                logits,
+                masked: mbuf.is_some(),
+            },
+            ng,
+        );
+        let node = self.node_mut(v);
+        node.idx = Some(idx);
+        node.idx_len = n;
+        node.aux[0] = mbuf;
+        v
+    }
+
+    pub(crate) fn bhattacharyya_bwd(&mut self, g: &B::Buf, a: Var, b: Var, p: &mut Params<B>) {
+        let (n, _) = self.shape(a);
+        let mut ga = self.grad_take(a, p);
+        let mut gb = self.grad_take(b, p);
+        let mut ta = self.overwrite_target(&mut ga, n);
+        let mut tb = self.overwrite_target(&mut gb, n);
+        let cx = self.ctx();
+        cx.b.bhattacharyya_bwd(&cx.val(a), &cx.val(b), g, &mut ta, &mut tb);
+        self.overwrite_finish(&mut ga, ta);
+        self.overwrite_finish(&mut gb, tb);
+        self.grad_put(ga, p);
+        self.grad_put(gb, p);
+    }
+
+    pub(crate) fn kl_std_bwd(&mut self, g: &B::Buf, mean: Var, var: Var, p: &mut Params<B>) {
+        let (n, k) = self.shape(mean);
+        let mut gm = self.grad_take(mean, p);
+        let mut gv = self.grad_take(var, p);
+        let mut tm = self.overwrite_target(&mut gm, n * k);
+        let mut tv = self.overwrite_target(&mut gv, n * k);
+        let cx = self.ctx();
+        cx.b.kl_std_normal_bwd(&cx.val(mean), &cx.val(var), k, g, &mut tm, &mut tv);
+        self.overwrite_finish(&mut gm, tm);
+        self.overwrite_finish(&mut gv, tv);
+        self.grad_put(gm, p);
+        self.grad_put(gv, p);
+    }
+
+    pub(crate) fn kl_normal_bwd(&mut self, g: &B::Buf, v: [Var; 4], p: &mut Params<B>) {
+        let (n, k) = self.shape(v[0]);
+        let mut gs = v.map(|x| self.grad_take(x, p));
+        let [g0, g1, g2, g3] = &mut gs;
+        let mut t0 = self.overwrite_target(g0, n * k);
+        let mut t1 = self.overwrite_target(g1, n * k);
+        let mut t2 = self.overwrite_target(g2, n * k);
+        let mut t3 = self.overwrite_target(g3, n * k);
+        let cx = self.ctx();
+        let (a, b, c, d) = (cx.val(v[0]), cx.val(v[1]), cx.val(v[2]), cx.val(v[3]));
+        let grads = [&mut t0, &mut t1, &mut t2, &mut t3];
+        cx.b.kl_normal_bwd([&*a, &*b, &*c, &*d], k, g, grads);
+        drop((a, b, c, d));
+        self.overwrite_finish(g0, t0);
+        self.overwrite_finish(g1, t1);
+        self.overwrite_finish(g2, t2);
+        self.overwrite_finish(g3, t3);
+        for x in gs {
+            self.grad_put(x, p);
+        }
+    }
+
+    pub(crate) fn cross_entropy_bwd(
+        &mut self,
+        out: Var,
+        g: &B::Buf,
+        logits: Var,
+        masked: bool,
+        p: &mut Params<B>,
+    ) {
+        let (n, c) = self.shape(logits);
+        let mut gl = self.grad_take(logits, p);
+        let mut tl = self.overwrite_target(&mut gl, n * c);
+        let cx = self.ctx();
+        let mask = if masked { Some(cx.aux(out)) } else { None };
+        let lv = cx.val(logits);
+        let l = Labelled {
+            logits: &*lv,
+            labels: cx.idx(out),
+            mask,
+            rows: n,
+            cols: c,
+        };
+        cx.b.cross_entropy_bwd(&l, g, &mut tl);
+        drop(lv);
+        self.overwrite_finish(&mut gl, tl);
+        self.grad_put(gl, p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::gradcheck::{Case, check};
+
+    #[test]
+    fn kl_terms_match_reference() {
+        for (s, &(n, k)) in [(1, 1), (1, 10), (6, 3)].iter().enumerate() {
+            check(
+                Case::new(s as u64)
+                    .input(n, k, -2.0, 2.0)
+                    .input(n, k, 0.05, 3.0),
+                |t, v| t.kl_std_normal(v[0], v[1]),
+                |p| {
+                    (0..n)
+                        .map(|r| {
+                            (r * k..(r + 1) * k)
+                                .map(|i| {
+                                    0.5 * (-p[1][i].clamp(1e-4, 1e4).ln()
+                                        + p[1][i]
+                                        + p[0][i].powi(2)
+                                        - 1.0)
+                                })
+                                .sum()
+                        })
+                        .collect()
+                },
+            );
+            check(
+                Case::new(s as u64)
+                    .input(n, k, -2.0, 2.0)
+                    .input(n, k, 0.1, 3.0)
+                    .input(n, k, -2.0, 2.0)
+                    .input(n, k, 0.1, 3.0),
+                |t, v| t.kl_normal(v[0], v[1], v[2], v[3]),
+                |p| {
+                    (0..n)
+                        .map(|r| {
+                            (r * k..(r + 1) * k)
+                                .map(|i| {
+                                    let d = p[0][i] - p[2][i];
+                                    0.5 * (p[3][i].ln() - p[1][i].ln()
+                                        + (p[1][i] + d * d) / p[3][i]
+                                        - 1.0)
+                                })
+                                .sum()
+                        })
+                        .collect()
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn bhattacharyya_matches_reference() {
+        // Mixed signs: D2 outputs are raw linear scores.
+        for (s, &n) in [1usize, 2, 9, 33].iter().enumerate() {
+            check(
+                Case::new(s as u64)
+                    .input(n, 1, 0.2, 2.0)
+                    .input(n, 1, -0.3, 2.0),
+                |t, v| t.bhattacharyya_loss(v[0], v[1]),
+                |p| {
+                    let (sa, sb): (f64, f64) = (p[0].iter().sum(), p[1].iter().sum());
+                    let bc: f64 = (0..n)
+                        .map(|i| (p[0][i] / sa * p[1][i] / sb).abs().sqrt())
+                        .sum();
+                    vec![bc.clamp(1e-4, 1e4).ln()]
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn cross_entropy_matches_reference_with_mask() {
+        for (s, &(n, c)) in [(1, 1), (1, 4), (8, 3), (5, 6)].iter().enumerate() {
+            let labels: Vec<u32> = (0..n).map(|i| ((i * 7 + s) % c) as u32).collect();
+            let mask: Vec<f32> = (0..n).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 }).collect();
+            let ce = |p: &[Vec<f64>], m: &[f32]| {
+                let used = m.iter().filter(|&&v| v != 0.0).count();
+                let mut tot = 0.0;
+                for r in 0..n {
+                    if m[r] == 0.0 {
+                        continue;
+                    }
+                    let row = &p[0][r * c..(r + 1) * c];
+                    let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+                    tot += lse - row[labels[r] as usize];
+                }
+                vec![if used > 0 { tot / used as f64 } else { 0.0 }]
+            };
+            check(
+                Case::new(s as u64).input(n, c, -3.0, 3.0),
+                |t, v| t.cross_entropy(v[0], &labels, Some(&mask)),
+                |p| ce(p, &mask),
+            );
+            check(
+                Case::new(s as u64).input(n, c, -3.0, 3.0),
+                |t, v| t.cross_entropy(v[0], &labels, None),
+                |p| ce(p, &vec![1.0; n]),
+            );
+        }
+    }
+
+    #[test]
+    fn cross_entropy_with_no_used_row_is_zero() {
+        let zeros = vec![0.0f32; 3];
+        check(
+            Case::new(1).input(3, 4, -3.0, 3.0),
+            |t, v| t.cross_entropy(v[0], &[0, 1, 2], Some(&zeros)),
+            |_| vec![0.0],
+        );
+    }
+}
