@@ -50,50 +50,43 @@ impl<B: Backend> Tape<B> {
         let mut out = self.alloc(n);
         // Stash only where buffers are host memory: checking that the upstream is uniform costs
         // a device round trip elsewhere, so a device backend recomputes in the backward.
-        let stash = if ng && self.backend.host_memory() {
+        let mut stash = if ng && self.backend.host_memory() {
             // One fused pass with a unit upstream; the backward reuses these gradients when
             // its upstream is uniform (the usual mean over cells).
             let mut ones = self.alloc(n);
             self.backend.fill(&mut ones, 1.0);
-            let (mut dm, mut dt) = (self.alloc(n * g), self.alloc(g));
-            let mut dl = logit.map(|_| self.alloc(n * g));
-            let cx = self.ctx();
-            let (xv, mv, tv) = (cx.val(x), cx.val(mu), cx.val(theta));
-            let lv = logit.map(|l| cx.val(l));
-            let a = Likelihood {
-                x: &*xv,
-                mu: &*mv,
-                theta: &*tv,
-                logit: lv.as_deref(),
-                rows: n,
-                cols: g,
-                eps,
-            };
-            let grads = LikelihoodGrads {
-                upstream: &ones,
-                dmu: &mut dm,
-                dtheta: &mut dt,
-                dlogit: dl.as_mut(),
-            };
-            cx.b.likelihood(&a, Some(&mut out), Some(grads));
-            drop((xv, mv, tv, lv));
-            self.pool.give(&self.backend, ones);
-            [Some(dm), Some(dt), dl]
+            let (dm, dt) = (self.alloc(n * g), self.alloc(g));
+            let dl = logit.map(|_| self.alloc(n * g));
+            Some((ones, dm, dt, dl))
         } else {
-            let cx = self.ctx();
-            let (xv, mv, tv) = (cx.val(x), cx.val(mu), cx.val(theta));
-            let lv = logit.map(|l| cx.val(l));
-            let a = Likelihood {
-                x: &*xv,
-                mu: &*mv,
-                theta: &*tv,
-                logit: lv.as_deref(),
-                rows: n,
-                cols: g,
-                eps,
-            };
-            cx.b.likelihood(&a, Some(&mut out), None);
-            [None, None, None]
+            None
+        };
+        let cx = self.ctx();
+        let (xv, mv, tv) = (cx.val(x), cx.val(mu), cx.val(theta));
+        let lv = logit.map(|l| cx.val(l));
+        let a = Likelihood {
+            x: &*xv,
+            mu: &*mv,
+            theta: &*tv,
+            logit: lv.as_deref(),
+            rows: n,
+            cols: g,
+            eps,
+        };
+        let grads = stash.as_mut().map(|(ones, dm, dt, dl)| LikelihoodGrads {
+            upstream: &*ones,
+            dmu: dm,
+            dtheta: dt,
+            dlogit: dl.as_mut(),
+        });
+        cx.b.likelihood(&a, Some(&mut out), grads);
+        drop((xv, mv, tv, lv));
+        let aux = match stash {
+            Some((ones, dm, dt, dl)) => {
+                self.pool.give(&self.backend, ones);
+                [Some(dm), Some(dt), dl]
+            }
+            None => [None, None, None],
         };
         let op = Op::Likelihood {
             x,
@@ -103,7 +96,7 @@ impl<B: Backend> Tape<B> {
             eps,
         };
         let v = self.push(n, 1, out, op, ng);
-        self.node_mut(v).aux = stash;
+        self.node_mut(v).aux = aux;
         v
     }
 

@@ -10,6 +10,17 @@ use cudarc::driver::CudaSlice;
 /// `BC_CLIP`).
 const BC_CLIP: (f32, f32) = (1e-4, 1e4);
 
+/// The cross-entropy launchers' inputs: the trait's [`Labelled`] on this backend.
+fn ce_inputs<'a>(l: &Labelled<'a, CudaBackend>) -> kl_ce::CeInputs<'a> {
+    kl_ce::CeInputs {
+        logits: l.logits,
+        labels: l.labels,
+        mask: l.mask,
+        rows: l.rows,
+        cols: l.cols,
+    }
+}
+
 impl CudaBackend {
     /// The fused NB/ZINB kernel (overwrites `ll`, `dmu`, `dtheta` and, for the ZINB, `dlogit`).
     fn fused_likelihood(
@@ -180,21 +191,11 @@ impl LossKernels for CudaBackend {
         self.ok(r, "kl_normal_bwd");
     }
     fn cross_entropy_fwd(&self, l: &Labelled<'_, Self>, loss_out: &mut CudaSlice<f32>) {
-        let Labelled {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        } = *l;
-        let inputs = kl_ce::CeInputs {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        };
-        let (mut lr, mut sel) = (self.scratch_f64(rows.max(1)), self.scratch_f64(rows.max(1)));
+        let inputs = ce_inputs(l);
+        let (mut lr, mut sel) = (
+            self.scratch_f64(l.rows.max(1)),
+            self.scratch_f64(l.rows.max(1)),
+        );
         let r = kl_ce::cross_entropy_fwd(&self.rt, &inputs, (&mut lr, &mut sel), loss_out);
         self.ok(r, "cross_entropy_fwd");
     }
@@ -204,20 +205,7 @@ impl LossKernels for CudaBackend {
         g: &CudaSlice<f32>,
         dlogits: &mut CudaSlice<f32>,
     ) {
-        let Labelled {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        } = *l;
-        let inputs = kl_ce::CeInputs {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        };
+        let inputs = ce_inputs(l);
         let mut count = self.scratch_f64(1);
         let r = kl_ce::cross_entropy_bwd(&self.rt, &inputs, g, &mut count, dlogits);
         self.ok(r, "cross_entropy_bwd");
