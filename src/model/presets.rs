@@ -8,15 +8,14 @@ use crate::model::config::{
     TrainConfig, VarianceHead,
 };
 
-/// Minibatch steps the default preset aims for: measured on the shared datasets (BENCHMARKS.md),
-/// about 3,400 steps (50 epochs on kang_pbmc's 8,684 cells) give the best scib Total there, and
-/// more steps mostly help the small files' batch mixing, hence the 100-epoch cap for them.
+/// Minibatch steps the default preset aims for: the budget that gave the best scib Total on the
+/// shared datasets; more steps mostly help the small files' batch mixing, hence the 100-epoch
+/// cap for them (BENCHMARKS.md, "The presets' measured defaults").
 pub const DEFAULT_TARGET_STEPS: f64 = 3400.0;
 
-/// Hidden width of every network in the default preset. With the cosine schedule, width 128
-/// left the demo's batches less mixed (15-NN batch entropy 0.57-0.59 over seeds 0-2) than 256
-/// (0.62-0.65); 256 costs ~1.5x per epoch (kang_pbmc 3.17 vs 2.17 s; BENCHMARKS.md, "Fourth
-/// session").
+/// Hidden width of every network in the default preset: with the cosine schedule, a narrower
+/// network left the demo's batches less mixed, for a lower cost per epoch (BENCHMARKS.md, "The
+/// presets' measured defaults").
 pub const DEFAULT_HIDDEN: usize = 256;
 
 /// Hidden width of scDREAMER-Sup in the default preset.
@@ -25,28 +24,25 @@ pub const SUP_HIDDEN: usize = 128;
 /// KL weight of scDREAMER-Sup in the default preset (the unsupervised model keeps 1). Sup's
 /// prior N(f(y, c)) has a learned variance, and at weight 1 z kept within-type spread that
 /// splits large types for KMeans; weight 3 measured better scib Totals on all five shared files
-/// (30% labels hidden, seed 0; kang_pbmc 0.744 -> 0.802, cellbench_5cl_10xsub 0.730 -> 0.811)
-/// with the same hidden-label F1 and kNN purity (BENCHMARKS.md).
+/// with the same hidden-label F1 and kNN purity (BENCHMARKS.md, "The presets' measured
+/// defaults").
 pub const SUP_KL_WEIGHT: f32 = 3.0;
 
 /// Above this many batches a default minibatch (128 cells) holds less than one cell of each
-/// batch, and the adversary's signal per batch is thin. On the 150-batch simulation (10k cells,
-/// 67 per batch) the default preset left batch-specific offsets within cell types (batch
-/// explained 18% of the within-type variance of z vs 12.6% for scVI and 11.9% by chance) and
-/// mixed slightly less than scVI; the unsupervised default preset then switches to
-/// [`ModelConfig::default_preset`]'s many-batch settings and [`MANY_BATCHES_TARGET_STEPS`]
-/// (BENCHMARKS.md, "150 batches"). The switch goes by the number of batches, not by cells per
-/// batch: with 150 batches of ~667 cells (100k) the many-batch settings still mixed better
-/// (batch's within-type share 0.046 vs 0.070; BENCHMARKS.md, "Eighth session").
+/// batch, and the adversary's signal per batch is thin: on a 150-batch simulation the default
+/// preset left batch-specific offsets within cell types and mixed slightly less than scVI. The
+/// unsupervised default preset then switches to [`ModelConfig::default_preset`]'s many-batch
+/// settings and [`MANY_BATCHES_TARGET_STEPS`]. The switch goes by the number of batches, not by
+/// cells per batch: with many cells per batch the many-batch settings still mixed better
+/// (BENCHMARKS.md, "The presets' measured defaults").
 pub const MANY_BATCHES: usize = 128;
 
 /// Minibatch steps of the default preset with more than [`MANY_BATCHES`] batches: 100 epochs of
-/// the 10k-cell, 150-batch simulation (43 epochs mixed less than scVI there).
+/// the 10k-cell, 150-batch simulation (fewer mixed less than scVI there).
 pub const MANY_BATCHES_TARGET_STEPS: f64 = 7900.0;
 
-/// KL weight of the unsupervised default preset with more than [`MANY_BATCHES`] batches: at
-/// weight 2 the per-batch offsets grew (15-NN batch entropy 0.5178 vs 0.5209 at 1), at 0.5
-/// they shrank (0.5228).
+/// KL weight of the unsupervised default preset with more than [`MANY_BATCHES`] batches: a
+/// higher weight let the per-batch offsets grow, a lower one shrank them.
 pub const MANY_BATCHES_KL_WEIGHT: f32 = 0.5;
 
 /// The default preset's minibatch on the CPU.
@@ -60,8 +56,8 @@ pub const GPU_MIN_STEPS_PER_EPOCH: usize = 500;
 /// still gives [`GPU_MIN_STEPS_PER_EPOCH`] steps per epoch (128 when none does). A GPU step
 /// costs about the same at 128 and 1024 cells (launch-bound: BENCHMARKS.md, "GPU performance
 /// model"), so large data wants large minibatches; small data keeps 128, because with the
-/// 100-epoch cap larger minibatches leave too few steps (cellbench_3cl at 1024: batch
-/// correction 0.37 against 0.90 at 128, BENCHMARKS.md). Every shared dataset (<= 8,684 cells)
+/// 100-epoch cap larger minibatches leave too few steps (batch correction collapses on
+/// cellbench_3cl at 1024; BENCHMARKS.md). Every shared dataset (<= 8,684 cells)
 /// gets 128; 1M cells get 1024 (977 steps per epoch, 3,900 over the 4-epoch minimum: above
 /// the [`DEFAULT_TARGET_STEPS`] budget).
 pub fn gpu_batch_size(n_cells: usize) -> usize {
@@ -97,8 +93,8 @@ impl ModelConfig {
     /// The method with the measured fixes of the authors' code.
     /// scDREAMER-Sup (`n_labels` > 0) keeps the settings its benchmark was measured with
     /// (width 128, classifier on the sampled z, no batch-gene offsets; see [`SUP_KL_WEIGHT`]):
-    /// the unsupervised model's newer ones lowered Sup's scib Total on kang_pbmc (0.802 ->
-    /// 0.742) and cellbench_5cl (0.886 -> 0.837) at the same label F1 (BENCHMARKS.md).
+    /// the unsupervised model's newer ones lowered Sup's scib Total on kang_pbmc and
+    /// cellbench_5cl at the same label F1 (BENCHMARKS.md, "The presets' measured defaults").
     /// With more than [`MANY_BATCHES`] batches the unsupervised encoder reads x alone (its
     /// per-batch input weights, fitted from few cells each, shifted whole batches within cell
     /// types where the adversary could not see it) and the KL weight is

@@ -11,7 +11,7 @@ use crate::backend::Backend;
 use crate::backend::cpu::step::argmax;
 use crate::data::anndata::Column;
 use crate::model::config::ModelConfig;
-use crate::model::networks::{hidden_act, variance};
+use crate::model::networks::{dense_stack, hidden_act, variance};
 use crate::nn::Linear;
 use crate::tape::{GroupId, Indices, Params, Tape, Var};
 
@@ -54,20 +54,7 @@ impl SupNets {
         let label = Linear::new(params, group, "sup_label", z, c, rng);
         let mut widths = vec![z + c];
         widths.extend(&cfg.hidden);
-        let enc_y = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                Linear::new(
-                    params,
-                    group,
-                    &format!("sup_ey_h{}", i + 1),
-                    w[0],
-                    w[1],
-                    rng,
-                )
-            })
-            .collect();
+        let enc_y = dense_stack(params, group, ("sup_ey", 1), &widths, rng);
         let last = *cfg.hidden.last().expect("at least one hidden layer");
         SupNets {
             label,
@@ -100,8 +87,8 @@ impl SupNets {
         let label_ce = tape.cross_entropy_device_mask(logits, labels, mask);
         // The predicted pi_c feeds the y-VAE for every cell, labelled or not, as in the authors'
         // code. Feeding the true one-hot of labelled cells instead (the paper's figure) measured
-        // no better (kang_pbmc, 2 of 5 donors unlabelled: hidden-cell accuracy 0.9949 vs
-        // 0.9952, 15-NN purity 0.9970 vs 0.9968), so the faithful version is the only one.
+        // no better (BENCHMARKS.md, "The presets' measured defaults"), so the faithful version
+        // is the only one.
         let pi = tape.softmax_rows(logits);
 
         // EncoderY: q(y | z, pi).

@@ -139,7 +139,27 @@ pub struct Hidden {
     layers: Vec<Linear>,
 }
 
+/// Dense layers between consecutive `widths`, named `{prefix}_h{first}`, `{prefix}_h{first + 1}`,
+/// ... (the authors' parameter names).
+pub fn dense_stack<B: Backend>(
+    params: &mut Params<B>,
+    group: GroupId,
+    (prefix, first): (&str, usize),
+    widths: &[usize],
+    rng: &mut ChaCha8Rng,
+) -> Vec<Linear> {
+    widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let name = format!("{prefix}_h{}", i + first);
+            Linear::new(params, group, &name, w[0], w[1], rng)
+        })
+        .collect()
+}
+
 impl Hidden {
+    /// The layers after a network's first: named from `{prefix}_h2` on.
     fn new<B: Backend>(
         params: &mut Params<B>,
         group: GroupId,
@@ -147,21 +167,9 @@ impl Hidden {
         widths: &[usize],
         rng: &mut ChaCha8Rng,
     ) -> Self {
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                Linear::new(
-                    params,
-                    group,
-                    &format!("{prefix}_h{}", i + 2),
-                    w[0],
-                    w[1],
-                    rng,
-                )
-            })
-            .collect();
-        Hidden { layers }
+        Hidden {
+            layers: dense_stack(params, group, (prefix, 2), widths, rng),
+        }
     }
 
     fn forward<B: Backend>(
