@@ -29,16 +29,16 @@ pub struct Groups {
 }
 
 impl Groups {
-    /// Every group (for zeroing gradients).
-    pub fn all(&self) -> Vec<GroupId> {
-        let mut g = vec![
+    /// Every group (for zeroing gradients; no allocation, it runs every step).
+    pub fn all(&self) -> impl Iterator<Item = GroupId> + use<> {
+        [
             self.encoder,
             self.decoder,
             self.discriminator,
             self.batch_classifier,
-        ];
-        g.extend(self.sup);
-        g
+        ]
+        .into_iter()
+        .chain(self.sup)
     }
 }
 
