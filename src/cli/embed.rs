@@ -3,7 +3,6 @@
 //! matched by name (any order; missing ones are an error) and batches by category name (an
 //! unknown batch is an error).
 
-use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::backend::device::{self, Device};
 use crate::cli::args::EmbedArgs;
@@ -11,6 +10,7 @@ use crate::data::h5ad::{self, ReadOptions};
 use crate::files::outputs::OutputPlan;
 use crate::io::checkpoint;
 use crate::io::results::{Embedded, write_embedding};
+use crate::ops::Backend;
 use crate::pipeline::{self, Inference, Resident};
 pub use crate::saved_model::{match_batches, match_genes};
 

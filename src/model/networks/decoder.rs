@@ -3,9 +3,9 @@
 use rand_chacha::ChaCha8Rng;
 
 use super::{Hidden, Pass, glorot, hidden_act};
-use crate::backend::Backend;
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
+use crate::ops::Backend;
 use crate::tape::{GroupId, Indices, Init, ParamId, Params, Tape, Var};
 
 /// Decoder p(x | z, s): softmax scale, dropout logits, and the sigmoid "reconstruction" x~ that

@@ -3,9 +3,9 @@
 use rand_chacha::ChaCha8Rng;
 
 use super::{Hidden, Pass, SparseInput, glorot, hidden_act, sparse_first_layer, variance};
-use crate::backend::Backend;
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
+use crate::ops::Backend;
 use crate::tape::{GroupId, Indices, Init, ParamId, Params, Tape, Var};
 
 /// Encoder q(z | x, s) (and q(l | x, s) for the authors' latent library size).
