@@ -546,39 +546,6 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
     ];
     t.rec_host("uniform_value", flags.to_vec(), EXACT);
 
-    // ---- Bhattacharyya: an ordinary case, the upper clip (sum b = 0 exactly: BC = inf) and
-    // W = 0 (disjoint supports: the lower clip)
-    let bh_len = 64;
-    let cases: [(&str, Vec<f32>, Vec<f32>); 3] = [
-        (
-            "mixed",
-            uniform(&mut rng, bh_len, -0.5, 2.0),
-            uniform(&mut rng, bh_len, -0.3, 2.0),
-        ),
-        (
-            "upper_clip",
-            uniform(&mut rng, bh_len, 0.1, 2.0),
-            (0..bh_len)
-                .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
-                .collect(),
-        ),
-        (
-            "w_zero",
-            (0..bh_len).map(|i| (i % 2) as f32).collect(),
-            (0..bh_len).map(|i| ((i + 1) % 2) as f32).collect(),
-        ),
-    ];
-    for (name, a_v, b_v) in cases {
-        let (ba, bb) = (t.up(&a_v), t.up(&b_v));
-        let mut l = b.alloc(1);
-        b.bhattacharyya_fwd(&ba, &bb, &mut l);
-        t.rec(&format!("bhattacharyya_fwd_{name}"), &l, REDUCE);
-        let (mut da, mut dbb) = (b.alloc(bh_len), b.alloc(bh_len));
-        b.bhattacharyya_bwd(&ba, &bb, &t.up(&[0.7]), &mut da, &mut dbb);
-        t.rec(&format!("bhattacharyya_bwd_a_{name}"), &da, REDUCE);
-        t.rec(&format!("bhattacharyya_bwd_b_{name}"), &dbb, REDUCE);
-    }
-
     // ---- KL terms (variances inside and outside the log clip)
     let (kr, kc) = (R, 10);
     let kvar = |rng: &mut ChaCha8Rng| -> Vec<f32> {
@@ -834,8 +801,6 @@ const COVERED: &[&str] = &[
     "sq_norm",
     "likelihood",
     "uniform_value",
-    "bhattacharyya_fwd",
-    "bhattacharyya_bwd",
     "kl_std_normal_fwd",
     "kl_std_normal_bwd",
     "kl_normal_fwd",

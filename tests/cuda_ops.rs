@@ -133,47 +133,6 @@ fn zinb_reference_gradients_match_finite_differences() {
 }
 
 #[test]
-fn bhattacharyya_reference_gradients_match_finite_differences() {
-    let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let a: Vec<f32> = uniform(&mut rng, 17, -0.5, 2.0);
-    let b: Vec<f32> = uniform(&mut rng, 17, -0.5, 2.0);
-    let (_, da, db) = cref::bhattacharyya(&a, &b, 1e-4, 1e4, 1.0);
-    // FD in f64 around the f32 inputs.
-    let f = |a: &[f64], b: &[f64]| {
-        let sa: f64 = a.iter().sum();
-        let sb: f64 = b.iter().sum();
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| ((x / sa) * (y / sb)).abs().sqrt())
-            .sum::<f64>()
-            .ln()
-    };
-    let a64: Vec<f64> = a.iter().map(|&v| v as f64).collect();
-    let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
-    for i in 0..a.len() {
-        let h = 1e-7;
-        let (mut ap, mut am) = (a64.clone(), a64.clone());
-        ap[i] += h;
-        am[i] -= h;
-        let fd = (f(&ap, &b64) - f(&am, &b64)) / (2.0 * h);
-        assert!(
-            (fd - da[i]).abs() < 1e-5 * (1.0 + fd.abs()),
-            "da[{i}] {} vs fd {fd}",
-            da[i]
-        );
-        let (mut bp, mut bm) = (b64.clone(), b64.clone());
-        bp[i] += h;
-        bm[i] -= h;
-        let fd = (f(&a64, &bp) - f(&a64, &bm)) / (2.0 * h);
-        assert!(
-            (fd - db[i]).abs() < 1e-5 * (1.0 + fd.abs()),
-            "db[{i}] {} vs fd {fd}",
-            db[i]
-        );
-    }
-}
-
-#[test]
 fn csr_to_csc_transposes() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let csr = random_csr(&mut rng, 40, 23, 0.2);
@@ -546,42 +505,6 @@ fn zinb_with_theta_outside_the_domain_finishes_with_nan_like_the_cpu() {
     }
     assert!(got_dth[0].is_nan() && got_dth[1].is_nan() && got_dth[2].is_nan());
     assert!(got_dth[3].is_finite());
-}
-
-#[test]
-fn bhattacharyya_matches_cpu() {
-    let Some(rt) = gpu("bhattacharyya_matches_cpu") else {
-        return;
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for n in [1usize, 128, 1000] {
-        let a = uniform(&mut rng, n, -0.3, 2.0);
-        let b = uniform(&mut rng, n, -0.3, 2.0);
-        let (mut out, mut da, mut db) = (zeros(&rt, 2), zeros(&rt, n), zeros(&rt, n));
-        loss::bhattacharyya_fwd_bwd(
-            &rt,
-            &up(&rt, &a),
-            &up(&rt, &b),
-            (1e-4, 1e4),
-            -1.0,
-            None,
-            &mut out,
-            &mut da,
-            &mut db,
-            false,
-        )
-        .unwrap();
-        let (w_out, w_da, w_db) = cref::bhattacharyya(&a, &b, 1e-4, 1e4, -1.0);
-        assert_close(
-            &format!("bc out n={n}"),
-            &down(&rt, &out),
-            &w_out,
-            1e-4,
-            1e-6,
-        );
-        assert_close(&format!("bc da n={n}"), &down(&rt, &da), &w_da, 1e-3, 1e-6);
-        assert_close(&format!("bc db n={n}"), &down(&rt, &db), &w_db, 1e-3, 1e-6);
-    }
 }
 
 #[test]

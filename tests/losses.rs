@@ -9,9 +9,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::losses::{
-    self, bhattacharyya_fwd_bwd, cross_entropy_masked_fwd_bwd, kl_normal_fwd_bwd,
-    kl_std_normal_fwd_bwd, nb_fwd, nb_fwd_bwd, zinb_fwd, zinb_fwd_bwd,
+    self, cross_entropy_masked_fwd_bwd, kl_normal_fwd_bwd, kl_std_normal_fwd_bwd, nb_fwd,
+    nb_fwd_bwd, zinb_fwd, zinb_fwd_bwd,
 };
+use scdreamer::ops::bhattacharyya::bhattacharyya_fwd_bwd;
 use scdreamer::special;
 use serde_json::Value;
 

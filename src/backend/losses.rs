@@ -57,16 +57,6 @@ pub trait LossKernels: Memory {
     );
     /// Some(v) when every entry of `g` equals v (a small host round trip on a device).
     fn uniform_value(&self, g: &Self::Buf) -> Option<f32>;
-    /// loss[0] = ln(clip(BC(a, b), 1e-4, 1e4)), a and b [n,1].
-    fn bhattacharyya_fwd(&self, a: &Self::Buf, b: &Self::Buf, loss: &mut Self::Buf);
-    fn bhattacharyya_bwd(
-        &self,
-        a: &Self::Buf,
-        b: &Self::Buf,
-        g: &Self::Buf,
-        da: &mut Self::Buf,
-        db: &mut Self::Buf,
-    );
     /// kl[i] = 0.5 sum_k(-ln clip(var, 1e-4, 1e4) + var + mean^2 - 1).
     fn kl_std_normal_fwd(&self, mean: &Self::Buf, var: &Self::Buf, cols: usize, kl: &mut Self::Buf);
     fn kl_std_normal_bwd(

@@ -1,5 +1,5 @@
 //! Tape ops of the divergence and classification losses: KL to N(0, I) and between two
-//! normals, the Bhattacharyya term and the (masked) cross-entropy. The forward computes the
+//! normals and the (masked) cross-entropy. The forward computes the
 //! value; the backward runs the fused value+gradient kernel (`backend::LossKernels`).
 
 use super::Backend;
@@ -7,23 +7,6 @@ use crate::backend::Labelled;
 use crate::tape::{Indices, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
-    /// ln(clip(BC, 1e-4, 1e4)) with p = a / sum(a), q = b / sum(b), BC = sum sqrt(|p q|);
-    /// a, b [n,1] -> [1,1].
-    pub fn bhattacharyya_loss(&mut self, a: Var, b: Var) -> Var {
-        let (n, c) = self.shape(a);
-        assert!(
-            c == 1 && self.shape(b) == (n, 1),
-            "bhattacharyya_loss: a and b must be {n}x1"
-        );
-        let mut out = self.alloc(1);
-        let cx = self.ctx();
-        cx.b.bhattacharyya_fwd(&cx.val(a), &cx.val(b), &mut out);
-        let ng = self.needs_grad(a) || self.needs_grad(b);
-        self.push_op(1, 1, out, ng, Saved::of(&[a, b]), |t, _, s, g, p| {
-            t.bhattacharyya_bwd(g, s.var(0), s.var(1), p)
-        })
-    }
-
     /// [n,1]: 0.5 sum_k(-ln clip(var, 1e-4, 1e4) + var + mean^2 - 1).
     pub fn kl_std_normal(&mut self, mean: Var, var: Var) -> Var {
         let (n, k) = self.shape(mean);
@@ -149,20 +132,6 @@ impl<B: Backend> Tape<B> {
         v
     }
 
-    pub(crate) fn bhattacharyya_bwd(&mut self, g: &B::Buf, a: Var, b: Var, p: &mut Params<B>) {
-        let (n, _) = self.shape(a);
-        let mut ga = self.grad_take(a, p);
-        let mut gb = self.grad_take(b, p);
-        let mut ta = self.overwrite_target(&mut ga, n);
-        let mut tb = self.overwrite_target(&mut gb, n);
-        let cx = self.ctx();
-        cx.b.bhattacharyya_bwd(&cx.val(a), &cx.val(b), g, &mut ta, &mut tb);
-        self.overwrite_finish(&mut ga, ta);
-        self.overwrite_finish(&mut gb, tb);
-        self.grad_put(ga, p);
-        self.grad_put(gb, p);
-    }
-
     pub(crate) fn kl_std_bwd(&mut self, g: &B::Buf, mean: Var, var: Var, p: &mut Params<B>) {
         let (n, k) = self.shape(mean);
         let mut gm = self.grad_take(mean, p);
@@ -274,26 +243,6 @@ mod tests {
                                 .sum()
                         })
                         .collect()
-                },
-            );
-        }
-    }
-
-    #[test]
-    fn bhattacharyya_matches_reference() {
-        // Mixed signs: D2 outputs are raw linear scores.
-        for (s, &n) in [1usize, 2, 9, 33].iter().enumerate() {
-            check(
-                Case::new(s as u64)
-                    .input(n, 1, 0.2, 2.0)
-                    .input(n, 1, -0.3, 2.0),
-                |t, v| t.bhattacharyya_loss(v[0], v[1]),
-                |p| {
-                    let (sa, sb): (f64, f64) = (p[0].iter().sum(), p[1].iter().sum());
-                    let bc: f64 = (0..n)
-                        .map(|i| (p[0][i] / sa * p[1][i] / sb).abs().sqrt())
-                        .sum();
-                    vec![bc.clamp(1e-4, 1e4).ln()]
                 },
             );
         }

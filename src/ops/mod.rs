@@ -5,6 +5,7 @@
 //! `README.md` beside this file states the rule and walks through one op.
 
 pub mod accumulate;
+pub mod bhattacharyya;
 pub mod bias;
 pub mod binary;
 pub mod csr_matmul;
@@ -31,7 +32,12 @@ use crate::backend::{DenseKernels, LossKernels, Memory, StepKernels};
 /// (a new op folder is one more line here). Declared here, above the op folders, so that
 /// nothing in `src/backend/` imports an op.
 pub trait Backend:
-    Memory + DenseKernels + LossKernels + StepKernels + softmax::SoftmaxKernels
+    Memory
+    + DenseKernels
+    + LossKernels
+    + StepKernels
+    + softmax::SoftmaxKernels
+    + bhattacharyya::BhattacharyyaKernels
 {
     /// Short name for logs ("cpu", "cuda").
     fn name(&self) -> &'static str;

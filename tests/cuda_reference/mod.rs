@@ -82,34 +82,3 @@ pub fn zinb_fwd_bwd(
     }
     (ll_rows, dmu, dtheta, dlogit)
 }
-
-/// Reference of bhattacharyya_fwd_bwd: ([BC, ln clip BC], da, db).
-pub fn bhattacharyya(
-    a: &[f32],
-    b: &[f32],
-    lo: f64,
-    hi: f64,
-    up: f64,
-) -> ([f64; 2], Vec<f64>, Vec<f64>) {
-    let sa: f64 = a.iter().map(|&v| v as f64).sum();
-    let sb: f64 = b.iter().map(|&v| v as f64).sum();
-    let t: Vec<f64> = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| ((x as f64 / sa) * (y as f64 / sb)).abs().sqrt())
-        .collect();
-    let bc: f64 = t.iter().sum();
-    let dlog = if bc >= lo && bc <= hi { 1.0 / bc } else { 0.0 };
-    let g = up * dlog;
-    let da = a
-        .iter()
-        .zip(&t)
-        .map(|(&x, &ti)| g * 0.5 * (if ti != 0.0 { ti / x as f64 } else { 0.0 } - bc / sa))
-        .collect();
-    let db = b
-        .iter()
-        .zip(&t)
-        .map(|(&y, &ti)| g * 0.5 * (if ti != 0.0 { ti / y as f64 } else { 0.0 } - bc / sb))
-        .collect();
-    ([bc, bc.clamp(lo, hi).ln()], da, db)
-}

@@ -71,23 +71,6 @@ impl LossKernels for Cpu {
         let v = *g.first()?;
         g.iter().all(|&x| x.to_bits() == v.to_bits()).then_some(v)
     }
-    fn bhattacharyya_fwd(&self, a: &Vec<f32>, b: &Vec<f32>, loss: &mut Vec<f32>) {
-        self.with_spare(&[a.len(), b.len()], |s| {
-            let [da, db] = s else { unreachable!() };
-            loss[0] = losses::bhattacharyya_fwd_bwd(a, b, da, db);
-        });
-    }
-    fn bhattacharyya_bwd(
-        &self,
-        a: &Vec<f32>,
-        b: &Vec<f32>,
-        g: &Vec<f32>,
-        da: &mut Vec<f32>,
-        db: &mut Vec<f32>,
-    ) {
-        losses::bhattacharyya_fwd_bwd(a, b, da, db);
-        da.iter_mut().chain(db.iter_mut()).for_each(|v| *v *= g[0]);
-    }
     fn kl_std_normal_fwd(&self, mean: &Vec<f32>, var: &Vec<f32>, cols: usize, kl: &mut Vec<f32>) {
         let (n, rows) = (mean.len(), kl.len());
         self.with_spare(&[rows, n, n], |s| {

@@ -119,7 +119,7 @@ pub struct MultiTensorQueue {
 impl Cpu {
     /// Run `f` with zero-filled spare vectors of the given lengths (capacity is kept
     /// between calls, so steady-state calls do not allocate).
-    fn with_spare<R>(&self, lens: &[usize], f: impl FnOnce(&mut [Vec<f32>]) -> R) -> R {
+    pub(crate) fn with_spare<R>(&self, lens: &[usize], f: impl FnOnce(&mut [Vec<f32>]) -> R) -> R {
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
         if spare.len() < lens.len() {
             spare.resize_with(lens.len(), Vec::new);

@@ -9,13 +9,11 @@
 //! gradient as `upstream` (ones for a plain sum). Reductions over rows (dθ) use fixed row
 //! chunks and an ordered sum, so results are bit-identical for any number of threads.
 
-pub mod bhattacharyya;
 pub mod cross_entropy;
 pub mod kl;
 pub mod nb;
 pub mod zinb;
 
-pub use bhattacharyya::bhattacharyya_fwd_bwd;
 pub use cross_entropy::cross_entropy_masked_fwd_bwd;
 pub use kl::{kl_normal_fwd_bwd, kl_std_normal_fwd_bwd};
 pub use nb::{nb_fwd, nb_fwd_bwd};

@@ -1,14 +1,9 @@
-//! [`LossKernels`] on the GPU: the fused loss kernels (`kernels/zinb.cu`, `kernels/kl_ce.cu`,
-//! `kernels/bhattacharyya.cu`).
+//! [`LossKernels`] on the GPU: the fused loss kernels (`kernels/zinb.cu`, `kernels/kl_ce.cu`).
 
 use super::CudaBackend;
 use crate::backend::cuda::ops::{elementwise as ew, kl_ce, loss};
 use crate::backend::{Labelled, Likelihood, LikelihoodGrads, LossKernels};
 use cudarc::driver::CudaSlice;
-
-/// Clip of the Bhattacharyya coefficient inside its log (`backend::cpu::losses::bhattacharyya`'s
-/// `BC_CLIP`).
-const BC_CLIP: (f32, f32) = (1e-4, 1e4);
 
 /// The cross-entropy launchers' inputs: the trait's [`Labelled`] on this backend.
 fn ce_inputs<'a>(l: &Labelled<'a, CudaBackend>) -> kl_ce::CeInputs<'a> {
@@ -111,48 +106,6 @@ impl LossKernels for CudaBackend {
         self.ok(self.rt.synchronize(), "uniform_value");
         let v = host[0];
         host.iter().all(|x| x.to_bits() == v.to_bits()).then_some(v)
-    }
-    fn bhattacharyya_fwd(
-        &self,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        loss_out: &mut CudaSlice<f32>,
-    ) {
-        let (mut out, mut da, mut db) = (
-            self.scratch(2),
-            self.scratch(a.len()),
-            self.scratch(a.len()),
-        );
-        let r = loss::bhattacharyya_fwd_bwd(
-            &self.rt, a, b, BC_CLIP, 1.0, None, &mut out, &mut da, &mut db, false,
-        );
-        self.ok(r, "bhattacharyya_fwd");
-        // out = [BC, ln clip(BC)]: the loss is the second entry.
-        let r = self.rt.stream.memcpy_dtod(&out.slice(1..2), loss_out);
-        self.ok(r.map_err(Into::into), "bhattacharyya_fwd");
-    }
-    fn bhattacharyya_bwd(
-        &self,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        g: &CudaSlice<f32>,
-        da: &mut CudaSlice<f32>,
-        db: &mut CudaSlice<f32>,
-    ) {
-        let mut out = self.scratch(2);
-        let r = loss::bhattacharyya_fwd_bwd(
-            &self.rt,
-            a,
-            b,
-            BC_CLIP,
-            1.0,
-            Some(g),
-            &mut out,
-            da,
-            db,
-            false,
-        );
-        self.ok(r, "bhattacharyya_bwd");
     }
     fn kl_std_normal_fwd(
         &self,

@@ -88,7 +88,7 @@ impl CudaBackend {
 
     /// A scratch buffer for outputs nobody reads (stream-ordered allocation: freed after the
     /// kernels that use it, without a host wait).
-    fn scratch(&self, len: usize) -> CudaSlice<f32> {
+    pub(crate) fn scratch(&self, len: usize) -> CudaSlice<f32> {
         self.ok(
             self.rt.stream.alloc_zeros::<f32>(len).map_err(Into::into),
             "scratch allocation",

@@ -1,10 +1,10 @@
-//! Launchers of the fused loss kernels: `kernels/zinb.cu`, `bhattacharyya.cu`.
+//! Launchers of the fused loss kernels of `kernels/zinb.cu`.
 
 use anyhow::{Result, bail};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::reduce::sum_leading_axis;
-use super::{NULL_PTR, as_i32, cfg_1d, check_len, flag};
+use super::{NULL_PTR, as_i32, check_len};
 use crate::backend::cuda::CudaRuntime;
 
 /// `ZINB_TILE_COLS`, `ZINB_TILE_THREADS_Y`, `ZINB_TILE_ROWS` in zinb.cu.
@@ -12,8 +12,6 @@ pub const ZINB_TILE_COLS: usize = 32;
 const ZINB_TILE_THREADS_Y: u32 = 8;
 /// Rows per ZINB tile.
 pub const ZINB_TILE_ROWS: usize = 32;
-/// `BHATT_BLOCK` in bhattacharyya.cu.
-pub const BHATT_BLOCK: u32 = 256;
 /// `CE_WARPS_PER_BLOCK` in softmax_ce.cu.
 pub const CE_WARPS_PER_BLOCK: usize = 8;
 
@@ -120,48 +118,4 @@ pub fn zinb_fwd_bwd(rt: &CudaRuntime, i: &ZinbInputs, o: ZinbOutputs) -> Result<
         o.dtheta,
         o.accumulate_dtheta,
     )
-}
-
-/// Bhattacharyya coefficient of the discriminator outputs `a` (real) and `b` (reconstructed),
-/// forward and backward. `out` = `[BC, ln clip(BC)]`; `da`, `db` get
-/// `upstream * upstream_dev[0] * d ln clip(BC) / d(a, b)` (`upstream_dev`, a 1-element device
-/// buffer, is optional). Mirrors `backend::cpu::losses::bhattacharyya::bhattacharyya_fwd_bwd`.
-#[allow(clippy::too_many_arguments)]
-pub fn bhattacharyya_fwd_bwd(
-    rt: &CudaRuntime,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
-    clip: (f32, f32),
-    upstream: f32,
-    upstream_dev: Option<&CudaSlice<f32>>,
-    out: &mut CudaSlice<f32>,
-    da: &mut CudaSlice<f32>,
-    db: &mut CudaSlice<f32>,
-    accumulate: bool,
-) -> Result<()> {
-    let n = a.len();
-    check_len(b, n, "bhattacharyya b")?;
-    check_len(da, n, "bhattacharyya da")?;
-    check_len(db, n, "bhattacharyya db")?;
-    check_len(out, 2, "bhattacharyya out")?;
-    if let Some(u) = upstream_dev {
-        check_len(u, 1, "bhattacharyya upstream")?;
-    }
-    let f = rt.function("bhattacharyya", "bhattacharyya_fwd_bwd")?;
-    let (ni, acc) = (as_i32(n, "cells")?, flag(accumulate));
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(a)
-        .arg(b)
-        .arg(&ni)
-        .arg(&clip.0)
-        .arg(&clip.1)
-        .arg(&upstream);
-    match upstream_dev {
-        Some(u) => l.arg(u),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(out).arg(da).arg(db).arg(&acc);
-    // SAFETY: lengths checked; one block strides over n.
-    unsafe { l.launch(cfg_1d(1, BHATT_BLOCK)) }?;
-    Ok(())
 }

@@ -1,5 +1,5 @@
-//! Bhattacharyya coefficient between the discriminator's outputs on real cells and on their
-//! reconstructions (spec section 3, U/model.py:103-106).
+//! The Bhattacharyya kernels on the CPU: the coefficient between the discriminator's outputs on
+//! real cells and on their reconstructions (spec section 3, U/model.py:103-106), in f64.
 //!
 //! p = a/Σa, q = b/Σb (raw linear outputs, any sign), `BC = Σ_i sqrt(|p_i q_i|)`,
 //! `loss = ln(clip(BC, 1e-4, 1e4))`. Since `BC = W / sqrt(|Σa| |Σb|)` with
@@ -7,7 +7,29 @@
 //! `ln BC = ln W - ½ ln|Σa| - ½ ln|Σb|`, which cannot overflow, and
 //! `∂ ln BC / ∂a_j = ½ (sign(a_j) sqrt(|b_j| / |a_j|) / W - 1/Σa)` (symmetrically for b).
 
-use super::{LossFloat, check_len};
+use super::BhattacharyyaKernels;
+use crate::backend::cpu::Cpu;
+use crate::backend::cpu::losses::{LossFloat, check_len};
+
+impl BhattacharyyaKernels for Cpu {
+    fn bhattacharyya_fwd(&self, a: &Vec<f32>, b: &Vec<f32>, loss: &mut Vec<f32>) {
+        self.with_spare(&[a.len(), b.len()], |s| {
+            let [da, db] = s else { unreachable!() };
+            loss[0] = bhattacharyya_fwd_bwd(a, b, da, db);
+        });
+    }
+    fn bhattacharyya_bwd(
+        &self,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        g: &Vec<f32>,
+        da: &mut Vec<f32>,
+        db: &mut Vec<f32>,
+    ) {
+        bhattacharyya_fwd_bwd(a, b, da, db);
+        da.iter_mut().chain(db.iter_mut()).for_each(|v| *v *= g[0]);
+    }
+}
 
 /// Lower and upper clip of BC inside the log (`capL`, `capU` in the authors' code).
 pub const BC_CLIP: (f64, f64) = (1e-4, 1e4);

@@ -1,6 +1,6 @@
 // Bhattacharyya term of the discriminator, forward and backward in one launch (spec section 3).
 //
-// CPU reference: backend::cpu::losses::bhattacharyya::bhattacharyya_fwd_bwd, same formulation:
+// CPU reference: cpu.rs beside this file (bhattacharyya_fwd_bwd), same formulation:
 //   sa = sum a, sb = sum b, w = sum_i sqrt(|a_i b_i|)
 //   ln BC = ln w - ln|sa| / 2 - ln|sb| / 2       (BC = sum_i sqrt(|a_i/sa * b_i/sb|))
 //   w == 0: loss = ln(clip_lo), zero gradients; ln BC outside [ln lo, ln hi]: clipped, zero
