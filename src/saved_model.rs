@@ -13,18 +13,26 @@ use crate::model::scdreamer::Scdreamer;
 use crate::ops::Backend;
 use crate::pipeline::Setup;
 
-/// Indices of `wanted` genes in `var_names`, or an error naming the missing ones.
-pub fn match_genes(wanted: &[String], var_names: &[String]) -> anyhow::Result<Vec<usize>> {
+/// The index of each of `var_names`, and the `wanted` genes missing from them (in order).
+pub fn gene_positions<'w, 'v>(
+    wanted: &'w [String],
+    var_names: &'v [String],
+) -> (HashMap<&'v str, usize>, Vec<&'w String>) {
     let pos: HashMap<&str, usize> = var_names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i))
         .collect();
-    let missing: Vec<&str> = wanted
+    let missing = wanted
         .iter()
         .filter(|g| !pos.contains_key(g.as_str()))
-        .map(|g| g.as_str())
         .collect();
+    (pos, missing)
+}
+
+/// Indices of `wanted` genes in `var_names`, or an error naming the missing ones.
+pub fn match_genes(wanted: &[String], var_names: &[String]) -> anyhow::Result<Vec<usize>> {
+    let (pos, missing) = gene_positions(wanted, var_names);
     if !missing.is_empty() {
         anyhow::bail!(
             "the input lacks {} of the model's {} genes (e.g. {}): give data with the same var_names",
@@ -33,7 +41,7 @@ pub fn match_genes(wanted: &[String], var_names: &[String]) -> anyhow::Result<Ve
             missing
                 .iter()
                 .take(5)
-                .cloned()
+                .map(|g| g.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         );

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use common::{read, shared_data};
 use scdreamer::data::anndata::{AnnData, Column};
-use scdreamer::data::hvg::{self, HvgResult};
+use scdreamer::data::hvg::{self, BatchedCounts, HvgResult};
 
 const MIN_OVERLAP: f64 = 0.95;
 const DATASETS: [&str; 5] = [
@@ -59,7 +59,7 @@ fn scanpy_list(dataset: &str, flavor: &str) -> (usize, Vec<String>) {
     (n_top, lines.map(str::to_string).collect())
 }
 
-type Flavor = fn(&scdreamer::data::Csr, Option<&[u32]>, usize, usize) -> anyhow::Result<HvgResult>;
+type Flavor = fn(BatchedCounts<'_>, usize) -> anyhow::Result<HvgResult>;
 
 fn check_flavor(flavor: &str, run: Flavor) {
     let Some(dir) = shared_data() else { return };
@@ -70,7 +70,7 @@ fn check_flavor(flavor: &str, run: Flavor) {
         let (codes, n_batches) = batch_codes(&a);
         let (n_top, want) = scanpy_list(dataset, flavor);
         let t = std::time::Instant::now();
-        let got = run(&a.x, Some(&codes), n_batches, n_top).unwrap();
+        let got = run(BatchedCounts::new(&a.x, Some(&codes), n_batches), n_top).unwrap();
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(
             got.selected.len(),

@@ -143,7 +143,12 @@ impl Model {
         let seed = self.saved.run.train.seed;
         let v = on_cells!(self, py, a, |m, prep, d, tape| {
             let mut rng = pipeline::latent_rng(seed);
-            pipeline::embed_cells(m, d, prep, &mut tape, &mut rng)
+            pipeline::ModelOn {
+                model: m,
+                data: d,
+                prep,
+            }
+            .embed(&mut tape, &mut rng)
         })?;
         if v.iter().any(|x| !x.is_finite()) {
             return Err(bad("the embedding has non-finite values".into()));
@@ -169,7 +174,12 @@ impl Model {
         .py_err()?;
         let a = take(data)?;
         let v = on_cells!(self, py, a, |m, prep, d, tape| {
-            pipeline::normalized_cells(m, d, prep, as_batch, &mut tape, &mut rand_seed0())
+            let on = pipeline::ModelOn {
+                model: m,
+                data: d,
+                prep,
+            };
+            on.normalized(as_batch, &mut tape, &mut rand_seed0())
         })?;
         matrix(py, v, self.saved.genes.len())
     }
@@ -385,7 +395,12 @@ impl Model {
 impl Model {
     fn probs(&self, py: Python<'_>, a: Option<AnnDataIn>) -> PyResult<Option<Vec<f32>>> {
         on_cells!(self, py, a, |m, prep, d, tape| {
-            pipeline::label_probs_cells(m, d, prep, &mut tape, &mut rand_seed0())
+            let on = pipeline::ModelOn {
+                model: m,
+                data: d,
+                prep,
+            };
+            on.label_probs(&mut tape, &mut rand_seed0())
         })
     }
 }

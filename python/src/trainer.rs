@@ -79,7 +79,7 @@ pub fn prepare(
             prepared.report
         ));
     }
-    let setup = &prepared.setup;
+    let setup = &prepared.data;
     let shape = (
         setup.genes.len(),
         setup.prep.batch_names.len(),
@@ -117,7 +117,7 @@ pub(crate) fn fit_on<B: Backend>(
     on_step: &mut dyn FnMut(StepProgress) -> anyhow::Result<()>,
 ) -> anyhow::Result<(Net1<B>, SavedConfig, Vec<EpochLog>, f64)> {
     let Prepared {
-        mut setup,
+        data: mut setup,
         model_cfg,
         train_cfg,
         ..
@@ -134,7 +134,7 @@ pub(crate) fn fit_on<B: Backend>(
             batch_names: &setup.prep.batch_names,
             labels_key: setup.labels_key.as_deref(),
             labels: setup.prep.labels.as_ref(),
-            constants: setup.prep.constants(),
+            constants: setup.prep.constants,
         },
     );
     let net = Net1 {
@@ -151,7 +151,7 @@ impl Trainer {
     fn genes(&self) -> PyResult<Vec<usize>> {
         self.prepared
             .as_ref()
-            .map(|p| p.setup.genes.clone())
+            .map(|p| p.data.genes.clone())
             .ok_or_else(|| bad("this model was already trained (or its training was interrupted): make a new Model".into()))
     }
 

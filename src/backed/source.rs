@@ -27,15 +27,15 @@ pub struct Backed {
     gene_map: GeneMap,
     pub batch: Vec<u32>,
     pub batch_names: Vec<String>,
-    /// Per cell: total count over every gene, and over the selected genes (library size).
-    pub total: Vec<f32>,
-    pub library: Vec<f32>,
+    /// Per cell: total count over every gene (each chunk's selected genes give the library
+    /// sizes when it is read).
+    total: Vec<f32>,
     pub constants: TransformConstants,
     pub labels: Option<CellLabels>,
     /// Stored values of the selected genes (the output's X).
-    pub nnz: usize,
+    nnz: usize,
     /// Cells with counts in the selected genes, in all and per chunk.
-    pub n_train: usize,
+    n_train: usize,
     train_per_chunk: Vec<usize>,
     cfg: ModelConfig,
 }
@@ -74,7 +74,6 @@ impl Backed {
             _ => 1.0,
         };
         let n = reader.n_rows();
-        let mut library = Vec::with_capacity(n);
         let mut logs = Vec::with_capacity(if authors { n } else { 0 });
         let mut nnz = 0usize;
         let mut train_per_chunk = Vec::with_capacity(chunks.len());
@@ -88,7 +87,6 @@ impl Backed {
             nnz += counts.nnz();
             let lib: Vec<f32> = counts.row_sums().iter().map(|&s| s as f32).collect();
             train_per_chunk.push(lib.iter().filter(|&&l| l > 0.0).count());
-            library.extend(lib);
             if authors {
                 // The authors' scaled values as `PreparedData::new` computes them, in place.
                 for r in 0..counts.n_rows {
@@ -120,7 +118,6 @@ impl Backed {
             batch,
             batch_names,
             total,
-            library,
             constants: TransformConstants {
                 log_norm_max,
                 authors_max,

@@ -30,24 +30,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct EmbedArgs {
-    /// Directory written by `integrate --save-model`.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Input .h5ad with raw counts and the model's batch column.
-    #[arg(long, short = 'i')]
-    pub input: PathBuf,
-    /// Output .h5ad.
-    #[arg(long, short = 'o')]
-    pub output: PathBuf,
-    /// Read counts from `layers/NAME` instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub layer: Option<String>,
-    /// Accept non-integer values in X.
-    #[arg(long)]
-    pub allow_non_integer: bool,
-    /// Do not draw progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub files: crate::cli::saved_model_run::SavedModelRun,
     /// Compute device, as for `integrate`: a GPU when one is usable (auto), the CPU, or a GPU
     /// or an error (cuda).
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]

@@ -6,21 +6,14 @@
 use crate::backend::cpu::Cpu;
 use crate::backend::device::{self, Device};
 use crate::cli::args::EmbedArgs;
-use crate::data::h5ad::{self, ReadOptions};
-use crate::files::outputs::OutputPlan;
-use crate::io::checkpoint;
+use crate::data::h5ad;
 use crate::io::results::{Embedded, write_embedding};
 use crate::ops::Backend;
 use crate::pipeline::{self, Inference, Resident};
 pub use crate::saved_model::{match_batches, match_genes};
 
 pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
-    OutputPlan::new()
-        .file("--output", &a.output)
-        .input("--input", &a.input)
-        .input("--model file", &a.model.join(checkpoint::CONFIG))
-        .input("--model file", &a.model.join(checkpoint::WEIGHTS))
-        .check()?;
+    a.files.output_plan().check()?;
     h5ad::install_ctrlc_cleanup();
     let device = device::resolve(a.device.into())?;
     eprintln!("{}", device.describe());
@@ -35,17 +28,10 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
 fn embed_on<B: Backend>(backend: &B, a: &EmbedArgs) -> anyhow::Result<()> {
     // The model (checked to fit in memory, its weights against config.json) before the
     // (possibly large) input is read.
-    let (saved, model) = pipeline::load(&a.model, backend)?;
-    let mut adata = h5ad::read_h5ad(
-        &a.input,
-        &ReadOptions {
-            layer: a.layer.clone(),
-            allow_non_integer: a.allow_non_integer,
-            progress: !a.quiet,
-        },
-    )?;
+    let (saved, model) = pipeline::load(&a.files.model, backend)?;
+    let mut adata = a.files.read_input()?;
     if adata.n_obs() == 0 {
-        anyhow::bail!("{} has no cells: nothing to embed", a.input.display());
+        anyhow::bail!("{} has no cells: nothing to embed", a.files.input.display());
     }
     crate::saved_model::check_ambiguous(
         &saved.genes,
@@ -54,7 +40,7 @@ fn embed_on<B: Backend>(backend: &B, a: &EmbedArgs) -> anyhow::Result<()> {
     )?;
     let n = adata.n_obs();
     let mut setup =
-        crate::saved_model::setup_for(&mut adata, &saved, &a.input.display().to_string())?;
+        crate::saved_model::setup_for(&mut adata, &saved, &a.files.input.display().to_string())?;
     let held = pipeline::upload(backend, &mut setup)?;
     let cells = Resident {
         prep: &setup.prep,
@@ -70,15 +56,15 @@ fn embed_on<B: Backend>(backend: &B, a: &EmbedArgs) -> anyhow::Result<()> {
             seed: saved.run.train.seed,
             labels: true,
             normalized: None,
-            progress: !a.quiet,
+            progress: !a.files.quiet,
         },
     )?;
     let labelled = inferred.predicted.is_some();
     // X: the counts of the genes used, as held for the model (no second copy).
     write_embedding(
         Embedded {
-            output: &a.output,
-            model_dir: &a.model,
+            output: &a.files.output,
+            model_dir: &a.files.model,
             saved: &saved,
             device: backend.name(),
             latent: inferred.latent,
@@ -90,7 +76,7 @@ fn embed_on<B: Backend>(backend: &B, a: &EmbedArgs) -> anyhow::Result<()> {
     )?;
     eprintln!(
         "wrote {} (obsm['X_scdreamer']{}, {} cells)",
-        a.output.display(),
+        a.files.output.display(),
         if labelled {
             ", obs['scdreamer_label'], obs['scdreamer_label_confidence']"
         } else {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::cli::embedding_input::Embedding;
 use crate::data::anndata::AnnData;
-use crate::data::hvg::seurat_v3;
+use crate::data::hvg::{BatchedCounts, seurat_v3};
 use crate::data::validate::{batch_codes, column_levels};
 use crate::metrics::jax_random::JaxKMeansSampler;
 use crate::metrics::pcr::{pcr, unintegrated_pca};
@@ -125,7 +125,11 @@ pub fn evaluate(
         groups_of(adata, input, batch_key, label_key)?.codes();
     let genes: Vec<usize> = if adata.n_vars() > 2000 {
         progress.say("unintegrated PCA: 2,000 seurat_v3 genes");
-        seurat_v3(&adata.x, Some(&batches), n_batches, 2000)?.selected
+        seurat_v3(
+            BatchedCounts::new(&adata.x, Some(&batches), n_batches),
+            2000,
+        )?
+        .selected
     } else {
         (0..adata.n_vars()).collect()
     };

@@ -131,6 +131,7 @@ fn train_and_write<B: Backend>(backend: &B, run: &Run, loaded: Loaded) -> anyhow
         model_cfg,
         train_cfg,
         as_batch,
+        ..
     } = loaded;
     match data {
         Data::Resident { adata, mut setup } => {

@@ -10,8 +10,8 @@ use crate::data::AnnData;
 use crate::data::h5ad::{self, ReadOptions, RowReader};
 use crate::data::labels::CellLabels;
 use crate::data::validate::DropReport;
-use crate::model::config::{ModelConfig, TrainConfig};
-use crate::pipeline::{self, Prepared, PreparedStreamed, Request, Setup, StreamOptions, Streamed};
+use crate::model::config::TrainConfig;
+use crate::pipeline::{self, Prepared, Request, Setup, StreamOptions, Streamed};
 
 /// The data set of a run.
 pub(crate) enum Data {
@@ -22,13 +22,7 @@ pub(crate) enum Data {
 }
 
 /// The data set and what was decided from it.
-pub(crate) struct Loaded {
-    pub data: Data,
-    pub model_cfg: ModelConfig,
-    pub train_cfg: TrainConfig,
-    /// `--transform-batch` as a batch code (None for `all`).
-    pub as_batch: Option<u32>,
-}
+pub(crate) type Loaded = Prepared<Data>;
 
 /// Reads and sets up the input of `a` (whole, or streamed with `--backed`), then prints what
 /// will run on `device`.
@@ -51,7 +45,7 @@ pub(crate) fn load(a: &IntegrateArgs, input: &Path, device: &str) -> anyhow::Res
         hyper: &hyper,
         gpu: device == "cuda",
     };
-    let (loaded, n_cells, report, label_warnings) = if a.backed {
+    let (loaded, n_cells) = if a.backed {
         let reader = RowReader::open(input, &opts)?;
         let n = reader.n_rows();
         check_not_empty(input, n, reader.n_cols())?;
@@ -61,26 +55,13 @@ pub(crate) fn load(a: &IntegrateArgs, input: &Path, device: &str) -> anyhow::Res
             progress: !a.quiet,
             check_fits: &|m, t| check_fits(m, t, n),
         };
-        let PreparedStreamed {
-            data,
-            model_cfg,
-            train_cfg,
-            as_batch,
-            report,
-            label_warnings,
-        } = pipeline::prepare_streamed(reader, &request(genes), &stream)?;
+        let prepared = pipeline::prepare_streamed(reader, &request(genes), &stream)?;
         eprintln!(
             "--backed: {n} cells read in {} chunk(s) of {} cells",
-            data.backed.chunks.len(),
-            data.chunk_cells()
+            prepared.data.backed.chunks.len(),
+            prepared.data.chunk_cells()
         );
-        let loaded = Loaded {
-            data: Data::Streamed(data),
-            model_cfg,
-            train_cfg,
-            as_batch,
-        };
-        (loaded, n, report, label_warnings)
+        (prepared.map_data(Data::Streamed), n)
     } else {
         if a.chunk_cells.is_some() {
             anyhow::bail!("--chunk-cells needs --backed");
@@ -88,28 +69,18 @@ pub(crate) fn load(a: &IntegrateArgs, input: &Path, device: &str) -> anyhow::Res
         let mut adata = h5ad::read_h5ad(input, &opts)?;
         check_not_empty(input, adata.n_obs(), adata.n_vars())?;
         let genes = gene_selection(a, &adata.var)?;
-        let Prepared {
-            setup,
-            model_cfg,
-            train_cfg,
-            as_batch,
-            report,
-            label_warnings,
-        } = pipeline::prepare(&mut adata, &request(genes))?;
+        let prepared = pipeline::prepare(&mut adata, &request(genes))?;
         let n = adata.obs.len();
-        check_fits(&model_cfg, &train_cfg, n)?;
-        let loaded = Loaded {
-            data: Data::Resident { adata, setup },
-            model_cfg,
-            train_cfg,
-            as_batch,
-        };
-        (loaded, n, report, label_warnings)
+        check_fits(&prepared.model_cfg, &prepared.train_cfg, n)?;
+        (
+            prepared.map_data(|setup| Data::Resident { adata, setup }),
+            n,
+        )
     };
-    for w in &label_warnings {
+    for w in &loaded.label_warnings {
         eprintln!("warning: {w}");
     }
-    print_dropped(&report);
+    print_dropped(&loaded.report);
     let (n_genes, batch_names, labels) = loaded.data.described();
     if let (Some(key), Some(l)) = (&a.labels_key, labels) {
         print_labels(key, l);

@@ -9,9 +9,8 @@ use serde_json::json;
 
 use crate::backend::cpu::Cpu;
 use crate::data::dense::Dense;
-use crate::data::h5ad::{self, ReadOptions, Results};
+use crate::data::h5ad::{self, Results};
 use crate::files::cleanup::commit_all;
-use crate::files::outputs::OutputPlan;
 use crate::io::checkpoint;
 use crate::map::{BatchInit, InitChoice, MapOptions, QueryFit};
 
@@ -23,15 +22,8 @@ pub const DEFAULT_UNKNOWN_THRESHOLD: f32 = 0.85;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MapArgs {
-    /// Directory written by `integrate --save-model` (the reference).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Query .h5ad with raw counts.
-    #[arg(long, short = 'i')]
-    pub input: PathBuf,
-    /// Output .h5ad: the query's cells with obsm['X_scdreamer'] (and labels for a Sup model).
-    #[arg(long, short = 'o')]
-    pub output: PathBuf,
+    #[command(flatten)]
+    pub files: crate::cli::saved_model_run::SavedModelRun,
     /// obs column of the query's batches (default: the model's batch key). Batches the model
     /// knows keep their parameters; the others get new ones.
     #[arg(long)]
@@ -73,15 +65,6 @@ pub struct MapArgs {
     /// See `--labels-key`.
     #[arg(long, default_value_t = crate::model::sup_screen::DISAGREE_THRESHOLD)]
     pub disagree_threshold: f32,
-    /// Read counts from `layers/NAME` instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub layer: Option<String>,
-    /// Accept non-integer values in X.
-    #[arg(long)]
-    pub allow_non_integer: bool,
-    /// Do not draw progress bars.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,11 +89,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
     if !(a.lr.is_finite() && a.lr > 0.0) {
         anyhow::bail!("--lr is {}: give a positive learning rate", a.lr);
     }
-    let mut plan = OutputPlan::new()
-        .file("--output", &a.output)
-        .input("--input", &a.input)
-        .input("--model file", &a.model.join(checkpoint::CONFIG))
-        .input("--model file", &a.model.join(checkpoint::WEIGHTS));
+    let mut plan = a.files.output_plan();
     if let Some(dir) = &a.save_model {
         plan = plan.dir(
             "--save-model",
@@ -120,22 +99,15 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
     }
     plan.check()?;
     h5ad::install_ctrlc_cleanup();
-    let config = checkpoint::load_config(&a.model)?;
+    let config = checkpoint::load_config(&a.files.model)?;
     crate::pipeline::limits::check_model_fits(
         &config.run.model,
         config.run.train.batch_size,
-        &format!("the model in {}", a.model.display()),
+        &format!("the model in {}", a.files.model.display()),
     )?;
     let backend = Cpu::new();
-    let (saved, model) = crate::saved_model::load_model(&a.model, &backend)?;
-    let mut adata = h5ad::read_h5ad(
-        &a.input,
-        &ReadOptions {
-            layer: a.layer.clone(),
-            allow_non_integer: a.allow_non_integer,
-            progress: !a.quiet,
-        },
-    )?;
+    let (saved, model) = crate::saved_model::load_model(&a.files.model, &backend)?;
+    let mut adata = a.files.read_input()?;
     let given = match &a.labels_key {
         Some(key) => Some(crate::map::labels::query_labels(
             &adata.obs,
@@ -162,7 +134,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
     let m = crate::map::map_query(&backend, &model, &saved, &mut adata, &opts)?;
     let n = m.setup.prep.n_cells();
     let var = adata.var.select(&m.setup.genes);
-    let starts: Vec<String> = (m.new_batches.iter().zip(&m.init))
+    let starts: Vec<String> = (m.report.new_batches.iter().zip(&m.report.init))
         .map(|(name, init)| match init {
             BatchInit::Mean => format!("{name} from the mean of the reference batches"),
             BatchInit::Copy(b) => format!(
@@ -173,20 +145,20 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
         .collect();
     let uns = json!({
         "version": crate::VERSION,
-        "model": a.model.display().to_string(),
+        "model": a.files.model.display().to_string(),
         "model_scdreamer_version": saved.scdreamer_version,
         "batch_key": m.setup.batch_key,
         "batch_categories": m.saved.batch_categories,
-        "new_batches": m.new_batches,
-        "filled_genes": m.n_filled_genes,
+        "new_batches": m.report.new_batches,
+        "filled_genes": m.report.n_filled_genes,
         "batch_init": starts,
         "epochs": a.epochs,
         "seed": a.seed,
-        "query_fit_losses": m.fit_losses,
+        "query_fit_losses": m.report.fit_losses,
         "labels_key": saved.labels_key,
         "label_categories": saved.label_categories,
         "unknown_threshold": a.unknown_threshold,
-        "map_seconds": m.seconds,
+        "map_seconds": m.report.seconds,
     });
     let results = Results {
         obsm: vec![(
@@ -216,7 +188,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
         uns: vec![("scdreamer".into(), uns)],
     };
     let mut pending = vec![h5ad::write_h5ad_pending(
-        &a.output,
+        &a.files.output,
         m.trained.counts(&m.setup.prep),
         &adata.obs,
         &var,
@@ -232,10 +204,10 @@ pub fn run(a: &MapArgs) -> anyhow::Result<()> {
     commit_all(pending)?;
     eprintln!(
         "mapped {n} cells ({} new batch(es): {}) in {:.1} s; wrote {}{}",
-        m.new_batches.len(),
+        m.report.new_batches.len(),
         starts.join(", "),
-        m.seconds,
-        a.output.display(),
+        m.report.seconds,
+        a.files.output.display(),
         a.save_model
             .as_ref()
             .map(|d| format!(" and the extended model to {}", d.display()))

@@ -15,6 +15,7 @@ mod integrate_checks;
 mod integrate_config;
 mod integrate_input;
 pub mod map;
+pub mod saved_model_run;
 pub mod simulate;
 
 pub use args::{Cli, Command};

@@ -40,14 +40,7 @@ pub fn obs_columns(
                 ordered: false,
             },
         ),
-        (
-            "scdreamer_label_best".into(),
-            Column::Categorical {
-                codes: pred.codes.iter().map(|&c| c as i32).collect(),
-                categories: categories.to_vec(),
-                ordered: false,
-            },
-        ),
+        ("scdreamer_label_best".into(), pred.label_column(categories)),
         (
             "scdreamer_label_confidence".into(),
             Column::F32(pred.confidence.clone()),

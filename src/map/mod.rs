@@ -54,6 +54,11 @@ pub struct Mapped<B: Backend> {
     pub latent: Vec<f32>,
     /// Sup: the predicted type of every query cell.
     pub labels: Option<LabelPrediction>,
+    pub report: MapReport,
+}
+
+/// What the mapping did (the output records it).
+pub struct MapReport {
     pub new_batches: Vec<String>,
     /// Where each new batch started.
     pub init: Vec<BatchInit>,
@@ -158,10 +163,12 @@ pub fn map_query<B: Backend>(
         saved: ext,
         latent,
         labels,
-        new_batches,
-        init,
-        n_filled_genes,
-        fit_losses,
-        seconds: t0.elapsed().as_secs_f64(),
+        report: MapReport {
+            new_batches,
+            init,
+            n_filled_genes,
+            fit_losses,
+            seconds: t0.elapsed().as_secs_f64(),
+        },
     })
 }

@@ -60,17 +60,7 @@ pub fn query_genes(
     model_genes: &[String],
     fill_missing: bool,
 ) -> anyhow::Result<(Vec<usize>, usize)> {
-    let pos: HashMap<&str, usize> = adata
-        .var
-        .index
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
-    let missing: Vec<&String> = model_genes
-        .iter()
-        .filter(|g| !pos.contains_key(g.as_str()))
-        .collect();
+    let (pos, missing) = crate::saved_model::gene_positions(model_genes, &adata.var.index);
     if missing.len() == model_genes.len() {
         anyhow::bail!(
             "the query has none of the model's {} genes (model genes e.g. {}; query genes e.g. \

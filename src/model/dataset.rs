@@ -18,15 +18,9 @@ pub struct PreparedData {
     pub norm_scale: Vec<f32>,
     pub batch: Vec<u32>,
     pub batch_names: Vec<String>,
-    /// max over the matrix of log1p(x * norm_scale): folds scanpy-style log-normalised input
-    /// into [0, 1] so the discriminator compares it with the sigmoid reconstruction.
-    pub log_norm_max: f32,
+    pub constants: TransformConstants,
     /// The authors' transform (log2(1 + log1p(normalised)) / max), when their preset is used.
     pub authors_scaled: Option<Csr>,
-    /// Authors' library prior: mean and variance over cells of ln(sum_g x + 1) of the scaled x.
-    pub library_prior: (f32, f32),
-    /// The global max of the authors' transform (1.0 when unused).
-    pub authors_max: f32,
     /// Sup: cell-type labels (None for the unsupervised model; set by `Setup::with_labels`).
     pub labels: Option<crate::data::labels::CellLabels>,
 }
@@ -35,8 +29,12 @@ pub struct PreparedData {
 /// unchanged to new cells.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TransformConstants {
+    /// max over the matrix of log1p(x * norm_scale): folds scanpy-style log-normalised input
+    /// into [0, 1] so the discriminator compares it with the sigmoid reconstruction.
     pub log_norm_max: f32,
+    /// The global max of the authors' transform (1.0 when unused).
     pub authors_max: f32,
+    /// Authors' library prior: mean and variance over cells of ln(sum_g x + 1) of the scaled x.
     pub library_prior: (f32, f32),
 }
 
@@ -87,19 +85,13 @@ impl PreparedData {
             norm_scale,
             batch,
             batch_names,
-            log_norm_max,
+            constants: TransformConstants {
+                log_norm_max,
+                authors_max,
+                library_prior,
+            },
             authors_scaled,
-            library_prior,
-            authors_max,
             labels: None,
-        }
-    }
-
-    pub fn constants(&self) -> TransformConstants {
-        TransformConstants {
-            log_norm_max: self.log_norm_max,
-            authors_max: self.authors_max,
-            library_prior: self.library_prior,
         }
     }
 
@@ -259,7 +251,7 @@ impl<B: Backend> DeviceData<B> {
             None => (
                 &self.counts,
                 InputTransform::Log1pScaled,
-                1.0 / prep.log_norm_max,
+                1.0 / prep.constants.log_norm_max,
             ),
         }
     }

@@ -85,37 +85,21 @@ impl HyperParams {
                 TrainConfig::authors_preset(self.seed),
             ),
         };
-        if let Some(l) = self.latent {
-            m.latent = l;
-        }
+        override_with(&mut m.latent, self.latent);
         if let Some(h) = &self.hidden {
             if h.is_empty() || h.contains(&0) {
                 anyhow::bail!("--hidden needs one or more positive widths, e.g. 512 or 512,256");
             }
             m.hidden = h.clone();
         }
-        if let Some(w) = self.batch_adv_weight {
-            m.batch_adv_weight = w;
-        }
-        if let Some(i) = self.adversary_input {
-            m.adversary_input = i;
-        }
-        if let Some(e) = self.encode_batch {
-            m.encode_batch = e;
-        }
-        if let Some(o) = self.batch_gene_offsets {
-            m.batch_gene_offsets = o;
-        }
-        if let Some(w) = self.disc_weight {
-            m.disc_weight = w;
-        }
-        if let Some(w) = self.kl_weight {
-            m.kl_weight = w;
-        }
+        override_with(&mut m.batch_adv_weight, self.batch_adv_weight);
+        override_with(&mut m.adversary_input, self.adversary_input);
+        override_with(&mut m.encode_batch, self.encode_batch);
+        override_with(&mut m.batch_gene_offsets, self.batch_gene_offsets);
+        override_with(&mut m.disc_weight, self.disc_weight);
+        override_with(&mut m.kl_weight, self.kl_weight);
         m.likelihood = self.likelihood;
-        if let Some(e) = self.epochs {
-            t.epochs = e;
-        }
+        override_with(&mut t.epochs, self.epochs);
         if let Some(b) = self.batch_size {
             t.batch_size = b;
             // The default epoch budget is in steps: follow the batch size the user chose.
@@ -123,9 +107,7 @@ impl HyperParams {
                 t.epochs = default_epochs(n_cells, b, many_batches(n_batches, n_labels));
             }
         }
-        if let Some(sch) = self.lr_schedule {
-            t.lr_schedule = sch;
-        }
+        override_with(&mut t.lr_schedule, self.lr_schedule);
         if let Some(lr) = self.lr {
             // Keep the adversaries' learning rates in the preset's ratio to the AE's.
             let r = lr / t.lr_ae;
@@ -145,6 +127,13 @@ impl HyperParams {
             anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
         }
         Ok((m, t))
+    }
+}
+
+/// `slot` takes `value` when the user gave one.
+fn override_with<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
     }
 }
 

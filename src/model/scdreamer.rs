@@ -11,7 +11,8 @@ use crate::model::config::{
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::minibatch::Minibatch;
 use crate::model::networks::{
-    Classifier, Decoder, Discriminator, Encoder, EncoderOut, Pass, SparseInput,
+    Classifier, Decoder, DiscInput, Discriminator, Encoder, EncoderOut, NewParams, Pass,
+    SparseInput,
 };
 use crate::model::sup::{SupGraph, SupNets};
 use crate::ops::Backend;
@@ -87,24 +88,23 @@ impl<B: Backend> Scdreamer<B> {
             sup: None,
         };
         let latent_library = cfg.target == Target::AuthorsScaled;
-        let encoder = Encoder::new(&mut params, groups.encoder, &cfg, latent_library, rng);
-        let decoder = Decoder::new(&mut params, groups.decoder, &cfg, rng);
-        let discriminator = Discriminator::new(&mut params, groups.discriminator, &cfg, rng);
-        let batch_classifier = Classifier::new(
-            &mut params,
-            groups.batch_classifier,
-            "disb",
-            cfg.latent,
-            cfg.n_batches,
+        let encoder = Encoder::new(
+            NewParams::new(&mut params, groups.encoder, rng),
             &cfg,
-            rng,
+            latent_library,
         );
+        let decoder = Decoder::new(NewParams::new(&mut params, groups.decoder, rng), &cfg);
+        let discriminator =
+            Discriminator::new(NewParams::new(&mut params, groups.discriminator, rng), &cfg);
+        let dims = (cfg.latent, cfg.n_batches);
+        let classifier_params = NewParams::new(&mut params, groups.batch_classifier, rng);
+        let batch_classifier = Classifier::new(classifier_params, "disb", dims, &cfg);
         // Sup parameters are created last so the unsupervised initialisation is unchanged.
         let mut groups = groups;
         let sup = (cfg.n_labels > 0).then(|| {
             let g = params.group("sup");
             groups.sup = Some(g);
-            SupNets::new(&mut params, g, &cfg, rng)
+            SupNets::new(NewParams::new(&mut params, g, rng), &cfg)
         });
         Scdreamer {
             cfg,
@@ -164,7 +164,7 @@ impl<B: Backend> Scdreamer<B> {
             (Some((lm, lv)), Target::AuthorsScaled) => {
                 let l = tape.sample_gaussian(*lm, *lv, rng);
                 let lib = tape.exp(l);
-                let (mu_l, var_l) = prep.library_prior;
+                let (mu_l, var_l) = prep.constants.library_prior;
                 let m2 = tape.filled(n, 1, mu_l);
                 let v2 = tape.filled(n, 1, var_l);
                 (lib, Some(tape.kl_normal(*lm, *lv, m2, v2)))
@@ -225,12 +225,13 @@ impl<B: Backend> Scdreamer<B> {
         // Discriminator D2 on real x and on x~, paired index by index. The adversaries' weights
         // get gradients here only when the AE optimiser moves them.
         let adversary = self.train_pass().frozen(!cfg.ae_updates_adversaries);
-        let disc_real = self
-            .discriminator
-            .forward_real(tape, adversary, &input, mb.rows(), rng);
-        let disc_fake = self
-            .discriminator
-            .forward_dense(tape, adversary, dec.xhat, rng);
+        let real = DiscInput::Real {
+            input: &input,
+            rows: mb.rows(),
+        };
+        let disc_real = self.discriminator.forward(tape, adversary, real, rng);
+        let fake = DiscInput::Reconstructed(dec.xhat);
+        let disc_fake = self.discriminator.forward(tape, adversary, fake, rng);
         let bc = tape.bhattacharyya_loss(disc_real, disc_fake);
 
         // Adversarial batch classifier on the sampled z or on the posterior mean.
@@ -297,12 +298,17 @@ impl<B: Backend> Scdreamer<B> {
                 tape.detach(dec.xhat)
             }
         };
+        let real = DiscInput::Real {
+            input: &input,
+            rows: mb.rows(),
+        };
         let real = self
             .discriminator
-            .forward_real(tape, self.train_pass(), &input, mb.rows(), rng);
+            .forward(tape, self.train_pass(), real, rng);
+        let fake = DiscInput::Reconstructed(xhat);
         let fake = self
             .discriminator
-            .forward_dense(tape, self.train_pass(), xhat, rng);
+            .forward(tape, self.train_pass(), fake, rng);
         (tape.bhattacharyya_loss(real, fake), real, fake)
     }
 

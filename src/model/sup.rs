@@ -10,10 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::backend::cpu::step::argmax;
 use crate::data::anndata::Column;
 use crate::model::config::ModelConfig;
-use crate::model::networks::{dense_stack, hidden_act, variance};
+use crate::model::networks::{NewParams, dense_stack, hidden_act, variance};
 use crate::nn::Linear;
 use crate::ops::Backend;
-use crate::tape::{GroupId, Indices, Params, Tape, Var};
+use crate::tape::{Indices, Params, Tape, Var};
 
 /// Hidden width of DecoderY (hard-coded 8 in the authors' code, S/model.py:516).
 const DECODER_Y_HIDDEN: usize = 8;
@@ -44,12 +44,8 @@ pub struct SupGraph {
 impl SupNets {
     /// Parameters in `group` (the AE optimiser moves it: the authors train the classifier and
     /// the y-VAE with the AE loss).
-    pub fn new<B: Backend>(
-        params: &mut Params<B>,
-        group: GroupId,
-        cfg: &ModelConfig,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    pub fn new<B: Backend>(at: NewParams<'_, B>, cfg: &ModelConfig) -> Self {
+        let NewParams { params, group, rng } = at;
         let (z, c, y) = (cfg.latent, cfg.n_labels, cfg.y_dim);
         let label = Linear::new(params, group, "sup_label", z, c, rng);
         let mut widths = vec![z + c];
@@ -146,19 +142,21 @@ impl LabelPrediction {
     /// `scdreamer_label_confidence` (float32).
     pub fn obs_columns(&self, categories: &[String]) -> Vec<(String, Column)> {
         vec![
-            (
-                "scdreamer_label".into(),
-                Column::Categorical {
-                    codes: self.codes.iter().map(|&c| c as i32).collect(),
-                    categories: categories.to_vec(),
-                    ordered: false,
-                },
-            ),
+            ("scdreamer_label".into(), self.label_column(categories)),
             (
                 "scdreamer_label_confidence".into(),
                 Column::F32(self.confidence.clone()),
             ),
         ]
+    }
+
+    /// The predicted types as a categorical column over `categories`.
+    pub fn label_column(&self, categories: &[String]) -> Column {
+        Column::Categorical {
+            codes: self.codes.iter().map(|&c| c as i32).collect(),
+            categories: categories.to_vec(),
+            ordered: false,
+        }
     }
 }
 

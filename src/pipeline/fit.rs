@@ -15,20 +15,28 @@ use crate::ops::Backend;
 use crate::train::{self, EpochLog, StepProgress};
 
 /// A trained (or loaded) model with its in-memory data on a backend.
-pub struct Trained<B: Backend> {
+pub struct Trained<B: Backend, D = DeviceData<B>> {
     pub model: Scdreamer<B>,
-    pub data: DeviceData<B>,
+    pub data: D,
     pub run: RunConfig,
     pub log: Vec<EpochLog>,
     pub train_seconds: f64,
 }
 
 /// A model trained by [`fit_cells`], without its data.
-pub struct Fitted<B: Backend> {
-    pub model: Scdreamer<B>,
-    pub run: RunConfig,
-    pub log: Vec<EpochLog>,
-    pub train_seconds: f64,
+pub type Fitted<B> = Trained<B, ()>;
+
+impl<B: Backend> Fitted<B> {
+    /// The model with the data it holds.
+    pub fn with_data<D>(self, data: D) -> Trained<B, D> {
+        Trained {
+            model: self.model,
+            data,
+            run: self.run,
+            log: self.log,
+            train_seconds: self.train_seconds,
+        }
+    }
 }
 
 /// Trains scDREAMER on `cells` (in memory or streamed from disk).
@@ -72,8 +80,9 @@ pub fn fit_cells_observed<B: Backend>(
         model: model_cfg,
         train: train_cfg,
     };
-    Ok(Fitted {
+    Ok(Trained {
         model,
+        data: (),
         run,
         log,
         train_seconds,
@@ -127,11 +136,5 @@ pub fn fit_setup_observed<B: Backend>(
     let f = fit_cells_observed(
         backend, &cells, model_cfg, train_cfg, preset, progress, on_step,
     )?;
-    Ok(Trained {
-        model: f.model,
-        data,
-        run: f.run,
-        log: f.log,
-        train_seconds: f.train_seconds,
-    })
+    Ok(f.with_data(data))
 }

@@ -19,71 +19,74 @@ use crate::tape::Tape;
 /// Rows per inference chunk: bounded memory whatever the number of cells.
 const CHUNK: usize = 4096;
 
-/// The embedding of every cell of `prep` (see [`Trained::latent`]); `tape` and `rng` carry over
-/// between calls, so a matrix streamed in blocks is embedded as one.
-pub fn embed_cells<B: Backend>(
-    model: &Scdreamer<B>,
-    data: &DeviceData<B>,
-    prep: &PreparedData,
-    tape: &mut Tape<B>,
-    rng: &mut ChaCha8Rng,
-) -> Vec<f32> {
-    let n = prep.n_cells();
-    let mut out = Vec::with_capacity(n * model.cfg.latent);
-    let rows: Vec<u32> = (0..n as u32).collect();
-    for chunk in rows.chunks(CHUNK) {
-        let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
-        out.extend(model.embed_rows(tape, data, prep, chunk, &batch, rng));
-    }
-    out
+/// A model and the data of one chunk it runs on: what every per-chunk pass reads. `tape` and
+/// `rng` carry over between calls, so a matrix streamed in blocks is computed as one.
+pub struct ModelOn<'a, B: Backend> {
+    pub model: &'a Scdreamer<B>,
+    pub data: &'a DeviceData<B>,
+    pub prep: &'a PreparedData,
 }
 
-/// Sup: label probabilities of every cell of `prep`, row-major; None for an unsupervised model.
-pub fn label_probs_cells<B: Backend>(
-    model: &Scdreamer<B>,
-    data: &DeviceData<B>,
-    prep: &PreparedData,
-    tape: &mut Tape<B>,
-    rng: &mut ChaCha8Rng,
-) -> Option<Vec<f32>> {
-    let rows: Vec<u32> = (0..prep.n_cells() as u32).collect();
-    let mut probs = Vec::with_capacity(rows.len() * model.cfg.n_labels);
-    for chunk in rows.chunks(CHUNK) {
-        let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
-        probs.extend(model.label_probs_rows(tape, data, prep, chunk, &batch, rng)?);
+impl<B: Backend> ModelOn<'_, B> {
+    /// The embedding of every cell of `prep` (see [`Trained::latent`]).
+    pub fn embed(&self, tape: &mut Tape<B>, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.prep.n_cells() * self.model.cfg.latent);
+        for (rows, batch) in self.row_chunks() {
+            let (data, prep) = (self.data, self.prep);
+            out.extend(self.model.embed_rows(tape, data, prep, &rows, &batch, rng));
+        }
+        out
     }
-    Some(probs)
-}
 
-/// Batch-corrected expression of every cell of `prep` (see [`Trained::normalized`]).
-pub fn normalized_cells<B: Backend>(
-    model: &Scdreamer<B>,
-    data: &DeviceData<B>,
-    prep: &PreparedData,
-    as_batch: Option<u32>,
-    tape: &mut Tape<B>,
-    rng: &mut ChaCha8Rng,
-) -> Vec<f32> {
-    let n = prep.n_cells();
-    let g = model.cfg.n_genes;
-    let targets: Vec<u32> = match as_batch {
-        Some(b) => vec![b],
-        None => (0..model.cfg.n_batches as u32).collect(),
-    };
-    let w = 1e4 / targets.len() as f32;
-    let mut out = vec![0f32; n * g];
-    let rows: Vec<u32> = (0..n as u32).collect();
-    for (ci, chunk) in rows.chunks(CHUNK).enumerate() {
-        let batch: Vec<u32> = chunk.iter().map(|&r| prep.batch[r as usize]).collect();
-        let dst = &mut out[ci * CHUNK * g..(ci * CHUNK + chunk.len()) * g];
-        for &t in &targets {
-            let rho = model.normalized_rows(tape, data, prep, chunk, &batch, t, rng);
-            for (d, r) in dst.iter_mut().zip(&rho) {
-                *d += w * r;
+    /// Sup: label probabilities of every cell, row-major; None for an unsupervised model.
+    pub fn label_probs(&self, tape: &mut Tape<B>, rng: &mut ChaCha8Rng) -> Option<Vec<f32>> {
+        let mut probs = Vec::with_capacity(self.prep.n_cells() * self.model.cfg.n_labels);
+        for (rows, batch) in self.row_chunks() {
+            let (data, prep) = (self.data, self.prep);
+            probs.extend(
+                self.model
+                    .label_probs_rows(tape, data, prep, &rows, &batch, rng)?,
+            );
+        }
+        Some(probs)
+    }
+
+    /// Batch-corrected expression of every cell (see [`Trained::normalized`]).
+    pub fn normalized(
+        &self,
+        as_batch: Option<u32>,
+        tape: &mut Tape<B>,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<f32> {
+        let (model, prep) = (self.model, self.prep);
+        let g = model.cfg.n_genes;
+        let targets: Vec<u32> = match as_batch {
+            Some(b) => vec![b],
+            None => (0..model.cfg.n_batches as u32).collect(),
+        };
+        let w = 1e4 / targets.len() as f32;
+        let mut out = vec![0f32; prep.n_cells() * g];
+        for (ci, (rows, batch)) in self.row_chunks().enumerate() {
+            let dst = &mut out[ci * CHUNK * g..(ci * CHUNK + rows.len()) * g];
+            for &t in &targets {
+                let rho = model.normalized_rows(tape, self.data, prep, &rows, &batch, t, rng);
+                for (d, r) in dst.iter_mut().zip(&rho) {
+                    *d += w * r;
+                }
             }
         }
+        out
     }
-    out
+
+    /// The cells in chunks of at most [`CHUNK`] rows, in order, with their batch codes.
+    fn row_chunks(&self) -> impl Iterator<Item = (Vec<u32>, Vec<u32>)> + '_ {
+        let n = self.prep.n_cells();
+        (0..n).step_by(CHUNK).map(move |r0| {
+            let rows: Vec<u32> = (r0 as u32..(r0 + CHUNK).min(n) as u32).collect();
+            let batch = rows.iter().map(|&r| self.prep.batch[r as usize]).collect();
+            (rows, batch)
+        })
+    }
 }
 
 /// The seeds of the inference passes (shared by the resident and the streamed paths).
@@ -135,24 +138,18 @@ pub fn infer<B: Backend>(
         .map(|_| Vec::with_capacity(n * model.cfg.n_genes));
     let pb = cells_bar(what.progress, n);
     cells.for_each_chunk(&mut |prep, data| {
+        let on = ModelOn { model, data, prep };
         if what.latent {
-            latent.extend(embed_cells(model, data, prep, &mut tape, &mut rng_latent));
+            latent.extend(on.embed(&mut tape, &mut rng_latent));
         }
         if let Some(p) = probs.as_mut() {
             p.extend(
-                label_probs_cells(model, data, prep, &mut tape, &mut rng_labels)
+                on.label_probs(&mut tape, &mut rng_labels)
                     .unwrap_or_default(),
             );
         }
         if let (Some(out), Some(as_batch)) = (norm.as_mut(), what.normalized) {
-            out.extend(normalized_cells(
-                model,
-                data,
-                prep,
-                as_batch,
-                &mut tape,
-                &mut rng_norm,
-            ));
+            out.extend(on.normalized(as_batch, &mut tape, &mut rng_norm));
         }
         pb.inc(prep.n_cells() as u64);
         Ok(())
@@ -196,35 +193,34 @@ impl<B: Backend> Trained<B> {
         }
     }
 
-    fn tape(&self) -> Tape<B> {
-        Tape::new(self.model.params.backend().clone())
+    /// The model on the held data of `prep`, and a fresh tape.
+    fn on<'a>(&'a self, prep: &'a PreparedData) -> (ModelOn<'a, B>, Tape<B>) {
+        let on = ModelOn {
+            model: &self.model,
+            data: &self.data,
+            prep,
+        };
+        (on, Tape::new(self.model.params.backend().clone()))
     }
 
     /// The embedding of every cell (`n_cells x latent`, row-major): posterior mean by default.
     pub fn latent(&self, prep: &PreparedData, seed: u64) -> Vec<f32> {
-        let mut rng = latent_rng(seed);
-        embed_cells(&self.model, &self.data, prep, &mut self.tape(), &mut rng)
+        let (on, mut tape) = self.on(prep);
+        on.embed(&mut tape, &mut latent_rng(seed))
     }
 
     /// Sup: the predicted cell type of every cell (argmax softmax(Dense(z_mean))) and its
     /// probability; None for an unsupervised model.
     pub fn predict_labels(&self, prep: &PreparedData) -> Option<LabelPrediction> {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let probs = label_probs_cells(&self.model, &self.data, prep, &mut self.tape(), &mut rng)?;
+        let (on, mut tape) = self.on(prep);
+        let probs = on.label_probs(&mut tape, &mut ChaCha8Rng::seed_from_u64(0))?;
         Some(LabelPrediction::from_probs(&probs, self.model.cfg.n_labels))
     }
 
     /// Batch-corrected expression (`n_cells x genes`, counts per 10,000): the decoder's rho for
     /// the posterior mean, decoded as batch `as_batch`, or averaged over all batches (None).
     pub fn normalized(&self, prep: &PreparedData, as_batch: Option<u32>) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        normalized_cells(
-            &self.model,
-            &self.data,
-            prep,
-            as_batch,
-            &mut self.tape(),
-            &mut rng,
-        )
+        let (on, mut tape) = self.on(prep);
+        on.normalized(as_batch, &mut tape, &mut ChaCha8Rng::seed_from_u64(0))
     }
 }

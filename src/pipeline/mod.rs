@@ -18,9 +18,7 @@ mod streamed;
 
 pub use cells::{Cells, ChunkVisit, Resident};
 pub use fit::{Fitted, Trained, fit, fit_cells, fit_cells_observed, fit_setup_observed, upload};
-pub use infer::{
-    Inference, Inferred, embed_cells, infer, label_probs_cells, latent_rng, normalized_cells,
-};
+pub use infer::{Inference, Inferred, ModelOn, infer, latent_rng};
 pub use prepare::{Prepared, Request, prepare};
 pub use saved::{SavedData, load, save_model, saved_config};
 pub use setup::{GeneSelection, Setup, select_genes};

@@ -30,9 +30,10 @@ pub struct Request<'a> {
     pub gpu: bool,
 }
 
-/// Everything decided before training.
-pub struct Prepared {
-    pub setup: Setup,
+/// Everything decided before training: the data set up in memory ([`Setup`]), streamed
+/// (`super::Streamed`) or as a caller holds it, and the configuration.
+pub struct Prepared<D = Setup> {
+    pub data: D,
     pub model_cfg: ModelConfig,
     pub train_cfg: TrainConfig,
     /// `transform_batch` as a batch code (None for `all`).
@@ -41,6 +42,37 @@ pub struct Prepared {
     pub report: DropReport,
     /// Sup: warnings about the labels (e.g. a type with fewer than 3 cells).
     pub label_warnings: Vec<String>,
+}
+
+impl<D> Prepared<D> {
+    pub fn new(
+        data: D,
+        (model_cfg, train_cfg): (ModelConfig, TrainConfig),
+        as_batch: Option<u32>,
+        report: DropReport,
+        label_warnings: Vec<String>,
+    ) -> Self {
+        Prepared {
+            data,
+            model_cfg,
+            train_cfg,
+            as_batch,
+            report,
+            label_warnings,
+        }
+    }
+
+    /// The same decisions about the data held another way.
+    pub fn map_data<E>(self, f: impl FnOnce(D) -> E) -> Prepared<E> {
+        let configs = (self.model_cfg, self.train_cfg);
+        Prepared::new(
+            f(self.data),
+            configs,
+            self.as_batch,
+            self.report,
+            self.label_warnings,
+        )
+    }
 }
 
 /// scDREAMER-Sup's labels (with their obs key) and the warnings about them.
@@ -121,12 +153,12 @@ pub fn prepare(adata: &mut AnnData, req: &Request) -> anyhow::Result<Prepared> {
     if let Some((key, l)) = labels {
         setup = setup.with_labels(&key, l);
     }
-    Ok(Prepared {
+    let configs = (model_cfg, train_cfg);
+    Ok(Prepared::new(
         setup,
-        model_cfg,
-        train_cfg,
+        configs,
         as_batch,
         report,
         label_warnings,
-    })
+    ))
 }

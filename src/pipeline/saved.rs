@@ -39,7 +39,7 @@ impl Setup {
             batch_names: &self.prep.batch_names,
             labels_key: self.labels_key.as_deref(),
             labels: self.prep.labels.as_ref(),
-            constants: self.prep.constants(),
+            constants: self.prep.constants,
         }
     }
 }

@@ -6,11 +6,11 @@
 use anyhow::bail;
 
 use super::cells::{Cells, ChunkVisit};
-use super::prepare::{Request, labels_of, transform_batch_code};
+use super::prepare::{Prepared, Request, labels_of, transform_batch_code};
 use super::saved::SavedData;
 use crate::backed::{self, Backed, ChunkSource};
 use crate::data::h5ad::RowReader;
-use crate::data::validate::{self, DropReport};
+use crate::data::validate;
 use crate::model::config::{ModelConfig, Target, TrainConfig};
 use crate::model::hyper::Preset;
 use crate::ops::Backend;
@@ -24,16 +24,8 @@ pub struct Streamed {
     pub labels_key: Option<String>,
 }
 
-/// Everything decided before training on a streamed file (as [`super::Prepared`]).
-pub struct PreparedStreamed {
-    pub data: Streamed,
-    pub model_cfg: ModelConfig,
-    pub train_cfg: TrainConfig,
-    /// `transform_batch` as a batch code (None for `all`).
-    pub as_batch: Option<u32>,
-    pub report: DropReport,
-    pub label_warnings: Vec<String>,
-}
+/// Everything decided before training on a streamed file (as for one in memory).
+pub type PreparedStreamed = Prepared<Streamed>;
 
 /// How the file is streamed.
 pub struct StreamOptions<'a> {
@@ -107,18 +99,19 @@ pub fn prepare_streamed(
         &model_cfg,
         opts.progress,
     )?;
-    Ok(PreparedStreamed {
-        data: Streamed {
-            backed,
-            batch_key: req.batch_key.to_string(),
-            labels_key,
-        },
-        model_cfg,
-        train_cfg,
+    let data = Streamed {
+        backed,
+        batch_key: req.batch_key.to_string(),
+        labels_key,
+    };
+    let configs = (model_cfg, train_cfg);
+    Ok(Prepared::new(
+        data,
+        configs,
         as_batch,
         report,
         label_warnings,
-    })
+    ))
 }
 
 impl Streamed {

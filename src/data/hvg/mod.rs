@@ -14,6 +14,7 @@ pub use seurat::seurat;
 pub use seurat_v3::{seurat_v3, seurat_v3_paper};
 
 use crate::data::AnnData;
+use crate::data::csr::Csr;
 
 /// How the genes a model uses are chosen.
 #[derive(Clone, Debug)]
@@ -48,11 +49,36 @@ pub fn select_genes(
     let cells: Vec<usize> = (0..adata.n_obs()).filter(|&i| row_sums[i] > 0.0).collect();
     let sub = adata.x.select(&cells, &nonzero_genes);
     let sub_batch: Vec<u32> = cells.iter().map(|&i| batch[i]).collect();
+    let counts = BatchedCounts::new(&sub, Some(&sub_batch), n_batches);
     let res: HvgResult = match how {
-        GeneSelection::SeuratV3(_) => seurat_v3(&sub, Some(&sub_batch), n_batches, n_top)?,
-        _ => seurat(&sub, Some(&sub_batch), n_batches, n_top)?,
+        GeneSelection::SeuratV3(_) => seurat_v3(counts, n_top)?,
+        _ => seurat(counts, n_top)?,
     };
     Ok(res.selected.iter().map(|&k| nonzero_genes[k]).collect())
+}
+
+/// What a selection reads: counts (cells x genes) and the batch code of each cell, or
+/// `batch = None` for one batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchedCounts<'a> {
+    pub x: &'a Csr,
+    pub batch: Option<&'a [u32]>,
+    pub n_batches: usize,
+}
+
+impl<'a> BatchedCounts<'a> {
+    pub fn new(x: &'a Csr, batch: Option<&'a [u32]>, n_batches: usize) -> Self {
+        BatchedCounts {
+            x,
+            batch,
+            n_batches,
+        }
+    }
+
+    /// The batch code of each cell (checked), the number of batches and the cells of each.
+    fn layout(&self) -> anyhow::Result<(Vec<u32>, usize, Vec<usize>)> {
+        batch_layout(self.x.n_rows, self.batch, self.n_batches)
+    }
 }
 
 /// Outcome of a highly-variable-gene selection.

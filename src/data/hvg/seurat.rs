@@ -3,8 +3,7 @@
 
 use super::seurat_v3::desc_nan_last;
 use super::stats::{BatchSums, batch_sums, mean_var};
-use super::{HvgResult, batch_layout, take_top};
-use crate::data::csr::Csr;
+use super::{BatchedCounts, HvgResult, take_top};
 use crate::data::preprocess::library_sizes;
 
 /// scanpy's default `n_bins`.
@@ -29,13 +28,9 @@ const TARGET_SUM: f32 = 1e4;
 ///
 /// Difference from scanpy: scanpy breaks exact ties by gene name (alphabetical),
 /// we by gene index.
-pub fn seurat(
-    x: &Csr,
-    batch: Option<&[u32]>,
-    n_batches: usize,
-    n_top: usize,
-) -> anyhow::Result<HvgResult> {
-    let (codes, n_batches, cells_per_batch) = batch_layout(x.n_rows, batch, n_batches)?;
+pub fn seurat(counts: BatchedCounts<'_>, n_top: usize) -> anyhow::Result<HvgResult> {
+    let (codes, n_batches, cells_per_batch) = counts.layout()?;
+    let x = counts.x;
     let divisors: Vec<f32> = library_sizes(x).into_iter().map(divisor).collect();
     let sums = batch_sums(x, &codes, n_batches, |cell, _, _, v| {
         log_norm_terms(v, divisors[cell])

@@ -5,8 +5,7 @@ use std::cmp::Ordering;
 
 use super::loess::loess_fitted;
 use super::stats::{BatchSums, batch_sums, mean_var};
-use super::{HvgResult, batch_layout, take_top};
-use crate::data::csr::Csr;
+use super::{BatchedCounts, HvgResult, take_top};
 
 /// LOESS span scanpy uses for the mean-variance trend.
 const SPAN: f64 = 0.3;
@@ -24,35 +23,24 @@ const SPAN: f64 = 0.3;
 /// (numpy's unstable argsort orders them arbitrarily, which can swap a gene at
 /// the cut-off).
 /// With `n_top >= genes` all genes are kept. `batch = None` means one batch.
-pub fn seurat_v3(
-    x: &Csr,
-    batch: Option<&[u32]>,
-    n_batches: usize,
-    n_top: usize,
-) -> anyhow::Result<HvgResult> {
-    seurat_v3_ordered(x, batch, n_batches, n_top, false)
+pub fn seurat_v3(counts: BatchedCounts<'_>, n_top: usize) -> anyhow::Result<HvgResult> {
+    seurat_v3_ordered(counts, n_top, false)
 }
 
 /// Like [`seurat_v3`], but ordered as scanpy's `flavor="seurat_v3_paper"` (and
 /// Seurat's `SelectIntegrationFeatures`): first by the number of batches where
 /// the gene is in the top `n_top` (descending), then by median rank (ascending).
-pub fn seurat_v3_paper(
-    x: &Csr,
-    batch: Option<&[u32]>,
-    n_batches: usize,
-    n_top: usize,
-) -> anyhow::Result<HvgResult> {
-    seurat_v3_ordered(x, batch, n_batches, n_top, true)
+pub fn seurat_v3_paper(counts: BatchedCounts<'_>, n_top: usize) -> anyhow::Result<HvgResult> {
+    seurat_v3_ordered(counts, n_top, true)
 }
 
 fn seurat_v3_ordered(
-    x: &Csr,
-    batch: Option<&[u32]>,
-    n_batches: usize,
+    counts: BatchedCounts<'_>,
     n_top: usize,
     batches_first: bool,
 ) -> anyhow::Result<HvgResult> {
-    let (codes, n_batches, cells_per_batch) = batch_layout(x.n_rows, batch, n_batches)?;
+    let (codes, n_batches, cells_per_batch) = counts.layout()?;
+    let x = counts.x;
     let sums = batch_sums(x, &codes, n_batches, |_, _, _, v| raw_terms(v));
     let fit = V3Fit::new(&sums, &cells_per_batch)?;
     let clipped = batch_sums(x, &codes, n_batches, |_, b, j, v| {

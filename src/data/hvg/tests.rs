@@ -70,7 +70,7 @@ fn selected_of(rows: &[Vec<f64>], col: usize) -> Vec<usize> {
 fn seurat_v3_matches_scanpy_on_synthetic_counts() {
     let (x, batch) = synthetic();
     let (n_top, rows) = expected("synthetic.seurat_v3.tsv");
-    let r = seurat_v3(&x, Some(&batch), 2, n_top).unwrap();
+    let r = seurat_v3(BatchedCounts::new(&x, Some(&batch), 2), n_top).unwrap();
     let rank = r.median_rank.as_ref().unwrap();
     for (j, row) in rows.iter().enumerate() {
         assert!(
@@ -95,11 +95,13 @@ fn seurat_v3_paper_matches_scanpy_on_synthetic_counts() {
     let (x, batch) = synthetic();
     let text = fixture("synthetic.seurat_v3_paper.txt");
     let want: Vec<usize> = text.lines().skip(1).map(|l| l.parse().unwrap()).collect();
-    let r = seurat_v3_paper(&x, Some(&batch), 2, want.len()).unwrap();
+    let r = seurat_v3_paper(BatchedCounts::new(&x, Some(&batch), 2), want.len()).unwrap();
     assert_eq!(r.selected, want);
     // The two orderings must differ on this matrix, or the test proves nothing.
     assert_ne!(
-        seurat_v3(&x, Some(&batch), 2, want.len()).unwrap().selected,
+        seurat_v3(BatchedCounts::new(&x, Some(&batch), 2), want.len())
+            .unwrap()
+            .selected,
         want
     );
 }
@@ -108,7 +110,7 @@ fn seurat_v3_paper_matches_scanpy_on_synthetic_counts() {
 fn seurat_matches_scanpy_on_synthetic_counts() {
     let (x, batch) = synthetic();
     let (n_top, rows) = expected("synthetic.seurat.tsv");
-    let r = seurat(&x, Some(&batch), 2, n_top).unwrap();
+    let r = seurat(BatchedCounts::new(&x, Some(&batch), 2), n_top).unwrap();
     for (j, row) in rows.iter().enumerate() {
         // float32 log1p/expm1 differ from numpy's by an ulp at most.
         let ok = (r.score[j].is_nan() && row[1].is_nan()) || (r.score[j] - row[1]).abs() < 1e-4;
@@ -126,8 +128,8 @@ fn seurat_matches_scanpy_on_synthetic_counts() {
 fn all_genes_kept_when_n_top_is_large() {
     let (x, batch) = synthetic();
     for r in [
-        seurat_v3(&x, Some(&batch), 2, 30).unwrap(),
-        seurat(&x, Some(&batch), 2, 100).unwrap(),
+        seurat_v3(BatchedCounts::new(&x, Some(&batch), 2), 30).unwrap(),
+        seurat(BatchedCounts::new(&x, Some(&batch), 2), 100).unwrap(),
     ] {
         assert_eq!(r.selected, (0..30).collect::<Vec<_>>());
     }
@@ -138,9 +140,11 @@ fn no_batch_is_one_batch() {
     let (x, _) = synthetic();
     let zeros = vec![0u32; x.n_rows];
     // Debug text, because NaN != NaN.
-    let v3 = |b: Option<&[u32]>, n| format!("{:?}", seurat_v3(&x, b, n, 8).unwrap());
+    let v3 =
+        |b: Option<&[u32]>, n| format!("{:?}", seurat_v3(BatchedCounts::new(&x, b, n), 8).unwrap());
     assert_eq!(v3(None, 0), v3(Some(&zeros), 1));
-    let s = |b: Option<&[u32]>, n| format!("{:?}", seurat(&x, b, n, 8).unwrap());
+    let s =
+        |b: Option<&[u32]>, n| format!("{:?}", seurat(BatchedCounts::new(&x, b, n), 8).unwrap());
     assert_eq!(s(None, 0), s(Some(&zeros), 1));
 }
 
@@ -148,7 +152,9 @@ fn no_batch_is_one_batch() {
 fn bad_batch_codes_are_errors() {
     let (x, mut batch) = synthetic();
     batch[3] = 5;
-    let e = seurat_v3(&x, Some(&batch), 2, 5).unwrap_err().to_string();
+    let e = seurat_v3(BatchedCounts::new(&x, Some(&batch), 2), 5)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cell 3") && e.contains("code 5"), "{e}");
-    assert!(seurat(&x, Some(&batch[..10]), 2, 5).is_err());
+    assert!(seurat(BatchedCounts::new(&x, Some(&batch[..10]), 2), 5).is_err());
 }

@@ -3,88 +3,59 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Hidden, Pass, SparseInput, hidden_act, linear, param, sparse_first_layer};
+use super::{Hidden, NewParams, Pass, SparseInput, hidden_act, linear, param, sparse_first_layer};
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
 use crate::ops::Backend;
-use crate::tape::{GroupId, Indices, Init, ParamId, Params, Tape, Var};
+use crate::tape::{Indices, Tape, Var};
 
 /// D2: x (genes) -> hidden -> a linear scalar (no sigmoid). One network for real and x~.
 pub struct Discriminator {
-    w_in: ParamId,
-    b_in: ParamId,
+    first: Linear,
     hidden: Hidden,
     out: Linear,
 }
 
 impl Discriminator {
-    pub fn new<B: Backend>(
-        params: &mut Params<B>,
-        group: GroupId,
-        cfg: &ModelConfig,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    pub fn new<B: Backend>(at: NewParams<'_, B>, cfg: &ModelConfig) -> Self {
+        let NewParams { params, group, rng } = at;
         let h0 = cfg.hidden[0];
         let last = *cfg.hidden.last().expect("hidden");
-        let w_in = params.add(
-            group,
-            "dis2_h1_w",
-            cfg.n_genes,
-            h0,
-            Init::GlorotUniform,
-            rng,
-        );
-        let b_in = params.add(group, "dis2_h1_b", 1, h0, Init::Zeros, rng);
+        let first = Linear::new(params, group, "dis2_h1", cfg.n_genes, h0, rng);
         let hidden = Hidden::new(params, group, "dis2", &cfg.hidden, rng);
         let out = Linear::new(params, group, "dis2_out", last, 1, rng);
-        Discriminator {
-            w_in,
-            b_in,
-            hidden,
-            out,
-        }
+        Discriminator { first, hidden, out }
     }
 
-    fn tail<B: Backend>(
+    /// D2's score of each cell of `x`.
+    pub fn forward<B: Backend>(
         &self,
         tape: &mut Tape<B>,
         pass: Pass<'_, B>,
-        h: Var,
+        x: DiscInput<'_, B>,
         rng: &mut ChaCha8Rng,
     ) -> Var {
-        let b = param(tape, pass, self.b_in);
+        // The first layer by hand: real cells are read sparsely.
+        let w = param(tape, pass, self.first.w);
+        let h = match x {
+            DiscInput::Real { input, rows } => sparse_first_layer(tape, input, rows, w),
+            DiscInput::Reconstructed(x) => tape.matmul(x, w),
+        };
+        let b = param(tape, pass, self.first.b);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, pass.cfg, pass.train, rng);
         let h = self.hidden.forward(tape, pass, h, rng);
         linear(tape, pass, &self.out, h)
     }
+}
 
-    /// D2 on real cells, read sparsely.
-    pub fn forward_real<B: Backend>(
-        &self,
-        tape: &mut Tape<B>,
-        pass: Pass<'_, B>,
-        input: &SparseInput<B>,
-        rows: Indices<'_, B>,
-        rng: &mut ChaCha8Rng,
-    ) -> Var {
-        let w = param(tape, pass, self.w_in);
-        let h = sparse_first_layer(tape, input, rows, w);
-        self.tail(tape, pass, h, rng)
-    }
-
-    /// D2 on reconstructions (dense).
-    pub fn forward_dense<B: Backend>(
-        &self,
-        tape: &mut Tape<B>,
-        pass: Pass<'_, B>,
-        x: Var,
-        rng: &mut ChaCha8Rng,
-    ) -> Var {
-        let w = param(tape, pass, self.w_in);
-        let h = tape.matmul(x, w);
-        self.tail(tape, pass, h, rng)
-    }
+/// What D2 reads: real cells (read sparsely) or reconstructions (dense).
+pub enum DiscInput<'a, B: Backend> {
+    Real {
+        input: &'a SparseInput<'a, B>,
+        rows: Indices<'a, B>,
+    },
+    Reconstructed(Var),
 }
 
 /// A plain MLP classifier: input -> hidden (LReLU, dropout) -> logits. Used for the adversarial
@@ -96,15 +67,14 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// `prefix`: the parameters' names; `dims`: the input and output widths.
     pub fn new<B: Backend>(
-        params: &mut Params<B>,
-        group: GroupId,
+        at: NewParams<'_, B>,
         prefix: &str,
-        n_in: usize,
-        n_out: usize,
+        (n_in, n_out): (usize, usize),
         cfg: &ModelConfig,
-        rng: &mut ChaCha8Rng,
     ) -> Self {
+        let NewParams { params, group, rng } = at;
         let widths: Vec<usize> = cfg.hidden.iter().rev().copied().collect();
         let first = Linear::new(params, group, &format!("{prefix}_h1"), n_in, widths[0], rng);
         let hidden = Hidden::new(params, group, prefix, &widths, rng);

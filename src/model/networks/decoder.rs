@@ -2,18 +2,16 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Hidden, Pass, glorot, hidden_act};
+use super::{BatchFirstLayer, Hidden, NewParams, Pass, hidden_act};
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
 use crate::ops::Backend;
-use crate::tape::{GroupId, Indices, Init, ParamId, Params, Tape, Var};
+use crate::tape::{Indices, Init, ParamId, Tape, Var};
 
 /// Decoder p(x | z, s): softmax scale, dropout logits, and the sigmoid "reconstruction" x~ that
 /// the discriminator sees. The dispersion is a per-gene parameter, shared across batches.
 pub struct Decoder {
-    w_z: ParamId,
-    w_batch: ParamId,
-    b: ParamId,
+    first: BatchFirstLayer,
     hidden: Hidden,
     scale: Linear,
     dropout: Option<Linear>,
@@ -32,26 +30,13 @@ pub struct DecoderOut {
 }
 
 impl Decoder {
-    pub fn new<B: Backend>(
-        params: &mut Params<B>,
-        group: GroupId,
-        cfg: &ModelConfig,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    pub fn new<B: Backend>(at: NewParams<'_, B>, cfg: &ModelConfig) -> Self {
+        let NewParams { params, group, rng } = at;
         let widths: Vec<usize> = cfg.hidden.iter().rev().copied().collect();
         let h0 = widths[0];
         let last = *widths.last().expect("at least one hidden layer");
-        let fan_in = cfg.latent + cfg.n_batches;
-        let w_z = params.add(group, "dec_h1_w", cfg.latent, h0, glorot(fan_in, h0), rng);
-        let w_batch = params.add(
-            group,
-            "dec_h1_wbatch",
-            cfg.n_batches,
-            h0,
-            glorot(fan_in, h0),
-            rng,
-        );
-        let b = params.add(group, "dec_h1_b", 1, h0, Init::Zeros, rng);
+        let dims = (cfg.latent, cfg.n_batches, h0);
+        let first = BatchFirstLayer::new(params, group, "dec", dims, rng);
         let hidden = Hidden::new(params, group, "dec", &widths, rng);
         let scale = Linear::new(params, group, "dec_scale", last, cfg.n_genes, rng);
         let zinb = cfg.likelihood == crate::model::config::Likelihood::Zinb;
@@ -85,9 +70,7 @@ impl Decoder {
             (s, d)
         });
         Decoder {
-            w_z,
-            w_batch,
-            b,
+            first,
             hidden,
             scale,
             dropout,
@@ -109,11 +92,11 @@ impl Decoder {
         rng: &mut ChaCha8Rng,
     ) -> DecoderOut {
         let (params, cfg, train) = (pass.params, pass.cfg, pass.train);
-        let wz = tape.param(params, self.w_z);
+        let wz = tape.param(params, self.first.w);
         let h = tape.matmul(z, wz);
-        let wb = tape.param(params, self.w_batch);
+        let wb = tape.param(params, self.first.w_batch);
         let h = tape.add_row_gather(h, wb, batch);
-        let b = tape.param(params, self.b);
+        let b = tape.param(params, self.first.b);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
         let h = self.hidden.forward(tape, pass.frozen(false), h, rng);
@@ -146,6 +129,7 @@ impl Decoder {
 mod tests {
     use super::*;
     use crate::backend::cpu::Cpu;
+    use crate::tape::Params;
     use rand::SeedableRng;
 
     /// The per-batch, per-gene offsets act exactly as a batch-specific gene factor on rho
@@ -159,7 +143,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut params = Params::new(Cpu::new());
         let g = params.group("decoder");
-        let dec = Decoder::new(&mut params, g, &cfg, &mut rng);
+        let dec = Decoder::new(NewParams::new(&mut params, g, &mut rng), &cfg);
         let run = |params: &Params<Cpu>, rng: &mut ChaCha8Rng| {
             let mut tape = Tape::new(Cpu::new());
             let z = tape.input(2, cfg.latent, &[0.3; 20]);

@@ -2,17 +2,17 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Hidden, Pass, SparseInput, glorot, hidden_act, sparse_first_layer, variance};
+use super::{
+    BatchFirstLayer, Hidden, NewParams, Pass, SparseInput, hidden_act, sparse_first_layer, variance,
+};
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
 use crate::ops::Backend;
-use crate::tape::{GroupId, Indices, Init, ParamId, Params, Tape, Var};
+use crate::tape::{Indices, Tape, Var};
 
 /// Encoder q(z | x, s) (and q(l | x, s) for the authors' latent library size).
 pub struct Encoder {
-    w_in: ParamId,
-    w_batch: ParamId,
-    b_in: ParamId,
+    first: BatchFirstLayer,
     hidden: Hidden,
     z_mean: Linear,
     z_var: Linear,
@@ -27,28 +27,13 @@ pub struct EncoderOut {
 }
 
 impl Encoder {
-    pub fn new<B: Backend>(
-        params: &mut Params<B>,
-        group: GroupId,
-        cfg: &ModelConfig,
-        latent_library: bool,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
+    /// `latent_library`: also q(l | x, s) (the authors' target).
+    pub fn new<B: Backend>(at: NewParams<'_, B>, cfg: &ModelConfig, latent_library: bool) -> Self {
+        let NewParams { params, group, rng } = at;
         let h0 = cfg.hidden[0];
         let last = *cfg.hidden.last().expect("at least one hidden layer");
-        // The one-hot batch columns are rows of the same Glorot-initialised weight matrix as the
-        // genes in the authors' code (concat[x, onehot(s)] -> Dense), so they share its fan-in.
-        let fan_in = cfg.n_genes + cfg.n_batches;
-        let w_in = params.add(group, "enc_h1_w", cfg.n_genes, h0, glorot(fan_in, h0), rng);
-        let w_batch = params.add(
-            group,
-            "enc_h1_wbatch",
-            cfg.n_batches,
-            h0,
-            glorot(fan_in, h0),
-            rng,
-        );
-        let b_in = params.add(group, "enc_h1_b", 1, h0, Init::Zeros, rng);
+        let dims = (cfg.n_genes, cfg.n_batches, h0);
+        let first = BatchFirstLayer::new(params, group, "enc", dims, rng);
         let hidden = Hidden::new(params, group, "enc", &cfg.hidden, rng);
         let z_mean = Linear::new(params, group, "enc_z_mean", last, cfg.latent, rng);
         let z_var = Linear::new(params, group, "enc_z_var", last, cfg.latent, rng);
@@ -60,9 +45,7 @@ impl Encoder {
             )
         });
         Encoder {
-            w_in,
-            w_batch,
-            b_in,
+            first,
             hidden,
             z_mean,
             z_var,
@@ -82,7 +65,7 @@ impl Encoder {
         rng: &mut ChaCha8Rng,
     ) -> EncoderOut {
         let (params, cfg, train) = (pass.params, pass.cfg, pass.train);
-        let mut w = tape.param(params, self.w_in);
+        let mut w = tape.param(params, self.first.w);
         if let Some(m) = gene_mask {
             w = tape.mul_rows(w, m);
         }
@@ -91,12 +74,12 @@ impl Encoder {
         // Adam leaves them at their initial values): the initialisation stream and the saved
         // weights keep one layout whichever way the flag is set.
         let h = if cfg.encode_batch {
-            let wb = tape.param(params, self.w_batch);
+            let wb = tape.param(params, self.first.w_batch);
             tape.add_row_gather(h, wb, batch)
         } else {
             h
         };
-        let b = tape.param(params, self.b_in);
+        let b = tape.param(params, self.first.b);
         let h = tape.add_bias(h, b);
         let h = hidden_act(tape, h, cfg, train, rng);
         let h = self.hidden.forward(tape, pass.frozen(false), h, rng);
@@ -119,7 +102,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu::Cpu;
     use crate::data::Csr;
-    use crate::tape::{CsrData, InputTransform};
+    use crate::tape::{CsrData, InputTransform, Params};
     use rand::SeedableRng;
 
     /// With `encode_batch` off, z depends on the counts only: the same cells labelled with
@@ -147,7 +130,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(5);
             let mut params = Params::new(backend.clone());
             let g = params.group("encoder");
-            let enc = Encoder::new(&mut params, g, &cfg, false, &mut rng);
+            let enc = Encoder::new(NewParams::new(&mut params, g, &mut rng), &cfg, false);
             let run = |batch: &[u32], rng: &mut ChaCha8Rng| {
                 let mut tape = Tape::new(backend.clone());
                 let out = enc.forward(

@@ -7,7 +7,7 @@ mod adversaries;
 mod decoder;
 mod encoder;
 
-pub use adversaries::{Classifier, Discriminator};
+pub use adversaries::{Classifier, DiscInput, Discriminator};
 pub use decoder::{Decoder, DecoderOut};
 pub use encoder::{Encoder, EncoderOut};
 
@@ -23,6 +23,48 @@ use crate::tape::{CsrData, GroupId, Indices, Init, InputTransform, ParamId, Para
 fn glorot(fan_in: usize, fan_out: usize) -> Init {
     let l = (6.0 / (fan_in + fan_out) as f32).sqrt();
     Init::Uniform(-l, l)
+}
+
+/// The first layer of the encoder and the decoder: `concat[x, onehot(s)] -> Dense` as in the
+/// authors' code, held as the weights of x, the rows of the batches and the bias
+/// (`{prefix}_h1_w`, `{prefix}_h1_wbatch`, `{prefix}_h1_b`).
+struct BatchFirstLayer {
+    w: ParamId,
+    w_batch: ParamId,
+    b: ParamId,
+}
+
+impl BatchFirstLayer {
+    fn new<B: Backend>(
+        params: &mut Params<B>,
+        group: GroupId,
+        prefix: &str,
+        (n_in, n_batches, width): (usize, usize, usize),
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        // The one-hot batch columns are rows of the same Glorot-initialised weight matrix as x
+        // in the authors' code, so they share its fan-in.
+        let init = glorot(n_in + n_batches, width);
+        let w = params.add(group, &format!("{prefix}_h1_w"), n_in, width, init, rng);
+        let name = format!("{prefix}_h1_wbatch");
+        let w_batch = params.add(group, &name, n_batches, width, init, rng);
+        let b = params.add(group, &format!("{prefix}_h1_b"), 1, width, Init::Zeros, rng);
+        BatchFirstLayer { w, w_batch, b }
+    }
+}
+
+/// Where a network's new parameters go: the store, the network's group (one optimiser each) and
+/// the random stream that initialises them in order of creation.
+pub struct NewParams<'a, B: Backend> {
+    pub params: &'a mut Params<B>,
+    pub group: GroupId,
+    pub rng: &'a mut ChaCha8Rng,
+}
+
+impl<'a, B: Backend> NewParams<'a, B> {
+    pub fn new(params: &'a mut Params<B>, group: GroupId, rng: &'a mut ChaCha8Rng) -> Self {
+        NewParams { params, group, rng }
+    }
 }
 
 /// How a network runs in one forward pass: its parameters and config, whether it trains
