@@ -1,20 +1,23 @@
 #!/usr/bin/env python
-"""Integration benchmark: scdreamer (seeds 0, 1, 2) against scVI, Harmony and unintegrated PCA on
-every dataset of ../shared/data, all scored in one scib-metrics Benchmarker table per dataset
-(../shared/bench/peers.py does the peers and the scoring).
+"""Integration benchmark: scdreamer (seeds 0, 1, 2) against Harmony, scVI, Scanorama, CONCORD and
+unintegrated PCA on every dataset of ../shared/data, all scored in one scib-metrics Benchmarker
+table per dataset (../shared/bench/peers.py does the peers and the scoring).
 
 Usage (from the repo root, with the peers venv of ../shared/bench/README.md):
     cargo build --release
     ../peers-venv/bin/python bench/integration.py --out /tmp/bench-int [--datasets kang_pbmc,...]
-        [--seeds 0,1,2] [--methods Unintegrated,Harmony,scVI] [--extra-args "--epochs 50"] [--sup]
+        [--seeds 0,1,2] [--methods Unintegrated,Harmony,scVI,Scanorama,CONCORD]
+        [--extra-args "--epochs 50"] [--sup]
+CONCORD needs `pip install concord-sc==1.0.13` in the peers venv (../shared/bench/README.md).
 
 With --sup (issue 7) the same run also hides 30% of the labels (seed 0, the cells peers.py hides
 for scANVI), trains scDREAMER-Sup on the rest, adds scANVI to the peers and the Sup embedding to
 the table, and prints macro-F1 / accuracy on the hidden cells for both (sup.json).
 
 Writes <out>/<dataset>/results.csv (the Benchmarker table), run.json (peer timings), scdreamer
-timings, and prints one markdown table (Total, batch, bio per method) plus the time ratio
-scdreamer wall time / scVI training time.
+timings, and prints one markdown table (Total, batch, bio per method), the mean scdreamer Total
+over the seeds against the best peer's, and the time ratios scdreamer wall time / scVI training
+time and / CONCORD fit time (issue 24's bars: mean Total >= the best peer; time <= CONCORD's).
 """
 import argparse
 import json
@@ -60,7 +63,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--datasets", default=None, help="comma list of file stems (default: all in ../shared/data)")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--methods", default="Unintegrated,Harmony,scVI")
+    p.add_argument("--methods", default="Unintegrated,Harmony,scVI,Scanorama,CONCORD")
     p.add_argument("--extra-args", default="", help="extra flags for scdreamer integrate")
     p.add_argument("--binary", default=str(ROOT / "target" / "release" / "scdreamer"))
     p.add_argument("--threads", type=int, default=2)
@@ -108,10 +111,22 @@ def main():
         tab = tab[tab.index != "Metric Type"].astype(float).round(3)
         print(tab.pipe(markdown))
         scvi_t = run.get("scVI_train_s")
+        concord_t = run.get("wall_s", {}).get("CONCORD")
         mean_t = sum(times.values()) / len(times)
         ratio = f"; scdreamer / scVI training time = {mean_t / scvi_t:.3f}" if scvi_t else ""
+        if concord_t:
+            ratio += f"; scdreamer / CONCORD fit time = {mean_t / concord_t:.3f}"
         print(f"\nscdreamer wall seconds per seed: {', '.join(f'{v:.1f}' for v in times.values())}; "
               f"scVI training seconds: {scvi_t}{ratio}; peer wall seconds: {json.dumps(run.get('wall_s', {}))}")
+        ours = [f"scdreamer_s{s}" for s in times if f"scdreamer_s{s}" in tab.index]
+        peers = [m for m in ("Harmony", "scVI", "Scanorama", "CONCORD") if m in tab.index]
+        if ours and peers:
+            mean_total = float(res.loc[ours, "Total"].astype(float).mean())
+            best = max(peers, key=lambda m: float(res.loc[m, "Total"]))
+            best_total = float(res.loc[best, "Total"])
+            verdict = "at or above" if mean_total >= best_total else "BELOW"
+            print(f"mean scdreamer Total over {len(ours)} seeds {mean_total:.3f}, {verdict} the best peer "
+                  f"({best} {best_total:.3f})")
         if (d / "sup.json").exists() and "scANVI_hidden_macro_f1" in run:
             sd = json.load(open(d / "sup.json"))
             print(f"hidden labels ({sd['hidden_cells']} cells): scDREAMER-Sup macro-F1 "

@@ -17,8 +17,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::Cpu;
-use scdreamer::backend::prelude::*;
 use scdreamer::backend::{GemmSpec, InputTransform};
+use scdreamer::ops::prelude::*;
 use scdreamer::tape::{CsrData, Init, Params, Tape};
 use std::hint::black_box;
 use std::time::Duration;

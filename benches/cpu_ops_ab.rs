@@ -15,8 +15,8 @@ use common_step::Model;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::Cpu;
-use scdreamer::backend::prelude::*;
 use scdreamer::backend::{GemmSpec, InputTransform};
+use scdreamer::ops::prelude::*;
 use scdreamer::tape::{CsrData, Init, Params, Tape};
 use std::time::Instant;
 

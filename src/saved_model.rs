@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::backend::Backend;
 use crate::data::AnnData;
 use crate::io::checkpoint::SavedConfig;
 use crate::model::scdreamer::Scdreamer;
+use crate::ops::Backend;
 use crate::pipeline::Setup;
 
 /// The index of each of `var_names`, and the `wanted` genes missing from them (in order).

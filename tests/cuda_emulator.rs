@@ -137,7 +137,7 @@ fn launch_bounds_and_shared_memory_limits_are_enforced() {
     let _g = serial();
     let rt = emulated("launch_bounds_and_shared_memory_limits_are_enforced");
     // softmax_rows_fwd(const float* in, int rows, int cols, float* out), __launch_bounds__(256).
-    let f = rt.function("reduce", "softmax_rows_fwd").unwrap();
+    let f = rt.function("softmax", "softmax_rows_fwd").unwrap();
     let input = up(&rt, &[1.0; 64]);
     let mut out = rt.stream.alloc_zeros::<f32>(64).unwrap();
     let (rows, cols) = (2i32, 32i32);
@@ -263,24 +263,35 @@ fn cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught() {
 
 // ------------------------------------------------------------------ mutated kernel sources
 
-/// The kernels library built from a copy of kernels/ with `edit` applied to `file`.
+/// The kernels library built from a copy of the reduce and softmax sources and the shared
+/// header with `edit` applied to `file`.
 fn mutant_library(tag: &str, file: &str, from: &str, to: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let work = std::env::temp_dir().join(format!("scd-emu-mutant-{tag}-{}", std::process::id()));
     let kernels = work.join("kernels");
     std::fs::create_dir_all(&kernels).unwrap();
-    // Only the module under test (and the shared header): a smaller library, built faster.
-    for name in ["common.cuh", "reduce.cu"] {
-        let mut text = std::fs::read_to_string(root.join("kernels").join(name)).unwrap();
+    // Only the modules under test (and the shared header): a smaller library, built faster.
+    let mut sources = Vec::new();
+    for path in [
+        "kernels/common.cuh",
+        "kernels/reduce.cu",
+        "src/ops/softmax/softmax.cu",
+    ] {
+        let name = Path::new(path).file_name().unwrap();
+        let mut text = std::fs::read_to_string(root.join(path)).unwrap();
         if name == file {
             assert!(text.contains(from), "{file} no longer contains {from:?}");
             text = text.replacen(from, to, 1);
         }
         std::fs::write(kernels.join(name), text).unwrap();
+        if path.ends_with(".cu") {
+            sources.push(kernels.join(name));
+        }
     }
     let out = work.join("libmutant.so");
     let driver = Path::new(emulator::directory().unwrap()).join(emu_builder::DRIVER);
     emu_builder::build_kernels(
+        &sources,
         &kernels,
         &root.join("emu"),
         &work.join("gen"),
@@ -328,7 +339,11 @@ fn child_reduce_kernels_match_the_cpu() {
     let input = up(&rt, &x);
     // softmax_rows: block_max and block_sum (warp shuffles, __syncthreads, shared scratch).
     let mut sm = rt.stream.alloc_zeros::<f32>(rows * cols).unwrap();
-    reduce::softmax_rows(&rt, &input, rows, cols, &mut sm).expect("softmax_rows launch");
+    let f = rt.function("softmax", "softmax_rows_fwd").unwrap();
+    let (r, c) = (rows as i32, cols as i32);
+    let mut l = rt.stream.launch_builder(&f);
+    l.arg(&input).arg(&r).arg(&c).arg(&mut sm);
+    unsafe { l.launch(cfg(rows as u32, 256, 0)) }.expect("softmax_rows launch");
     let got = rt.stream.clone_dtoh(&sm).expect("softmax_rows result");
     for r in 0..rows {
         let row = &x[r * cols..(r + 1) * cols];

@@ -12,7 +12,7 @@ use cudarc::driver::CudaSlice;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cuda::CudaRuntime;
-use scdreamer::backend::cuda::ops::{dense, loss, reduce, sparse};
+use scdreamer::backend::cuda::ops::{dense, loss, sparse};
 use scdreamer::data::Csr;
 
 use cuda_reference as cref;
@@ -759,44 +759,6 @@ fn epilogue_leaky_relu_dropout_matches_cpu() {
             "keep={keep}: the kernel drops other elements than the CPU mask"
         );
     }
-}
-
-#[test]
-fn reductions_and_softmax_match_cpu() {
-    let Some(rt) = gpu("reductions_and_softmax_match_cpu") else {
-        return;
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(16);
-    let (rows, cols) = (37, 1001);
-    let x = uniform(&mut rng, rows * cols, -3.0, 3.0);
-    let dx = up(&rt, &x);
-    let mut sm = zeros(&rt, rows * cols);
-    reduce::softmax_rows(&rt, &dx, rows, cols, &mut sm).unwrap();
-    let smv = down(&rt, &sm);
-    let mut want_sm = vec![0.0f64; rows * cols];
-    for r in 0..rows {
-        let row = &x[r * cols..(r + 1) * cols];
-        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
-        for c in 0..cols {
-            want_sm[r * cols + c] = (row[c] as f64 - m).exp() / s;
-        }
-    }
-    assert_close("softmax", &smv, &want_sm, 1e-5, 1e-8);
-    let dy = uniform(&mut rng, rows * cols, -1.0, 1.0);
-    let mut dxo = zeros(&rt, rows * cols);
-    reduce::softmax_rows_backward(&rt, &sm, &up(&rt, &dy), rows, cols, &mut dxo, false).unwrap();
-    let mut want = vec![0.0f64; rows * cols];
-    for r in 0..rows {
-        let dot: f64 = (0..cols)
-            .map(|c| smv[r * cols + c] as f64 * dy[r * cols + c] as f64)
-            .sum();
-        for c in 0..cols {
-            let i = r * cols + c;
-            want[i] = smv[i] as f64 * (dy[i] as f64 - dot);
-        }
-    }
-    assert_close("softmax backward", &down(&rt, &dxo), &want, 1e-4, 1e-7);
 }
 
 #[test]

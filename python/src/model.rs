@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
-use scdreamer::backend::Backend;
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::backend::cuda::CudaBackend;
 use scdreamer::backend::device::{self, Device};
@@ -15,6 +14,7 @@ use scdreamer::io::record::RunRecord;
 use scdreamer::model::dataset::{DeviceData, PreparedData};
 use scdreamer::model::scdreamer::Scdreamer;
 use scdreamer::model::sup::LabelPrediction;
+use scdreamer::ops::Backend;
 use scdreamer::pipeline;
 use scdreamer::tape::Tape;
 use scdreamer::train::EpochLog;

@@ -1,11 +1,11 @@
 //! `prepare` (the CLI's set-up steps on in-memory data) and `Trainer.train` (the CLI's fit).
 
 use pyo3::prelude::*;
-use scdreamer::backend::Backend;
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::backend::device::{self, Device};
 use scdreamer::io::checkpoint::SavedConfig;
 use scdreamer::model::hyper::{HyperParams, Preset};
+use scdreamer::ops::Backend;
 use scdreamer::pipeline::{self, SavedData};
 use scdreamer::pipeline::{Prepared, Request};
 use scdreamer::train::{EpochLog, StepProgress};

@@ -5,7 +5,6 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::scan::{Scan, pass_bar};
-use crate::backend::Backend;
 use crate::data::Csr;
 use crate::data::h5ad::{CsrBlocks, GeneMap, RowReader};
 use crate::data::labels::CellLabels;
@@ -14,6 +13,7 @@ use crate::model::dataset::{
     DeviceData, PreparedData, TransformConstants, authors_value, library_logs, library_prior,
     norm_scale,
 };
+use crate::ops::Backend;
 use crate::train::{TrainSource, Visit};
 
 /// A data set read from disk chunk by chunk: what `pipeline::Setup` holds, minus the counts.

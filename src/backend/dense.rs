@@ -1,5 +1,5 @@
 //! Kernels of the dense and sparse layers: products, row gathers, elementwise functions,
-//! softmax, randomness and reductions. Every `*_bwd` ADDS into its gradient outputs.
+//! randomness and reductions. Every `*_bwd` ADDS into its gradient outputs.
 
 use super::{Binary, GemmSpec, InputTransform, Memory, Unary};
 
@@ -100,10 +100,6 @@ pub trait DenseKernels: Memory {
         da: Option<&mut Self::Buf>,
         db: Option<&mut Self::Buf>,
     );
-    /// Row-wise softmax of [n, cols].
-    fn softmax_rows(&self, x: &Self::Buf, cols: usize, y: &mut Self::Buf);
-    /// dx += y * (dy - sum_j dy*y) per row.
-    fn softmax_rows_bwd(&self, y: &Self::Buf, dy: &Self::Buf, cols: usize, dx: &mut Self::Buf);
 
     // ---- randomness (counter-based: the host gives a seed, the device generates) ---------
     /// mask[i] = 1/keep with probability keep, else 0.

@@ -1,4 +1,4 @@
-//! The first part of the [`Backend`](super::Backend) contract: buffers, their transfers, and the
+//! The first part of the backend contract: buffers, their transfers, and the
 //! few whole-buffer operations the tape's bookkeeping needs (fill, copy, axpy).
 
 use crate::csr::Csr;

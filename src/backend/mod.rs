@@ -1,6 +1,7 @@
 //! Compute backends behind one seam: the CPU and CUDA.
 //!
-//! The autodiff tape (one floor up) is written once against [`Backend`]. A backend owns its
+//! The autodiff tape (one floor up) is written once against [`Memory`], the ops against the
+//! umbrella trait of the ops (the families here and the op folders' kernel traits). A backend owns its
 //! buffers (`Buf` = f32, `IdxBuf` = u32, `CsrBuf` = a resident sparse matrix) and exposes
 //! one coarse method per kernel: one call per op, never per element, and no host round
 //! trips except the explicit `download*`/`sq_norm` methods. Shapes are passed explicitly;
@@ -22,12 +23,6 @@ pub use dense::DenseKernels;
 pub use losses::{Labelled, Likelihood, LikelihoodGrads, LossKernels};
 pub use memory::Memory;
 pub use step::StepKernels;
-
-/// Every trait of the backend contract, for code that calls kernels on a concrete backend
-/// (`Cpu`, `CudaBackend`): a method of a supertrait is only in scope where its trait is.
-pub mod prelude {
-    pub use super::{Backend, DenseKernels, LossKernels, Memory, StepKernels};
-}
 
 use crate::csr::Csr;
 
@@ -148,14 +143,6 @@ pub fn validate_csr(csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<()> 
         );
     }
     Ok(())
-}
-
-/// The kernel interface the tape needs, as one bound: the buffers ([`Memory`]) and each family
-/// of kernels as a supertrait (a new family is one more `+ Trait` here). Implemented by [`cpu::Cpu`] and by the CUDA backend
-/// (`cuda::CudaBackend`), each with an `impl Backend` (its name) beside the families'.
-pub trait Backend: Memory + DenseKernels + LossKernels + StepKernels {
-    /// Short name for logs ("cpu", "cuda").
-    fn name(&self) -> &'static str;
 }
 
 /// The label code of an unlabelled cell in the per-cell label table (`gather_labels`).

@@ -3,12 +3,12 @@
 //! matched by name (any order; missing ones are an error) and batches by category name (an
 //! unknown batch is an error).
 
-use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::backend::device::{self, Device};
 use crate::cli::args::EmbedArgs;
 use crate::data::h5ad;
 use crate::io::results::{Embedded, write_embedding};
+use crate::ops::Backend;
 use crate::pipeline::{self, Inference, Resident};
 pub use crate::saved_model::{match_batches, match_genes};
 

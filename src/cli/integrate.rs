@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::backend::device::Device;
 use crate::cli::args::{IntegrateArgs, NormalizedArg};
@@ -20,6 +19,7 @@ use crate::io::results::{Outcome, Written, write_results};
 use crate::model::config::{ModelConfig, TrainConfig};
 use crate::model::dataset::DeviceData;
 use crate::model::sup_screen::{SCREEN_NEIGHBOURS, neighbour_votes, screen};
+use crate::ops::Backend;
 use crate::pipeline::{self, Cells, Inference, Resident, SavedData};
 
 /// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).

@@ -11,10 +11,10 @@ use anyhow::Context;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
 use crate::files::cleanup::{Pending, TempPath, commit_all, temp_beside, write_pending};
 use crate::model::config::RunConfig;
 use crate::model::dataset::TransformConstants;
+use crate::ops::Backend;
 
 /// Serialisable copy of [`TransformConstants`].
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]

@@ -4,11 +4,11 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::map::surgery::{self, BatchInit};
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::minibatch::Minibatch;
 use crate::model::scdreamer::Scdreamer;
+use crate::ops::Backend;
 use crate::tape::Tape;
 
 /// Cells of a new batch scored per candidate (enough for a stable mean, bounded cost).

@@ -7,11 +7,11 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::map::surgery::BATCH_ROW_PARAMS;
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::minibatch::Minibatch;
 use crate::model::scdreamer::Scdreamer;
+use crate::ops::Backend;
 use crate::tape::{ParamId, Tape};
 
 /// Settings of the query training.

@@ -11,12 +11,12 @@ pub mod surgery;
 
 use std::time::Instant;
 
-use crate::backend::Backend;
 use crate::data::AnnData;
 use crate::io::checkpoint::SavedConfig;
 use crate::model::dataset::DeviceData;
 use crate::model::scdreamer::Scdreamer;
 use crate::model::sup::LabelPrediction;
+use crate::ops::Backend;
 use crate::pipeline::{Setup, Trained};
 
 pub use fit::QueryFit;

@@ -6,8 +6,8 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::model::scdreamer::Scdreamer;
+use crate::ops::Backend;
 use crate::tape::ParamId;
 
 /// Parameters with one row per batch.

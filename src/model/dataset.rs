@@ -2,10 +2,10 @@
 //! the device), per-cell library sizes and batch codes, plus the constants of the input
 //! transforms.
 
-use crate::backend::Backend;
 use crate::data::Csr;
 use crate::model::config::{ModelConfig, Target};
 use crate::model::minibatch::CellTables;
+use crate::ops::Backend;
 use crate::tape::{CsrData, InputTransform};
 
 /// Host-side, backend-independent preparation of the counts.

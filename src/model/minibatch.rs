@@ -2,7 +2,8 @@
 //! upload; batch codes, library sizes and labels are gathered on the device from per-cell
 //! tables uploaded with the data ([`CellTables`]).
 
-use crate::backend::{Backend, UNLABELLED};
+use crate::backend::UNLABELLED;
+use crate::ops::Backend;
 use crate::tape::{DeviceIndices, Indices};
 
 /// Per-cell values the step reads, uploaded once with the data.

@@ -5,7 +5,6 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::model::config::{
     AdversaryInput, BatchAdversary, Embed, Likelihood, Mask, ModelConfig, Target,
 };
@@ -16,6 +15,7 @@ use crate::model::networks::{
     SparseInput,
 };
 use crate::model::sup::{SupGraph, SupNets};
+use crate::ops::Backend;
 use crate::tape::{GroupId, Indices, Params, Tape, Var};
 
 /// Parameter groups: one optimiser each.

@@ -7,12 +7,12 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::backend::cpu::step::argmax;
 use crate::data::anndata::Column;
 use crate::model::config::ModelConfig;
 use crate::model::networks::{NewParams, dense_stack, hidden_act, variance};
 use crate::nn::Linear;
+use crate::ops::Backend;
 use crate::tape::{Indices, Params, Tape, Var};
 
 /// Hidden width of DecoderY (hard-coded 8 in the authors' code, S/model.py:516).

@@ -1,7 +1,8 @@
 //! Adam / AdamW with a fused multi-tensor update (one launch per optimiser on a GPU) and
 //! optional global-norm clipping.
 
-use crate::backend::{AdamStep, AdamTensor, Backend};
+use crate::backend::{AdamStep, AdamTensor};
+use crate::ops::Backend;
 use crate::tape::{GroupId, ParamId, Params};
 
 /// Optimiser settings. `weight_decay` is decoupled (AdamW); 0 gives plain Adam.

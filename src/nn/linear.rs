@@ -1,6 +1,6 @@
 //! Dense layers.
 
-use crate::backend::Backend;
+use crate::ops::Backend;
 use crate::tape::{GroupId, Init, ParamId, Params, Tape, Var};
 use rand_chacha::ChaCha8Rng;
 

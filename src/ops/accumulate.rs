@@ -2,7 +2,8 @@
 //! accuracies into an f64 accumulator (`Backend::AccBuf`) that the trainer reads once in a
 //! while, instead of copying each value to the host every step. No gradients.
 
-use crate::backend::{Backend, Labelled};
+use super::Backend;
+use crate::backend::Labelled;
 use crate::tape::{DeviceIndices, Tape, Var};
 
 impl<B: Backend> Tape<B> {
@@ -65,7 +66,7 @@ impl<B: Backend> Tape<B> {
 #[cfg(test)]
 mod tests {
     use crate::backend::cpu::Cpu;
-    use crate::backend::prelude::*;
+    use crate::ops::prelude::*;
     use crate::tape::{DeviceIndices, Tape};
 
     #[test]

@@ -1,7 +1,7 @@
 //! Bias add: out[i,:] = x[i,:] + b[0,:].
 
-use crate::backend::Backend;
-use crate::tape::{Op, Params, Tape, Var};
+use super::Backend;
+use crate::tape::{Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// x [n,c] plus bias b [1,c] on every row.
@@ -12,7 +12,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.add_bias(&cx.val(x), &cx.val(b), c, &mut out);
         let ng = self.needs_grad(x) || self.needs_grad(b);
-        self.push(n, c, out, Op::AddBias { x, b }, ng)
+        self.push_op(n, c, out, ng, Saved::of(&[x, b]), |t, _, s, g, p| {
+            t.add_bias_bwd(g, s.var(0), s.var(1), p)
+        })
     }
 
     pub(crate) fn add_bias_bwd(&mut self, g: &B::Buf, x: Var, b: Var, p: &mut Params<B>) {

@@ -1,8 +1,9 @@
 //! Elementwise binary ops, row scaling and column concatenation.
 
-use crate::backend::{Backend, Binary};
+use super::Backend;
+use crate::backend::Binary;
 use crate::tape::backward::gbuf;
-use crate::tape::{Op, Params, Tape, Var};
+use crate::tape::{Function, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     fn binary(&mut self, a: Var, b: Var, f: Binary) -> Var {
@@ -18,7 +19,13 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.binary(f, &cx.val(a), &cx.val(b), &mut out);
         let ng = self.needs_grad(a) || self.needs_grad(b);
-        self.push(r, c, out, Op::Binary { a, b, f }, ng)
+        let saved = Saved::of(&[a, b]).function(Function::Binary(f));
+        self.push_op(r, c, out, ng, saved, |t, _, s, g, p| {
+            let Function::Binary(f) = s.function else {
+                unreachable!("binary saves its function")
+            };
+            t.binary_bwd(g, s.var(0), s.var(1), f, p)
+        })
     }
     /// a + b (same shape).
     pub fn add(&mut self, a: Var, b: Var) -> Var {
@@ -41,7 +48,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.mul_rows(&cx.val(x), &cx.val(c), m, &mut out);
         let ng = self.needs_grad(x) || self.needs_grad(c);
-        self.push(n, m, out, Op::MulRows { x, c }, ng)
+        self.push_op(n, m, out, ng, Saved::of(&[x, c]), |t, _, s, g, p| {
+            t.mul_rows_bwd(g, s.var(0), s.var(1), p)
+        })
     }
 
     /// [a | b] for a [n,ca], b [n,cb].
@@ -53,7 +62,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.concat_cols(&cx.val(a), ca, &cx.val(b), cb, &mut out);
         let ng = self.needs_grad(a) || self.needs_grad(b);
-        self.push(n, ca + cb, out, Op::ConcatCols { a, b }, ng)
+        self.push_op(n, ca + cb, out, ng, Saved::of(&[a, b]), |t, _, s, g, p| {
+            t.concat_cols_bwd(g, s.var(0), s.var(1), p)
+        })
     }
 
     pub(crate) fn binary_bwd(&mut self, g: &B::Buf, a: Var, b: Var, f: Binary, p: &mut Params<B>) {

@@ -1,8 +1,9 @@
 //! CSR x dense for the encoder's first layer (input transform applied on the fly), its
 //! weight gradient X^T dY without densifying X, and dense minibatch gathers.
 
-use crate::backend::{Backend, InputTransform};
-use crate::tape::{CsrData, Indices, Op, Params, Tape, Var};
+use super::Backend;
+use crate::backend::InputTransform;
+use crate::tape::{CsrData, Function, Indices, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// t(X[rows, :]) x w, with w [n_genes, n_out] -> [rows.len(), n_out]. Gradient flows to
@@ -29,7 +30,13 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.csr_matmul(&data.buf, idx.buf(), n, t, &cx.val(w), n_out, &mut out);
         let ng = self.needs_grad(w);
-        let v = self.push(n, n_out, out, Op::CsrMatmul { w, t }, ng);
+        let saved = Saved::of(&[w]).function(Function::Transform(t));
+        let v = self.push_op(n, n_out, out, ng, saved, |t, out, s, g, p| {
+            let Function::Transform(f) = s.function else {
+                unreachable!("csr_matmul saves its transform")
+            };
+            t.csr_matmul_bwd(out, g, s.var(0), f, p)
+        });
         let node = self.node_mut(v);
         if node.needs_grad {
             node.idx = Some(idx);
@@ -61,7 +68,7 @@ impl<B: Backend> Tape<B> {
         self.backend
             .csr_gather_dense(&data.buf, idx.buf(), n, t, &mut out);
         self.give_node_idx(n, idx);
-        self.push(n, data.n_cols, out, Op::Leaf, false)
+        self.push_leaf(n, data.n_cols, out)
     }
 
     fn check_rows(&self, data: &CsrData<B>, rows: Indices<'_, B>, t: InputTransform) {

@@ -2,8 +2,9 @@
 //! normals, the Bhattacharyya term and the (masked) cross-entropy. The forward computes the
 //! value; the backward runs the fused value+gradient kernel (`backend::LossKernels`).
 
-use crate::backend::{Backend, Labelled};
-use crate::tape::{Indices, Op, Params, Tape, Var};
+use super::Backend;
+use crate::backend::Labelled;
+use crate::tape::{Indices, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// ln(clip(BC, 1e-4, 1e4)) with p = a / sum(a), q = b / sum(b), BC = sum sqrt(|p q|);
@@ -18,7 +19,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.bhattacharyya_fwd(&cx.val(a), &cx.val(b), &mut out);
         let ng = self.needs_grad(a) || self.needs_grad(b);
-        self.push(1, 1, out, Op::Bhattacharyya { a, b }, ng)
+        self.push_op(1, 1, out, ng, Saved::of(&[a, b]), |t, _, s, g, p| {
+            t.bhattacharyya_bwd(g, s.var(0), s.var(1), p)
+        })
     }
 
     /// [n,1]: 0.5 sum_k(-ln clip(var, 1e-4, 1e4) + var + mean^2 - 1).
@@ -33,7 +36,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.kl_std_normal_fwd(&cx.val(mean), &cx.val(var), k, &mut out);
         let ng = self.needs_grad(mean) || self.needs_grad(var);
-        self.push(n, 1, out, Op::KlStd { mean, var }, ng)
+        self.push_op(n, 1, out, ng, Saved::of(&[mean, var]), |t, _, s, g, p| {
+            t.kl_std_bwd(g, s.var(0), s.var(1), p)
+        })
     }
 
     /// [n,1]: KL(N(m1, v1) || N(m2, v2)) summed over columns (v are variances).
@@ -54,7 +59,10 @@ impl<B: Backend> Tape<B> {
             &mut out,
         );
         let ng = [m1, v1, m2, v2].iter().any(|&v| self.needs_grad(v));
-        self.push(n, 1, out, Op::KlNormal { m1, v1, m2, v2 }, ng)
+        let saved = Saved::of(&[m1, v1, m2, v2]);
+        self.push_op(n, 1, out, ng, saved, |t, _, s, g, p| {
+            t.kl_normal_bwd(g, [s.var(0), s.var(1), s.var(2), s.var(3)], p)
+        })
     }
 
     /// Mean softmax cross-entropy over rows whose mask is non-zero (all rows when None);
@@ -130,16 +138,10 @@ impl<B: Backend> Tape<B> {
         cx.b.cross_entropy_fwd(&l, &mut out);
         drop(lv);
         let ng = self.needs_grad(logits);
-        let v = self.push(
-            1,
-            1,
-            out,
-            Op::CrossEntropy {
-                logits,
-                masked: mbuf.is_some(),
-            },
-            ng,
-        );
+        let saved = Saved::of(&[logits]).flags(mbuf.is_some() as u32);
+        let v = self.push_op(1, 1, out, ng, saved, |t, out, s, g, p| {
+            t.cross_entropy_bwd(out, g, s.var(0), s.flag(0), p)
+        });
         let node = self.node_mut(v);
         node.idx = Some(idx);
         node.idx_len = n;

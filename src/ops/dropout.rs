@@ -1,7 +1,8 @@
 //! Inverted dropout with a seeded, counter-based mask.
 
-use crate::backend::{Backend, Binary};
-use crate::tape::{Op, Params, Tape, Var};
+use super::Backend;
+use crate::backend::Binary;
+use crate::tape::{Params, Saved, Tape, Var};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
@@ -24,7 +25,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.binary(Binary::Mul, &cx.val(x), &mask, &mut out);
         let ng = self.needs_grad(x);
-        let v = self.push(r, c, out, Op::Dropout { x }, ng);
+        let v = self.push_op(r, c, out, ng, Saved::of(&[x]), |t, out, s, g, p| {
+            t.dropout_bwd(out, g, s.var(0), p)
+        });
         self.node_mut(v).aux[0] = Some(mask);
         v
     }

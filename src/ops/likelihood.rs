@@ -3,9 +3,10 @@
 //! runs the fused value+gradient kernel with the upstream gradient, so per-gene reductions
 //! (dtheta) are weighted per row exactly.
 
-use crate::backend::{Backend, Likelihood, LikelihoodGrads};
+use super::Backend;
+use crate::backend::{Likelihood, LikelihoodGrads};
 use crate::tape::backward::GradOut;
-use crate::tape::{Op, Params, Tape, Var};
+use crate::tape::{Params, Saved, Tape, Var};
 
 /// eps inside the ZINB logs and its zero test (scDREAMER, spec section 3).
 pub const ZINB_EPS: f32 = 1e-4;
@@ -88,14 +89,15 @@ impl<B: Backend> Tape<B> {
             }
             None => [None, None, None],
         };
-        let op = Op::Likelihood {
-            x,
-            mu,
-            theta,
-            logit,
-            eps,
-        };
-        let v = self.push(n, 1, out, op, ng);
+        // Inputs x, mu, theta and the logits when flag 0 is set; eps the first constant.
+        let saved = match logit {
+            Some(l) => Saved::of(&[x, mu, theta, l]).flags(1),
+            None => Saved::of(&[x, mu, theta]),
+        }
+        .scalars([eps, 0.0]);
+        let v = self.push_op(n, 1, out, ng, saved, |t, out, s, g, p| {
+            t.likelihood_bwd(out, g, s, p)
+        });
         self.node_mut(v).aux = aux;
         v
     }
@@ -119,17 +121,10 @@ impl<B: Backend> Tape<B> {
         true
     }
 
-    pub(crate) fn likelihood_bwd(&mut self, out: Var, g: &B::Buf, op: Op, p: &mut Params<B>) {
-        let Op::Likelihood {
-            x,
-            mu,
-            theta,
-            logit,
-            eps,
-        } = op
-        else {
-            unreachable!("likelihood_bwd of another op")
-        };
+    fn likelihood_bwd(&mut self, out: Var, g: &B::Buf, s: &Saved, p: &mut Params<B>) {
+        let (x, mu, theta) = (s.var(0), s.var(1), s.var(2));
+        let logit = s.flag(0).then(|| s.var(3));
+        let eps = s.scalars[0];
         let (n, c) = self.shape(x);
         let mut gm = self.grad_take(mu, p);
         let mut gt = self.grad_take(theta, p);

@@ -1,7 +1,8 @@
 //! Dense matmul with optional transposes: C = op(A) op(B).
 
-use crate::backend::{Backend, GemmSpec};
-use crate::tape::{Op, Params, Tape, Var};
+use super::Backend;
+use crate::backend::GemmSpec;
+use crate::tape::{Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// a [m,k] x b [k,n] -> [m,n].
@@ -25,18 +26,10 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.gemm(spec, &cx.val(a), &cx.val(b), &mut out);
         let ng = self.needs_grad(a) || self.needs_grad(b);
-        self.push(
-            m,
-            n,
-            out,
-            Op::Matmul {
-                a,
-                b,
-                ta: trans_a,
-                tb: trans_b,
-            },
-            ng,
-        )
+        let saved = Saved::of(&[a, b]).flags(trans_a as u32 | (trans_b as u32) << 1);
+        self.push_op(m, n, out, ng, saved, |t, _, s, g, p| {
+            t.matmul_bwd(g, s.var(0), s.var(1), s.flag(0), s.flag(1), p)
+        })
     }
 
     fn matmul_dims(&self, a: Var, b: Var, ta: bool, tb: bool) -> (usize, usize, usize) {

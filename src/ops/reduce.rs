@@ -1,7 +1,7 @@
 //! Sums and means.
 
-use crate::backend::Backend;
-use crate::tape::{Op, Params, Tape, Var};
+use super::Backend;
+use crate::tape::{Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     fn sum_scaled(&mut self, x: Var, scale: f32) -> Var {
@@ -16,7 +16,14 @@ impl<B: Backend> Tape<B> {
             out = s;
         }
         let ng = self.needs_grad(x);
-        self.push(1, 1, out, Op::Sum { x, scale }, ng)
+        self.push_op(
+            1,
+            1,
+            out,
+            ng,
+            Saved::of(&[x]).scalars([scale, 0.0]),
+            |t, _, s, g, p| t.sum_bwd(g, s.var(0), s.scalars[0], p),
+        )
     }
     /// Sum of all elements -> [1,1].
     pub fn sum(&mut self, x: Var) -> Var {
@@ -34,7 +41,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.sum_rows(&cx.val(x), c, &mut out);
         let ng = self.needs_grad(x);
-        self.push(n, 1, out, Op::SumRows { x }, ng)
+        self.push_op(n, 1, out, ng, Saved::of(&[x]), |t, _, s, g, p| {
+            t.sum_rows_bwd(g, s.var(0), p)
+        })
     }
 
     pub(crate) fn sum_bwd(&mut self, g: &B::Buf, x: Var, scale: f32, p: &mut Params<B>) {

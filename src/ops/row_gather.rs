@@ -1,8 +1,8 @@
 //! Batch covariates as a row gather-add: h[i,:] += table[idx[i],:]. Equivalent to
 //! concatenating a one-hot of idx to the layer input, without a dense one-hot matmul.
 
-use crate::backend::Backend;
-use crate::tape::{Indices, Op, Params, Tape, Var};
+use super::Backend;
+use crate::tape::{Indices, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// x [n,c] plus rows of table [T,c] picked by idx (len n, each < T).
@@ -30,7 +30,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.gather_add_rows(&cx.val(x), &cx.val(table), ib.buf(), c, &mut out);
         let ng = self.needs_grad(x) || self.needs_grad(table);
-        let v = self.push(n, c, out, Op::AddRowGather { x, table }, ng);
+        let v = self.push_op(n, c, out, ng, Saved::of(&[x, table]), |t, out, s, g, p| {
+            t.add_row_gather_bwd(out, g, s.var(0), s.var(1), p)
+        });
         let node = self.node_mut(v);
         node.idx = Some(ib);
         node.idx_len = n;

@@ -1,8 +1,8 @@
 //! Gaussian reparameterised sampling z = mean + sqrt(var) * eps, eps ~ N(0, I).
 
-use crate::backend::Backend;
+use super::Backend;
 use crate::tape::backward::gbuf;
-use crate::tape::{Op, Params, Tape, Var};
+use crate::tape::{Params, Saved, Tape, Var};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
@@ -22,7 +22,9 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.reparam(&cx.val(mean), &cx.val(var), &eps, &mut out);
         let ng = self.needs_grad(mean) || self.needs_grad(var);
-        let v = self.push(r, c, out, Op::Sample { mean, var }, ng);
+        let v = self.push_op(r, c, out, ng, Saved::of(&[mean, var]), |t, out, s, g, p| {
+            t.sample_bwd(out, g, s.var(0), s.var(1), p)
+        });
         self.node_mut(v).aux[0] = Some(eps);
         v
     }

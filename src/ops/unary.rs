@@ -1,7 +1,8 @@
 //! Elementwise functions: activations, scaling, clamp, lgamma.
 
-use crate::backend::{Backend, Unary};
-use crate::tape::{Op, Params, Tape, Var};
+use super::Backend;
+use crate::backend::Unary;
+use crate::tape::{Function, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// y = f(x) elementwise.
@@ -11,7 +12,13 @@ impl<B: Backend> Tape<B> {
         let cx = self.ctx();
         cx.b.unary(f, &cx.val(x), &mut out);
         let ng = self.needs_grad(x);
-        self.push(r, c, out, Op::Unary { x, f }, ng)
+        let saved = Saved::of(&[x]).function(Function::Unary(f));
+        self.push_op(r, c, out, ng, saved, |t, out, s, g, p| {
+            let Function::Unary(f) = s.function else {
+                unreachable!("unary saves its function")
+            };
+            t.unary_bwd(out, g, s.var(0), f, p)
+        })
     }
     pub fn relu(&mut self, x: Var) -> Var {
         self.unary(x, Unary::Relu)

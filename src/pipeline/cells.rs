@@ -4,8 +4,8 @@
 //! uploaded when visited ([`super::Streamed`]). Training, inference and the output's X all go
 //! through it, so every command runs the same steps on either.
 
-use crate::backend::Backend;
 use crate::model::dataset::{DeviceData, PreparedData};
+use crate::ops::Backend;
 use crate::train::{InMemory, TrainSource};
 
 /// Called with each chunk in turn: its prepared cells and their data on the backend.

@@ -8,10 +8,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::cells::{Cells, Resident};
 use super::setup::Setup;
-use crate::backend::Backend;
 use crate::model::config::{ModelConfig, RunConfig, TrainConfig};
 use crate::model::dataset::DeviceData;
 use crate::model::scdreamer::Scdreamer;
+use crate::ops::Backend;
 use crate::train::{self, EpochLog, StepProgress};
 
 /// A trained (or loaded) model with its in-memory data on a backend.

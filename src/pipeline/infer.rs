@@ -9,11 +9,11 @@ use rand_chacha::ChaCha8Rng;
 
 use super::cells::{Cells, Resident};
 use super::fit::Trained;
-use crate::backend::Backend;
 use crate::data::Csr;
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::scdreamer::Scdreamer;
 use crate::model::sup::LabelPrediction;
+use crate::ops::Backend;
 use crate::tape::Tape;
 
 /// Rows per inference chunk: bounded memory whatever the number of cells.

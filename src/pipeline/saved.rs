@@ -9,13 +9,13 @@ use rand_chacha::ChaCha8Rng;
 use super::fit::Trained;
 use super::limits::check_model_fits;
 use super::setup::Setup;
-use crate::backend::Backend;
 use crate::data::labels::CellLabels;
 use crate::files::cleanup::Pending;
 use crate::io::checkpoint::{self, SavedConfig};
 use crate::model::config::RunConfig;
 use crate::model::dataset::TransformConstants;
 use crate::model::scdreamer::Scdreamer;
+use crate::ops::Backend;
 
 /// What a saved model records about its training data.
 pub struct SavedData<'a> {

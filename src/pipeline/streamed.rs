@@ -9,11 +9,11 @@ use super::cells::{Cells, ChunkVisit};
 use super::prepare::{Prepared, Request, labels_of, transform_batch_code};
 use super::saved::SavedData;
 use crate::backed::{self, Backed, ChunkSource};
-use crate::backend::Backend;
 use crate::data::h5ad::RowReader;
 use crate::data::validate;
 use crate::model::config::{ModelConfig, Target, TrainConfig};
 use crate::model::hyper::Preset;
+use crate::ops::Backend;
 use crate::train::TrainSource;
 
 /// A file set up to be read chunk by chunk.

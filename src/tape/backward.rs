@@ -1,28 +1,28 @@
-//! The reverse pass: walks the nodes backwards and dispatches to each op's backward.
+//! The reverse pass: walks the nodes backwards and runs each node's backward.
 
 use super::{Op, Params, Tape, Var};
-use crate::backend::Backend;
+use crate::backend::Memory;
 
 /// The gradient buffer of one op input during backward. `fresh` means it was just
 /// zero-allocated (an overwriting kernel may then write it directly).
-pub(crate) struct GradOut<B: Backend> {
+pub(crate) struct GradOut<B: Memory> {
     pub(crate) var: Var,
     pub(crate) buf: Option<B::Buf>,
     pub(crate) fresh: bool,
 }
 
-impl<B: Backend> GradOut<B> {
+impl<B: Memory> GradOut<B> {
     pub(crate) fn buf(&mut self) -> &mut B::Buf {
         self.buf.as_mut().expect("gradient buffer lent out")
     }
 }
 
 /// `Option<&mut GradOut>` -> `Option<&mut Buf>` for backend calls.
-pub(crate) fn gbuf<B: Backend>(g: &mut Option<GradOut<B>>) -> Option<&mut B::Buf> {
+pub(crate) fn gbuf<B: Memory>(g: &mut Option<GradOut<B>>) -> Option<&mut B::Buf> {
     g.as_mut().map(|g| g.buf())
 }
 
-impl<B: Backend> Tape<B> {
+impl<B: Memory> Tape<B> {
     /// Reverse pass from `loss` (any shape; seeded with ones, i.e. the gradient of its sum).
     /// Accumulates into the gradients of every parameter reachable from `loss` (call
     /// `Params::zero_grad` between steps). May be called several times on one forward (each
@@ -60,9 +60,9 @@ impl<B: Backend> Tape<B> {
         }
     }
 
-    fn dispatch_backward(&mut self, out: Var, op: Op, g: &B::Buf, p: &mut Params<B>) {
+    fn dispatch_backward(&mut self, out: Var, op: Op<B>, g: &B::Buf, p: &mut Params<B>) {
         match op {
-            Op::Leaf | Op::Detach => {}
+            Op::Leaf => {}
             Op::ScaleGrad { x, s } => {
                 let mut gx = self.grad_take(x, p);
                 if let Some(gx) = gx.as_mut() {
@@ -70,26 +70,7 @@ impl<B: Backend> Tape<B> {
                 }
                 self.grad_put(gx, p);
             }
-            Op::Matmul { a, b, ta, tb } => self.matmul_bwd(g, a, b, ta, tb, p),
-            Op::CsrMatmul { w, t } => self.csr_matmul_bwd(out, g, w, t, p),
-            Op::AddRowGather { x, table } => self.add_row_gather_bwd(out, g, x, table, p),
-            Op::AddBias { x, b } => self.add_bias_bwd(g, x, b, p),
-            Op::Unary { x, f } => self.unary_bwd(out, g, x, f, p),
-            Op::Binary { a, b, f } => self.binary_bwd(g, a, b, f, p),
-            Op::MulRows { x, c } => self.mul_rows_bwd(g, x, c, p),
-            Op::ConcatCols { a, b } => self.concat_cols_bwd(g, a, b, p),
-            Op::Softmax { x } => self.softmax_bwd(out, g, x, p),
-            Op::Dropout { x } => self.dropout_bwd(out, g, x, p),
-            Op::Sample { mean, var } => self.sample_bwd(out, g, mean, var, p),
-            Op::Sum { x, scale } => self.sum_bwd(g, x, scale, p),
-            Op::SumRows { x } => self.sum_rows_bwd(g, x, p),
-            Op::KlStd { mean, var } => self.kl_std_bwd(g, mean, var, p),
-            Op::KlNormal { m1, v1, m2, v2 } => self.kl_normal_bwd(g, [m1, v1, m2, v2], p),
-            Op::Likelihood { .. } => self.likelihood_bwd(out, g, op, p),
-            Op::Bhattacharyya { a, b } => self.bhattacharyya_bwd(g, a, b, p),
-            Op::CrossEntropy { logits, masked } => {
-                self.cross_entropy_bwd(out, g, logits, masked, p)
-            }
+            Op::Run(run, saved) => run(self, out, &saved, g, p),
         }
     }
 

@@ -1,12 +1,12 @@
 //! A dataset's CSR matrix resident on the backend (uploaded once, shared by every step).
 
-use crate::backend::Backend;
+use crate::backend::Memory;
 use crate::csr::Csr;
 use std::sync::Arc;
 
 /// Uploaded CSR counts (cells x genes) with an optional per-cell scale for
 /// `InputTransform::Log1pScaled`. Cloning shares the device copy.
-pub struct CsrData<B: Backend> {
+pub struct CsrData<B: Memory> {
     pub(crate) buf: Arc<B::CsrBuf>,
     pub n_rows: usize,
     pub n_cols: usize,
@@ -14,7 +14,7 @@ pub struct CsrData<B: Backend> {
     pub has_row_scale: bool,
 }
 
-impl<B: Backend> Clone for CsrData<B> {
+impl<B: Memory> Clone for CsrData<B> {
     fn clone(&self) -> Self {
         CsrData {
             buf: self.buf.clone(),
@@ -23,7 +23,7 @@ impl<B: Backend> Clone for CsrData<B> {
     }
 }
 
-impl<B: Backend> CsrData<B> {
+impl<B: Memory> CsrData<B> {
     /// Validate and upload `csr`; `row_scale` has one entry per cell.
     pub fn upload(backend: &B, csr: &Csr, row_scale: Option<&[f32]>) -> anyhow::Result<Self> {
         let buf = backend.upload_csr(csr, row_scale)?;

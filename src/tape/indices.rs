@@ -5,18 +5,18 @@
 
 use std::sync::Arc;
 
-use crate::backend::Backend;
+use crate::backend::Memory;
 
 /// u32 indices resident on the device, each below `bound` (checked where they enter: at upload,
 /// or by the table they were gathered from). Ops hold a shared reference to the buffer, so
 /// refilling it between steps reuses it once the tape is reset.
-pub struct DeviceIndices<B: Backend> {
+pub struct DeviceIndices<B: Memory> {
     pub(crate) buf: Arc<B::IdxBuf>,
     len: usize,
     bound: usize,
 }
 
-impl<B: Backend> DeviceIndices<B> {
+impl<B: Memory> DeviceIndices<B> {
     /// `len` indices below `bound` with unspecified contents (fill with [`Self::reupload`] or a
     /// gather).
     pub fn empty(backend: &B, len: usize, bound: usize) -> Self {
@@ -75,19 +75,19 @@ impl<B: Backend> DeviceIndices<B> {
 }
 
 /// An op's index argument: see the module docs.
-pub enum Indices<'a, B: Backend> {
+pub enum Indices<'a, B: Memory> {
     Host(&'a [u32]),
     Device(&'a DeviceIndices<B>),
 }
 
-impl<B: Backend> Clone for Indices<'_, B> {
+impl<B: Memory> Clone for Indices<'_, B> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<B: Backend> Copy for Indices<'_, B> {}
+impl<B: Memory> Copy for Indices<'_, B> {}
 
-impl<B: Backend> Indices<'_, B> {
+impl<B: Memory> Indices<'_, B> {
     pub fn len(&self) -> usize {
         match self {
             Indices::Host(s) => s.len(),
@@ -110,36 +110,36 @@ impl<B: Backend> Indices<'_, B> {
     }
 }
 
-impl<'a, B: Backend> From<&'a [u32]> for Indices<'a, B> {
+impl<'a, B: Memory> From<&'a [u32]> for Indices<'a, B> {
     fn from(s: &'a [u32]) -> Self {
         Indices::Host(s)
     }
 }
-impl<'a, B: Backend> From<&'a Vec<u32>> for Indices<'a, B> {
+impl<'a, B: Memory> From<&'a Vec<u32>> for Indices<'a, B> {
     fn from(s: &'a Vec<u32>) -> Self {
         Indices::Host(s)
     }
 }
-impl<'a, B: Backend, const N: usize> From<&'a [u32; N]> for Indices<'a, B> {
+impl<'a, B: Memory, const N: usize> From<&'a [u32; N]> for Indices<'a, B> {
     fn from(s: &'a [u32; N]) -> Self {
         Indices::Host(s)
     }
 }
-impl<'a, B: Backend> From<&'a DeviceIndices<B>> for Indices<'a, B> {
+impl<'a, B: Memory> From<&'a DeviceIndices<B>> for Indices<'a, B> {
     fn from(d: &'a DeviceIndices<B>) -> Self {
         Indices::Device(d)
     }
 }
 
 /// The indices an op node keeps for its backward pass.
-pub(crate) enum NodeIdx<B: Backend> {
+pub(crate) enum NodeIdx<B: Memory> {
     /// Uploaded for this op from the pool (returned at reset).
     Pooled(B::IdxBuf),
     /// A step's shared device indices.
     Shared(Arc<B::IdxBuf>),
 }
 
-impl<B: Backend> NodeIdx<B> {
+impl<B: Memory> NodeIdx<B> {
     pub(crate) fn buf(&self) -> &B::IdxBuf {
         match self {
             NodeIdx::Pooled(b) => b,

@@ -1,4 +1,4 @@
-//! Reverse-mode autodiff tape over a [`Backend`].
+//! Reverse-mode autodiff tape over a backend's buffers ([`Memory`]).
 //!
 //! A [`Tape`] records the forward ops of one step as nodes in execution order (which is a
 //! topological order), and [`Tape::backward`] walks them in reverse. Values and gradients
@@ -10,10 +10,15 @@
 //!
 //! Inference without gradients: `tape.set_grad_enabled(false)`, then per chunk
 //! `tape.reset()` and the forward ops; nothing is kept for a backward pass.
+//!
+//! The tape knows no op: each node holds its op's backward as a plain function
+//! ([`BackwardFn`]) and what it saved ([`Saved`]), so an op (`src/ops/`) adds itself without an
+//! edit here. It needs only the buffers of a backend ([`Memory`]); the kernels are the ops'.
 
 pub(crate) mod backward;
 mod csr_data;
 mod indices;
+mod node;
 mod params;
 mod pool;
 
@@ -21,9 +26,10 @@ pub use crate::backend::InputTransform;
 pub use csr_data::CsrData;
 pub(crate) use indices::NodeIdx;
 pub use indices::{DeviceIndices, Indices};
+pub(crate) use node::{BackwardFn, Function, Node, Op, Saved};
 pub use params::{GroupId, Init, ParamCell, ParamId, Params};
 
-use crate::backend::{Backend, Binary, Unary};
+use crate::backend::Memory;
 use pool::Pool;
 use std::cell::RefCell;
 use std::ops::Deref;
@@ -36,6 +42,8 @@ pub struct Var(u32);
 const PARAM_BIT: u32 = 1 << 31;
 
 impl Var {
+    /// An unused input slot of [`Saved`].
+    const NONE: Var = Var(u32::MAX);
     fn param_index(self) -> Option<usize> {
         (self.0 & PARAM_BIT != 0).then_some((self.0 & !PARAM_BIT) as usize)
     }
@@ -45,121 +53,14 @@ impl Var {
     }
 }
 
-/// What produced a node, with what its backward pass needs.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Op {
-    Leaf,
-    Detach,
-    ScaleGrad {
-        x: Var,
-        s: f32,
-    },
-    Matmul {
-        a: Var,
-        b: Var,
-        ta: bool,
-        tb: bool,
-    },
-    CsrMatmul {
-        w: Var,
-        t: InputTransform,
-    },
-    AddRowGather {
-        x: Var,
-        table: Var,
-    },
-    AddBias {
-        x: Var,
-        b: Var,
-    },
-    Unary {
-        x: Var,
-        f: Unary,
-    },
-    Binary {
-        a: Var,
-        b: Var,
-        f: Binary,
-    },
-    MulRows {
-        x: Var,
-        c: Var,
-    },
-    ConcatCols {
-        a: Var,
-        b: Var,
-    },
-    Softmax {
-        x: Var,
-    },
-    Dropout {
-        x: Var,
-    },
-    Sample {
-        mean: Var,
-        var: Var,
-    },
-    Sum {
-        x: Var,
-        scale: f32,
-    },
-    SumRows {
-        x: Var,
-    },
-    KlStd {
-        mean: Var,
-        var: Var,
-    },
-    KlNormal {
-        m1: Var,
-        v1: Var,
-        m2: Var,
-        v2: Var,
-    },
-    /// The ZINB (with `logit`) or NB log-likelihood.
-    Likelihood {
-        x: Var,
-        mu: Var,
-        theta: Var,
-        logit: Option<Var>,
-        eps: f32,
-    },
-    Bhattacharyya {
-        a: Var,
-        b: Var,
-    },
-    CrossEntropy {
-        logits: Var,
-        masked: bool,
-    },
-}
-
-pub(crate) struct Node<B: Backend> {
-    pub(crate) rows: usize,
-    pub(crate) cols: usize,
-    /// None for views (detach/scale_grad), whose value is `alias`'s.
-    pub(crate) val: Option<B::Buf>,
-    pub(crate) alias: Option<Var>,
-    pub(crate) grad: Option<B::Buf>,
-    pub(crate) needs_grad: bool,
-    pub(crate) op: Op,
-    /// Op-specific saved buffers (dropout mask, sampled noise, CE mask, stashed loss
-    /// gradients).
-    pub(crate) aux: [Option<B::Buf>; 3],
-    /// Op-specific indices (minibatch rows, covariate indices, labels).
-    pub(crate) idx: Option<NodeIdx<B>>,
-    pub(crate) idx_len: usize,
-    pub(crate) csr: Option<Arc<B::CsrBuf>>,
-}
-
 /// A parameter as seen by one tape: shared storage plus the version read at capture.
-pub(crate) struct ParamSlot<B: Backend> {
+pub(crate) struct ParamSlot<B: Memory> {
     pub(crate) cell: Arc<ParamCell<B>>,
     pub(crate) version: u64,
 }
 
 /// The autodiff tape. See the module docs.
-pub struct Tape<B: Backend> {
+pub struct Tape<B: Memory> {
     pub(crate) backend: B,
     pub(crate) nodes: Vec<Node<B>>,
     pub(crate) pool: Pool<B>,
@@ -170,12 +71,12 @@ pub struct Tape<B: Backend> {
 }
 
 /// A borrowed value buffer: a node's, or a read-locked parameter's.
-pub(crate) enum ValRef<'a, B: Backend> {
+pub(crate) enum ValRef<'a, B: Memory> {
     Node(&'a B::Buf),
     Param(RwLockReadGuard<'a, B::Buf>),
 }
 
-impl<B: Backend> Deref for ValRef<'_, B> {
+impl<B: Memory> Deref for ValRef<'_, B> {
     type Target = B::Buf;
     fn deref(&self) -> &B::Buf {
         match self {
@@ -187,13 +88,13 @@ impl<B: Backend> Deref for ValRef<'_, B> {
 
 /// Read access to all values while an op computes (borrowed from disjoint tape fields, so
 /// the output buffer and the backend can be used at the same time).
-pub(crate) struct Ctx<'a, B: Backend> {
+pub(crate) struct Ctx<'a, B: Memory> {
     pub(crate) b: &'a B,
     nodes: &'a [Node<B>],
     params: &'a [Option<ParamSlot<B>>],
 }
 
-impl<'a, B: Backend> Ctx<'a, B> {
+impl<'a, B: Memory> Ctx<'a, B> {
     pub(crate) fn val(&self, v: Var) -> ValRef<'a, B> {
         match v.param_index() {
             Some(p) => ValRef::Param(
@@ -234,7 +135,7 @@ impl<'a, B: Backend> Ctx<'a, B> {
     }
 }
 
-impl<B: Backend> Tape<B> {
+impl<B: Memory> Tape<B> {
     pub fn new(backend: B) -> Self {
         Tape {
             backend,
@@ -398,7 +299,7 @@ impl<B: Backend> Tape<B> {
     /// A value that stops gradients (shares the buffer, no copy).
     pub fn detach(&mut self, x: Var) -> Var {
         let (r, c) = self.shape(x);
-        self.push_view(r, c, x, Op::Detach, false)
+        self.push_view(r, c, x, Op::Leaf, false)
     }
 
     /// Identity forward; multiplies the gradient by `s` on the way back (e.g. -1 for
@@ -446,7 +347,25 @@ impl<B: Backend> Tape<B> {
         self.pool.take(&self.backend, len)
     }
 
-    pub(crate) fn push(&mut self, rows: usize, cols: usize, val: B::Buf, op: Op, ng: bool) -> Var {
+    /// A node computed by an op: `run` is its backward, `saved` what that reads.
+    pub(crate) fn push_op(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        val: B::Buf,
+        ng: bool,
+        saved: Saved,
+        run: BackwardFn<B>,
+    ) -> Var {
+        self.push(rows, cols, val, Op::Run(run, saved), ng)
+    }
+
+    /// A node without gradient (data).
+    pub(crate) fn push_leaf(&mut self, rows: usize, cols: usize, val: B::Buf) -> Var {
+        self.push(rows, cols, val, Op::Leaf, false)
+    }
+
+    fn push(&mut self, rows: usize, cols: usize, val: B::Buf, op: Op<B>, ng: bool) -> Var {
         self.push_node(Node {
             rows,
             cols,
@@ -462,7 +381,7 @@ impl<B: Backend> Tape<B> {
         })
     }
 
-    fn push_view(&mut self, rows: usize, cols: usize, of: Var, op: Op, ng: bool) -> Var {
+    fn push_view(&mut self, rows: usize, cols: usize, of: Var, op: Op<B>, ng: bool) -> Var {
         self.push_node(Node {
             rows,
             cols,

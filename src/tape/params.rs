@@ -1,6 +1,6 @@
 //! Trainable parameters in named groups (one group per network, one optimiser per group).
 
-use crate::backend::Backend;
+use crate::backend::Memory;
 use anyhow::{Result, ensure};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -31,14 +31,14 @@ pub enum Init {
 /// The shared storage of one parameter: the tape holds an `Arc` to it while a forward pass
 /// uses it (no copy per step); the optimiser writes through the lock. `version` counts
 /// writes so that a backward pass can detect a parameter changed under it.
-pub struct ParamCell<B: Backend> {
+pub struct ParamCell<B: Memory> {
     pub(crate) val: RwLock<B::Buf>,
     pub(crate) version: AtomicU64,
     pub(crate) rows: usize,
     pub(crate) cols: usize,
 }
 
-impl<B: Backend> ParamCell<B> {
+impl<B: Memory> ParamCell<B> {
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, B::Buf> {
         self.val.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -47,7 +47,7 @@ impl<B: Backend> ParamCell<B> {
     }
 }
 
-struct Entry<B: Backend> {
+struct Entry<B: Memory> {
     group: GroupId,
     name: String,
     cell: Arc<ParamCell<B>>,
@@ -56,13 +56,13 @@ struct Entry<B: Backend> {
 }
 
 /// All parameters of a model, in named groups.
-pub struct Params<B: Backend> {
+pub struct Params<B: Memory> {
     backend: B,
     groups: Vec<String>,
     entries: Vec<Entry<B>>,
 }
 
-impl<B: Backend> Params<B> {
+impl<B: Memory> Params<B> {
     pub fn new(backend: B) -> Self {
         Params {
             backend,

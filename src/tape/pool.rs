@@ -1,17 +1,17 @@
 //! Buffers recycled by length: after the first step of a fixed-shape loop every
 //! allocation request is served from here (no heap traffic in steady state).
 
-use crate::backend::Backend;
+use crate::backend::Memory;
 use std::collections::HashMap;
 
-pub(crate) struct Pool<B: Backend> {
+pub(crate) struct Pool<B: Memory> {
     free: HashMap<usize, Vec<B::Buf>>,
     free_idx: HashMap<usize, Vec<B::IdxBuf>>,
     /// Buffers handed out by the backend (not from the free lists), for tests and stats.
     pub(crate) fresh_allocs: usize,
 }
 
-impl<B: Backend> Pool<B> {
+impl<B: Memory> Pool<B> {
     pub(crate) fn new() -> Self {
         Pool {
             free: HashMap::new(),

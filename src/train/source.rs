@@ -4,8 +4,8 @@
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::model::dataset::{DeviceData, PreparedData};
+use crate::ops::Backend;
 
 /// The trainer's callback for one piece of an epoch: `(data, prep, rows, rng)`.
 pub type Visit<'v, B> =

@@ -7,12 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::model::config::TrainConfig;
 use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::minibatch::Minibatch;
 use crate::model::scdreamer::{AeGraph, Scdreamer};
 use crate::nn::{Adam, AdamConfig};
+use crate::ops::Backend;
 use crate::tape::{Tape, Var};
 use crate::train::log::{EpochLog, slot};
 use crate::train::source::{InMemory, TrainSource};
@@ -62,7 +62,7 @@ fn reads_after(s: usize, read_every: usize, steps: usize) -> bool {
 }
 
 /// Copies the running sums to the host and checks them for divergence.
-fn read_sums<B: crate::backend::Backend>(
+fn read_sums<B: crate::ops::Backend>(
     backend: &B,
     acc: &B::AccBuf,
     sums: &mut [f64],
@@ -75,7 +75,7 @@ fn read_sums<B: crate::backend::Backend>(
 /// Steps between two reads of the running sums: every step where reading is free (host
 /// memory), else about nine reads per epoch plus the one at its end (the progress bar's
 /// updates and the divergence check; at most 10 device-to-host copies per epoch).
-fn read_interval<B: crate::backend::Backend>(backend: &B, steps: usize) -> usize {
+fn read_interval<B: crate::ops::Backend>(backend: &B, steps: usize) -> usize {
     if backend.host_memory() {
         1
     } else {

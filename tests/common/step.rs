@@ -5,9 +5,9 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use scdreamer::backend::Backend;
 use scdreamer::data::Csr;
 use scdreamer::nn::{Adam, AdamConfig, Linear};
+use scdreamer::ops::Backend;
 use scdreamer::tape::{CsrData, GroupId, Init, InputTransform, ParamId, Params, Tape};
 
 pub struct Model<B: Backend> {

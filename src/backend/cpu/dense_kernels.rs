@@ -129,17 +129,6 @@ impl DenseKernels for Cpu {
     ) {
         elementwise::concat_cols_bwd(dy, ca, cb, opt(da), opt(db));
     }
-    fn softmax_rows(&self, x: &Vec<f32>, cols: usize, y: &mut Vec<f32>) {
-        if cols > 0 {
-            elementwise::softmax_rows(x, cols, y);
-        }
-    }
-    fn softmax_rows_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, cols: usize, dx: &mut Vec<f32>) {
-        if cols > 0 {
-            elementwise::softmax_rows_bwd(y, dy, cols, dx);
-        }
-    }
-
     fn dropout_mask(&self, seed: u64, keep: f32, mask: &mut Vec<f32>) {
         random::dropout_mask(seed, keep, mask);
     }

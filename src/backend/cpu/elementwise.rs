@@ -184,36 +184,6 @@ pub fn concat_cols_bwd(
     }
 }
 
-pub fn softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
-    assert_eq!(x.len(), y.len());
-    chunks_mut(y, par::row_chunk(cols), |off, o| {
-        for (k, yr) in o.chunks_mut(cols.max(1)).enumerate() {
-            let xr = &x[off + k * cols..off + (k + 1) * cols];
-            let m = xr.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let mut s = 0.0f32;
-            for (o, &v) in yr.iter_mut().zip(xr) {
-                *o = (v - m).exp();
-                s += *o;
-            }
-            let inv = 1.0 / s;
-            yr.iter_mut().for_each(|o| *o *= inv);
-        }
-    });
-}
-
-pub fn softmax_rows_bwd(y: &[f32], dy: &[f32], cols: usize, dx: &mut [f32]) {
-    chunks_mut(dx, par::row_chunk(cols), |off, o| {
-        for (k, dr) in o.chunks_mut(cols.max(1)).enumerate() {
-            let s0 = off + k * cols;
-            let (yr, gr) = (&y[s0..s0 + cols], &dy[s0..s0 + cols]);
-            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for ((d, &yv), &g) in dr.iter_mut().zip(yr).zip(gr) {
-                *d += yv * (g - dot);
-            }
-        }
-    });
-}
-
 pub fn add_bias(x: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
     assert_eq!(b.len(), cols);
     rows_into(out, cols, |r, o| {

@@ -17,7 +17,7 @@ pub mod special;
 pub mod step;
 mod step_kernels;
 
-use super::{Backend, Memory};
+use super::Memory;
 use crate::csr::Csr;
 use csr::{CpuCsr, CscScratch};
 use std::sync::{Arc, Mutex};
@@ -106,12 +106,6 @@ impl Memory for Cpu {
     fn broadcast_acc(&self, g: &Vec<f32>, scale: f32, dst: &mut Vec<f32>) {
         let v = scale * g[0];
         par::acc_into(dst, |_| v);
-    }
-}
-
-impl Backend for Cpu {
-    fn name(&self) -> &'static str {
-        "cpu"
     }
 }
 

@@ -4,9 +4,9 @@
 use rand_chacha::ChaCha8Rng;
 
 use super::{Hidden, NewParams, Pass, SparseInput, hidden_act, linear, param, sparse_first_layer};
-use crate::backend::Backend;
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
+use crate::ops::Backend;
 use crate::tape::{Indices, Tape, Var};
 
 /// D2: x (genes) -> hidden -> a linear scalar (no sigmoid). One network for real and x~.

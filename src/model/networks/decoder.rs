@@ -3,9 +3,9 @@
 use rand_chacha::ChaCha8Rng;
 
 use super::{BatchFirstLayer, Hidden, NewParams, Pass, hidden_act};
-use crate::backend::Backend;
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
+use crate::ops::Backend;
 use crate::tape::{Indices, Init, ParamId, Tape, Var};
 
 /// Decoder p(x | z, s): softmax scale, dropout logits, and the sigmoid "reconstruction" x~ that

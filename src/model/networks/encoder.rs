@@ -5,9 +5,9 @@ use rand_chacha::ChaCha8Rng;
 use super::{
     BatchFirstLayer, Hidden, NewParams, Pass, SparseInput, hidden_act, sparse_first_layer, variance,
 };
-use crate::backend::Backend;
 use crate::model::config::ModelConfig;
 use crate::nn::Linear;
+use crate::ops::Backend;
 use crate::tape::{Indices, Tape, Var};
 
 /// Encoder q(z | x, s) (and q(l | x, s) for the authors' latent library size).

@@ -13,9 +13,9 @@ pub use encoder::{Encoder, EncoderOut};
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::Backend;
 use crate::model::config::{ModelConfig, VarianceHead};
 use crate::nn::Linear;
+use crate::ops::Backend;
 use crate::tape::{CsrData, GroupId, Indices, Init, InputTransform, ParamId, Params, Tape, Var};
 
 /// Glorot-uniform with explicit fans: the batch one-hot columns share the fan-in of the layer

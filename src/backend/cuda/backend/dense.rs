@@ -229,27 +229,6 @@ impl DenseKernels for CudaBackend {
             self.ok(r, "concat_cols_bwd");
         }
     }
-    fn softmax_rows(&self, x: &CudaSlice<f32>, cols: usize, y: &mut CudaSlice<f32>) {
-        if cols == 0 {
-            return;
-        }
-        let r = reduce::softmax_rows(&self.rt, x, x.len() / cols, cols, y);
-        self.ok(r, "softmax_rows");
-    }
-    fn softmax_rows_bwd(
-        &self,
-        y: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        cols: usize,
-        dx: &mut CudaSlice<f32>,
-    ) {
-        if cols == 0 {
-            return;
-        }
-        let r = reduce::softmax_rows_backward(&self.rt, y, dy, y.len() / cols, cols, dx, true);
-        self.ok(r, "softmax_rows_bwd");
-    }
-
     // ---- randomness -------------------------------------------------------------------------
     fn dropout_mask(&self, seed: u64, keep: f32, mask: &mut CudaSlice<f32>) {
         self.ok(ew::dropout_mask(&self.rt, seed, keep, mask), "dropout_mask");

@@ -4,7 +4,7 @@
 //!   only queues work. The host waits only in `download`, `sq_norm` and `uniform_value` (the
 //!   trait's explicit round trips).
 //! - GEMM is cuBLAS sgemm in full FP32 (TF32 only with `SCDREAMER_TF32=1`); the fused losses,
-//!   the sparse first layer, softmax and the elementwise ops are the kernels of `kernels/*.cu`
+//!   the sparse first layer and the elementwise ops are the kernels of `kernels/*.cu`
 //!   through the typed launchers of [`super::ops`].
 //! - Semantics follow the CPU backend (the reference): every `*_bwd` ADDS into its gradients
 //!   except the fused-loss backwards, which overwrite (as documented on the trait).
@@ -22,7 +22,7 @@ use cudarc::driver::CudaSlice;
 use super::CudaRuntime;
 use super::ops::sparse::{self, DeviceDataset, SpmmBatch};
 use super::ops::{elementwise as ew, multi_tensor as mt};
-use crate::backend::{Backend, InputTransform, Memory};
+use crate::backend::{InputTransform, Memory};
 use crate::csr::Csr;
 
 mod dense;
@@ -79,7 +79,7 @@ impl CudaBackend {
 
     /// Unwrap an op's result; see the module doc for why this panics.
     #[track_caller]
-    fn ok<T>(&self, r: Result<T>, op: &str) -> T {
+    pub(crate) fn ok<T>(&self, r: Result<T>, op: &str) -> T {
         match r {
             Ok(v) => v,
             Err(e) => panic!("CUDA backend: {op} failed on {}: {e:#}", self.rt.describe()),
@@ -246,12 +246,6 @@ impl Memory for CudaBackend {
     }
     fn broadcast_acc(&self, g: &CudaSlice<f32>, scale: f32, dst: &mut CudaSlice<f32>) {
         self.ok(ew::broadcast_acc(&self.rt, g, scale, dst), "broadcast_acc");
-    }
-}
-
-impl Backend for CudaBackend {
-    fn name(&self) -> &'static str {
-        "cuda"
     }
 }
 
