@@ -17,7 +17,7 @@ impl<B: Backend> Tape<B> {
         })
     }
 
-    pub(crate) fn add_bias_bwd(&mut self, g: &B::Buf, x: Var, b: Var, p: &mut Params<B>) {
+    fn add_bias_bwd(&mut self, g: &B::Buf, x: Var, b: Var, p: &mut Params<B>) {
         let (_, c) = self.shape(x);
         let mut gx = self.grad_take(x, p);
         let mut gb = self.grad_take(b, p);

@@ -67,7 +67,7 @@ impl<B: Backend> Tape<B> {
         })
     }
 
-    pub(crate) fn binary_bwd(&mut self, g: &B::Buf, a: Var, b: Var, f: Binary, p: &mut Params<B>) {
+    fn binary_bwd(&mut self, g: &B::Buf, a: Var, b: Var, f: Binary, p: &mut Params<B>) {
         let mut ga = self.grad_take(a, p);
         let mut gb = self.grad_take(b, p);
         let cx = self.ctx();
@@ -76,7 +76,7 @@ impl<B: Backend> Tape<B> {
         self.grad_put(gb, p);
     }
 
-    pub(crate) fn mul_rows_bwd(&mut self, g: &B::Buf, x: Var, c: Var, p: &mut Params<B>) {
+    fn mul_rows_bwd(&mut self, g: &B::Buf, x: Var, c: Var, p: &mut Params<B>) {
         let (_, m) = self.shape(x);
         let mut gx = self.grad_take(x, p);
         let mut gc = self.grad_take(c, p);
@@ -86,7 +86,7 @@ impl<B: Backend> Tape<B> {
         self.grad_put(gc, p);
     }
 
-    pub(crate) fn concat_cols_bwd(&mut self, g: &B::Buf, a: Var, b: Var, p: &mut Params<B>) {
+    fn concat_cols_bwd(&mut self, g: &B::Buf, a: Var, b: Var, p: &mut Params<B>) {
         let (_, ca) = self.shape(a);
         let (_, cb) = self.shape(b);
         let mut ga = self.grad_take(a, p);

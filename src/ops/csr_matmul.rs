@@ -81,7 +81,7 @@ impl<B: Backend> Tape<B> {
         );
     }
 
-    pub(crate) fn csr_matmul_bwd(
+    fn csr_matmul_bwd(
         &mut self,
         out: Var,
         g: &B::Buf,

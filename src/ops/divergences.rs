@@ -132,7 +132,7 @@ impl<B: Backend> Tape<B> {
         v
     }
 
-    pub(crate) fn kl_std_bwd(&mut self, g: &B::Buf, mean: Var, var: Var, p: &mut Params<B>) {
+    fn kl_std_bwd(&mut self, g: &B::Buf, mean: Var, var: Var, p: &mut Params<B>) {
         let (n, k) = self.shape(mean);
         let mut gm = self.grad_take(mean, p);
         let mut gv = self.grad_take(var, p);
@@ -146,7 +146,7 @@ impl<B: Backend> Tape<B> {
         self.grad_put(gv, p);
     }
 
-    pub(crate) fn kl_normal_bwd(&mut self, g: &B::Buf, v: [Var; 4], p: &mut Params<B>) {
+    fn kl_normal_bwd(&mut self, g: &B::Buf, v: [Var; 4], p: &mut Params<B>) {
         let (n, k) = self.shape(v[0]);
         let mut gs = v.map(|x| self.grad_take(x, p));
         let [g0, g1, g2, g3] = &mut gs;
@@ -168,7 +168,7 @@ impl<B: Backend> Tape<B> {
         }
     }
 
-    pub(crate) fn cross_entropy_bwd(
+    fn cross_entropy_bwd(
         &mut self,
         out: Var,
         g: &B::Buf,

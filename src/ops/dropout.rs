@@ -32,7 +32,7 @@ impl<B: Backend> Tape<B> {
         v
     }
 
-    pub(crate) fn dropout_bwd(&mut self, out: Var, g: &B::Buf, x: Var, p: &mut Params<B>) {
+    fn dropout_bwd(&mut self, out: Var, g: &B::Buf, x: Var, p: &mut Params<B>) {
         let mut gx = self.grad_take(x, p);
         if let Some(gx) = gx.as_mut() {
             let cx = self.ctx();

@@ -47,15 +47,7 @@ impl<B: Backend> Tape<B> {
         (m, k, n)
     }
 
-    pub(crate) fn matmul_bwd(
-        &mut self,
-        g: &B::Buf,
-        a: Var,
-        b: Var,
-        ta: bool,
-        tb: bool,
-        p: &mut Params<B>,
-    ) {
+    fn matmul_bwd(&mut self, g: &B::Buf, a: Var, b: Var, ta: bool, tb: bool, p: &mut Params<B>) {
         let (m, k, n) = self.matmul_dims(a, b, ta, tb);
         let mut ga = self.grad_take(a, p);
         let mut gb = self.grad_take(b, p);

@@ -46,7 +46,7 @@ impl<B: Backend> Tape<B> {
         })
     }
 
-    pub(crate) fn sum_bwd(&mut self, g: &B::Buf, x: Var, scale: f32, p: &mut Params<B>) {
+    fn sum_bwd(&mut self, g: &B::Buf, x: Var, scale: f32, p: &mut Params<B>) {
         let mut gx = self.grad_take(x, p);
         if let Some(gx) = gx.as_mut() {
             self.backend.broadcast_acc(g, scale, gx.buf());
@@ -54,7 +54,7 @@ impl<B: Backend> Tape<B> {
         self.grad_put(gx, p);
     }
 
-    pub(crate) fn sum_rows_bwd(&mut self, g: &B::Buf, x: Var, p: &mut Params<B>) {
+    fn sum_rows_bwd(&mut self, g: &B::Buf, x: Var, p: &mut Params<B>) {
         let (_, c) = self.shape(x);
         let mut gx = self.grad_take(x, p);
         if let Some(gx) = gx.as_mut() {

@@ -39,14 +39,7 @@ impl<B: Backend> Tape<B> {
         v
     }
 
-    pub(crate) fn add_row_gather_bwd(
-        &mut self,
-        out: Var,
-        g: &B::Buf,
-        x: Var,
-        table: Var,
-        p: &mut Params<B>,
-    ) {
+    fn add_row_gather_bwd(&mut self, out: Var, g: &B::Buf, x: Var, table: Var, p: &mut Params<B>) {
         let (_, c) = self.shape(out);
         let mut gx = self.grad_take(x, p);
         let mut gt = self.grad_take(table, p);

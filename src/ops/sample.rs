@@ -29,14 +29,7 @@ impl<B: Backend> Tape<B> {
         v
     }
 
-    pub(crate) fn sample_bwd(
-        &mut self,
-        out: Var,
-        g: &B::Buf,
-        mean: Var,
-        var: Var,
-        p: &mut Params<B>,
-    ) {
+    fn sample_bwd(&mut self, out: Var, g: &B::Buf, mean: Var, var: Var, p: &mut Params<B>) {
         let mut gm = self.grad_take(mean, p);
         let mut gv = self.grad_take(var, p);
         let cx = self.ctx();

@@ -63,7 +63,7 @@ impl<B: Backend> Tape<B> {
         self.unary(x, Unary::Lgamma)
     }
 
-    pub(crate) fn unary_bwd(&mut self, out: Var, g: &B::Buf, x: Var, f: Unary, p: &mut Params<B>) {
+    fn unary_bwd(&mut self, out: Var, g: &B::Buf, x: Var, f: Unary, p: &mut Params<B>) {
         let mut gx = self.grad_take(x, p);
         if let Some(gx) = gx.as_mut() {
             let cx = self.ctx();

@@ -366,27 +366,32 @@ impl<B: Memory> Tape<B> {
     }
 
     fn push(&mut self, rows: usize, cols: usize, val: B::Buf, op: Op<B>, ng: bool) -> Var {
-        self.push_node(Node {
-            rows,
-            cols,
-            val: Some(val),
-            alias: None,
-            grad: None,
-            needs_grad: ng && self.grad_enabled,
-            op,
-            aux: [None, None, None],
-            idx: None,
-            idx_len: 0,
-            csr: None,
-        })
+        self.push_value(rows, cols, Ok(val), op, ng)
     }
 
+    /// A node sharing `of`'s value (no copy).
     fn push_view(&mut self, rows: usize, cols: usize, of: Var, op: Op<B>, ng: bool) -> Var {
+        self.push_value(rows, cols, Err(of), op, ng)
+    }
+
+    /// A node whose value is its own buffer (`Ok`) or another node's (`Err`, a view).
+    fn push_value(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        val: Result<B::Buf, Var>,
+        op: Op<B>,
+        ng: bool,
+    ) -> Var {
+        let (val, alias) = match val {
+            Ok(buf) => (Some(buf), None),
+            Err(of) => (None, Some(of)),
+        };
         self.push_node(Node {
             rows,
             cols,
-            val: None,
-            alias: Some(of),
+            val,
+            alias,
             grad: None,
             needs_grad: ng && self.grad_enabled,
             op,
@@ -397,7 +402,7 @@ impl<B: Memory> Tape<B> {
         })
     }
 
-    pub(crate) fn push_node(&mut self, n: Node<B>) -> Var {
+    fn push_node(&mut self, n: Node<B>) -> Var {
         assert!(self.nodes.len() < PARAM_BIT as usize, "tape too long");
         self.nodes.push(n);
         Var(self.nodes.len() as u32 - 1)
