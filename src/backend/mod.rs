@@ -91,6 +91,28 @@ pub struct GemmSpec {
     pub beta: f32,
 }
 
+impl GemmSpec {
+    /// C = op(A) op(B) (beta 0: C's old contents are never read).
+    pub fn product(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Self {
+        GemmSpec {
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            alpha: 1.0,
+            beta: 0.0,
+        }
+    }
+    /// C += op(A) op(B) (a gradient accumulated into).
+    pub fn accumulate(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Self {
+        GemmSpec {
+            beta: 1.0,
+            ..Self::product(m, n, k, trans_a, trans_b)
+        }
+    }
+}
+
 /// One tensor of an Adam update: the parameter, its gradient and the two moments.
 pub struct AdamTensor<'a, Buf> {
     pub param: &'a mut Buf,

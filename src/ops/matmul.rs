@@ -14,15 +14,7 @@ impl<B: Backend> Tape<B> {
     pub fn matmul_t(&mut self, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Var {
         let (m, k, n) = self.matmul_dims(a, b, trans_a, trans_b);
         let mut out = self.alloc(m * n);
-        let spec = GemmSpec {
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            alpha: 1.0,
-            beta: 0.0,
-        };
+        let spec = GemmSpec::product(m, n, k, trans_a, trans_b);
         let cx = self.ctx();
         cx.b.gemm(spec, &cx.val(a), &cx.val(b), &mut out);
         let ng = self.needs_grad(a) || self.needs_grad(b);
@@ -56,27 +48,11 @@ impl<B: Backend> Tape<B> {
             let vb = cx.val(b);
             if !ta {
                 // dA [m,k] = G op(B)^T.
-                let s = GemmSpec {
-                    m,
-                    n: k,
-                    k: n,
-                    trans_a: false,
-                    trans_b: !tb,
-                    alpha: 1.0,
-                    beta: 1.0,
-                };
+                let s = GemmSpec::accumulate(m, k, n, false, !tb);
                 cx.b.gemm(s, g, &vb, ga.buf());
             } else {
                 // dA stored [k,m] = op(B) G^T.
-                let s = GemmSpec {
-                    m: k,
-                    n: m,
-                    k: n,
-                    trans_a: tb,
-                    trans_b: true,
-                    alpha: 1.0,
-                    beta: 1.0,
-                };
+                let s = GemmSpec::accumulate(k, m, n, tb, true);
                 cx.b.gemm(s, &vb, g, ga.buf());
             }
         }
@@ -84,27 +60,11 @@ impl<B: Backend> Tape<B> {
             let va = cx.val(a);
             if !tb {
                 // dB [k,n] = op(A)^T G.
-                let s = GemmSpec {
-                    m: k,
-                    n,
-                    k: m,
-                    trans_a: !ta,
-                    trans_b: false,
-                    alpha: 1.0,
-                    beta: 1.0,
-                };
+                let s = GemmSpec::accumulate(k, n, m, !ta, false);
                 cx.b.gemm(s, &va, g, gb.buf());
             } else {
                 // dB stored [n,k] = G^T op(A).
-                let s = GemmSpec {
-                    m: n,
-                    n: k,
-                    k: m,
-                    trans_a: true,
-                    trans_b: ta,
-                    alpha: 1.0,
-                    beta: 1.0,
-                };
+                let s = GemmSpec::accumulate(n, k, m, true, ta);
                 cx.b.gemm(s, g, &va, gb.buf());
             }
         }
