@@ -1,9 +1,9 @@
-//! Every `kernels/*.cu` compiles with NVRTC for sm_80 and sm_90 (CUBIN) and compute_80 (PTX),
+//! Every kernel source (`kernels/*.cu` and the op folders' `src/ops/**/*.cu`) compiles with NVRTC for sm_80 and sm_90 (CUBIN) and compute_80 (PTX),
 //! and a broken kernel fails with NVRTC's log. Needs libnvrtc (set SCDREAMER_NVRTC_DIR):
 //! skips with a printed reason when absent, but fails when CI=true.
 #![cfg(feature = "cuda")]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use scdreamer::backend::cuda::embedded;
 use scdreamer::backend::cuda::nvrtc::{Nvrtc, Target};
@@ -24,31 +24,49 @@ fn nvrtc_or_skip(test: &str) -> Option<Nvrtc> {
     }
 }
 
-/// kernels/ of the source tree, or of the current directory when the binary runs elsewhere
+/// The source tree's root, or the current directory when the binary runs elsewhere
 /// (scripts/gpu_check.sh runs carried test binaries from a copy of the repository).
-fn kernel_dir() -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kernels");
-    if built.is_dir() {
+fn source_root() -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if built.join("kernels").is_dir() {
         built
     } else {
-        PathBuf::from("kernels")
+        PathBuf::from(".")
     }
 }
 
-/// (file name, text) of every file in kernels/ with extension `ext`, sorted.
-fn kernel_files(ext: &str) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(kernel_dir())
-        .expect("kernels/ exists")
+/// Paths with extension `ext` in `dir` (and below it when `recurse`).
+fn collect(dir: &Path, ext: &str, recurse: bool, out: &mut Vec<PathBuf>) {
+    for path in std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some(ext))
+    {
+        if recurse && path.is_dir() {
+            collect(&path, ext, true, out);
+        } else if path.extension().and_then(|x| x.to_str()) == Some(ext) {
+            out.push(path);
+        }
+    }
+}
+
+/// (file name, text) of every kernel file with extension `ext`: kernels/ and, for sources, the
+/// op folders under src/ops/, in the order build.rs embeds them (sorted by path).
+fn kernel_files(ext: &str) -> Vec<(String, String)> {
+    let root = source_root();
+    let mut paths = Vec::new();
+    collect(&root.join("kernels"), ext, false, &mut paths);
+    if ext == "cu" {
+        collect(&root.join("src/ops"), ext, true, &mut paths);
+    }
+    paths.sort();
+    paths
+        .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("readable kernel");
             (p.file_name().unwrap().to_string_lossy().into_owned(), text)
         })
-        .collect();
-    files.sort();
-    files
+        .collect()
 }
 
 #[test]
@@ -126,7 +144,7 @@ fn embedded_modules_match_kernel_files() {
     let embedded_names: Vec<&str> = embedded::MODULES.iter().map(|m| m.name).collect();
     assert_eq!(
         names, embedded_names,
-        "build.rs embeds one module per kernels/*.cu"
+        "build.rs embeds one module per kernel source (kernels/*.cu, src/ops/**/*.cu)"
     );
     match embedded::NVRTC_AT_BUILD {
         Some(by) => {
