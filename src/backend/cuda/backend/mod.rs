@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, DeviceRepr, ValidAsZeroBits};
 
 use super::CudaRuntime;
 use super::ops::sparse::{self, DeviceDataset, SpmmBatch};
@@ -86,20 +86,44 @@ impl CudaBackend {
         }
     }
 
-    /// A scratch buffer for outputs nobody reads (stream-ordered allocation: freed after the
-    /// kernels that use it, without a host wait).
-    pub(crate) fn scratch(&self, len: usize) -> CudaSlice<f32> {
+    /// `len` zeros of `T` on the stream (stream-ordered allocation); panics like [`Self::ok`].
+    fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize, what: &str) -> CudaSlice<T> {
         self.ok(
-            self.rt.stream.alloc_zeros::<f32>(len).map_err(Into::into),
-            "scratch allocation",
+            self.rt.stream.alloc_zeros::<T>(len).map_err(Into::into),
+            what,
         )
     }
 
+    /// Queue the copy of `src` into `dst`.
+    fn copy_to_device<T: DeviceRepr>(&self, src: &[T], dst: &mut CudaSlice<T>, what: &str) {
+        if copy_needed(src.len(), dst.len(), what) {
+            self.ok(
+                self.rt.stream.memcpy_htod(src, dst).map_err(Into::into),
+                what,
+            );
+        }
+    }
+
+    /// Copy `src` into `dst` and wait for it: the copy into pageable memory is queued on the
+    /// stream (the wait also reports any earlier asynchronous kernel fault here).
+    fn copy_to_host<T: DeviceRepr>(&self, src: &CudaSlice<T>, dst: &mut [T], what: &str) {
+        if copy_needed(dst.len(), src.len(), what) {
+            self.ok(
+                self.rt.stream.memcpy_dtoh(src, dst).map_err(Into::into),
+                what,
+            );
+        }
+        self.ok(self.rt.synchronize(), what);
+    }
+
+    /// A scratch buffer for outputs nobody reads (stream-ordered allocation: freed after the
+    /// kernels that use it, without a host wait).
+    pub(crate) fn scratch(&self, len: usize) -> CudaSlice<f32> {
+        self.zeros::<f32>(len, "scratch allocation")
+    }
+
     fn scratch_f64(&self, len: usize) -> CudaSlice<f64> {
-        self.ok(
-            self.rt.stream.alloc_zeros::<f64>(len).map_err(Into::into),
-            "scratch allocation",
-        )
+        self.zeros::<f64>(len, "scratch allocation")
     }
 
     /// A buffer of `len` ones (the upstream gradient of a forward-only fused loss).
@@ -108,6 +132,13 @@ impl CudaBackend {
         self.ok(ew::fill(&self.rt, &mut b, 1.0), "fill");
         b
     }
+}
+
+/// Whether a copy between `host` and `device` elements has anything to do; panics naming
+/// `what` when the lengths differ.
+fn copy_needed(host: usize, device: usize, what: &str) -> bool {
+    assert_eq!(host, device, "{what}: host and device lengths differ");
+    host > 0
 }
 
 /// The spmm kernels' transform code for a Backend transform.
@@ -132,16 +163,10 @@ impl Memory for CudaBackend {
 
     // ---- memory ---------------------------------------------------------------------------
     fn alloc(&self, len: usize) -> CudaSlice<f32> {
-        self.ok(
-            self.rt.stream.alloc_zeros::<f32>(len).map_err(Into::into),
-            "alloc",
-        )
+        self.zeros::<f32>(len, "alloc")
     }
     fn alloc_idx(&self, len: usize) -> CudaSlice<u32> {
-        self.ok(
-            self.rt.stream.alloc_zeros::<u32>(len).map_err(Into::into),
-            "alloc_idx",
-        )
+        self.zeros::<u32>(len, "alloc_idx")
     }
     fn len(&self, buf: &CudaSlice<f32>) -> usize {
         buf.len()
@@ -157,48 +182,16 @@ impl Memory for CudaBackend {
         self.ok(r.map_err(Into::into), "zero_acc");
     }
     fn download_acc(&self, acc: &CudaSlice<f64>, dst: &mut [f64]) {
-        assert_eq!(acc.len(), dst.len(), "download_acc: lengths differ");
-        if !dst.is_empty() {
-            let r = self.rt.stream.memcpy_dtoh(acc, dst);
-            self.ok(r.map_err(Into::into), "download_acc");
-        }
-        self.ok(self.rt.synchronize(), "download_acc");
+        self.copy_to_host(acc, dst, "download_acc");
     }
     fn upload(&self, src: &[f32], dst: &mut CudaSlice<f32>) {
-        assert_eq!(
-            src.len(),
-            dst.len(),
-            "upload: host and device lengths differ"
-        );
-        if !src.is_empty() {
-            let r = self.rt.stream.memcpy_htod(src, dst);
-            self.ok(r.map_err(Into::into), "upload");
-        }
+        self.copy_to_device(src, dst, "upload");
     }
     fn upload_idx(&self, src: &[u32], dst: &mut CudaSlice<u32>) {
-        assert_eq!(
-            src.len(),
-            dst.len(),
-            "upload_idx: host and device lengths differ"
-        );
-        if !src.is_empty() {
-            let r = self.rt.stream.memcpy_htod(src, dst);
-            self.ok(r.map_err(Into::into), "upload_idx");
-        }
+        self.copy_to_device(src, dst, "upload_idx");
     }
     fn download(&self, src: &CudaSlice<f32>, dst: &mut [f32]) {
-        assert_eq!(
-            src.len(),
-            dst.len(),
-            "download: device and host lengths differ"
-        );
-        if !dst.is_empty() {
-            let r = self.rt.stream.memcpy_dtoh(src, dst);
-            self.ok(r.map_err(Into::into), "download");
-        }
-        // The copy into pageable memory is queued on the stream: wait for it (and report any
-        // earlier asynchronous kernel fault here).
-        self.ok(self.rt.synchronize(), "download");
+        self.copy_to_host(src, dst, "download");
     }
     fn upload_csr(&self, csr: &Csr, row_scale: Option<&[f32]>) -> Result<CudaCsr> {
         crate::backend::validate_csr(csr, row_scale)?;

@@ -4,9 +4,9 @@
 use anyhow::{Result, anyhow};
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig};
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::CudaSlice;
 
-use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len};
+use super::{as_i32, blocks_for, cfg_1d, check_len, opt};
 use crate::backend::cuda::CudaRuntime;
 
 /// `EPILOGUE_BLOCK` in epilogue.cu.
@@ -97,27 +97,13 @@ pub fn bias_act_dropout(
     if !(keep_prob > 0.0 && keep_prob <= 1.0) {
         anyhow::bail!("dropout keep probability {keep_prob} is outside (0, 1]");
     }
-    let f = rt.function("epilogue", "bias_act_dropout_fwd")?;
     let (r, c, a) = (as_i32(rows, "rows")?, as_i32(cols, "cols")?, act as i32);
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(input);
-    match bias {
-        Some(bias) => l.arg(bias),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(&r)
-        .arg(&c)
-        .arg(&a)
-        .arg(&slope)
-        .arg(&keep_prob)
-        .arg(&seed)
-        .arg(out);
     // SAFETY: lengths checked above.
-    unsafe {
-        l.launch(cfg_1d(
-            blocks_for(rows * cols, EPILOGUE_BLOCK),
-            EPILOGUE_BLOCK,
-        ))
-    }?;
-    Ok(())
+    launch!(
+        rt,
+        "epilogue",
+        "bias_act_dropout_fwd",
+        cfg_1d(blocks_for(rows * cols, EPILOGUE_BLOCK), EPILOGUE_BLOCK,),
+        [input, opt(bias), &r, &c, &a, &slope, &keep_prob, &seed, out]
+    )
 }

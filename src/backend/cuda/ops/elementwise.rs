@@ -3,7 +3,7 @@
 //! (`backend::cpu::elementwise`, `random`).
 
 use anyhow::Result;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchConfig};
 
 use super::{blocks_for, cfg_1d, check_len};
 use crate::backend::cuda::CudaRuntime;
@@ -52,13 +52,15 @@ pub fn unary(rt: &CudaRuntime, f: Unary, x: &CudaSlice<f32>, y: &mut CudaSlice<f
         return Ok(());
     }
     let (code, p0, p1) = unary_code(f);
-    let func = rt.function("elementwise", "unary_fwd")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&code).arg(&p0).arg(&p1).arg(x).arg(y).arg(&ni);
     // SAFETY: x and y hold n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "unary_fwd",
+        elem_cfg(n),
+        [&code, &p0, &p1, x, y, &ni]
+    )
 }
 
 /// `dx += dy * f'(x)`. Mirrors `cpu::elementwise::unary_bwd`.
@@ -78,20 +80,15 @@ pub fn unary_bwd(
         return Ok(());
     }
     let (code, p0, p1) = unary_code(f);
-    let func = rt.function("elementwise", "unary_bwd")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&code)
-        .arg(&p0)
-        .arg(&p1)
-        .arg(x)
-        .arg(y)
-        .arg(dy)
-        .arg(dx)
-        .arg(&ni);
     // SAFETY: every buffer holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "unary_bwd",
+        elem_cfg(n),
+        [&code, &p0, &p1, x, y, dy, dx, &ni]
+    )
 }
 
 /// `out = a (+|-|*) b`. Mirrors `cpu::elementwise::binary`.
@@ -109,13 +106,15 @@ pub fn binary(
         return Ok(());
     }
     let code = binary_code(f);
-    let func = rt.function("elementwise", "binary_fwd")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&code).arg(a).arg(b).arg(out).arg(&ni);
     // SAFETY: every buffer holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "binary_fwd",
+        elem_cfg(n),
+        [&code, a, b, out, &ni]
+    )
 }
 
 /// One side of the binary backward: `side` 0 is `d += dy * dout/da` (`other` = b), side 1 is
@@ -135,13 +134,15 @@ pub fn binary_bwd_side(
         return Ok(());
     }
     let code = binary_code(f);
-    let func = rt.function("elementwise", "binary_bwd_side")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&code).arg(&side).arg(other).arg(dy).arg(d).arg(&ni);
     // SAFETY: every buffer holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "binary_bwd_side",
+        elem_cfg(n),
+        [&code, &side, other, dy, d, &ni]
+    )
 }
 
 /// `dst[..] = value`.
@@ -154,13 +155,15 @@ pub fn fill(rt: &CudaRuntime, dst: &mut CudaSlice<f32>, value: f32) -> Result<()
         rt.stream.memset_zeros(dst)?;
         return Ok(());
     }
-    let func = rt.function("elementwise", "fill_value")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(dst).arg(&value).arg(&ni);
     // SAFETY: dst holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "fill_value",
+        elem_cfg(n),
+        [dst, &value, &ni]
+    )
 }
 
 /// `dst *= s`.
@@ -169,13 +172,15 @@ pub fn scale_inplace(rt: &CudaRuntime, dst: &mut CudaSlice<f32>, s: f32) -> Resu
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("elementwise", "scale_inplace")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(dst).arg(&s).arg(&ni);
     // SAFETY: dst holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "scale_inplace",
+        elem_cfg(n),
+        [dst, &s, &ni]
+    )
 }
 
 /// `y += alpha * x`. Mirrors `Cpu::axpy`.
@@ -190,13 +195,9 @@ pub fn axpy(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("elementwise", "axpy")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&alpha).arg(x).arg(y).arg(&ni);
     // SAFETY: x and y hold n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(rt, "elementwise", "axpy", elem_cfg(n), [&alpha, x, y, &ni])
 }
 
 /// `dst += scale * g[0]` with `g` a 1-element device buffer. Mirrors `Cpu::broadcast_acc`.
@@ -211,13 +212,15 @@ pub fn broadcast_acc(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("elementwise", "broadcast_acc")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(g).arg(&scale).arg(dst).arg(&ni);
     // SAFETY: g holds at least one element, dst n.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "broadcast_acc",
+        elem_cfg(n),
+        [g, &scale, dst, &ni]
+    )
 }
 
 /// `dx[i, j] += dy[i]`. Mirrors `cpu::reduce::sum_rows_bwd`.
@@ -233,13 +236,15 @@ pub fn sum_rows_bwd(
     }
     check_len(dy, n / cols, "sum_rows_bwd dy")?;
     check_len(dx, dy.len() * cols, "sum_rows_bwd dx")?;
-    let func = rt.function("elementwise", "sum_rows_bwd")?;
     let (c, ni) = (super::as_i32(cols, "cols")?, n as i64);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(dy).arg(&c).arg(dx).arg(&ni);
     // SAFETY: dx holds rows * cols elements, dy rows.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "sum_rows_bwd",
+        elem_cfg(n),
+        [dy, &c, dx, &ni]
+    )
 }
 
 /// `z = mean + sqrt(var) * eps`. Mirrors `cpu::random::reparam`.
@@ -257,13 +262,15 @@ pub fn reparam(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("elementwise", "reparam_fwd")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(mean).arg(var).arg(eps).arg(z).arg(&ni);
     // SAFETY: every buffer holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "reparam_fwd",
+        elem_cfg(n),
+        [mean, var, eps, z, &ni]
+    )
 }
 
 /// `dvar += dz * eps * 0.5 / sqrt(var)`. Mirrors the dvar half of `cpu::random::reparam_bwd`.
@@ -281,13 +288,15 @@ pub fn reparam_bwd_var(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("elementwise", "reparam_bwd_var")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(var).arg(eps).arg(dz).arg(dvar).arg(&ni);
     // SAFETY: every buffer holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "elementwise",
+        "reparam_bwd_var",
+        elem_cfg(n),
+        [var, eps, dz, dvar, &ni]
+    )
 }
 
 /// `mask[i] = 1/keep` with probability `keep`, else 0; the CPU's stream bit for bit.
@@ -303,13 +312,15 @@ pub fn dropout_mask(
         return Ok(());
     }
     let inv = 1.0 / keep;
-    let func = rt.function("random", "dropout_mask")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&seed).arg(&keep).arg(&inv).arg(mask).arg(&ni);
     // SAFETY: mask holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "random",
+        "dropout_mask",
+        elem_cfg(n),
+        [&seed, &keep, &inv, mask, &ni]
+    )
 }
 
 /// `out[i] ~ N(0, 1)` from (seed, i). Mirrors `cpu::random::normal` (same bits in, f32
@@ -319,11 +330,7 @@ pub fn normal(rt: &CudaRuntime, seed: u64, out: &mut CudaSlice<f32>) -> Result<(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("random", "normal_fill")?;
     let ni = n as i64;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&seed).arg(out).arg(&ni);
     // SAFETY: out holds n elements.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(rt, "random", "normal_fill", elem_cfg(n), [&seed, out, &ni])
 }

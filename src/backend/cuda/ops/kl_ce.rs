@@ -3,11 +3,11 @@
 //! Mirrors `backend::cpu::losses::kl` and `backend::cpu::losses::cross_entropy`.
 
 use anyhow::Result;
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::CudaSlice;
 
 use super::elementwise::elem_cfg;
 use super::rows::warp_rows_cfg;
-use super::{NULL_PTR, as_i32, cfg_1d, check_len};
+use super::{as_i32, cfg_1d, check_len, opt};
 use crate::backend::cuda::CudaRuntime;
 
 /// `CE_COUNT_BLOCK` in kl_ce.cu.
@@ -27,13 +27,15 @@ pub fn kl_std_normal_fwd(
     if rows == 0 {
         return Ok(());
     }
-    let func = rt.function("kl_ce", "kl_std_normal_fwd")?;
     let (r, c) = (rows as i64, as_i32(cols, "cols")?);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(m).arg(v).arg(&r).arg(&c).arg(kl);
     // SAFETY: lengths checked.
-    unsafe { l.launch(warp_rows_cfg(rows)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "kl_ce",
+        "kl_std_normal_fwd",
+        warp_rows_cfg(rows),
+        [m, v, &r, &c, kl]
+    )
 }
 
 /// Gradients of `sum_r kl[r] g[r]` w.r.t. mean and var (overwritten).
@@ -55,13 +57,15 @@ pub fn kl_std_normal_bwd(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("kl_ce", "kl_std_normal_bwd")?;
     let (c, ni) = (as_i32(cols, "cols")?, n as i64);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(m).arg(v).arg(g).arg(&c).arg(dm).arg(dv).arg(&ni);
     // SAFETY: lengths checked.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "kl_ce",
+        "kl_std_normal_bwd",
+        elem_cfg(n),
+        [m, v, g, &c, dm, dv, &ni]
+    )
 }
 
 /// `kl[r] = KL(N(m1, v1) || N(m2, v2))` summed over the row.
@@ -78,19 +82,15 @@ pub fn kl_normal_fwd(
     if rows == 0 {
         return Ok(());
     }
-    let func = rt.function("kl_ce", "kl_normal_fwd")?;
     let (r, c) = (rows as i64, as_i32(cols, "cols")?);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(p[0])
-        .arg(p[1])
-        .arg(p[2])
-        .arg(p[3])
-        .arg(&r)
-        .arg(&c)
-        .arg(kl);
     // SAFETY: lengths checked.
-    unsafe { l.launch(warp_rows_cfg(rows)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "kl_ce",
+        "kl_normal_fwd",
+        warp_rows_cfg(rows),
+        [p[0], p[1], p[2], p[3], &r, &c, kl]
+    )
 }
 
 /// Gradients of `sum_r kl[r] g[r]` w.r.t. m1, v1, m2, v2 (overwritten).
@@ -111,24 +111,16 @@ pub fn kl_normal_bwd(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("kl_ce", "kl_normal_bwd")?;
     let (c, ni) = (as_i32(cols, "cols")?, n as i64);
     let [d0, d1, d2, d3] = grads;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(p[0])
-        .arg(p[1])
-        .arg(p[2])
-        .arg(p[3])
-        .arg(g)
-        .arg(&c)
-        .arg(d0)
-        .arg(d1)
-        .arg(d2)
-        .arg(d3)
-        .arg(&ni);
     // SAFETY: lengths checked.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "kl_ce",
+        "kl_normal_bwd",
+        elem_cfg(n),
+        [p[0], p[1], p[2], p[3], g, &c, d0, d1, d2, d3, &ni]
+    )
 }
 
 /// Inputs of the masked cross-entropy.
@@ -169,23 +161,31 @@ pub fn cross_entropy_fwd(
     );
     let (r, c) = (i.rows as i64, as_i32(i.cols, "classes")?);
     if i.rows > 0 {
-        let func = rt.function("kl_ce", "ce_rows")?;
-        let mut l = rt.stream.launch_builder(&func);
-        l.arg(i.logits).arg(i.labels);
-        match i.mask {
-            Some(m) => l.arg(m),
-            None => l.arg(&NULL_PTR),
-        };
-        l.arg(&r).arg(&c).arg(&mut *loss_rows).arg(&mut *sel_rows);
         // SAFETY: lengths checked; labels out of range give NaN in the kernel.
-        unsafe { l.launch(warp_rows_cfg(i.rows)) }?;
+        launch!(
+            rt,
+            "kl_ce",
+            "ce_rows",
+            warp_rows_cfg(i.rows),
+            [
+                i.logits,
+                i.labels,
+                opt(i.mask),
+                &r,
+                &c,
+                &mut *loss_rows,
+                &mut *sel_rows
+            ]
+        )?;
     }
-    let func = rt.function("kl_ce", "ce_finish")?;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(&*loss_rows).arg(&*sel_rows).arg(&r).arg(loss);
     // SAFETY: one block reads `rows` entries of each scratch and writes loss[0].
-    unsafe { l.launch(cfg_1d(1, CE_COUNT_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "kl_ce",
+        "ce_finish",
+        cfg_1d(1, CE_COUNT_BLOCK),
+        [&*loss_rows, &*sel_rows, &r, loss]
+    )
 }
 
 /// `dlogits` = `g[0]` times the gradient of the masked mean (overwritten). `count` is a
@@ -205,25 +205,21 @@ pub fn cross_entropy_bwd(
         return Ok(());
     }
     let r = i.rows as i64;
-    let func = rt.function("kl_ce", "ce_count")?;
-    let mut l = rt.stream.launch_builder(&func);
-    match i.mask {
-        Some(m) => l.arg(m),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(&r).arg(&mut *count);
     // SAFETY: one block reads the mask and writes count[0].
-    unsafe { l.launch(cfg_1d(1, CE_COUNT_BLOCK)) }?;
+    launch!(
+        rt,
+        "kl_ce",
+        "ce_count",
+        cfg_1d(1, CE_COUNT_BLOCK),
+        [opt(i.mask), &r, &mut *count]
+    )?;
     let c = as_i32(i.cols, "classes")?;
-    let func = rt.function("kl_ce", "ce_bwd")?;
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(i.logits).arg(i.labels);
-    match i.mask {
-        Some(m) => l.arg(m),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(&r).arg(&c).arg(&*count).arg(g).arg(dlogits);
     // SAFETY: lengths checked.
-    unsafe { l.launch(warp_rows_cfg(i.rows)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "kl_ce",
+        "ce_bwd",
+        warp_rows_cfg(i.rows),
+        [i.logits, i.labels, opt(i.mask), &r, &c, &*count, g, dlogits]
+    )
 }

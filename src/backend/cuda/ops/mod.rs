@@ -5,6 +5,30 @@
 //!
 //! Block sizes repeat the `#define`s of the kernels; keep both in sync.
 
+/// Launches `kernel` of `module` (as [`CudaRuntime::function`] names them) on `rt`'s stream
+/// with `cfg` and the arguments in the kernel's order, and evaluates to `anyhow::Result<()>`.
+/// Each argument is what `PushKernelArg::arg` takes: `&scalar`, a device slice, or
+/// [`opt`] for an optional pointer. The launch is unsafe: every call site says in a
+/// `// SAFETY:` comment why the arguments match the kernel's signature and bounds.
+///
+/// [`CudaRuntime::function`]: crate::backend::cuda::CudaRuntime::function
+macro_rules! launch {
+    ($rt:expr, $module:expr, $kernel:expr, $cfg:expr, [$($arg:expr),+ $(,)?]) => {
+        match $rt.function($module, $kernel) {
+            Err(e) => Err(e),
+            Ok(func) => {
+                let cfg: ::cudarc::driver::LaunchConfig = $cfg;
+                let mut builder = $rt.stream.launch_builder(&func);
+                $(::cudarc::driver::PushKernelArg::arg(&mut builder, $arg);)+
+                // SAFETY: the caller's SAFETY comment (this macro's contract, above).
+                unsafe { builder.launch(cfg) }
+                    .map(|_| ())
+                    .map_err(::anyhow::Error::from)
+            }
+        }
+    };
+}
+
 pub mod dense;
 pub mod elementwise;
 pub mod kl_ce;
@@ -16,7 +40,7 @@ pub mod sparse;
 pub mod step;
 
 use anyhow::{Result, bail};
-use cudarc::driver::{DeviceSlice, LaunchConfig};
+use cudarc::driver::{CudaSlice, DeviceSlice, LaunchArgs, LaunchConfig, PushKernelArg};
 
 /// Passed where a kernel takes an optional pointer and the caller has none (a null pointer).
 pub(crate) static NULL_PTR: u64 = 0;
@@ -58,4 +82,23 @@ pub(crate) fn check_len<T>(slice: &impl DeviceSlice<T>, expected: usize, what: &
 /// The kernels' `int accumulate` flag.
 pub(crate) fn flag(b: bool) -> i32 {
     i32::from(b)
+}
+
+/// A kernel's optional pointer argument: the buffer, or a null pointer where there is none.
+pub(crate) struct OptSlice<'b, T>(Option<&'b CudaSlice<T>>);
+
+/// `slice` as an optional pointer argument of [`launch!`].
+pub(crate) fn opt<T>(slice: Option<&CudaSlice<T>>) -> OptSlice<'_, T> {
+    OptSlice(slice)
+}
+
+// SAFETY: pushes exactly one pointer argument, through cudarc's own impls for a device
+// slice (which record the access for synchronisation) or for a `u64` zero.
+unsafe impl<'a, 'b: 'a, T> PushKernelArg<OptSlice<'b, T>> for LaunchArgs<'a> {
+    fn arg(&mut self, arg: OptSlice<'b, T>) -> &mut Self {
+        match arg.0 {
+            Some(slice) => self.arg(slice),
+            None => self.arg(&NULL_PTR),
+        }
+    }
 }

@@ -156,24 +156,27 @@ pub fn flush_sq_norm(
     let (Some(dev), Some(partials)) = (table.table.as_ref(), table.partials.as_mut()) else {
         bail!("sq_norm_many: no device table");
     };
-    let f = rt.function("multi_tensor", "sq_norm_many_partials")?;
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(dev).arg(&ni).arg(&mut *partials);
     // SAFETY: partials hold MT_NORM_BLOCKS per tensor; rows were built from live buffers.
-    unsafe { l.launch(grid(MT_NORM_BLOCKS, n)?) }?;
-    let f = rt.function("multi_tensor", "acc_partials_many")?;
+    launch!(
+        rt,
+        "multi_tensor",
+        "sq_norm_many_partials",
+        grid(MT_NORM_BLOCKS, n)?,
+        [dev, &ni, &mut *partials]
+    )?;
     let s = as_i32(slot, "accumulator slot")?;
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(acc).arg(&s).arg(&*partials).arg(&ni);
     // SAFETY: one thread reads n * MT_NORM_BLOCKS partials and writes acc[slot] (checked).
-    unsafe {
-        l.launch(LaunchConfig {
+    launch!(
+        rt,
+        "multi_tensor",
+        "acc_partials_many",
+        LaunchConfig {
             grid_dim: (1, 1, 1),
             block_dim: (32, 1, 1),
             shared_mem_bytes: 0,
-        })
-    }?;
-    Ok(())
+        },
+        [acc, &s, &*partials, &ni]
+    )
 }
 
 /// `blocks` blocks per tensor (x) for `tensors` tensors (y).

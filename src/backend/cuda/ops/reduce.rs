@@ -1,7 +1,7 @@
 //! Launchers of `kernels/reduce.cu`.
 
 use anyhow::Result;
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::CudaSlice;
 
 use super::{as_i32, blocks_for, cfg_1d, check_len, flag};
 use crate::backend::cuda::CudaRuntime;
@@ -21,11 +21,13 @@ pub fn sum_leading_axis(
 ) -> Result<()> {
     check_len(input, parts * n, "sum_leading_axis input")?;
     check_len(out, n, "sum_leading_axis output")?;
-    let f = rt.function("reduce", "sum_leading_axis")?;
     let (p, ni, acc) = (as_i32(parts, "parts")?, as_i32(n, "n")?, flag(accumulate));
-    let mut b = rt.stream.launch_builder(&f);
-    b.arg(input).arg(&p).arg(&ni).arg(out).arg(&acc);
     // SAFETY: lengths checked above; the kernel reads parts*n and writes n elements.
-    unsafe { b.launch(cfg_1d(blocks_for(n, REDUCE_BLOCK), REDUCE_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "reduce",
+        "sum_leading_axis",
+        cfg_1d(blocks_for(n, REDUCE_BLOCK), REDUCE_BLOCK),
+        [input, &p, &ni, out, &acc]
+    )
 }

@@ -40,23 +40,19 @@ pub fn gather_add_rows(
         "gather_add_rows: table of {} values is not a multiple of {cols} columns",
         table.len()
     );
-    let func = rt.function("rows", "gather_add_rows")?;
     let (nt, c, ni) = (
         as_i32(table.len() / cols, "table rows")?,
         as_i32(cols, "cols")?,
         n as i64,
     );
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(x)
-        .arg(table)
-        .arg(idx)
-        .arg(&nt)
-        .arg(&c)
-        .arg(out)
-        .arg(&ni);
     // SAFETY: lengths checked; indices >= table rows are caught in the kernel (NaN row).
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "rows",
+        "gather_add_rows",
+        elem_cfg(n),
+        [x, table, idx, &nt, &c, out, &ni]
+    )
 }
 
 /// `out[i, :] = x[i, :] * c[i]`. Mirrors `cpu::elementwise::mul_rows`.
@@ -73,13 +69,9 @@ pub fn mul_rows(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("rows", "mul_rows")?;
     let (ci, ni) = (as_i32(cols, "cols")?, n as i64);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(x).arg(c).arg(&ci).arg(out).arg(&ni);
     // SAFETY: lengths checked.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(rt, "rows", "mul_rows", elem_cfg(n), [x, c, &ci, out, &ni])
 }
 
 /// `dx[i, :] += dy[i, :] * c[i]`.
@@ -96,13 +88,15 @@ pub fn mul_rows_bwd_x(
     if n == 0 {
         return Ok(());
     }
-    let func = rt.function("rows", "mul_rows_bwd_x")?;
     let (ci, ni) = (as_i32(cols, "cols")?, n as i64);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(c).arg(dy).arg(&ci).arg(dx).arg(&ni);
     // SAFETY: lengths checked.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "rows",
+        "mul_rows_bwd_x",
+        elem_cfg(n),
+        [c, dy, &ci, dx, &ni]
+    )
 }
 
 /// `dc[i] += sum_j dy[i, j] * x[i, j]`.
@@ -119,13 +113,15 @@ pub fn mul_rows_bwd_c(
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    let func = rt.function("rows", "mul_rows_bwd_c")?;
     let (r, c) = (rows as i64, as_i32(cols, "cols")?);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(x).arg(dy).arg(&r).arg(&c).arg(dc);
     // SAFETY: lengths checked.
-    unsafe { l.launch(warp_rows_cfg(rows)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "rows",
+        "mul_rows_bwd_c",
+        warp_rows_cfg(rows),
+        [x, dy, &r, &c, dc]
+    )
 }
 
 /// `out = [a | b]`. Mirrors `cpu::elementwise::concat_cols`.
@@ -145,14 +141,16 @@ pub fn concat_cols(
     check_len(out, rows * w, "concat_cols out")?;
     check_len(a, rows * ca, "concat_cols a")?;
     check_len(b, rows * cb, "concat_cols b")?;
-    let func = rt.function("rows", "concat_cols")?;
     let (ai, bi, ni) = (as_i32(ca, "ca")?, as_i32(cb, "cb")?, out.len() as i64);
     let n = out.len();
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(a).arg(&ai).arg(b).arg(&bi).arg(out).arg(&ni);
     // SAFETY: lengths checked.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "rows",
+        "concat_cols",
+        elem_cfg(n),
+        [a, &ai, b, &bi, out, &ni]
+    )
 }
 
 /// `d[i] += dy[(i / width) * w + offset + i % width]`: one side of the concat backward.
@@ -170,7 +168,6 @@ pub fn concat_cols_bwd_side(
     let rows = d.len() / width;
     check_len(d, rows * width, "concat_cols_bwd grad")?;
     check_len(dy, rows * w, "concat_cols_bwd dy")?;
-    let func = rt.function("rows", "concat_cols_bwd_side")?;
     let (wi, oi, wd, ni) = (
         as_i32(w, "width")?,
         as_i32(offset, "offset")?,
@@ -178,11 +175,14 @@ pub fn concat_cols_bwd_side(
         d.len() as i64,
     );
     let n = d.len();
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(dy).arg(&wi).arg(&oi).arg(&wd).arg(d).arg(&ni);
     // SAFETY: lengths checked.
-    unsafe { l.launch(elem_cfg(n)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "rows",
+        "concat_cols_bwd_side",
+        elem_cfg(n),
+        [dy, &wi, &oi, &wd, d, &ni]
+    )
 }
 
 /// `out[i] = sum_j x[i, j]` in f64 (overwrites). Mirrors `cpu::reduce::sum_rows`.
@@ -197,13 +197,15 @@ pub fn sum_rows_f64(
     if rows == 0 {
         return Ok(());
     }
-    let func = rt.function("rows", "sum_rows_f64")?;
     let (r, c) = (rows as i64, as_i32(cols, "cols")?);
-    let mut l = rt.stream.launch_builder(&func);
-    l.arg(x).arg(&r).arg(&c).arg(out);
     // SAFETY: lengths checked (cols = 0 writes zeros).
-    unsafe { l.launch(warp_rows_cfg(rows)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "rows",
+        "sum_rows_f64",
+        warp_rows_cfg(rows),
+        [x, &r, &c, out]
+    )
 }
 
 /// The first stage of [`sum_f64`]: per-block partial sums of `x` (or of its squares) in
@@ -215,7 +217,6 @@ pub fn sum_f64_partials(
     partials: &mut CudaSlice<f64>,
 ) -> Result<usize> {
     check_len(partials, SUM_F64_BLOCKS, "sum partials")?;
-    let f1 = rt.function("rows", "sum_f64_partials")?;
     let (n, sq) = (x.len() as i64, i32::from(square));
     // No more blocks than the data fills (most sums here are of a minibatch's losses): the
     // partition of x into partials depends only on n, so the sum stays deterministic.
@@ -223,10 +224,14 @@ pub fn sum_f64_partials(
         .len()
         .div_ceil(ROWS_BLOCK as usize)
         .clamp(1, SUM_F64_BLOCKS);
-    let mut l = rt.stream.launch_builder(&f1);
-    l.arg(x).arg(&n).arg(&sq).arg(&mut *partials);
     // SAFETY: `blocks` <= SUM_F64_BLOCKS blocks, each writes its own partial.
-    unsafe { l.launch(cfg_1d(blocks, ROWS_BLOCK)) }?;
+    launch!(
+        rt,
+        "rows",
+        "sum_f64_partials",
+        cfg_1d(blocks, ROWS_BLOCK),
+        [x, &n, &sq, &mut *partials]
+    )?;
     Ok(blocks)
 }
 

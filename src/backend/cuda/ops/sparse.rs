@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len, flag};
+use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len, flag, opt};
 use crate::backend::cuda::CudaRuntime;
 use crate::csr::Csr;
 
@@ -298,22 +298,29 @@ pub fn csr_gather_dense(
     if n_batch == 0 || ds.n_cols == 0 {
         return Ok(());
     }
-    let f = rt.function("spmm", "csr_gather_dense")?;
     let (nb, t, g) = (
         as_i32(n_batch, "minibatch")?,
         transform as i32,
         as_i32(ds.n_cols, "genes")?,
     );
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(&ds.indptr).arg(&ds.indices).arg(&ds.data);
-    match &ds.row_scale {
-        Some(s) => l.arg(s),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(rows).arg(&nb).arg(&t).arg(&g).arg(out);
     // SAFETY: lengths checked; row indices are trusted to be < n_rows (the caller's own rows).
-    unsafe { l.launch(cfg_1d(n_batch, SPMM_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "spmm",
+        "csr_gather_dense",
+        cfg_1d(n_batch, SPMM_BLOCK),
+        [
+            &ds.indptr,
+            &ds.indices,
+            &ds.data,
+            opt(ds.row_scale.as_ref()),
+            rows,
+            &nb,
+            &t,
+            &g,
+            out
+        ]
+    )
 }
 
 /// `dw[s, :] (+)= sum_{b: index[b] = s} dy[b, :]`. Mirrors `ops::scatter_rows_add`.
@@ -329,22 +336,18 @@ pub fn scatter_rows_grad(
     let n = index.len();
     check_len(dy, n * cols, "one-hot dy")?;
     check_len(dw, n_classes * cols, "one-hot dw")?;
-    let f = rt.function("spmm", "scatter_rows_grad")?;
     let (ni, c, k, acc) = (
         as_i32(n, "rows")?,
         as_i32(cols, "cols")?,
         as_i32(n_classes, "classes")?,
         flag(accumulate),
     );
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(dy)
-        .arg(index)
-        .arg(&ni)
-        .arg(&c)
-        .arg(&k)
-        .arg(dw)
-        .arg(&acc);
     // SAFETY: lengths checked above.
-    unsafe { l.launch(cfg_1d(blocks_for(n_classes * cols, SPMM_BLOCK), SPMM_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "spmm",
+        "scatter_rows_grad",
+        cfg_1d(blocks_for(n_classes * cols, SPMM_BLOCK), SPMM_BLOCK),
+        [dy, index, &ni, &c, &k, dw, &acc]
+    )
 }

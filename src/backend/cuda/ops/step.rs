@@ -5,7 +5,7 @@
 use anyhow::{Result, ensure};
 use cudarc::driver::{CudaSlice, DeviceSlice, PushKernelArg};
 
-use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len};
+use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len, opt};
 use crate::backend::cuda::CudaRuntime;
 
 /// `STEP_BLOCK` in step.cu.
@@ -46,13 +46,15 @@ pub fn gather<T: cudarc::driver::DeviceRepr>(
     if n == 0 {
         return Ok(());
     }
-    let f = rt.function("step", kernel)?;
     let (nt, ni) = (as_i32(table.len(), "table rows")?, as_i32(n, "n")?);
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(table).arg(&nt).arg(idx).arg(out).arg(&ni);
     // SAFETY: idx and out hold at least n elements; table reads are bounds-checked in the kernel.
-    unsafe { l.launch(cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "step",
+        kernel,
+        cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK),
+        [table, &nt, idx, out, &ni]
+    )
 }
 
 /// Labels and mask of a minibatch. Mirrors `cpu::step::gather_labels`.
@@ -70,18 +72,15 @@ pub fn gather_labels(
     if n == 0 {
         return Ok(());
     }
-    let f = rt.function("step", "gather_labels")?;
     let (nt, ni) = (as_i32(table.len(), "table rows")?, as_i32(n, "n")?);
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(table)
-        .arg(&nt)
-        .arg(idx)
-        .arg(labels)
-        .arg(mask)
-        .arg(&ni);
     // SAFETY: lengths checked above; table reads are bounds-checked in the kernel.
-    unsafe { l.launch(cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "step",
+        "gather_labels",
+        cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK),
+        [table, &nt, idx, labels, mask, &ni]
+    )
 }
 
 /// `acc[slot] += x[0]` for each pair, up to [`ACC_VALUES_MAX`] per launch.
@@ -123,13 +122,15 @@ pub fn acc_greater_frac(
 ) -> Result<()> {
     let s = check_slot(acc, slot)?;
     check_len(b, a.len(), "acc_greater_frac b")?;
-    let f = rt.function("step", "acc_greater_frac")?;
     let n = as_i32(a.len(), "n")?;
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(acc).arg(&s).arg(a).arg(b).arg(&n);
     // SAFETY: a and b hold n elements; one block.
-    unsafe { l.launch(cfg_1d(1, STEP_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "step",
+        "acc_greater_frac",
+        cfg_1d(1, STEP_BLOCK),
+        [acc, &s, a, b, &n]
+    )
 }
 
 /// Argmax hits of logits [rows, cols] against labels. Mirrors `cpu::step::argmax_hit_frac`.
@@ -150,18 +151,15 @@ pub fn acc_argmax_hits(
     if let Some(m) = mask {
         check_min(m, rows, "acc_argmax_hits mask")?;
     }
-    let f = rt.function("step", "acc_argmax_hits")?;
     let (r, c) = (as_i32(rows, "rows")?, as_i32(cols, "cols")?);
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(acc).arg(&s).arg(logits).arg(labels);
-    match mask {
-        Some(m) => l.arg(m),
-        None => l.arg(&NULL_PTR),
-    };
-    l.arg(&r).arg(&c);
     // SAFETY: lengths checked above; one block.
-    unsafe { l.launch(cfg_1d(1, STEP_BLOCK)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "step",
+        "acc_argmax_hits",
+        cfg_1d(1, STEP_BLOCK),
+        [acc, &s, logits, labels, opt(mask), &r, &c]
+    )
 }
 
 /// The clipping factor from the squared norm in `acc[slot]`. Mirrors `cpu::step::clip_scale`.
@@ -174,10 +172,12 @@ pub fn clip_scale(
 ) -> Result<()> {
     let s = check_slot(acc, slot)?;
     check_len(out, 1, "clip_scale output")?;
-    let f = rt.function("step", "clip_scale")?;
-    let mut l = rt.stream.launch_builder(&f);
-    l.arg(acc).arg(&s).arg(&clip).arg(out);
     // SAFETY: one thread writes out[0].
-    unsafe { l.launch(cfg_1d(1, 32)) }?;
-    Ok(())
+    launch!(
+        rt,
+        "step",
+        "clip_scale",
+        cfg_1d(1, 32),
+        [acc, &s, &clip, out]
+    )
 }
