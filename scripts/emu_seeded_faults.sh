@@ -49,7 +49,7 @@ run_case "none (unmodified tree)" "" "" "" ""
 run_case "swapped GEMM transpose (host)" src/backend/cuda/ops/dense.rs \
     "transa: op(trans_b)," "transa: op(!trans_b)," gemm_matches_cpu
 run_case "wrong launch argument (host)" src/backend/cuda/ops/dense.rs \
-    $'l.arg(&r)\n        .arg(&c)' $'l.arg(&c)\n        .arg(&r)' epilogue
+    "[input, opt(bias), &r, &c," "[input, opt(bias), &c, &r," epilogue
 run_case "missing __syncthreads (kernel)" kernels/common.cuh \
     $'    if (lane == 0) scratch[warp] = v;\n    __syncthreads();' \
     $'    if (lane == 0) scratch[warp] = v;' reductions_and_softmax
