@@ -3,10 +3,14 @@
 //! skips with a printed reason when absent, but fails when CI=true.
 #![cfg(feature = "cuda")]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use scdreamer::backend::cuda::embedded;
 use scdreamer::backend::cuda::nvrtc::{Nvrtc, Target};
+
+#[path = "../emu/builder.rs"]
+#[allow(dead_code)]
+mod emu_builder;
 
 fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
@@ -35,31 +39,22 @@ fn source_root() -> PathBuf {
     }
 }
 
-/// Paths with extension `ext` in `dir` (and below it when `recurse`).
-fn collect(dir: &Path, ext: &str, recurse: bool, out: &mut Vec<PathBuf>) {
-    for path in std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .flatten()
-        .map(|e| e.path())
-    {
-        if recurse && path.is_dir() {
-            collect(&path, ext, true, out);
-        } else if path.extension().and_then(|x| x.to_str()) == Some(ext) {
-            out.push(path);
-        }
-    }
-}
-
-/// (file name, text) of every kernel file with extension `ext`: kernels/ and, for sources, the
-/// op folders under src/ops/, in the order build.rs embeds them (sorted by path).
+/// (file name, text) of the kernel files: headers (`cuh`) from kernels/; sources (`cu`) as
+/// build.rs embeds them (`emu/builder.rs`'s `kernel_sources`: kernels/ and the op folders, sorted).
 fn kernel_files(ext: &str) -> Vec<(String, String)> {
     let root = source_root();
-    let mut paths = Vec::new();
-    collect(&root.join("kernels"), ext, false, &mut paths);
-    if ext == "cu" {
-        collect(&root.join("src/ops"), ext, true, &mut paths);
-    }
-    paths.sort();
+    let paths: Vec<PathBuf> = if ext == "cu" {
+        emu_builder::kernel_sources(&root).unwrap_or_else(|e| panic!("{e}"))
+    } else {
+        let mut p: Vec<PathBuf> = std::fs::read_dir(root.join("kernels"))
+            .expect("kernels/ exists")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().and_then(|x| x.to_str()) == Some(ext))
+            .collect();
+        p.sort();
+        p
+    };
     paths
         .into_iter()
         .map(|p| {
