@@ -55,7 +55,7 @@ fn main() {
     for src in sources.iter().filter(|p| !p.starts_with(&kernel_dir)) {
         println!("cargo:rerun-if-changed={}", src.display());
     }
-    let headers = files_with_ext(&kernel_dir, "cuh");
+    let headers = emu_builder::kernel_headers(&manifest).unwrap_or_else(|e| panic!("{e}"));
     let header_texts: Vec<(String, String)> =
         headers.iter().map(|p| (file_name(p), read(p))).collect();
     let header_refs: Vec<(&str, &str)> = header_texts
@@ -216,17 +216,6 @@ fn compile_or_fail(
         Ok(image) => image,
         Err(log) => panic!("CUDA kernel {name} does not compile:\n{log}"),
     }
-}
-
-fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some(ext))
-        .collect();
-    files.sort();
-    files
 }
 
 fn file_name(p: &Path) -> String {

@@ -10,7 +10,7 @@ mod common;
 #[path = "../tests/common/step.rs"]
 mod common_step;
 
-use common::{kang, rand_vec, zinb_inputs, zinb_unfused};
+use common::{kang, rand_vec, zinb_inputs, zinb_params, zinb_unfused};
 
 use common_step::Model;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -173,48 +173,28 @@ fn zinb(c: &mut Criterion) {
     let cpu = Cpu::new();
     let (n, gn) = (128usize, 2000usize);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let (xs, zero, nz, lgx1) = zinb_inputs(n, gn);
-    let mut params = Params::new(cpu.clone());
-    let grp = params.group("g");
-    let mu = params.add(grp, "mu", n, gn, Init::Uniform(0.05, 3.0), &mut rng);
-    let th = params.add(grp, "th", 1, gn, Init::Uniform(0.2, 5.0), &mut rng);
-    let lg = params.add(grp, "lg", n, gn, Init::Uniform(-2.0, 2.0), &mut rng);
+    let zi = zinb_inputs(n, gn);
+    let xs = &zi.xs;
+    let (mut params, mtl) = zinb_params(&cpu, n, gn, &mut rng);
     let mut tape = Tape::new(cpu.clone());
     let mut g = c.benchmark_group("zinb");
     g.sample_size(20).measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Elements((n * gn) as u64));
-    g.bench_function("fused fwd+bwd 128x2000", |b| {
-        b.iter(|| {
-            tape.reset();
-            let x = tape.constant(n, gn, &xs);
-            let (m, t, l) = (
-                tape.param(&params, mu),
-                tape.param(&params, th),
-                tape.param(&params, lg),
-            );
-            let ll = tape.zinb_loglik(x, m, t, l);
-            let s = tape.sum(ll);
-            tape.backward(s, &mut params);
-        })
-    });
-    let zeros_host = vec![0.0f32; n * gn];
+    let mut fwd_bwd = |unfused: bool| {
+        tape.reset();
+        let x = tape.constant(n, gn, xs);
+        let [m, t, l] = mtl.map(|p| tape.param(&params, p));
+        let ll = if unfused {
+            zinb_unfused(&mut tape, &zi, x, [m, t, l])
+        } else {
+            tape.zinb_loglik(x, m, t, l)
+        };
+        let s = tape.sum(ll);
+        tape.backward(s, &mut params);
+    };
+    g.bench_function("fused fwd+bwd 128x2000", |b| b.iter(|| fwd_bwd(false)));
     g.bench_function("unfused tape ops fwd+bwd 128x2000", |b| {
-        b.iter(|| {
-            tape.reset();
-            let x = tape.constant(n, gn, &xs);
-            let zc = tape.constant(n, gn, &zero);
-            let nzc = tape.constant(n, gn, &nz);
-            let lgc = tape.constant(n, gn, &lgx1);
-            let zs = tape.constant(n, gn, &zeros_host);
-            let (m, t, l) = (
-                tape.param(&params, mu),
-                tape.param(&params, th),
-                tape.param(&params, lg),
-            );
-            let ll = zinb_unfused(&mut tape, x, zc, nzc, lgc, zs, m, t, l);
-            let s = tape.sum(ll);
-            tape.backward(s, &mut params);
-        })
+        b.iter(|| fwd_bwd(true))
     });
     g.finish();
 }

@@ -10,14 +10,14 @@ mod common;
 #[path = "../tests/common/step.rs"]
 mod common_step;
 
-use common::{kang, rand_vec, zinb_inputs, zinb_unfused};
+use common::{kang, rand_vec, zinb_inputs, zinb_params, zinb_unfused};
 use common_step::Model;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::backend::{GemmSpec, InputTransform};
 use scdreamer::ops::prelude::*;
-use scdreamer::tape::{CsrData, Init, Params, Tape};
+use scdreamer::tape::{CsrData, Tape};
 use std::time::Instant;
 
 /// (min, median) seconds of `reps` alternating runs of a and b.
@@ -93,14 +93,10 @@ fn main() {
             }
             // Fused vs unfused ZINB, forward + backward through the tape.
             let (n, g) = (128usize, 2000usize);
-            let (xs, zero, nz, lgx1) = zinb_inputs(n, g);
+            let zi = zinb_inputs(n, g);
+            let xs = &zi.xs;
             let mut rng = ChaCha8Rng::seed_from_u64(9);
-            let mut params = Params::new(cpu.clone());
-            let grp = params.group("g");
-            let mu = params.add(grp, "mu", n, g, Init::Uniform(0.05, 3.0), &mut rng);
-            let th = params.add(grp, "th", 1, g, Init::Uniform(0.2, 5.0), &mut rng);
-            let lg = params.add(grp, "lg", n, g, Init::Uniform(-2.0, 2.0), &mut rng);
-            let zeros = vec![0.0f32; n * g];
+            let (params, [mu, th, lg]) = zinb_params(&cpu, n, g, &mut rng);
             let mut t1 = Tape::new(cpu.clone());
             let mut t2 = Tape::new(cpu.clone());
             let p = std::cell::RefCell::new(params);
@@ -108,13 +104,11 @@ fn main() {
                 // Both sides compute the same likelihood (checked once, not timed).
                 let p = p.borrow();
                 let mut t = Tape::new(cpu.clone());
-                let xv = t.constant(n, g, &xs);
+                let xv = t.constant(n, g, xs);
                 let (m, tt, l) = (t.param(&p, mu), t.param(&p, th), t.param(&p, lg));
                 let f = t.zinb_loglik(xv, m, tt, l);
                 let f = t.mean(f);
-                let (zc, nzc) = (t.constant(n, g, &zero), t.constant(n, g, &nz));
-                let (lgc, zs) = (t.constant(n, g, &lgx1), t.constant(n, g, &zeros));
-                let u = zinb_unfused(&mut t, xv, zc, nzc, lgc, zs, m, tt, l);
+                let u = zinb_unfused(&mut t, &zi, xv, [m, tt, l]);
                 let u = t.mean(u);
                 let (f, u) = (t.scalar(f), t.scalar(u));
                 assert!((f - u).abs() <= 1e-4 * f.abs().max(1.0), "fused {f} vs unfused {u}");
@@ -124,7 +118,7 @@ fn main() {
                 || {
                     let mut p = p.borrow_mut();
                     t1.reset();
-                    let xv = t1.constant(n, g, &xs);
+                    let xv = t1.constant(n, g, xs);
                     let (m, t, l) = (t1.param(&p, mu), t1.param(&p, th), t1.param(&p, lg));
                     let ll = t1.zinb_loglik(xv, m, t, l);
                     let s = t1.mean(ll);
@@ -133,13 +127,9 @@ fn main() {
                 || {
                     let mut p = p.borrow_mut();
                     t2.reset();
-                    let xv = t2.constant(n, g, &xs);
-                    let zc = t2.constant(n, g, &zero);
-                    let nzc = t2.constant(n, g, &nz);
-                    let lgc = t2.constant(n, g, &lgx1);
-                    let zs = t2.constant(n, g, &zeros);
+                    let xv = t2.constant(n, g, xs);
                     let (m, t, l) = (t2.param(&p, mu), t2.param(&p, th), t2.param(&p, lg));
-                    let ll = zinb_unfused(&mut t2, xv, zc, nzc, lgc, zs, m, t, l);
+                    let ll = zinb_unfused(&mut t2, &zi, xv, [m, t, l]);
                     let s = t2.mean(ll);
                     t2.backward(s, &mut p);
                 },

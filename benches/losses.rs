@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use scdreamer::backend::cpu::losses::zinb_fwd_bwd;
+use scdreamer::backend::cpu::losses::{CountGrads, Counts, likelihood_fwd_bwd};
 use scdreamer::special::{digamma_f32, lgamma_f32};
 use std::hint::black_box;
 
@@ -298,19 +298,10 @@ impl Fused {
     }
 
     fn run(&mut self, i: &Inputs) {
-        zinb_fwd_bwd(
-            &i.x,
-            &i.mu,
-            &i.theta,
-            &i.logit,
-            ROWS,
-            COLS,
-            EPS,
-            &i.up,
+        likelihood_fwd_bwd(
+            &Counts::new(&i.x, &i.mu, &i.theta, ROWS, EPS).zinb(&i.logit),
             &mut self.ll,
-            &mut self.dmu,
-            &mut self.dtheta,
-            &mut self.dlogit,
+            CountGrads::new(&i.up, &mut self.dmu, &mut self.dtheta).zinb(&mut self.dlogit),
         );
     }
 }

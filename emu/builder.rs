@@ -29,8 +29,8 @@ pub const DRIVER_SOURCES: [&str; 5] = [
 /// stay in `kernels/` (`common.cuh`).
 pub fn kernel_sources(manifest: &Path) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
-    collect_cu(&manifest.join("kernels"), false, &mut found)?;
-    collect_cu(&manifest.join("src/ops"), true, &mut found)?;
+    collect_ext(&manifest.join("kernels"), "cu", false, &mut found)?;
+    collect_ext(&manifest.join("src/ops"), "cu", true, &mut found)?;
     found.sort();
     let mut stems = std::collections::BTreeMap::new();
     for p in &found {
@@ -46,12 +46,21 @@ pub fn kernel_sources(manifest: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(found)
 }
 
-fn collect_cu(dir: &Path, recurse: bool, out: &mut Vec<PathBuf>) -> Result<(), String> {
+/// The headers every kernel source may include: `kernels/*.cuh`, sorted by path.
+pub fn kernel_headers(manifest: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut found = Vec::new();
+    collect_ext(&manifest.join("kernels"), "cuh", false, &mut found)?;
+    found.sort();
+    Ok(found)
+}
+
+/// Pushes the files of `dir` (and of its subfolders when `recurse`) ending in `.ext` to `out`.
+fn collect_ext(dir: &Path, ext: &str, recurse: bool, out: &mut Vec<PathBuf>) -> Result<(), String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for path in entries.flatten().map(|e| e.path()) {
         if recurse && path.is_dir() {
-            collect_cu(&path, true, out)?;
-        } else if path.extension().and_then(|e| e.to_str()) == Some("cu") {
+            collect_ext(&path, ext, true, out)?;
+        } else if path.extension().and_then(|e| e.to_str()) == Some(ext) {
             out.push(path);
         }
     }

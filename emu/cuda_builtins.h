@@ -103,36 +103,21 @@ SCD_EMU_MINMAX(double)
 
 // ---------------------------------------------------------------- bit casts
 
-inline float __int_as_float(int i) {
-    float f;
-    std::memcpy(&f, &i, 4);
-    return f;
-}
-inline int __float_as_int(float f) {
-    int i;
-    std::memcpy(&i, &f, 4);
-    return i;
-}
-inline unsigned __float_as_uint(float f) {
-    unsigned i;
-    std::memcpy(&i, &f, 4);
-    return i;
-}
-inline float __uint_as_float(unsigned i) {
-    float f;
-    std::memcpy(&f, &i, 4);
-    return f;
-}
-inline double __longlong_as_double(long long i) {
-    double d;
-    std::memcpy(&d, &i, 8);
-    return d;
-}
-inline long long __double_as_longlong(double d) {
-    long long i;
-    std::memcpy(&i, &d, 8);
-    return i;
-}
+// CUDA's bit casts: the bits of `From` reinterpreted as `To` (same size).
+#define SCD_EMU_BIT_CAST(name, From, To)                 \
+    inline To name(From x) {                             \
+        static_assert(sizeof(From) == sizeof(To), #name); \
+        To y;                                            \
+        std::memcpy(&y, &x, sizeof(To));                 \
+        return y;                                        \
+    }
+SCD_EMU_BIT_CAST(__int_as_float, int, float)
+SCD_EMU_BIT_CAST(__float_as_int, float, int)
+SCD_EMU_BIT_CAST(__float_as_uint, float, unsigned)
+SCD_EMU_BIT_CAST(__uint_as_float, unsigned, float)
+SCD_EMU_BIT_CAST(__longlong_as_double, long long, double)
+SCD_EMU_BIT_CAST(__double_as_longlong, double, long long)
+#undef SCD_EMU_BIT_CAST
 
 // ---------------------------------------------------------------- IEEE-rounded arithmetic
 // The kernels compile without -march (no FMA instructions), so these are single roundings.

@@ -57,6 +57,14 @@ using Lock = std::lock_guard<std::recursive_mutex>;
     GUARD();                                            \
     if (emu::sticky() != emu::OK) return emu::sticky()
 
+// A driver call the emulated device answers with `guard`'s checks alone (one context, one
+// stream, events that are always complete, no cache to configure).
+#define SCD_EMU_CHECKS_ONLY(guard, name, ...) \
+    SCD_EXPORT CUresult name(__VA_ARGS__) {   \
+        guard();                              \
+        return emu::OK;                       \
+    }
+
 namespace {
 
 CUresult check_range(CUdeviceptr p, size_t bytes, const char* call) {
@@ -224,15 +232,9 @@ SCD_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice) {
     return emu::OK;
 }
 
-SCD_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice) {
-    GUARD();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD, cuDevicePrimaryCtxRelease_v2, CUdevice)
 
-SCD_EXPORT CUresult cuCtxSetCurrent(CUcontext) {
-    GUARD();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD, cuCtxSetCurrent, CUcontext)
 
 SCD_EXPORT CUresult cuCtxGetCurrent(CUcontext* ctx) {
     GUARD();
@@ -265,22 +267,13 @@ SCD_EXPORT CUresult cuStreamCreateWithPriority(CUstream* s, unsigned f, int) {
     return cuStreamCreate(s, f);
 }
 
-SCD_EXPORT CUresult cuStreamDestroy_v2(CUstream) {
-    GUARD();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD, cuStreamDestroy_v2, CUstream)
 
 SCD_EXPORT CUresult cuStreamSynchronize(CUstream) { return sync_point(); }
 
-SCD_EXPORT CUresult cuStreamQuery(CUstream) {
-    GUARD_STICKY();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD_STICKY, cuStreamQuery, CUstream)
 
-SCD_EXPORT CUresult cuStreamWaitEvent(CUstream, CUevent, unsigned) {
-    GUARD_STICKY();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD_STICKY, cuStreamWaitEvent, CUstream, CUevent, unsigned)
 
 SCD_EXPORT CUresult cuStreamIsCapturing(CUstream, int* status) {
     GUARD();
@@ -294,22 +287,13 @@ SCD_EXPORT CUresult cuEventCreate(CUevent* e, unsigned) {
     return emu::OK;
 }
 
-SCD_EXPORT CUresult cuEventRecord(CUevent, CUstream) {
-    GUARD_STICKY();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD_STICKY, cuEventRecord, CUevent, CUstream)
 
-SCD_EXPORT CUresult cuEventQuery(CUevent) {
-    GUARD_STICKY();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD_STICKY, cuEventQuery, CUevent)
 
 SCD_EXPORT CUresult cuEventSynchronize(CUevent) { return sync_point(); }
 
-SCD_EXPORT CUresult cuEventDestroy_v2(CUevent) {
-    GUARD();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD, cuEventDestroy_v2, CUevent)
 
 SCD_EXPORT CUresult cuEventElapsedTime(float* ms, CUevent, CUevent) {
     GUARD();
@@ -412,10 +396,7 @@ SCD_EXPORT CUresult cuFuncSetAttribute(CUfunction f, int attribute, int value) {
     return emu::OK;
 }
 
-SCD_EXPORT CUresult cuFuncSetCacheConfig(CUfunction, int) {
-    GUARD();
-    return emu::OK;
-}
+SCD_EMU_CHECKS_ONLY(GUARD, cuFuncSetCacheConfig, CUfunction, int)
 
 SCD_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
                                    unsigned bx, unsigned by, unsigned bz, unsigned shared,

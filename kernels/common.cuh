@@ -74,6 +74,19 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
     return warp_max(v);
 }
 
+// Sum over a 1-D block of `n_warps` warps in f64, for thread 0 (the other threads get an
+// unspecified value). `scratch` is __shared__ double[n_warps]. Fixed order, so deterministic.
+__device__ __forceinline__ double block_sum_f64_thread0(double v, double* scratch, int n_warps) {
+    v = warp_sum_f64(v);
+    const int lane = threadIdx.x % SCD_WARP, warp = threadIdx.x / SCD_WARP;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    double t = 0.0;
+    if (threadIdx.x == 0)
+        for (int w = 0; w < n_warps; w++) t += scratch[w];
+    return t;
+}
+
 // ---------------------------------------------------------------- stable math
 
 // softplus(x) = ln(1 + e^x) without overflow: max(x,0) + log1p(exp(-|x|)).
@@ -212,11 +225,6 @@ __device__ __forceinline__ double scd_log1p_minus_ratio(double u, double ln1p_u,
         return u2 * (0.5 + u * (-2.0 / 3.0 + u * (0.75 + u * (-0.8 + u * (5.0 / 6.0)))));
     }
     return ln1p_u - ratio;
-}
-
-__device__ __forceinline__ double scd_warp_sum_f64(double v) {
-    for (int off = SCD_WARP / 2; off > 0; off >>= 1) v += __shfl_xor_sync(SCD_FULL_MASK, v, off);
-    return v;
 }
 
 // ---------------------------------------------------------------- activations

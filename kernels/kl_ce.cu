@@ -26,22 +26,29 @@ __device__ __forceinline__ double clipped_log(double v, double* dlog) {
     return log(v);
 }
 
+// kl[r] = 0.5 sum_j term(r * cols + j) in f64, one warp per row: the forward of both KL terms
+// (the CPU's order within a lane, a fixed shuffle tree across lanes).
+template <typename Term>
+__device__ __forceinline__ void kl_rows(long long rows, int cols, float* __restrict__ kl,
+                                        Term term) {
+    const int lane = threadIdx.x % SCD_WARP;
+    WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
+        double s = 0.0;
+        for (int j = lane; j < cols; j += SCD_WARP) s += term((size_t)r * cols + j);
+        s = warp_sum_f64(s);
+        if (lane == 0) kl[r] = (float)(0.5 * s);
+    }
+}
+
 // kl[r] = 0.5 sum_k (-ln clip(v) + v + m^2 - 1); one warp per row.
 extern "C" __global__ void __launch_bounds__(KL_BLOCK)
 kl_std_normal_fwd(const float* __restrict__ m, const float* __restrict__ v, long long rows,
                   int cols, float* __restrict__ kl) {
-    const int lane = threadIdx.x % SCD_WARP;
-    WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
-        double s = 0.0;
-        for (int j = lane; j < cols; j += SCD_WARP) {
-            const size_t i = (size_t)r * cols + j;
-            const double mi = m[i], vi = v[i];
-            double d;
-            s += -clipped_log(vi, &d) + vi + mi * mi - 1.0;
-        }
-        s = warp_sum_f64(s);
-        if (lane == 0) kl[r] = (float)(0.5 * s);
-    }
+    kl_rows(rows, cols, kl, [=](size_t i) {
+        const double mi = m[i], vi = v[i];
+        double d;
+        return -clipped_log(vi, &d) + vi + mi * mi - 1.0;
+    });
 }
 
 // dm = g[r] m, dv = g[r] 0.5 (1 - d ln clip(v)/dv).
@@ -63,20 +70,13 @@ extern "C" __global__ void __launch_bounds__(KL_BLOCK)
 kl_normal_fwd(const float* __restrict__ m1, const float* __restrict__ v1,
               const float* __restrict__ m2, const float* __restrict__ v2, long long rows,
               int cols, float* __restrict__ kl) {
-    const int lane = threadIdx.x % SCD_WARP;
-    WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
-        double s = 0.0;
-        for (int j = lane; j < cols; j += SCD_WARP) {
-            const size_t i = (size_t)r * cols + j;
-            const double a = m1[i], va = v1[i], b = m2[i], vb = v2[i];
-            double da, db;
-            const double ln_va = clipped_log(va, &da), ln_vb = clipped_log(vb, &db);
-            const double inv_vb = 1.0 / vb, diff = a - b;
-            s += ln_vb - ln_va + va * inv_vb + diff * diff * inv_vb - 1.0;
-        }
-        s = warp_sum_f64(s);
-        if (lane == 0) kl[r] = (float)(0.5 * s);
-    }
+    kl_rows(rows, cols, kl, [=](size_t i) {
+        const double a = m1[i], va = v1[i], b = m2[i], vb = v2[i];
+        double da, db;
+        const double ln_va = clipped_log(va, &da), ln_vb = clipped_log(vb, &db);
+        const double inv_vb = 1.0 / vb, diff = a - b;
+        return ln_vb - ln_va + va * inv_vb + diff * diff * inv_vb - 1.0;
+    });
 }
 
 // Gradients of sum_r kl[r] g[r] w.r.t. m1, v1, m2, v2 (overwritten). Mirrors kl_normal_fwd_bwd.
@@ -102,7 +102,8 @@ kl_normal_bwd(const float* __restrict__ m1, const float* __restrict__ v1,
 }
 
 // ---------------------------------------------------------------- masked cross-entropy
-// Row r is selected when mask is null or mask[r] != 0 (NaN counts as selected, as on the CPU).
+// Row r is selected when mask is null or mask[r] != 0 (NaN counts as selected, as on the CPU);
+// a selected row weighs mask[r] (1 without a mask): the mean is sum(w loss) / sum(w).
 // A selected row whose label is >= classes gets a NaN loss and NaN gradients (the CPU panics;
 // the NaN reaches the trainer's non-finite guard instead).
 
@@ -110,8 +111,25 @@ __device__ __forceinline__ bool ce_selected(const float* mask, long long r) {
     return mask == nullptr || mask[r] != 0.0f;
 }
 
-// Per row: loss_rows[r] = logsumexp(z_r) - z_r[label] (selected rows; 0 otherwise) and
-// sel_rows[r] = 1 or 0. One warp per row, f64 like the CPU.
+__device__ __forceinline__ double ce_weight(const float* mask, long long r) {
+    return mask == nullptr ? 1.0 : (double)mask[r];
+}
+
+// logsumexp of the row z[0..classes) in f64, max-shifted, computed by the calling warp; every
+// lane gets the same value (the CPU's order within a lane, a fixed shuffle tree across lanes).
+__device__ __forceinline__ double warp_row_logsumexp(const float* __restrict__ z, int classes,
+                                                     int lane) {
+    double mx = __longlong_as_double(0xfff0000000000000ll);
+    for (int c = lane; c < classes; c += SCD_WARP) mx = fmax(mx, (double)z[c]);
+    for (int off = SCD_WARP / 2; off > 0; off >>= 1)
+        mx = fmax(mx, __shfl_xor_sync(SCD_FULL_MASK, mx, off));
+    double s = 0.0;
+    for (int c = lane; c < classes; c += SCD_WARP) s += exp((double)z[c] - mx);
+    return mx + log(warp_sum_f64(s));
+}
+
+// Per row: loss_rows[r] = w_r (logsumexp(z_r) - z_r[label]) (selected rows; 0 otherwise) and
+// sel_rows[r] = w_r or 0. One warp per row, f64 like the CPU.
 extern "C" __global__ void __launch_bounds__(KL_BLOCK)
 ce_rows(const float* __restrict__ logits, const unsigned int* __restrict__ labels,
         const float* __restrict__ mask, long long rows, int classes,
@@ -127,18 +145,12 @@ ce_rows(const float* __restrict__ logits, const unsigned int* __restrict__ label
         }
         const float* z = logits + (size_t)r * classes;
         const unsigned int label = labels[r];
-        double mx = __longlong_as_double(0xfff0000000000000ll);
-        for (int c = lane; c < classes; c += SCD_WARP) mx = fmax(mx, (double)z[c]);
-        for (int off = SCD_WARP / 2; off > 0; off >>= 1)
-            mx = fmax(mx, __shfl_xor_sync(SCD_FULL_MASK, mx, off));
-        double s = 0.0;
-        for (int c = lane; c < classes; c += SCD_WARP) s += exp((double)z[c] - mx);
-        s = warp_sum_f64(s);
+        const double lse = warp_row_logsumexp(z, classes, lane);
         if (lane == 0) {
-            const double lse = mx + log(s);
-            loss_rows[r] = label < (unsigned int)classes ? lse - (double)z[label]
+            const double w = ce_weight(mask, r);
+            loss_rows[r] = label < (unsigned int)classes ? w * (lse - (double)z[label])
                                                          : __longlong_as_double(0x7ff8000000000000ll);
-            sel_rows[r] = 1.0;
+            sel_rows[r] = w;
         }
     }
 }
@@ -168,12 +180,12 @@ ce_finish(const double* __restrict__ loss_rows, const double* __restrict__ sel_r
     if (threadIdx.x == 0) out[0] = s_sel[0] > 0.0 ? (float)(s_loss[0] / s_sel[0]) : 0.0f;
 }
 
-// One block: count[0] = number of selected rows (as a double).
+// One block: count[0] = the selected rows' total weight.
 extern "C" __global__ void __launch_bounds__(CE_COUNT_BLOCK)
 ce_count(const float* __restrict__ mask, long long rows, double* __restrict__ count) {
     __shared__ double s[CE_COUNT_BLOCK];
     double c = 0.0;
-    for (long long r = threadIdx.x; r < rows; r += blockDim.x) c += ce_selected(mask, r) ? 1.0 : 0.0;
+    for (long long r = threadIdx.x; r < rows; r += blockDim.x) c += ce_selected(mask, r) ? ce_weight(mask, r) : 0.0;
     s[threadIdx.x] = c;
     __syncthreads();
     for (int half = CE_COUNT_BLOCK / 2; half > 0; half >>= 1) {
@@ -183,7 +195,7 @@ ce_count(const float* __restrict__ mask, long long rows, double* __restrict__ co
     if (threadIdx.x == 0) count[0] = s[0];
 }
 
-// dlogits[r, c] = g[0] (softmax(z_r)_c - [c == label_r]) / count on selected rows, 0 elsewhere
+// dlogits[r, c] = g[0] w_r (softmax(z_r)_c - [c == label_r]) / count on selected rows, 0 elsewhere
 // (overwritten). One warp per row.
 extern "C" __global__ void __launch_bounds__(KL_BLOCK)
 ce_bwd(const float* __restrict__ logits, const unsigned int* __restrict__ labels,
@@ -200,19 +212,13 @@ ce_bwd(const float* __restrict__ logits, const unsigned int* __restrict__ labels
             continue;
         }
         const unsigned int label = labels[r];
-        double mx = __longlong_as_double(0xfff0000000000000ll);
-        for (int c = lane; c < classes; c += SCD_WARP) mx = fmax(mx, (double)z[c]);
-        for (int off = SCD_WARP / 2; off > 0; off >>= 1)
-            mx = fmax(mx, __shfl_xor_sync(SCD_FULL_MASK, mx, off));
-        double s = 0.0;
-        for (int c = lane; c < classes; c += SCD_WARP) s += exp((double)z[c] - mx);
-        s = warp_sum_f64(s);
-        const double lse = mx + log(s);
+        const double lse = warp_row_logsumexp(z, classes, lane);
         const bool bad = label >= (unsigned int)classes;
+        const double w = ce_weight(mask, r);
         for (int c = lane; c < classes; c += SCD_WARP) {
             const double p = exp((double)z[c] - lse);
             const double onehot = (unsigned int)c == label ? 1.0 : 0.0;
-            dz[c] = bad ? __int_as_float(0x7fc00000) : (float)((p - onehot) * scale);
+            dz[c] = bad ? __int_as_float(0x7fc00000) : (float)((p - onehot) * w * scale);
         }
     }
 }

@@ -72,15 +72,8 @@ sq_norm_many_partials(const u64* __restrict__ table, int n_tensors,
         const double v = (double)x[i];
         s += v * v;
     }
-    s = scd_warp_sum_f64(s);
-    const int lane = threadIdx.x % SCD_WARP, warp = threadIdx.x / SCD_WARP;
-    if (lane == 0) scratch[warp] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double t = 0.0;
-        for (int w = 0; w < MT_BLOCK / SCD_WARP; w++) t += scratch[w];
-        out[blockIdx.x] = t;
-    }
+    const double t = block_sum_f64_thread0(s, scratch, MT_BLOCK / SCD_WARP);
+    if (threadIdx.x == 0) out[blockIdx.x] = t;
 }
 
 // acc[slot] += (tensor 0's sum + tensor 1's sum + ...) (one thread, fixed order:

@@ -103,15 +103,8 @@ sum_f64_partials(const float* __restrict__ x, long long n, int square,
         const double v = (double)x[i];
         s += square ? v * v : v;
     }
-    s = warp_sum_f64(s);
-    const int lane = threadIdx.x % SCD_WARP, warp = threadIdx.x / SCD_WARP;
-    if (lane == 0) scratch[warp] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double t = 0.0;
-        for (int k = 0; k < ROWS_WARPS_PER_BLOCK; k++) t += scratch[k];
-        partials[blockIdx.x] = t;
-    }
+    const double t = block_sum_f64_thread0(s, scratch, ROWS_WARPS_PER_BLOCK);
+    if (threadIdx.x == 0) partials[blockIdx.x] = t;
 }
 
 // Second stage (one thread, fixed order): out_f32[0] = (float)total when out_f32 is given,

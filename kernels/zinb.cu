@@ -125,7 +125,7 @@ zinb_fwd_bwd_tile(const float* __restrict__ x, const float* __restrict__ mu,
             dtheta_acc += u * el.dth;
         }
         // One warp = one row (threadIdx.x spans the 32 genes of the tile).
-        ll = scd_warp_sum_f64(ll);
+        ll = warp_sum_f64(ll);
         if (threadIdx.x == 0) row_partials[(size_t)blockIdx.x * rows + row] = (float)ll;
     }
 

@@ -30,36 +30,24 @@ struct Tol {
     atol_rel: f64,
 }
 
+impl Tol {
+    const fn new(rtol: f64, atol_rel: f64) -> Self {
+        Tol { rtol, atol_rel }
+    }
+}
+
 /// Bit-for-bit (integer-valued or pure data movement results).
-const EXACT: Tol = Tol {
-    rtol: 0.0,
-    atol_rel: 0.0,
-};
+const EXACT: Tol = Tol::new(0.0, 0.0);
 /// One f32 rounding per element (FMA contraction or operand order may differ).
-const ROUNDING: Tol = Tol {
-    rtol: 1e-6,
-    atol_rel: 1e-7,
-};
+const ROUNDING: Tol = Tol::new(1e-6, 1e-7);
 /// Reductions in a different order, f32 transcendental functions.
-const REDUCE: Tol = Tol {
-    rtol: 1e-5,
-    atol_rel: 1e-6,
-};
+const REDUCE: Tol = Tol::new(1e-5, 1e-6);
 /// cuBLAS vs the CPU GEMM (both full FP32; blocking order differs).
-const GEMM: Tol = Tol {
-    rtol: 1e-4,
-    atol_rel: 1e-5,
-};
+const GEMM: Tol = Tol::new(1e-4, 1e-5);
 /// The f32 NB/ZINB kernel vs the CPU's f64 arithmetic.
-const LIKELIHOOD: Tol = Tol {
-    rtol: 1e-3,
-    atol_rel: 1e-4,
-};
+const LIKELIHOOD: Tol = Tol::new(1e-3, 1e-4);
 /// dtheta: a sum over rows of differences of digammas in f32.
-const LIKELIHOOD_THETA: Tol = Tol {
-    rtol: 3e-3,
-    atol_rel: 1e-3,
-};
+const LIKELIHOOD_THETA: Tol = Tol::new(3e-3, 1e-3);
 
 /// One downloaded output of one case.
 struct Output {
@@ -191,24 +179,7 @@ fn counts(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 
 /// A random CSR matrix of counts (density ~`density`).
 fn random_csr(rng: &mut ChaCha8Rng, n_rows: usize, n_cols: usize, density: f64) -> Csr {
-    let mut indptr = vec![0u64];
-    let (mut indices, mut data) = (Vec::new(), Vec::new());
-    for _ in 0..n_rows {
-        for j in 0..n_cols {
-            if rng.gen_bool(density) {
-                indices.push(j as u32);
-                data.push(rng.gen_range(1..25) as f32);
-            }
-        }
-        indptr.push(indices.len() as u64);
-    }
-    Csr {
-        n_rows,
-        n_cols,
-        indptr,
-        indices,
-        data,
-    }
+    scdreamer::sim::uniform::uniform_counts(rng, n_rows, n_cols, density, 25)
 }
 
 // ------------------------------------------------------------------------------ the suite
@@ -583,14 +554,17 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         t.rec(&format!("kl_normal_bwd_{i}"), g, REDUCE);
     }
 
-    // ---- cross-entropy: no mask, a partial mask, an all-zero mask
+    // ---- cross-entropy: no mask, a partial mask, per-row weights (Sup's balanced labels), an
+    // all-zero mask
     let classes = 7;
     let logits = t.up(&uniform(&mut rng, R * classes, -4.0, 4.0));
     let labels = t.up_idx(&(0..R).map(|i| (i % classes) as u32).collect::<Vec<_>>());
     let partial: Vec<f32> = (0..R).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();
+    let weights: Vec<f32> = (0..R).map(|i| [0.0, 0.25, 1.0, 3.5][i % 4]).collect();
     let masks = [
         ("none", None),
         ("partial", Some(t.up(&partial))),
+        ("weighted", Some(t.up(&weights))),
         ("all_zero", Some(b.alloc(R))),
     ];
     for (name, mask) in &masks {
@@ -955,17 +929,29 @@ fn suite_covers_every_backend_method() {
     ];
     // A family added to the Backend trait must be added to the files read above.
     let umbrella = include_str!("../src/ops/mod.rs");
-    let listed: Vec<&str> = umbrella[umbrella
+    let listed_families: Vec<&str> = umbrella[umbrella
         .find("pub trait Backend:")
         .expect("the Backend trait")..]["pub trait Backend:".len()..]
-        .split('{')
+        .split(['{', '$'])
         .next()
         .unwrap_or("")
         .split('+')
         .map(str::trim)
+        .filter(|t| !t.is_empty())
         .collect();
-    let (op_traits, listed_families): (Vec<&str>, Vec<&str>) =
-        listed.into_iter().partition(|t| t.contains("::"));
+    // The op folders' traits: the `op_folders!` registry's `<op> => <Op>Kernels` lines.
+    let registry = &umbrella[umbrella
+        .find("op_folders! {")
+        .expect("the op_folders! registry")..];
+    let op_traits: Vec<String> = registry[..registry.find('}').unwrap_or(registry.len())]
+        .lines()
+        .filter_map(|l| l.split_once("=>"))
+        .map(|(op, kernels)| format!("{}::{}", op.trim(), kernels.trim().trim_end_matches(',')))
+        .collect();
+    assert!(
+        !op_traits.is_empty(),
+        "no op folder in the op_folders! registry"
+    );
     let read: BTreeSet<&str> = families.iter().map(|(name, _)| *name).collect();
     assert_eq!(
         listed_families.into_iter().collect::<BTreeSet<_>>(),
@@ -1056,8 +1042,8 @@ fn train_demo<B: Backend>(backend: &B, epochs: usize) -> DemoScores {
     use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
     use scdreamer::data::validate::batch_codes;
     use scdreamer::metrics::{knn_batch_entropy, knn_indices, knn_label_purity};
-    use scdreamer::model::config::{ModelConfig, TrainConfig};
-    use scdreamer::pipeline::{self, GeneSelection, Setup};
+    use scdreamer::model::config::{ModelConfig, RunConfig, TrainConfig};
+    use scdreamer::pipeline::{self, FitOptions, GeneSelection, Setup};
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.h5ad");
     let path = if std::path::Path::new(path).exists() {
@@ -1079,8 +1065,8 @@ fn train_demo<B: Backend>(backend: &B, epochs: usize) -> DemoScores {
     let m = ModelConfig::default_preset(genes.len(), names.len(), 0);
     let mut tc = TrainConfig::default_preset(adata.n_obs(), names.len(), 0, 0);
     tc.epochs = epochs;
-    let mut setup = Setup::new(
-        &adata,
+    let mut setup = Setup::new_taking_x(
+        &mut adata.clone(),
         "batch",
         batch.clone(),
         names.clone(),
@@ -1089,8 +1075,9 @@ fn train_demo<B: Backend>(backend: &B, epochs: usize) -> DemoScores {
         None,
     )
     .unwrap();
+    let opts = FitOptions::new(RunConfig::new("default", m.clone(), tc), false);
     let t0 = std::time::Instant::now();
-    let trained = pipeline::fit(backend, &mut setup, m.clone(), tc, "default", false).unwrap();
+    let trained = pipeline::fit(backend, &mut setup, opts).unwrap();
     let latent = trained.latent(&setup.prep, 0);
     let seconds = t0.elapsed().as_secs_f64();
     assert!(

@@ -95,6 +95,14 @@ fn bad_requests_fail_clearly_and_write_nothing() {
         ),
         (vec!["--hidden", "0"], "--hidden"),
         (vec!["--batch-size", "1"], "--batch-size"),
+        (
+            vec!["--label-balance", "1"],
+            "--label-balance needs --labels-key",
+        ),
+        (
+            vec!["--labels-key", "cell_type", "--label-balance=-1"],
+            "--label-balance must be a number >= 0",
+        ),
         (vec!["--device", "cuda"], "--device cuda"),
         (vec!["--backed", "--device", "cuda"], "--device cuda"),
     ];

@@ -68,5 +68,8 @@ fn demo_embeddings_are_bit_identical_to_the_recorded_ones() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 3, "three presets recorded");
+    assert_eq!(
+        checked, 4,
+        "three presets and Sup without its label balance recorded"
+    );
 }

@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig};
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use scdreamer::backend::cuda::{CudaRuntime, emulator};
+
+mod common;
 
 #[path = "../emu/builder.rs"]
 #[allow(dead_code)]
@@ -38,6 +40,28 @@ fn emulated(test: &str) -> Arc<CudaRuntime> {
     rt
 }
 
+/// One kernel launched raw by a test: the test's hold on the device (see [`serial`]), the
+/// runtime, the kernel, an input of ones and a zeroed output.
+struct RawKernel {
+    _serial: MutexGuard<'static, ()>,
+    rt: Arc<CudaRuntime>,
+    f: CudaFunction,
+    input: CudaSlice<f32>,
+    out: CudaSlice<f32>,
+}
+
+fn raw_kernel(test: &str, kernel: (&'static str, &str), n_in: usize, n_out: usize) -> RawKernel {
+    let _serial = serial();
+    let rt = emulated(test);
+    RawKernel {
+        f: rt.function(kernel.0, kernel.1).unwrap(),
+        input: up(&rt, &vec![1.0; n_in]),
+        out: rt.stream.alloc_zeros::<f32>(n_out).unwrap(),
+        rt,
+        _serial,
+    }
+}
+
 fn up(rt: &CudaRuntime, v: &[f32]) -> CudaSlice<f32> {
     rt.stream.clone_htod(v).expect("upload")
 }
@@ -49,6 +73,18 @@ fn expect_error(what: &str, launch: impl FnOnce() -> Result<(), String>) -> Stri
     emulator::reset_error();
     assert!(r.is_err(), "{what}: the emulated device accepted it");
     message
+}
+
+/// Launches `f` with the arguments pushed in order as they are (no host-side check: the
+/// faults planted here must reach the device); the launch's error as text.
+macro_rules! launch_raw {
+    ($rt:expr, $f:expr, $cfg:expr; $($arg:expr),+ $(,)?) => {{
+        let mut l = $rt.stream.launch_builder(&$f);
+        $(l.arg($arg);)+
+        unsafe { l.launch($cfg) }
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }};
 }
 
 fn cfg(blocks: u32, threads: u32, shared: u32) -> LaunchConfig {
@@ -71,97 +107,73 @@ fn runs_the_host_code_on_the_emulated_device() {
     let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
     let input = up(&rt, &x);
     let mut out = rt.stream.alloc_zeros::<f32>(3).unwrap();
-    scdreamer::backend::cuda::ops::reduce::sum_leading_axis(&rt, &input, 2, 3, &mut out, false)
+    scdreamer::backend::cuda::ops::reduce::sum_leading_axis(&rt, &input, &mut out, false)
         .expect("launch");
     assert_eq!(rt.stream.clone_dtoh(&out).unwrap(), vec![3.0, 5.0, 7.0]);
 }
 
 #[test]
-fn a_swapped_or_foreign_launch_argument_is_an_error_naming_the_kernel() {
-    let _g = serial();
-    let rt = emulated("a_swapped_or_foreign_launch_argument_is_an_error_naming_the_kernel");
-    let f = rt.function("reduce", "sum_leading_axis").unwrap();
-    let input = up(&rt, &[1.0; 8]);
-    let mut out = rt.stream.alloc_zeros::<f32>(4).unwrap();
-    let (parts, n, acc) = (2i32, 4i32, 0i32);
-    // sum_leading_axis(const float* in, int parts, int n, float* out, int accumulate) with the
-    // first two arguments swapped.
-    let msg = expect_error("swapped arguments", || {
-        let mut l = rt.stream.launch_builder(&f);
-        l.arg(&parts).arg(&input).arg(&n).arg(&mut out).arg(&acc);
-        unsafe { l.launch(cfg(1, 256, 0)) }
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
-    });
-    assert!(
-        msg.contains("sum_leading_axis") && msg.contains("argument"),
-        "{msg}"
+fn a_bad_launch_argument_or_an_out_of_bounds_read_is_an_error() {
+    // sum_leading_axis(const float* in, int parts, int n, float* out, int accumulate).
+    let mut k = raw_kernel(
+        "a_bad_launch_argument_or_an_out_of_bounds_read_is_an_error",
+        ("reduce", "sum_leading_axis"),
+        8,
+        5,
     );
+    let (parts, n, acc, c) = (2i32, 4i32, 0i32, cfg(1, 256, 0));
+    // The first two arguments swapped.
+    let msg = expect_error(
+        "swapped arguments",
+        || launch_raw!(k.rt, k.f, c; &parts, &k.input, &n, &mut k.out, &acc),
+    );
+    let names_kernel =
+        |msg: &str, says: &str| msg.contains("sum_leading_axis") && msg.contains(says);
+    assert!(names_kernel(&msg, "argument"), "{msg}");
     // A host pointer where the kernel takes device memory.
     let host = [0.0f32; 4];
     let host_ptr = host.as_ptr() as u64;
-    let msg = expect_error("host pointer", || {
-        let mut l = rt.stream.launch_builder(&f);
-        l.arg(&host_ptr).arg(&parts).arg(&n).arg(&mut out).arg(&acc);
-        unsafe { l.launch(cfg(1, 256, 0)) }
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
-    });
-    assert!(msg.contains("not device memory"), "{msg}");
-}
-
-#[test]
-fn an_out_of_bounds_read_is_an_error_naming_the_kernel() {
-    let _g = serial();
-    let rt = emulated("an_out_of_bounds_read_is_an_error_naming_the_kernel");
-    let f = rt.function("reduce", "sum_leading_axis").unwrap();
-    let input = up(&rt, &[1.0; 4]);
-    let mut out = rt.stream.alloc_zeros::<f32>(5).unwrap();
-    // n = 5 columns of a 4-element input: element 4 is one past the end.
-    let (parts, n, acc) = (1i32, 5i32, 0i32);
-    let msg = expect_error("read past the end", || {
-        let mut l = rt.stream.launch_builder(&f);
-        l.arg(&input).arg(&parts).arg(&n).arg(&mut out).arg(&acc);
-        unsafe { l.launch(cfg(1, 256, 0)) }
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
-    });
-    assert!(
-        msg.contains("sum_leading_axis") && msg.contains("past the end"),
-        "{msg}"
+    let msg = expect_error(
+        "host pointer",
+        || launch_raw!(k.rt, k.f, c; &host_ptr, &parts, &n, &mut k.out, &acc),
     );
+    assert!(msg.contains("not device memory"), "{msg}");
+    // n = 5 columns of 2 parts of an 8-element input: elements 8 and 9 are past the end.
+    let n_past = 5i32;
+    let msg = expect_error(
+        "read past the end",
+        || launch_raw!(k.rt, k.f, c; &k.input, &parts, &n_past, &mut k.out, &acc),
+    );
+    assert!(names_kernel(&msg, "past the end"), "{msg}");
 }
 
 #[test]
 fn launch_bounds_and_shared_memory_limits_are_enforced() {
-    let _g = serial();
-    let rt = emulated("launch_bounds_and_shared_memory_limits_are_enforced");
     // softmax_rows_fwd(const float* in, int rows, int cols, float* out), __launch_bounds__(256).
-    let f = rt.function("softmax", "softmax_rows_fwd").unwrap();
-    let input = up(&rt, &[1.0; 64]);
-    let mut out = rt.stream.alloc_zeros::<f32>(64).unwrap();
+    let mut k = raw_kernel(
+        "launch_bounds_and_shared_memory_limits_are_enforced",
+        ("softmax", "softmax_rows_fwd"),
+        64,
+        64,
+    );
     let (rows, cols) = (2i32, 32i32);
-    let launch = |c: LaunchConfig, out: &mut CudaSlice<f32>| {
-        let mut l = rt.stream.launch_builder(&f);
-        l.arg(&input).arg(&rows).arg(&cols).arg(out);
-        unsafe { l.launch(c) }
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
-    };
-    let msg = expect_error("512 threads", || launch(cfg(2, 512, 0), &mut out));
+    let launch = |c: LaunchConfig, out: &mut CudaSlice<f32>| launch_raw!(k.rt, k.f, c; &k.input, &rows, &cols, out);
+    let msg = expect_error("512 threads", || launch(cfg(2, 512, 0), &mut k.out));
     assert!(msg.contains("__launch_bounds__"), "{msg}");
     // 64 KiB of dynamic shared memory without the opt-in attribute.
-    let msg = expect_error("64 KiB shared", || launch(cfg(2, 256, 64 * 1024), &mut out));
+    let msg = expect_error("64 KiB shared", || {
+        launch(cfg(2, 256, 64 * 1024), &mut k.out)
+    });
     assert!(msg.contains("48 KiB"), "{msg}");
     // A full-mask warp shuffle in a warp with absent lanes (48 threads: warp 1 has 16).
-    let msg = expect_error("48 threads", || launch(cfg(2, 48, 0), &mut out));
+    let msg = expect_error("48 threads", || launch(cfg(2, 48, 0), &mut k.out));
     assert!(
         msg.contains("softmax_rows_fwd") && msg.contains("only 16 lanes"),
         "{msg}"
     );
     // The same launch done right works.
-    launch(cfg(2, 256, 0), &mut out).expect("a valid launch");
-    let got = rt.stream.clone_dtoh(&out).unwrap();
+    launch(cfg(2, 256, 0), &mut k.out).expect("a valid launch");
+    let got = k.rt.stream.clone_dtoh(&k.out).unwrap();
     assert!(
         got.iter().all(|&v| (v - 1.0 / 32.0).abs() < 1e-7),
         "{got:?}"
@@ -195,6 +207,27 @@ fn gemm_reference(
     c
 }
 
+/// C = op(A) op(B) for an m x n column-major C (ldc = m), alpha 1, beta 0; `ld`: (lda, ldb).
+fn gemm_config(
+    transa: cublasOperation_t,
+    transb: cublasOperation_t,
+    (m, n, k): (usize, usize, usize),
+    (lda, ldb): (usize, usize),
+) -> GemmConfig<f32> {
+    GemmConfig {
+        transa,
+        transb,
+        m: m as i32,
+        n: n as i32,
+        k: k as i32,
+        alpha: 1.0,
+        lda: lda as i32,
+        ldb: ldb as i32,
+        beta: 0.0,
+        ldc: m as i32,
+    }
+}
+
 #[test]
 fn cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught() {
     let _g = serial();
@@ -213,18 +246,12 @@ fn cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught() {
     };
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let mut dc = rt.stream.alloc_zeros::<f32>(m * n).unwrap();
-        let c = GemmConfig {
-            transa: op(ta),
-            transb: op(tb),
-            m: m as i32,
-            n: n as i32,
-            k: k as i32,
-            alpha: 1.0,
-            lda: if ta { k } else { m } as i32,
-            ldb: if tb { n } else { k } as i32,
-            beta: 0.0,
-            ldc: m as i32,
-        };
+        let c = gemm_config(
+            op(ta),
+            op(tb),
+            (m, n, k),
+            (if ta { k } else { m }, if tb { n } else { k }),
+        );
         unsafe { blas.gemm(c, &da, &db, &mut dc) }.expect("sgemm");
         let got = rt.stream.clone_dtoh(&dc).unwrap();
         let want = gemm_reference(ta, tb, m, n, k, &a, &b);
@@ -243,18 +270,8 @@ fn cublas_follows_column_major_semantics_and_a_swapped_transpose_is_caught() {
     }
     // A leading dimension too small for column-major A (a row-major slip) is refused.
     let mut dc = rt.stream.alloc_zeros::<f32>(m * n).unwrap();
-    let bad = GemmConfig {
-        transa: op(false),
-        transb: op(false),
-        m: m as i32,
-        n: n as i32,
-        k: k as i32,
-        alpha: 1.0,
-        lda: k as i32,
-        ldb: k as i32,
-        beta: 0.0,
-        ldc: m as i32,
-    };
+    let (no, lda_row_major) = (op(false), k);
+    let bad = gemm_config(no, no, (m, n, k), (lda_row_major, k));
     let r = unsafe { blas.gemm(bad, &da, &db, &mut dc) };
     let msg = emulator::last_error();
     assert!(r.is_err(), "lda < m accepted");
@@ -359,8 +376,7 @@ fn child_reduce_kernels_match_the_cpu() {
         }
     }
     let mut cols_out = rt.stream.alloc_zeros::<f32>(cols).unwrap();
-    reduce::sum_leading_axis(&rt, &input, rows, cols, &mut cols_out, false)
-        .expect("sum_leading_axis launch");
+    reduce::sum_leading_axis(&rt, &input, &mut cols_out, false).expect("sum_leading_axis launch");
     let got = rt
         .stream
         .clone_dtoh(&cols_out)
@@ -381,64 +397,47 @@ fn seeded_kernel_faults_fail_the_suite() {
     let _ = emulated("seeded_kernel_faults_fail_the_suite");
     let (ok, text) = child_passes(None);
     assert!(ok, "the unmodified kernels must pass:\n{text}");
-    // A missing __syncthreads: block_sum reads the per-warp partials before all are written.
-    let lib = mutant_library(
-        "sync",
-        "common.cuh",
-        "    if (lane == 0) scratch[warp] = v;\n    __syncthreads();",
-        "    if (lane == 0) scratch[warp] = v;",
-    );
-    let (ok, text) = child_passes(Some(&lib));
-    assert!(!ok, "a missing __syncthreads went unnoticed:\n{text}");
-    assert!(text.contains("softmax_rows_fwd"), "{text}");
-    // An off-by-one in a kernel's bound: element n is read and written.
-    let lib = mutant_library(
-        "bound",
-        "reduce.cu",
-        "j < n; j += gridDim.x * blockDim.x",
-        "j <= n; j += gridDim.x * blockDim.x",
-    );
-    let (ok, text) = child_passes(Some(&lib));
-    assert!(!ok, "an off-by-one bound went unnoticed:\n{text}");
-    assert!(
-        text.contains("sum_leading_axis") && text.contains("past the end"),
-        "{text}"
-    );
+    // (what, the mutation: tag, file, from, to; what the failure must name)
+    let mutants = [
+        // block_sum reads the per-warp partials before all are written.
+        (
+            "a missing __syncthreads",
+            [
+                "sync",
+                "common.cuh",
+                "    if (lane == 0) scratch[warp] = v;\n    __syncthreads();",
+                "    if (lane == 0) scratch[warp] = v;",
+            ],
+            &["softmax_rows_fwd"][..],
+        ),
+        // Element n is read and written.
+        (
+            "an off-by-one bound",
+            [
+                "bound",
+                "reduce.cu",
+                "j < n; j += gridDim.x * blockDim.x",
+                "j <= n; j += gridDim.x * blockDim.x",
+            ],
+            &["sum_leading_axis", "past the end"][..],
+        ),
+    ];
+    for (what, [tag, file, from, to], names) in mutants {
+        let (ok, text) = child_passes(Some(&mutant_library(tag, file, from, to)));
+        assert!(!ok, "{what} went unnoticed:\n{text}");
+        for name in names {
+            assert!(text.contains(name), "{what}: no {name:?} in\n{text}");
+        }
+    }
 }
 
 // ------------------------------------------------------------------ the CLI on the device
 
-const BIN: &str = env!("CARGO_BIN_EXE_scdreamer");
 const CLI_EPOCHS: &str = "10";
-
-fn embedding(path: &Path) -> Vec<f32> {
-    let f = hdf5::File::open(path).expect("output opens");
-    f.dataset("obsm/X_scdreamer")
-        .expect("obsm/X_scdreamer")
-        .read_raw()
-        .expect("embedding reads")
-}
 
 /// 15-NN cell-type purity and batch entropy of an embedding of the demo's cells.
 fn demo_scores(z: &[f32]) -> (f64, f64) {
-    use scdreamer::data::h5ad::{ReadOptions, read_h5ad};
-    use scdreamer::data::validate::batch_codes;
-    use scdreamer::metrics::{knn_batch_entropy, knn_indices, knn_label_purity};
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.h5ad");
-    let opts = ReadOptions {
-        layer: None,
-        allow_non_integer: false,
-        progress: false,
-    };
-    let adata = read_h5ad(&demo, &opts).expect("demo reads");
-    let (batch, names) = batch_codes(&adata.obs, "batch", false).unwrap();
-    let (labels, _) = batch_codes(&adata.obs, "cell_type", false).unwrap();
-    let n = adata.n_obs();
-    let nb = knn_indices(z, n, z.len() / n, 15);
-    (
-        knn_label_purity(&nb, &labels),
-        knn_batch_entropy(&nb, &batch, names.len()),
-    )
+    common::knn_scores(&common::read(Path::new(common::DEMO)).obs, z)
 }
 
 /// `SCDREAMER_EMULATE_CUDA=1 scdreamer integrate --device cuda` on the demo: the real CLI on
@@ -449,7 +448,7 @@ fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
     let dir = tempfile::tempdir().unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.h5ad");
     let run = |device: &str, out: &Path, emulate: bool| {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(common::BIN);
         cmd.args(["integrate", "--input"])
             .arg(&demo)
             .arg("--output")
@@ -492,7 +491,7 @@ fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
         )
         .unwrap();
     }
-    let (zc, zg) = (embedding(&cpu_out), embedding(&gpu_out));
+    let (zc, zg) = (common::embedding(&cpu_out), common::embedding(&gpu_out));
     assert_eq!(zc.len(), zg.len());
     assert!(
         zg.iter().all(|v| v.is_finite()),
@@ -500,11 +499,7 @@ fn integrate_device_cuda_on_the_emulated_device_matches_the_cpu_run() {
     );
     let (pc, ec) = demo_scores(&zc);
     let (pg, eg) = demo_scores(&zg);
-    let max_diff = zc
-        .iter()
-        .zip(&zg)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let max_diff = common::max_abs_diff(&zc, &zg);
     println!(
         "demo, {CLI_EPOCHS} epochs: cpu purity {pc:.4} entropy {ec:.4}; emulated cuda purity \
          {pg:.4} entropy {eg:.4}; max |z_cpu - z_cuda| {max_diff:.3e}"

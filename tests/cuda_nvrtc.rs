@@ -39,23 +39,17 @@ fn source_root() -> PathBuf {
     }
 }
 
-/// (file name, text) of the kernel files: headers (`cuh`) from kernels/; sources (`cu`) as
-/// build.rs embeds them (`emu/builder.rs`'s `kernel_sources`: kernels/ and the op folders, sorted).
+/// (file name, text) of the kernel files as build.rs embeds them (`emu/builder.rs`): headers
+/// (`cuh`) from kernels/, sources (`cu`) from kernels/ and the op folders, sorted.
 fn kernel_files(ext: &str) -> Vec<(String, String)> {
     let root = source_root();
-    let paths: Vec<PathBuf> = if ext == "cu" {
-        emu_builder::kernel_sources(&root).unwrap_or_else(|e| panic!("{e}"))
+    let paths = if ext == "cu" {
+        emu_builder::kernel_sources(&root)
     } else {
-        let mut p: Vec<PathBuf> = std::fs::read_dir(root.join("kernels"))
-            .expect("kernels/ exists")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().and_then(|x| x.to_str()) == Some(ext))
-            .collect();
-        p.sort();
-        p
+        emu_builder::kernel_headers(&root)
     };
     paths
+        .unwrap_or_else(|e| panic!("{e}"))
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("readable kernel");

@@ -156,24 +156,7 @@ fn csr_to_csc_transposes() {
 }
 
 fn random_csr(rng: &mut ChaCha8Rng, rows: usize, cols: usize, density: f64) -> Csr {
-    let mut indptr = vec![0u64];
-    let (mut indices, mut data) = (vec![], vec![]);
-    for _ in 0..rows {
-        for j in 0..cols {
-            if rng.gen_bool(density) {
-                indices.push(j as u32);
-                data.push(rng.gen_range(1..50) as f32);
-            }
-        }
-        indptr.push(indices.len() as u64);
-    }
-    Csr {
-        n_rows: rows,
-        n_cols: cols,
-        indptr,
-        indices,
-        data,
-    }
+    scdreamer::sim::uniform::uniform_counts(rng, rows, cols, density, 50)
 }
 
 fn dense_of(csr: &Csr) -> Vec<f32> {
@@ -273,7 +256,7 @@ fn zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5() {
     let Some(rt) = gpu("zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5") else {
         return;
     };
-    use scdreamer::backend::cpu::losses::{nb_fwd_bwd, zinb_fwd_bwd};
+    use scdreamer::backend::cpu::losses::{CountGrads, Counts, likelihood_fwd_bwd};
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     let (rows, cols) = (45, 96);
     let n = rows * cols;
@@ -297,34 +280,14 @@ fn zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5() {
     for zinb in [true, false] {
         let (mut w_ll, mut w_dmu, mut w_dth, mut w_dl) =
             (vec![0.0; rows], vec![0.0; n], vec![0.0; cols], vec![0.0; n]);
+        let (x64, mu64, theta64, logit64) = (f64s(&x), f64s(&mu), f64s(&theta), f64s(&logit));
+        let a = Counts::new(&x64, &mu64, &theta64, rows, eps as f64);
+        let up64 = f64s(&upstream);
+        let g = CountGrads::new(&up64, &mut w_dmu, &mut w_dth);
         if zinb {
-            zinb_fwd_bwd(
-                &f64s(&x),
-                &f64s(&mu),
-                &f64s(&theta),
-                &f64s(&logit),
-                rows,
-                cols,
-                eps as f64,
-                &f64s(&upstream),
-                &mut w_ll,
-                &mut w_dmu,
-                &mut w_dth,
-                &mut w_dl,
-            );
+            likelihood_fwd_bwd(&a.zinb(&logit64), &mut w_ll, g.zinb(&mut w_dl));
         } else {
-            nb_fwd_bwd(
-                &f64s(&x),
-                &f64s(&mu),
-                &f64s(&theta),
-                rows,
-                cols,
-                eps as f64,
-                &f64s(&upstream),
-                &mut w_ll,
-                &mut w_dmu,
-                &mut w_dth,
-            );
+            likelihood_fwd_bwd(&a, &mut w_ll, g);
         }
         let (mut ll, mut dmu, mut dlogit, mut dtheta) = (
             zeros(&rt, rows),
@@ -368,34 +331,13 @@ fn zinb_and_nb_match_the_cpu_op_for_theta_up_to_1e5() {
                 let i = r * cols + j;
                 let (mut l1, mut m1, mut t1, mut g1) = ([0.0], [0.0], [0.0], [0.0]);
                 let e = |v: f32| [v as f64];
+                let (xi, mi, tj, li) = (e(x[i]), e(mu[i]), e(theta[j]), e(logit[i]));
+                let a = Counts::new(&xi, &mi, &tj, 1, eps as f64);
+                let g = CountGrads::new(&[1.0], &mut m1, &mut t1);
                 if zinb {
-                    zinb_fwd_bwd(
-                        &e(x[i]),
-                        &e(mu[i]),
-                        &e(theta[j]),
-                        &e(logit[i]),
-                        1,
-                        1,
-                        eps as f64,
-                        &[1.0],
-                        &mut l1,
-                        &mut m1,
-                        &mut t1,
-                        &mut g1,
-                    );
+                    likelihood_fwd_bwd(&a.zinb(&li), &mut l1, g.zinb(&mut g1));
                 } else {
-                    nb_fwd_bwd(
-                        &e(x[i]),
-                        &e(mu[i]),
-                        &e(theta[j]),
-                        1,
-                        1,
-                        eps as f64,
-                        &[1.0],
-                        &mut l1,
-                        &mut m1,
-                        &mut t1,
-                    );
+                    likelihood_fwd_bwd(&a, &mut l1, g);
                 }
                 scale += (u as f64 * t1[0]).abs();
             }
@@ -478,19 +420,12 @@ fn zinb_with_theta_outside_the_domain_finishes_with_nan_like_the_cpu() {
         vec![0.0; cols],
         vec![0.0; 12],
     );
-    scdreamer::backend::cpu::losses::zinb_fwd_bwd(
-        &f64s(&x),
-        &f64s(&mu),
-        &f64s(&theta),
-        &f64s(&logit),
-        rows,
-        cols,
-        1e-4,
-        &[1.0; 3],
+    use scdreamer::backend::cpu::losses::{CountGrads, Counts, likelihood_fwd_bwd};
+    let (x64, mu64, theta64, logit64) = (f64s(&x), f64s(&mu), f64s(&theta), f64s(&logit));
+    likelihood_fwd_bwd(
+        &Counts::new(&x64, &mu64, &theta64, rows, 1e-4).zinb(&logit64),
         &mut w_ll,
-        &mut w_dmu,
-        &mut w_dth,
-        &mut w_dl,
+        CountGrads::new(&[1.0; 3], &mut w_dmu, &mut w_dth).zinb(&mut w_dl),
     );
     let got_dth = down(&rt, &dtheta);
     for j in 0..cols {

@@ -11,8 +11,8 @@ use std::path::Path;
 use common::{DEMO, knn_scores, read};
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::data::validate::batch_codes;
-use scdreamer::model::config::{ModelConfig, TrainConfig};
-use scdreamer::pipeline::{self, GeneSelection, Setup};
+use scdreamer::model::config::{ModelConfig, RunConfig, TrainConfig};
+use scdreamer::pipeline::{self, FitOptions, GeneSelection, Setup};
 
 struct Scores {
     purity: f64,
@@ -31,8 +31,10 @@ fn run(batch_adv_weight: Option<f32>, seed: u64) -> Scores {
         m.batch_adv_weight = w;
     }
     let t = TrainConfig::default_preset(adata.n_obs(), n_batches, 0, seed);
-    let mut setup = Setup::new(&adata, "batch", batch, names, genes, &m, None).unwrap();
-    let trained = pipeline::fit(&Cpu::new(), &mut setup, m.clone(), t, "default", false).unwrap();
+    let mut setup =
+        Setup::new_taking_x(&mut adata.clone(), "batch", batch, names, genes, &m, None).unwrap();
+    let opts = FitOptions::new(RunConfig::new("default", m.clone(), t), false);
+    let trained = pipeline::fit(&Cpu::new(), &mut setup, opts).unwrap();
     let latent = trained.latent(&setup.prep, seed);
     assert!(latent.iter().all(|v| v.is_finite()));
     let (purity, entropy) = knn_scores(&adata.obs, &latent);

@@ -9,8 +9,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::losses::{
-    self, cross_entropy_masked_fwd_bwd, kl_normal_fwd_bwd, kl_std_normal_fwd_bwd, nb_fwd,
-    nb_fwd_bwd, zinb_fwd, zinb_fwd_bwd,
+    self, CountGrads, Counts, PerRow, cross_entropy_masked_fwd_bwd, kl_normal_fwd_bwd,
+    kl_std_normal_fwd_bwd, likelihood_fwd, likelihood_fwd_bwd,
 };
 use scdreamer::ops::bhattacharyya::bhattacharyya_fwd_bwd;
 use scdreamer::special;
@@ -50,6 +50,15 @@ fn assert_close(what: &str, got: f64, want: f64, rtol: f64, atol: f64) {
     );
 }
 
+/// [`assert_close`] at every index of `want`, each named `what[i]`.
+#[track_caller]
+fn assert_all_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for i in 0..want.len() {
+        assert_close(&format!("{what}[{i}]"), got[i], want[i], rtol, atol);
+    }
+}
+
 /// Outputs of one ZINB call in f64, whatever the storage type.
 struct ZinbOut {
     ll: Vec<f64>,
@@ -58,56 +67,31 @@ struct ZinbOut {
     dlogit: Vec<f64>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_zinb<T: losses::LossFloat>(
-    x: &[T],
-    mu: &[T],
-    theta: &[T],
-    logit: &[T],
+/// The fused ZINB kernel (`logit` given) or the NB kernel on `[x, mu, theta]`, in f64.
+fn run_lik<T: losses::LossFloat>(
+    xmt: [&[T]; 3],
+    logit: Option<&[T]>,
     rows: usize,
     cols: usize,
     eps: T,
     up: &[T],
 ) -> ZinbOut {
+    let [x, mu, theta] = xmt;
     let zero = T::from_f64(0.0);
-    let (mut ll, mut dmu, mut dth, mut dl) = (
-        vec![zero; rows],
-        vec![zero; rows * cols],
-        vec![zero; cols],
-        vec![zero; rows * cols],
-    );
-    zinb_fwd_bwd(
-        x, mu, theta, logit, rows, cols, eps, up, &mut ll, &mut dmu, &mut dth, &mut dl,
-    );
+    let (mut ll, mut dmu, mut dth) = (vec![zero; rows], vec![zero; rows * cols], vec![zero; cols]);
+    let mut dl = vec![zero; if logit.is_some() { rows * cols } else { 0 }];
+    let a = Counts::new(x, mu, theta, rows, eps);
+    let g = CountGrads::new(up, &mut dmu, &mut dth);
+    match logit {
+        Some(logit) => likelihood_fwd_bwd(&a.zinb(logit), &mut ll, g.zinb(&mut dl)),
+        None => likelihood_fwd_bwd(&a, &mut ll, g),
+    }
     let w = |v: Vec<T>| v.into_iter().map(|t| t.to_f64()).collect();
     ZinbOut {
         ll: w(ll),
         dmu: w(dmu),
         dtheta: w(dth),
         dlogit: w(dl),
-    }
-}
-
-fn run_nb<T: losses::LossFloat>(
-    x: &[T],
-    mu: &[T],
-    theta: &[T],
-    rows: usize,
-    cols: usize,
-    eps: T,
-    up: &[T],
-) -> ZinbOut {
-    let zero = T::from_f64(0.0);
-    let (mut ll, mut dmu, mut dth) = (vec![zero; rows], vec![zero; rows * cols], vec![zero; cols]);
-    nb_fwd_bwd(
-        x, mu, theta, rows, cols, eps, up, &mut ll, &mut dmu, &mut dth,
-    );
-    let w = |v: Vec<T>| v.into_iter().map(|t| t.to_f64()).collect();
-    ZinbOut {
-        ll: w(ll),
-        dmu: w(dmu),
-        dtheta: w(dth),
-        dlogit: vec![],
     }
 }
 
@@ -141,11 +125,9 @@ fn zinb_elements_match_scvi_f32() {
             nums(set, "dlogit"),
         );
         for i in 0..x.len() {
-            let o = run_zinb(
-                &[x[i] as f32],
-                &[mu[i] as f32],
-                &[th[i] as f32],
-                &[lg[i] as f32],
+            let o = run_lik(
+                [&[x[i] as f32], &[mu[i] as f32], &[th[i] as f32]],
+                Some(&[lg[i] as f32]),
                 1,
                 1,
                 eps as f32,
@@ -200,11 +182,9 @@ fn zinb_batched_matches_scvi_f64() {
         };
         let theta: Vec<f64> = (0..cols).map(|c| th[idx(0, c)]).collect();
         let up: Vec<f64> = (0..rows).map(|_| rng.gen_range(0.25..2.0)).collect();
-        let o = run_zinb(
-            &gather(&x),
-            &gather(&mu),
-            &theta,
-            &gather(&lg),
+        let o = run_lik(
+            [&gather(&x), &gather(&mu), &theta],
+            Some(&gather(&lg)),
             rows,
             cols,
             eps,
@@ -260,10 +240,9 @@ fn nb_matches_scvi() {
     let (x, mu, th) = (nums(set, "x"), nums(set, "mu"), nums(set, "theta"));
     let (ll, dmu, dth) = (nums(set, "ll"), nums(set, "dmu"), nums(set, "dtheta"));
     for i in 0..x.len() {
-        let o = run_nb(
-            &[x[i] as f32],
-            &[mu[i] as f32],
-            &[th[i] as f32],
+        let o = run_lik(
+            [&[x[i] as f32], &[mu[i] as f32], &[th[i] as f32]],
+            None,
             1,
             1,
             eps as f32,
@@ -283,7 +262,7 @@ fn nb_matches_scvi() {
     // Batched: rows = (x, mu) pairs, cols = the 4 thetas; order product(x, mu, theta).
     let (rows, cols) = (x.len() / 4, 4);
     let up = vec![1.0f64; rows];
-    let o = run_nb(&x, &mu, &th[..cols], rows, cols, eps, &up);
+    let o = run_lik([&x, &mu, &th[..cols]], None, rows, cols, eps, &up);
     for r in 0..rows {
         let want: f64 = ll[r * cols..(r + 1) * cols].iter().sum();
         let row_noise: f64 = (r * cols..(r + 1) * cols)
@@ -306,7 +285,7 @@ fn nb_matches_scvi() {
     }
     // Forward-only entry point agrees with the fused one.
     let mut ll_only = vec![0.0f64; rows];
-    nb_fwd(&x, &mu, &th[..cols], rows, cols, eps, &mut ll_only);
+    likelihood_fwd(&Counts::new(&x, &mu, &th[..cols], rows, eps), &mut ll_only);
     assert_eq!(ll_only, o.ll);
 }
 
@@ -370,10 +349,8 @@ fn bhattacharyya_matches_torch() {
         let (mut ga, mut gb) = (vec![0.0f64; n], vec![0.0f64; n]);
         let got = bhattacharyya_fwd_bwd(&a, &b, &mut ga, &mut gb);
         assert_close(&format!("BC case {k} loss"), got, loss, 1e-12, 1e-12);
-        for i in 0..n {
-            assert_close(&format!("BC case {k} da[{i}]"), ga[i], da[i], 1e-10, 1e-12);
-            assert_close(&format!("BC case {k} db[{i}]"), gb[i], db[i], 1e-10, 1e-12);
-        }
+        assert_all_close(&format!("BC case {k} da"), &ga, &da, 1e-10, 1e-12);
+        assert_all_close(&format!("BC case {k} db"), &gb, &db, 1e-10, 1e-12);
         let (mut ga32, mut gb32) = (vec![0.0f32; n], vec![0.0f32; n]);
         let got32 = bhattacharyya_fwd_bwd(&to_f32(&a), &to_f32(&b), &mut ga32, &mut gb32);
         assert_close(
@@ -383,15 +360,8 @@ fn bhattacharyya_matches_torch() {
             1e-6,
             1e-6,
         );
-        for i in 0..n {
-            assert_close(
-                &format!("BC f32 case {k} da[{i}]"),
-                ga32[i] as f64,
-                da[i],
-                1e-5,
-                1e-7,
-            );
-        }
+        let ga32: Vec<f64> = ga32.iter().map(|&v| v as f64).collect();
+        assert_all_close(&format!("BC f32 case {k} da"), &ga32, &da, 1e-5, 1e-7);
     }
 }
 
@@ -409,21 +379,13 @@ fn kl_matches_torch() {
         vec![0.0; rows * cols],
         vec![0.0; rows * cols],
     );
-    kl_std_normal_fwd_bwd(&m, &v, rows, cols, &up, &mut kl, &mut dm, &mut dv);
+    kl_std_normal_fwd_bwd(&m, &v, PerRow::new(cols, &up, &mut kl), &mut dm, &mut dv);
     for (name, got, want) in [
         ("kl", &kl, nums(s, "kl")),
         ("dm", &dm, nums(s, "dm")),
         ("dv", &dv, nums(s, "dv")),
     ] {
-        for i in 0..want.len() {
-            assert_close(
-                &format!("KL std {name}[{i}]"),
-                got[i],
-                want[i],
-                1e-12,
-                1e-12,
-            );
-        }
+        assert_all_close(&format!("KL std {name}"), got, &want, 1e-12, 1e-12);
     }
     let s = &fx["kl_normal"];
     let f = |k: &str| nums(s, k);
@@ -436,8 +398,9 @@ fn kl_matches_torch() {
         vec![0.0; n],
         vec![0.0; n],
     );
+    let kl_rows = PerRow::new(cols, &up, &mut kl);
     kl_normal_fwd_bwd(
-        &m1, &v1, &m2, &v2, rows, cols, &up, &mut kl, &mut g1, &mut h1, &mut g2, &mut h2,
+        &m1, &v1, &m2, &v2, kl_rows, &mut g1, &mut h1, &mut g2, &mut h2,
     );
     for (name, got, want) in [
         ("kl", &kl, f("kl")),
@@ -446,15 +409,7 @@ fn kl_matches_torch() {
         ("dm2", &g2, f("dm2")),
         ("dv2", &h2, f("dv2")),
     ] {
-        for i in 0..want.len() {
-            assert_close(
-                &format!("KL normal {name}[{i}]"),
-                got[i],
-                want[i],
-                1e-11,
-                1e-12,
-            );
-        }
+        assert_all_close(&format!("KL normal {name}"), got, &want, 1e-11, 1e-12);
     }
 }
 
@@ -479,15 +434,7 @@ fn cross_entropy_matches_torch() {
         let got =
             cross_entropy_masked_fwd_bwd(&logits, &labels, mask.as_deref(), rows, classes, &mut g);
         assert_close(&format!("CE case {k} loss"), got, loss, 1e-12, 1e-12);
-        for i in 0..g.len() {
-            assert_close(
-                &format!("CE case {k} dlogits[{i}]"),
-                g[i],
-                dl[i],
-                1e-10,
-                1e-13,
-            );
-        }
+        assert_all_close(&format!("CE case {k} dlogits"), &g, &dl, 1e-10, 1e-13);
         // f32 with the large logit (80): the max shift keeps it finite and accurate.
         let mask32 = mask.as_ref().map(|m| to_f32(m));
         let mut g32 = vec![0.0f32; rows * classes];
@@ -582,11 +529,11 @@ fn zinb_gradients_match_finite_differences() {
     for (s, &(rows, cols)) in SHAPES.iter().enumerate() {
         let eps = if s % 2 == 0 { 1e-4 } else { 1e-8 };
         let [x, mut mu, mut theta, mut logit, up] = random_inputs(&mut rng, rows, cols);
-        let o = run_zinb(&x, &mu, &theta, &logit, rows, cols, eps, &up);
+        let o = run_lik([&x, &mu, &theta], Some(&logit), rows, cols, eps, &up);
         let scale = o.ll.iter().map(|v| v.abs()).sum::<f64>() + (rows * cols) as f64;
         let objective = |x: &[f64], mu: &[f64], th: &[f64], lg: &[f64]| -> f64 {
             let mut ll = vec![0.0; rows];
-            zinb_fwd(x, mu, th, lg, rows, cols, eps, &mut ll);
+            likelihood_fwd(&Counts::new(x, mu, th, rows, eps).zinb(lg), &mut ll);
             ll.iter().zip(&up).map(|(l, u)| l * u).sum()
         };
         let tag = format!("ZINB {rows}x{cols} eps={eps}");
@@ -618,8 +565,14 @@ fn zinb_gradients_match_finite_differences() {
         );
         // The forward-only entry point computes bit-identical row sums.
         let mut ll = vec![0.0; rows];
-        zinb_fwd(&x, &mu, &theta, &logit, rows, cols, eps, &mut ll);
-        assert_eq!(ll, o.ll, "{tag}: zinb_fwd differs from zinb_fwd_bwd");
+        likelihood_fwd(
+            &Counts::new(&x, &mu, &theta, rows, eps).zinb(&logit),
+            &mut ll,
+        );
+        assert_eq!(
+            ll, o.ll,
+            "{tag}: the forward-only ZINB differs from the fused one"
+        );
     }
 }
 
@@ -629,11 +582,11 @@ fn nb_gradients_match_finite_differences() {
     for &(rows, cols) in &SHAPES {
         let eps = 1e-8;
         let [x, mut mu, mut theta, _, up] = random_inputs(&mut rng, rows, cols);
-        let o = run_nb(&x, &mu, &theta, rows, cols, eps, &up);
+        let o = run_lik([&x, &mu, &theta], None, rows, cols, eps, &up);
         let scale = o.ll.iter().map(|v| v.abs()).sum::<f64>() + (rows * cols) as f64;
         let objective = |mu: &[f64], th: &[f64]| -> f64 {
             let mut ll = vec![0.0; rows];
-            nb_fwd(&x, mu, th, rows, cols, eps, &mut ll);
+            likelihood_fwd(&Counts::new(&x, mu, th, rows, eps), &mut ll);
             ll.iter().zip(&up).map(|(l, u)| l * u).sum()
         };
         let tag = format!("NB {rows}x{cols}");
@@ -681,10 +634,10 @@ fn kl_and_bc_and_ce_gradients_match_finite_differences() {
         let tag = format!("{rows}x{cols}");
 
         let (mut kl, mut dm, mut dv) = (vec![0.0; rows], vec![0.0; n], vec![0.0; n]);
-        kl_std_normal_fwd_bwd(&m1, &v1, rows, cols, &up, &mut kl, &mut dm, &mut dv);
+        kl_std_normal_fwd_bwd(&m1, &v1, PerRow::new(cols, &up, &mut kl), &mut dm, &mut dv);
         let std_obj = |m: &[f64], v: &[f64]| {
             let (mut kl, mut a, mut b) = (vec![0.0; rows], vec![0.0; n], vec![0.0; n]);
-            kl_std_normal_fwd_bwd(m, v, rows, cols, &up, &mut kl, &mut a, &mut b);
+            kl_std_normal_fwd_bwd(m, v, PerRow::new(cols, &up, &mut kl), &mut a, &mut b);
             kl.iter().zip(&up).map(|(k, u)| k * u).sum::<f64>()
         };
         let scale = kl.iter().map(|v| v.abs()).sum::<f64>() + n as f64 * 10.0;
@@ -709,8 +662,9 @@ fn kl_and_bc_and_ce_gradients_match_finite_differences() {
 
         let (mut g1, mut h1, mut g2, mut h2) =
             (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let kl_rows = PerRow::new(cols, &up, &mut kl);
         kl_normal_fwd_bwd(
-            &m1, &v1, &m2, &v2, rows, cols, &up, &mut kl, &mut g1, &mut h1, &mut g2, &mut h2,
+            &m1, &v1, &m2, &v2, kl_rows, &mut g1, &mut h1, &mut g2, &mut h2,
         );
         let scale = kl.iter().map(|v| v.abs()).sum::<f64>() + n as f64 * 1e3;
         let obj = |a: &[f64], b: &[f64], c: &[f64], d: &[f64]| {
@@ -719,7 +673,7 @@ fn kl_and_bc_and_ce_gradients_match_finite_differences() {
             let [s0, s1, s2, s3] = &mut s[..] else {
                 unreachable!()
             };
-            kl_normal_fwd_bwd(a, b, c, d, rows, cols, &up, &mut kl, s0, s1, s2, s3);
+            kl_normal_fwd_bwd(a, b, c, d, PerRow::new(cols, &up, &mut kl), s0, s1, s2, s3);
             kl.iter().zip(&up).map(|(k, u)| k * u).sum::<f64>()
         };
         let (a0, b0, c0, d0) = (m1.clone(), v1.clone(), m2.clone(), v2.clone());
@@ -845,7 +799,10 @@ fn zinb_and_nb_are_normalised() {
             let l = vec![logit; kmax];
             // One column per x would need θ per column; use rows = x, cols = 1.
             let mut ll = vec![0.0; kmax];
-            zinb_fwd(&x, &m, &[theta], &l, kmax, 1, MASS_EPS, &mut ll);
+            likelihood_fwd(
+                &Counts::new(&x, &m, &[theta], kmax, MASS_EPS).zinb(&l),
+                &mut ll,
+            );
             let total: f64 = ll.iter().map(|v| v.exp()).sum();
             assert_close(
                 &format!("ZINB mass mu={mu} theta={theta} logit={logit}"),
@@ -861,7 +818,10 @@ fn zinb_and_nb_are_normalised() {
         }
         let mut ll = vec![0.0; 2000];
         let x: Vec<f64> = (0..2000).map(|k| k as f64).collect();
-        nb_fwd(&x, &vec![mu; 2000], &[theta], 2000, 1, MASS_EPS, &mut ll);
+        likelihood_fwd(
+            &Counts::new(&x, &vec![mu; 2000], &[theta], 2000, MASS_EPS),
+            &mut ll,
+        );
         let total: f64 = ll.iter().map(|v| v.exp()).sum();
         assert_close(
             &format!("NB mass mu={mu} theta={theta}"),
@@ -897,22 +857,19 @@ fn extremes_are_finite_and_f32_matches_f64() {
     }
     let up = vec![1.0f64; rows];
     for eps in [1e-4, 1e-8] {
-        let o64 = run_zinb(&x, &mu, &thetas, &lg, rows, cols, eps, &up);
-        let o32 = run_zinb(
-            &to_f32(&x),
-            &to_f32(&mu),
-            &to_f32(&thetas),
-            &to_f32(&lg),
+        let o64 = run_lik([&x, &mu, &thetas], Some(&lg), rows, cols, eps, &up);
+        let o32 = run_lik(
+            [&to_f32(&x), &to_f32(&mu), &to_f32(&thetas)],
+            Some(&to_f32(&lg)),
             rows,
             cols,
             eps as f32,
             &vec![1.0f32; rows],
         );
-        let n64 = run_nb(&x, &mu, &thetas, rows, cols, eps, &up);
-        let n32 = run_nb(
-            &to_f32(&x),
-            &to_f32(&mu),
-            &to_f32(&thetas),
+        let n64 = run_lik([&x, &mu, &thetas], None, rows, cols, eps, &up);
+        let n32 = run_lik(
+            [&to_f32(&x), &to_f32(&mu), &to_f32(&thetas)],
+            None,
             rows,
             cols,
             eps as f32,
@@ -979,7 +936,7 @@ fn results_do_not_depend_on_thread_count() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| run_zinb(&x, &mu, &theta, &logit, rows, cols, 1e-4f32, &up))
+        pool.install(|| run_lik([&x, &mu, &theta], Some(&logit), rows, cols, 1e-4f32, &up))
     };
     let (a, b) = (run(1), run(3));
     assert_eq!(a.ll, b.ll);
@@ -992,35 +949,17 @@ fn results_do_not_depend_on_thread_count() {
 fn degenerate_shapes() {
     // rows = 0: dθ is zero; cols = 0: every row sums to zero.
     let mut dth = vec![f32::NAN; 3];
-    zinb_fwd_bwd::<f32>(
-        &[],
-        &[],
-        &[1.0, 2.0, 3.0],
-        &[],
-        0,
-        3,
-        1e-4,
-        &[],
+    likelihood_fwd_bwd::<f32>(
+        &Counts::new(&[], &[], &[1.0, 2.0, 3.0], 0, 1e-4).zinb(&[]),
         &mut [],
-        &mut [],
-        &mut dth,
-        &mut [],
+        CountGrads::new(&[], &mut [], &mut dth).zinb(&mut []),
     );
     assert_eq!(dth, vec![0.0; 3]);
     let mut ll = vec![f32::NAN; 2];
-    zinb_fwd_bwd::<f32>(
-        &[],
-        &[],
-        &[],
-        &[],
-        2,
-        0,
-        1e-4,
-        &[1.0, 1.0],
+    likelihood_fwd_bwd::<f32>(
+        &Counts::new(&[], &[], &[], 2, 1e-4).zinb(&[]),
         &mut ll,
-        &mut [],
-        &mut [],
-        &mut [],
+        CountGrads::new(&[1.0, 1.0], &mut [], &mut []).zinb(&mut []),
     );
     assert_eq!(ll, vec![0.0; 2]);
     // Cross-entropy with every row masked out: loss 0, zero gradient.

@@ -19,8 +19,8 @@ use scdreamer::data::h5ad::{Results, write_h5ad};
 use scdreamer::data::labels::cell_labels;
 use scdreamer::data::validate::batch_codes;
 use scdreamer::metrics::{knn_indices, knn_label_purity};
-use scdreamer::model::config::{ModelConfig, TrainConfig};
-use scdreamer::pipeline::{self, GeneSelection, Setup};
+use scdreamer::model::config::{ModelConfig, RunConfig, TrainConfig};
+use scdreamer::pipeline::{self, FitOptions, GeneSelection, Setup};
 
 /// Sets a random `frac` of the cell_type codes to -1 (missing = unlabelled); returns which.
 fn hide_labels(adata: &mut AnnData, frac: f64, seed: u64) -> Vec<bool> {
@@ -68,12 +68,14 @@ fn train(adata: &AnnData, sup: bool, truth: &[u32], seed: u64) -> Run {
     let n_labels = labels.as_ref().map_or(0, |l| l.categories.len());
     let m = ModelConfig::default_preset(genes.len(), names.len(), n_labels);
     let t = TrainConfig::default_preset(adata.n_obs(), names.len(), n_labels, seed);
-    let mut setup = Setup::new(adata, "batch", batch, names, genes, &m, None).unwrap();
+    let mut setup =
+        Setup::new_taking_x(&mut adata.clone(), "batch", batch, names, genes, &m, None).unwrap();
     let categories = labels.as_ref().map(|l| l.categories.clone());
     if let Some(l) = labels {
         setup = setup.with_labels("cell_type", l);
     }
-    let trained = pipeline::fit(&Cpu::new(), &mut setup, m.clone(), t, "default", false).unwrap();
+    let opts = FitOptions::new(RunConfig::new("default", m.clone(), t), false);
+    let trained = pipeline::fit(&Cpu::new(), &mut setup, opts).unwrap();
     let latent = trained.latent(&setup.prep, seed);
     assert!(latent.iter().all(|v| v.is_finite()));
     let nb = knn_indices(&latent, adata.n_obs(), m.latent, 15);

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::data::Csr;
-use scdreamer::tape::{Tape, Var};
+use scdreamer::tape::{Init, ParamId, Params, Tape, Var};
 
 pub fn read_csr(path: &str) -> Option<Csr> {
     let b = std::fs::read(path).ok()?;
@@ -59,8 +59,34 @@ pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| r.gen_range(-1.0..1.0)).collect()
 }
 
-/// ZINB benchmark inputs for n x g: (x, zero mask, non-zero mask, lgamma(x+1)); 80% zeros.
-pub fn zinb_inputs(n: usize, g: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+/// ZINB benchmark counts `xs` (n x g, 80% zeros) and the host constants of the unfused
+/// formula: zero mask, non-zero mask, lgamma(x+1) and zeros.
+pub struct ZinbInputs {
+    pub n: usize,
+    pub g: usize,
+    pub xs: Vec<f32>,
+    zero: Vec<f32>,
+    nz: Vec<f32>,
+    lgx1: Vec<f32>,
+    zeros: Vec<f32>,
+}
+
+/// The ZINB benchmark parameters mu [n,g], theta [1,g] and logit [n,g], drawn from `rng`.
+pub fn zinb_params(
+    cpu: &Cpu,
+    n: usize,
+    g: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Params<Cpu>, [ParamId; 3]) {
+    let mut params = Params::new(cpu.clone());
+    let grp = params.group("g");
+    let mu = params.add(grp, "mu", n, g, Init::Uniform(0.05, 3.0), rng);
+    let th = params.add(grp, "th", 1, g, Init::Uniform(0.2, 5.0), rng);
+    let lg = params.add(grp, "lg", n, g, Init::Uniform(-2.0, 2.0), rng);
+    (params, [mu, th, lg])
+}
+
+pub fn zinb_inputs(n: usize, g: usize) -> ZinbInputs {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let xs: Vec<f32> = (0..n * g)
         .map(|_| {
@@ -77,22 +103,24 @@ pub fn zinb_inputs(n: usize, g: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32
         .iter()
         .map(|&v| scdreamer::special::lgamma(v as f64 + 1.0) as f32)
         .collect();
-    (xs, zero, nz, lgx1)
+    ZinbInputs {
+        n,
+        g,
+        xs,
+        zero,
+        nz,
+        lgx1,
+        zeros: vec![0.0; n * g],
+    }
 }
 
-/// ZINB log-likelihood written with ordinary tape ops (the unfused baseline).
-#[allow(clippy::too_many_arguments)]
-pub fn zinb_unfused(
-    t: &mut Tape<Cpu>,
-    x: Var,
-    zero: Var,
-    nz: Var,
-    lgx1: Var,
-    zeros: Var,
-    mu: Var,
-    theta: Var,
-    logit: Var,
-) -> Var {
+/// ZINB log-likelihood of x (`host.xs` on the tape) given [mu, theta, logit], written with
+/// ordinary tape ops (the unfused baseline); uploads its constants from `host`.
+pub fn zinb_unfused(t: &mut Tape<Cpu>, host: &ZinbInputs, x: Var, mtl: [Var; 3]) -> Var {
+    let (n, g) = (host.n, host.g);
+    let [zero, nz, lgx1, zeros] =
+        [&host.zero, &host.nz, &host.lgx1, &host.zeros].map(|v| t.constant(n, g, v));
+    let [mu, theta, logit] = mtl;
     let eps = 1e-4;
     let th = t.add_bias(zeros, theta);
     let nl = t.scale(logit, -1.0);

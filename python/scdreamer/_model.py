@@ -32,6 +32,7 @@ _HYPER_DEFAULTS = dict(
     adversary_input=None,
     encode_batch=None,
     batch_gene_offsets=None,
+    label_balance=None,
     seed=0,
 )
 
@@ -146,6 +147,9 @@ class Model:
         --epochs, --batch-size, --lr, --lr-schedule). None keeps the preset's value.
     kl_weight, batch_adv_weight, disc_weight, adversary_input, encode_batch, batch_gene_offsets
         Advanced, as the CLI flags of the same names.
+    label_balance
+        scDREAMER-Sup: weight a labelled cell of type c by (labelled / (types x cells of c))^P
+        in the label loss (CLI: --label-balance); 0 weighs every labelled cell the same.
     transform_batch
         Batch whose decoder gives the normalized expression, or "all" (average).
     seed, n_threads, device

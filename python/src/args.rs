@@ -32,6 +32,7 @@ pub struct HyperArgs {
     batch_size: Option<usize>,
     lr_schedule: Option<String>,
     lr: Option<f32>,
+    label_balance: Option<f32>,
     seed: u64,
 }
 
@@ -90,6 +91,7 @@ impl HyperArgs {
                 .map(|v| one_of("lr_schedule", v, &LR_SCHEDULES))
                 .transpose()?,
             lr: self.lr,
+            label_balance: self.label_balance,
             seed: self.seed,
         })
     }

@@ -4,9 +4,10 @@ use pyo3::prelude::*;
 use scdreamer::backend::cpu::Cpu;
 use scdreamer::backend::device::{self, Device};
 use scdreamer::io::checkpoint::SavedConfig;
+use scdreamer::model::config::RunConfig;
 use scdreamer::model::hyper::{HyperParams, Preset};
 use scdreamer::ops::Backend;
-use scdreamer::pipeline::{self, SavedData};
+use scdreamer::pipeline::{self, FitOptions, SavedData};
 use scdreamer::pipeline::{Prepared, Request};
 use scdreamer::train::{EpochLog, StepProgress};
 
@@ -122,9 +123,12 @@ pub(crate) fn fit_on<B: Backend>(
         train_cfg,
         ..
     } = prepared;
-    let tr = pipeline::fit_setup_observed(
-        backend, &mut setup, model_cfg, train_cfg, preset, false, on_step,
-    )?;
+    let opts = FitOptions {
+        run: RunConfig::new(preset, model_cfg, train_cfg),
+        progress: false,
+        on_step: Some(on_step),
+    };
+    let tr = pipeline::fit(backend, &mut setup, opts)?;
     let saved = pipeline::saved_config(
         &tr.run,
         &SavedData {

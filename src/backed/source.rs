@@ -32,6 +32,9 @@ pub struct Backed {
     total: Vec<f32>,
     pub constants: TransformConstants,
     pub labels: Option<CellLabels>,
+    /// Sup: per-cell weights of the label loss over the whole file (`--label-balance`),
+    /// handed to each chunk's tables when it is uploaded.
+    pub label_weights: Option<Vec<f32>>,
     /// Stored values of the selected genes (the output's X).
     nnz: usize,
     /// Cells with counts in the selected genes, in all and per chunk.
@@ -128,6 +131,7 @@ impl Backed {
                 },
             },
             labels,
+            label_weights: None,
             nnz,
             n_train,
             train_per_chunk,
@@ -167,8 +171,12 @@ impl Backed {
     ) -> Result<(PreparedData, DeviceData<B>)> {
         let mut prep = self.prepare_chunk(c)?;
         // The chunk's counts move to the backend (held once on the CPU, not twice).
-        let data = DeviceData::upload_taking(backend, &mut prep)
+        let mut data = DeviceData::upload_taking(backend, &mut prep)
             .context("cannot upload a chunk to the device")?;
+        if let Some(w) = &self.label_weights {
+            let (r0, r1) = self.chunks[c];
+            data.tables.set_label_weights(backend, &w[r0..r1])?;
+        }
         Ok((prep, data))
     }
 }

@@ -168,6 +168,11 @@ pub struct IntegrateArgs {
     /// label, then train Sup (about twice the time; data in memory only, not --backed).
     #[arg(long)]
     pub screen_labels: bool,
+    /// Sup: balance the label loss across cell types, weighting a labelled cell of type c by
+    /// (labelled cells / (types x cells of c))^P: 0 weighs every labelled cell the same, 1
+    /// every type; helps rare types.
+    #[arg(long, value_name = "P")]
+    pub label_balance: Option<f32>,
     /// Sup: obs['scdreamer_label_disagrees'] marks labelled cells predicted as another type with
     /// at least this probability.
     #[arg(long, default_value_t = crate::model::sup_screen::DISAGREE_THRESHOLD)]
@@ -207,8 +212,8 @@ pub struct IntegrateArgs {
     #[arg(long)]
     pub kl_weight: Option<f32>,
     /// Training epochs (default preset: about 3,400 minibatch steps, i.e. 3400 / (cells / batch
-    /// size) epochs, at least 4 and at most 100; 7,900 steps above 128 batches; authors preset:
-    /// 300).
+    /// size) epochs, at least 4, and at most 100 epochs of 128-cell minibatches' steps (small
+    /// files); 7,900 steps above 128 batches; authors preset: 300).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Minibatch size (default 128; on a GPU the default preset grows it with the data, to

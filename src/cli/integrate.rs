@@ -16,11 +16,11 @@ use crate::cli::integrate_input::{Data, Loaded, load};
 use crate::data::Frame;
 use crate::data::h5ad::{self, CsrBlocks};
 use crate::io::results::{Outcome, Written, write_results};
-use crate::model::config::{ModelConfig, TrainConfig};
+use crate::model::config::{ModelConfig, RunConfig, TrainConfig};
 use crate::model::dataset::DeviceData;
 use crate::model::sup_screen::{SCREEN_NEIGHBOURS, neighbour_votes, screen};
 use crate::ops::Backend;
-use crate::pipeline::{self, Cells, Inference, Resident, SavedData};
+use crate::pipeline::{self, Cells, FitOptions, Inference, Resident, SavedData};
 
 /// Above this many cells x genes values, `--normalized auto` skips the dense layer (800 MB).
 const NORMALIZED_AUTO_MAX: usize = 200_000_000;
@@ -141,6 +141,7 @@ fn train_and_write<B: Backend>(backend: &B, run: &Run, loaded: Loaded) -> anyhow
             if run.a.screen_labels {
                 screen_labels(backend, run, &mut setup, &mut held, &model_cfg)?;
             }
+            pipeline::balance_labels(backend, &setup.prep, &mut held, &train_cfg)?;
             let cells = Resident {
                 prep: &setup.prep,
                 data: &held,
@@ -158,7 +159,12 @@ fn train_and_write<B: Backend>(backend: &B, run: &Run, loaded: Loaded) -> anyhow
             };
             drive(backend, run, &cells, sink, (model_cfg, train_cfg), as_batch)
         }
-        Data::Streamed(s) => {
+        Data::Streamed(mut s) => {
+            s.backed.label_weights = s
+                .backed
+                .labels
+                .as_ref()
+                .and_then(|l| train_cfg.label_weights(l));
             let sink = Sink {
                 x: &s.backed,
                 obs: &s.backed.reader.obs,
@@ -195,7 +201,11 @@ fn screen_labels<B: Backend>(
         data: held,
         train_rows: &setup.train_rows,
     };
-    let fitted = pipeline::fit_cells(backend, &cells, model_cfg, train_cfg, "default", !a.quiet)?;
+    let fitted = pipeline::fit_cells(
+        backend,
+        &cells,
+        FitOptions::new(RunConfig::new("default", model_cfg, train_cfg), !a.quiet),
+    )?;
     let inferred = pipeline::infer(
         &fitted.model,
         &cells,
@@ -240,7 +250,11 @@ fn drive<B: Backend>(
 ) -> anyhow::Result<()> {
     let a = run.a;
     let preset = format!("{:?}", a.preset).to_lowercase();
-    let fitted = pipeline::fit_cells(backend, cells, model_cfg, train_cfg, &preset, !a.quiet)?;
+    let fitted = pipeline::fit_cells(
+        backend,
+        cells,
+        FitOptions::new(RunConfig::new(&preset, model_cfg, train_cfg), !a.quiet),
+    )?;
     let (n, n_genes) = (cells.n_cells(), sink.saved.gene_names.len());
     let inferred = pipeline::infer(
         &fitted.model,

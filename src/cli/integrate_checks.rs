@@ -33,6 +33,9 @@ pub(crate) fn check_flags(a: &IntegrateArgs) -> anyhow::Result<()> {
     if a.screen_labels && a.backed {
         anyhow::bail!("--screen-labels needs the data in memory: run without --backed");
     }
+    if a.label_balance.is_some() && a.labels_key.is_none() {
+        anyhow::bail!("--label-balance needs --labels-key (it weighs the label loss)");
+    }
     if !(0.0..=1.0).contains(&a.disagree_threshold) {
         anyhow::bail!(
             "--disagree-threshold must be a probability in [0, 1] (got {})",

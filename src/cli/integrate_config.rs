@@ -77,6 +77,7 @@ pub fn hyper_params(a: &IntegrateArgs) -> HyperParams {
             LrScheduleArg::Cosine => LrSchedule::Cosine,
         }),
         lr: a.lr,
+        label_balance: a.label_balance,
         seed: a.seed,
     }
 }

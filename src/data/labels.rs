@@ -22,6 +22,26 @@ impl CellLabels {
         self.codes.iter().filter(|c| c.is_some()).count()
     }
 
+    /// Per-cell weights of the label loss that balance the cell types: a labelled cell of type
+    /// c weighs `(n_labelled / (types present x n_c))^power` (power 0: 1 for every labelled
+    /// cell; 1: every type weighs the same in total), an unlabelled cell 0.
+    pub fn balanced_weights(&self, power: f32) -> Vec<f32> {
+        let mut per_type = vec![0usize; self.categories.len()];
+        for c in self.codes.iter().flatten() {
+            per_type[*c as usize] += 1;
+        }
+        let present = per_type.iter().filter(|&&n| n > 0).count().max(1);
+        let total = self.n_labelled() as f64;
+        let w: Vec<f32> = per_type
+            .iter()
+            .map(|&n| (total / (present as f64 * n.max(1) as f64)).powf(power as f64) as f32)
+            .collect();
+        self.codes
+            .iter()
+            .map(|c| c.map_or(0.0, |c| w[c as usize]))
+            .collect()
+    }
+
     /// Codes and 0/1 mask of `rows`. Unlabelled cells get the dummy code 0, masked out (the
     /// authors give them the first type's one-hot, S/utils.py:133-138).
     pub fn gather(&self, rows: &[u32]) -> (Vec<u32>, Vec<f32>) {
@@ -116,6 +136,31 @@ pub fn cell_labels(
 mod tests {
     use super::*;
     use crate::data::anndata::Column;
+
+    #[test]
+    fn balanced_weights_give_every_labelled_type_the_same_total() {
+        // 6 labelled cells: 4 of type 0, 2 of type 2, none of type 1 (absent: not counted).
+        let l = CellLabels {
+            codes: vec![Some(0), Some(0), None, Some(2), Some(0), Some(2), Some(0)],
+            categories: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let w = l.balanced_weights(1.0);
+        assert_eq!(w, vec![0.75, 0.75, 0.0, 1.5, 0.75, 1.5, 0.75]);
+        let total = |c: u32| -> f32 {
+            (0..w.len())
+                .filter(|&i| l.codes[i] == Some(c))
+                .map(|i| w[i])
+                .sum()
+        };
+        assert_eq!(total(0), total(2));
+        // Power 0: every labelled cell weighs 1 (the plain masked mean).
+        assert_eq!(
+            l.balanced_weights(0.0),
+            vec![1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+        );
+        let half = l.balanced_weights(0.5);
+        assert!((half[0] - 0.75f32.sqrt()).abs() < 1e-6 && (half[3] - 1.5f32.sqrt()).abs() < 1e-6);
+    }
 
     #[test]
     fn unlabelled_category_and_missing_values_are_unlabelled() {

@@ -171,6 +171,18 @@ pub struct TrainConfig {
     /// Learning-rate schedule (older saved models: constant).
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// Sup: the power of the cell-type balance of the label loss (0: every labelled cell weighs
+    /// the same; 1: every type does; see `CellLabels::balanced_weights`; older saved models: 0).
+    #[serde(default)]
+    pub label_balance: f32,
+}
+
+impl TrainConfig {
+    /// Sup's per-cell label-loss weights for `labels` when the label balance is on
+    /// (`CellLabels::balanced_weights`); None when it is off.
+    pub fn label_weights(&self, labels: &crate::data::labels::CellLabels) -> Option<Vec<f32>> {
+        (self.label_balance != 0.0).then(|| labels.balanced_weights(self.label_balance))
+    }
 }
 
 fn yes() -> bool {
@@ -183,4 +195,14 @@ pub struct RunConfig {
     pub preset: String,
     pub model: ModelConfig,
     pub train: TrainConfig,
+}
+
+impl RunConfig {
+    pub fn new(preset: &str, model: ModelConfig, train: TrainConfig) -> Self {
+        RunConfig {
+            preset: preset.to_string(),
+            model,
+            train,
+        }
+    }
 }

@@ -50,6 +50,7 @@ pub struct HyperParams {
     pub batch_size: Option<usize>,
     pub lr_schedule: Option<LrSchedule>,
     pub lr: Option<f32>,
+    pub label_balance: Option<f32>,
     pub seed: u64,
 }
 
@@ -108,6 +109,7 @@ impl HyperParams {
             }
         }
         override_with(&mut t.lr_schedule, self.lr_schedule);
+        override_with(&mut t.label_balance, self.label_balance);
         if let Some(lr) = self.lr {
             // Keep the adversaries' learning rates in the preset's ratio to the AE's.
             let r = lr / t.lr_ae;
@@ -125,6 +127,12 @@ impl HyperParams {
         }
         if !(t.lr_ae > 0.0 && t.lr_ae.is_finite()) {
             anyhow::bail!("--lr must be a positive number (got {})", t.lr_ae);
+        }
+        if !(t.label_balance >= 0.0 && t.label_balance.is_finite()) {
+            anyhow::bail!(
+                "--label-balance must be a number >= 0 (got {})",
+                t.label_balance
+            );
         }
         Ok((m, t))
     }
@@ -170,6 +178,7 @@ mod tests {
             batch_size: None,
             lr_schedule: None,
             lr: None,
+            label_balance: None,
             seed: 0,
         }
     }
@@ -188,6 +197,7 @@ mod tests {
         assert_eq!(cpu.batch_size, 128);
         assert_eq!(gpu.batch_size, 1024);
         assert_eq!(gpu.epochs, default_epochs(n, 1024, false));
+        assert_eq!(gpu.epochs, 4);
         // Small data keeps the CPU's configuration on a GPU.
         let (_, small) = defaults()
             .on_device(true, 8_684)

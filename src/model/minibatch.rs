@@ -16,6 +16,8 @@ pub struct CellTables<B: Backend> {
     pub n_batches: usize,
     /// Sup: label code per cell (`UNLABELLED` for none) and the number of label categories.
     pub labels: Option<(B::IdxBuf, usize)>,
+    /// Sup: per-cell weight of the label loss (0 when unlabelled); None: 1 per labelled cell.
+    pub label_weights: Option<B::Buf>,
 }
 
 impl<B: Backend> CellTables<B> {
@@ -66,7 +68,22 @@ impl<B: Backend> CellTables<B> {
             batch: codes,
             n_batches,
             labels,
+            label_weights: None,
         })
+    }
+
+    /// Weights the label loss of every cell (`weights[cell]`, 0 for unlabelled cells).
+    pub fn set_label_weights(&mut self, backend: &B, weights: &[f32]) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            weights.len() == self.n_cells,
+            "{} label weights for {} cells",
+            weights.len(),
+            self.n_cells
+        );
+        let mut buf = backend.alloc(self.n_cells);
+        backend.upload(weights, &mut buf);
+        self.label_weights = Some(buf);
+        Ok(())
     }
 }
 
@@ -110,6 +127,9 @@ impl<B: Backend> Minibatch<B> {
         backend.gather_values(&tables.library, idx, n, &mut self.library);
         if let (Some((table, _)), Some((labels, mask))) = (&tables.labels, &mut self.labels) {
             backend.gather_labels(table, idx, n, labels.buf_mut(backend), mask);
+            if let Some(w) = &tables.label_weights {
+                backend.gather_values(w, idx, n, mask);
+            }
         }
         Ok(())
     }

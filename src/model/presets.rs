@@ -28,6 +28,13 @@ pub const SUP_HIDDEN: usize = 128;
 /// defaults").
 pub const SUP_KL_WEIGHT: f32 = 3.0;
 
+/// Power of scDREAMER-Sup's cell-type balance of the label loss in the default preset
+/// (`TrainConfig::label_balance`): 1 weighs every labelled type the same. On simulations with
+/// two 1% types it raised the hidden cells' macro-F1 on all three, and the five shared files'
+/// scib Totals and hidden-label F1 stayed or rose (BENCHMARKS.md, "Rare types: a balanced
+/// label loss").
+pub const SUP_LABEL_BALANCE: f32 = 1.0;
+
 /// Above this many batches a default minibatch (128 cells) holds less than one cell of each
 /// batch, and the adversary's signal per batch is thin: on a 150-batch simulation the default
 /// preset left batch-specific offsets within cell types and mixed slightly less than scVI. The
@@ -55,9 +62,9 @@ pub const GPU_MIN_STEPS_PER_EPOCH: usize = 500;
 /// The default minibatch on a GPU for `n_cells` cells: the largest of 128, 256, 512, 1024 that
 /// still gives [`GPU_MIN_STEPS_PER_EPOCH`] steps per epoch (128 when none does). A GPU step
 /// costs about the same at 128 and 1024 cells (launch-bound: BENCHMARKS.md, "GPU performance
-/// model"), so large data wants large minibatches; small data keeps 128, because with the
-/// 100-epoch cap larger minibatches leave too few steps (batch correction collapses on
-/// cellbench_3cl at 1024; BENCHMARKS.md). Every shared dataset (<= 8,684 cells)
+/// model"), so large data wants large minibatches; small data keeps 128: it trains the same
+/// number of steps at any minibatch ([`default_epochs`]), so a larger one would only cost more
+/// per step, and 128 measured the best scib Totals there. Every shared dataset (<= 8,684 cells)
 /// gets 128; 1M cells get 1024 (977 steps per epoch, 3,900 over the 4-epoch minimum: above
 /// the [`DEFAULT_TARGET_STEPS`] budget).
 pub fn gpu_batch_size(n_cells: usize) -> usize {
@@ -68,19 +75,28 @@ pub fn gpu_batch_size(n_cells: usize) -> usize {
     b
 }
 
-/// Epochs for the default preset: a budget of [`DEFAULT_TARGET_STEPS`] minibatch steps
-/// ([`MANY_BATCHES_TARGET_STEPS`] when [`many_batches`]), at most 100 epochs
-/// (small files) and at least 4 (atlases: 4 epochs of 1M cells are ~31k steps).
+/// Epochs for the default preset at minibatch `batch_size`: the steps the default takes at
+/// [`CPU_BATCH_SIZE`] cells, a budget of [`DEFAULT_TARGET_STEPS`] ([`MANY_BATCHES_TARGET_STEPS`]
+/// when [`many_batches`]) capped at 100 epochs of 128-cell minibatches (small files), spread over
+/// `batch_size`-cell minibatches, and at least 4 epochs (atlases: 4 epochs of 1M cells are ~31k
+/// steps at 128, ~3,900 at 1024). The cap counts 128-cell epochs so that a larger minibatch
+/// trains a small file for the same number of steps: at 1024 cells the uncapped 3,400 steps
+/// overtrained the small shared files (cell types merged) and the 100-epoch cap at 1024 left
+/// too few steps (BENCHMARKS.md, "Quality at batch 1024"). At 128 this is
+/// `clamp(round(budget / steps per epoch), 4, 100)`.
 /// scVI instead budgets ~8M cell passes (`min(400, 8e6 / n)` epochs); at batch 128 this is
 /// ~0.44M cell passes, 18x less on large data.
 pub fn default_epochs(n_cells: usize, batch_size: usize, many_batches: bool) -> usize {
-    let steps_per_epoch = n_cells.max(1).div_ceil(batch_size.max(1)) as f64;
+    let n = n_cells.max(1);
+    let steps_at_cpu_batch = n.div_ceil(CPU_BATCH_SIZE) as f64;
     let target = if many_batches {
         MANY_BATCHES_TARGET_STEPS
     } else {
         DEFAULT_TARGET_STEPS
     };
-    ((target / steps_per_epoch).round() as usize).clamp(4, 100)
+    let steps = target.min(100.0 * steps_at_cpu_batch);
+    let steps_per_epoch = n.div_ceil(batch_size.max(1)) as f64;
+    ((steps / steps_per_epoch).round() as usize).max(4)
 }
 
 /// Whether the default preset uses its many-batch settings: more than [`MANY_BATCHES`] batches,
@@ -192,6 +208,7 @@ impl TrainConfig {
             } else {
                 LrSchedule::Cosine
             },
+            label_balance: if n_labels > 0 { SUP_LABEL_BALANCE } else { 0.0 },
         }
     }
 
@@ -205,6 +222,7 @@ impl TrainConfig {
             seed,
             clip_norm: None,
             lr_schedule: LrSchedule::Constant,
+            label_balance: 0.0,
         }
     }
 }
@@ -250,6 +268,12 @@ mod tests {
         assert_eq!(default_epochs(10_000, 128, many_batches(150, 0)), 100);
         assert_eq!(default_epochs(40_000, 128, many_batches(150, 0)), 25);
         assert_eq!(default_epochs(1_000_000, 128, many_batches(150, 0)), 4);
+        // Small files train the 128-cell default's steps at any minibatch: cellbench_3cl_10xsub
+        // (1,345 cells) takes 1,100 steps, 550 epochs of two minibatches at 1024.
+        assert_eq!(default_epochs(1_345, 1024, false), 550);
+        assert_eq!(default_epochs(450, 1024, false), 400);
+        assert_eq!(default_epochs(8_684, 1024, false), 378);
+        assert_eq!(default_epochs(1_000_000, 1024, false), 4);
     }
 
     #[test]

@@ -1,18 +1,14 @@
 //! Bias add: out[i,:] = x[i,:] + b[0,:].
 
 use super::Backend;
-use crate::tape::{Params, Saved, Tape, Var};
+use crate::tape::{Params, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// x [n,c] plus bias b [1,c] on every row.
     pub fn add_bias(&mut self, x: Var, b: Var) -> Var {
-        let (n, c) = self.shape(x);
+        let c = self.shape(x).1;
         assert_eq!(self.shape(b), (1, c), "add_bias: bias must be 1x{c}");
-        let mut out = self.alloc(n * c);
-        let cx = self.ctx();
-        cx.b.add_bias(&cx.val(x), &cx.val(b), c, &mut out);
-        let ng = self.needs_grad(x) || self.needs_grad(b);
-        self.push_op(n, c, out, ng, Saved::of(&[x, b]), |t, _, s, g, p| {
+        self.broadcast_op(x, b, B::add_bias, |t, _, s, g, p| {
             t.add_bias_bwd(g, s.var(0), s.var(1), p)
         })
     }

@@ -3,7 +3,7 @@
 use super::Backend;
 use crate::backend::Binary;
 use crate::tape::backward::gbuf;
-use crate::tape::{Function, Params, Saved, Tape, Var};
+use crate::tape::{BackwardFn, Function, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     fn binary(&mut self, a: Var, b: Var, f: Binary) -> Var {
@@ -42,15 +42,28 @@ impl<B: Backend> Tape<B> {
 
     /// x [n,m] with row i multiplied by c[i] (c is [n,1]).
     pub fn mul_rows(&mut self, x: Var, c: Var) -> Var {
-        let (n, m) = self.shape(x);
+        let n = self.shape(x).0;
         assert_eq!(self.shape(c), (n, 1), "mul_rows: scale must be {n}x1");
-        let mut out = self.alloc(n * m);
-        let cx = self.ctx();
-        cx.b.mul_rows(&cx.val(x), &cx.val(c), m, &mut out);
-        let ng = self.needs_grad(x) || self.needs_grad(c);
-        self.push_op(n, m, out, ng, Saved::of(&[x, c]), |t, _, s, g, p| {
+        self.broadcast_op(x, c, B::mul_rows, |t, _, s, g, p| {
             t.mul_rows_bwd(g, s.var(0), s.var(1), p)
         })
+    }
+
+    /// An op of x [n,c] and an operand `y` broadcast over it (a bias row, a row scale):
+    /// `fwd(x, y, c, out)` forward, `bwd` backward with [x, y] saved.
+    pub(super) fn broadcast_op(
+        &mut self,
+        x: Var,
+        y: Var,
+        fwd: fn(&B, &B::Buf, &B::Buf, usize, &mut B::Buf),
+        bwd: BackwardFn<B>,
+    ) -> Var {
+        let (n, c) = self.shape(x);
+        let mut out = self.alloc(n * c);
+        let cx = self.ctx();
+        fwd(cx.b, &cx.val(x), &cx.val(y), c, &mut out);
+        let ng = self.needs_grad(x) || self.needs_grad(y);
+        self.push_op(n, c, out, ng, Saved::of(&[x, y]), bwd)
     }
 
     /// [a | b] for a [n,ca], b [n,cb].

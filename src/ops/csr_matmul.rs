@@ -135,25 +135,10 @@ pub(crate) mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// A random count matrix with the given density.
+    /// A random count matrix with the given density (values 1..20).
     pub fn random_csr(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut m = Csr {
-            n_rows: rows,
-            n_cols: cols,
-            indptr: vec![0],
-            ..Default::default()
-        };
-        for _ in 0..rows {
-            for j in 0..cols {
-                if rng.gen_bool(density) {
-                    m.indices.push(j as u32);
-                    m.data.push(rng.gen_range(1..20) as f32);
-                }
-            }
-            m.indptr.push(m.indices.len() as u64);
-        }
-        m
+        crate::sim::uniform::uniform_counts(&mut rng, rows, cols, density, 20)
     }
 
     #[test]

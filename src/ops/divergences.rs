@@ -3,18 +3,14 @@
 //! value; the backward runs the fused value+gradient kernel (`backend::LossKernels`).
 
 use super::Backend;
+use super::row_gather::check_index_range;
 use crate::backend::Labelled;
 use crate::tape::{Indices, Params, Saved, Tape, Var};
 
 impl<B: Backend> Tape<B> {
     /// [n,1]: 0.5 sum_k(-ln clip(var, 1e-4, 1e4) + var + mean^2 - 1).
     pub fn kl_std_normal(&mut self, mean: Var, var: Var) -> Var {
-        let (n, k) = self.shape(mean);
-        assert_eq!(
-            self.shape(var),
-            (n, k),
-            "kl_std_normal: mean and var shapes differ"
-        );
+        let (n, k) = self.same_shape("kl_std_normal", mean, &[var]);
         let mut out = self.alloc(n);
         let cx = self.ctx();
         cx.b.kl_std_normal_fwd(&cx.val(mean), &cx.val(var), k, &mut out);
@@ -24,16 +20,18 @@ impl<B: Backend> Tape<B> {
         })
     }
 
+    /// The shape (n, k) of `first`, after checking that every var of `rest` has it too.
+    fn same_shape(&self, op: &str, first: Var, rest: &[Var]) -> (usize, usize) {
+        let (n, k) = self.shape(first);
+        for &v in rest {
+            assert_eq!(self.shape(v), (n, k), "{op}: all inputs must be {n}x{k}");
+        }
+        (n, k)
+    }
+
     /// [n,1]: KL(N(m1, v1) || N(m2, v2)) summed over columns (v are variances).
     pub fn kl_normal(&mut self, m1: Var, v1: Var, m2: Var, v2: Var) -> Var {
-        let (n, k) = self.shape(m1);
-        for v in [v1, m2, v2] {
-            assert_eq!(
-                self.shape(v),
-                (n, k),
-                "kl_normal: all inputs must be {n}x{k}"
-            );
-        }
+        let (n, k) = self.same_shape("kl_normal", m1, &[v1, m2, v2]);
         let mut out = self.alloc(n);
         let cx = self.ctx();
         cx.b.kl_normal_fwd(
@@ -48,7 +46,8 @@ impl<B: Backend> Tape<B> {
         })
     }
 
-    /// Mean softmax cross-entropy over rows whose mask is non-zero (all rows when None);
+    /// Mean softmax cross-entropy over rows whose mask is non-zero (all rows when None),
+    /// weighted by the mask's values (a 0/1 mask: the plain mean over the selected rows);
     /// 0 when no row is used. logits [n,C], labels < C.
     pub fn cross_entropy<'i>(
         &mut self,
@@ -98,15 +97,12 @@ impl<B: Backend> Tape<B> {
         mbuf: Option<B::Buf>,
     ) -> Var {
         let (n, c) = self.shape(logits);
-        assert_eq!(
-            labels.len(),
+        check_index_range(
+            &labels,
             n,
-            "cross_entropy: {} labels for {n} rows",
-            labels.len()
+            c,
+            ["cross_entropy", "labels", "label", "classes"],
         );
-        if let Some(l) = labels.first_at_or_above(c) {
-            panic!("cross_entropy: label {l} >= {c} classes");
-        }
         let idx = self.node_idx(labels);
         let mut out = self.alloc(1);
         let cx = self.ctx();
@@ -253,19 +249,23 @@ mod tests {
         for (s, &(n, c)) in [(1, 1), (1, 4), (8, 3), (5, 6)].iter().enumerate() {
             let labels: Vec<u32> = (0..n).map(|i| ((i * 7 + s) % c) as u32).collect();
             let mask: Vec<f32> = (0..n).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 }).collect();
+            // Sup's balanced label loss: the mask holds per-row weights.
+            let weights: Vec<f32> = (0..n).map(|i| [0.5, 0.0, 2.0, 1.0][i % 4]).collect();
             let ce = |p: &[Vec<f64>], m: &[f32]| {
-                let used = m.iter().filter(|&&v| v != 0.0).count();
+                let used: f64 = m.iter().map(|&v| v as f64).sum();
                 let mut tot = 0.0;
                 for r in 0..n {
-                    if m[r] == 0.0 {
-                        continue;
-                    }
                     let row = &p[0][r * c..(r + 1) * c];
                     let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
-                    tot += lse - row[labels[r] as usize];
+                    tot += m[r] as f64 * (lse - row[labels[r] as usize]);
                 }
-                vec![if used > 0 { tot / used as f64 } else { 0.0 }]
+                vec![if used > 0.0 { tot / used } else { 0.0 }]
             };
+            check(
+                Case::new(s as u64).input(n, c, -3.0, 3.0),
+                |t, v| t.cross_entropy(v[0], &labels, Some(&weights)),
+                |p| ce(p, &weights),
+            );
             check(
                 Case::new(s as u64).input(n, c, -3.0, 3.0),
                 |t, v| t.cross_entropy(v[0], &labels, Some(&mask)),

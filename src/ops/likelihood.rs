@@ -62,26 +62,13 @@ impl<B: Backend> Tape<B> {
         } else {
             None
         };
-        let cx = self.ctx();
-        let (xv, mv, tv) = (cx.val(x), cx.val(mu), cx.val(theta));
-        let lv = logit.map(|l| cx.val(l));
-        let a = Likelihood {
-            x: &*xv,
-            mu: &*mv,
-            theta: &*tv,
-            logit: lv.as_deref(),
-            rows: n,
-            cols: g,
-            eps,
-        };
         let grads = stash.as_mut().map(|(ones, dm, dt, dl)| LikelihoodGrads {
             upstream: &*ones,
             dmu: dm,
             dtheta: dt,
             dlogit: dl.as_mut(),
         });
-        cx.b.likelihood(&a, Some(&mut out), grads);
-        drop((xv, mv, tv, lv));
+        self.run_likelihood(xmt, logit, eps, Some(&mut out), grads);
         let aux = match stash {
             Some((ones, dm, dt, dl)) => {
                 self.pool.give(&self.backend, ones);
@@ -100,6 +87,33 @@ impl<B: Backend> Tape<B> {
         });
         self.node_mut(v).aux = aux;
         v
+    }
+
+    /// The backend's fused likelihood kernel on the tape's values of x, mu, theta (and the
+    /// logits): the value into `out` and/or the gradients into `grads`, as each is given.
+    fn run_likelihood(
+        &mut self,
+        xmt: [Var; 3],
+        logit: Option<Var>,
+        eps: f32,
+        out: Option<&mut B::Buf>,
+        grads: Option<LikelihoodGrads<'_, B::Buf>>,
+    ) {
+        let [x, mu, theta] = xmt;
+        let (rows, cols) = self.shape(x);
+        let cx = self.ctx();
+        let (xv, mv, tv) = (cx.val(x), cx.val(mu), cx.val(theta));
+        let lv = logit.map(|l| cx.val(l));
+        let a = Likelihood {
+            x: &*xv,
+            mu: &*mv,
+            theta: &*tv,
+            logit: lv.as_deref(),
+            rows,
+            cols,
+            eps,
+        };
+        cx.b.likelihood(&a, out, grads);
     }
 
     /// When the forward stashed unit-upstream gradients and the upstream `g` is the same
@@ -136,26 +150,13 @@ impl<B: Backend> Tape<B> {
             let mut tm = self.overwrite_target(&mut gm, n * c);
             let mut tt = self.overwrite_target(&mut gt, c);
             let mut tl = logit.map(|_| self.overwrite_target(&mut gl, n * c));
-            let cx = self.ctx();
-            let (xv, mv, tv) = (cx.val(x), cx.val(mu), cx.val(theta));
-            let lv = logit.map(|l| cx.val(l));
-            let a = Likelihood {
-                x: &*xv,
-                mu: &*mv,
-                theta: &*tv,
-                logit: lv.as_deref(),
-                rows: n,
-                cols: c,
-                eps,
-            };
             let grads = LikelihoodGrads {
                 upstream: g,
                 dmu: &mut tm,
                 dtheta: &mut tt,
                 dlogit: tl.as_mut(),
             };
-            cx.b.likelihood(&a, None, Some(grads));
-            drop((xv, mv, tv, lv));
+            self.run_likelihood([x, mu, theta], logit, eps, None, Some(grads));
             self.overwrite_finish(&mut gm, tm);
             self.overwrite_finish(&mut gt, tt);
             if let Some(tl) = tl {

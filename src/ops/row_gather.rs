@@ -2,7 +2,28 @@
 //! concatenating a one-hot of idx to the layer input, without a dense one-hot matmul.
 
 use super::Backend;
+use crate::backend::Memory;
 use crate::tape::{Indices, Params, Saved, Tape, Var};
+
+/// Panics unless there is one index per row (`rows`) and each is below `bound`. `words`: the
+/// op, the indices (plural and singular) and what `bound` counts, for the messages.
+pub(super) fn check_index_range<B: Memory>(
+    idx: &Indices<'_, B>,
+    rows: usize,
+    bound: usize,
+    words: [&str; 4],
+) {
+    let [op, plural, singular, of] = words;
+    assert_eq!(
+        idx.len(),
+        rows,
+        "{op}: {} {plural} for {rows} rows",
+        idx.len()
+    );
+    if let Some(i) = idx.first_at_or_above(bound) {
+        panic!("{op}: {singular} {i} >= {bound} {of}");
+    }
+}
 
 impl<B: Backend> Tape<B> {
     /// x [n,c] plus rows of table [T,c] picked by idx (len n, each < T).
@@ -16,15 +37,12 @@ impl<B: Backend> Tape<B> {
         let (n, c) = self.shape(x);
         let (t_rows, tc) = self.shape(table);
         assert_eq!(tc, c, "add_row_gather: table has {tc} columns, input {c}");
-        assert_eq!(
-            idx.len(),
+        check_index_range(
+            &idx,
             n,
-            "add_row_gather: {} indices for {n} rows",
-            idx.len()
+            t_rows,
+            ["add_row_gather", "indices", "index", "table rows"],
         );
-        if let Some(i) = idx.first_at_or_above(t_rows) {
-            panic!("add_row_gather: index {i} >= {t_rows} table rows");
-        }
         let ib = self.node_idx(idx);
         let mut out = self.alloc(n * c);
         let cx = self.ctx();

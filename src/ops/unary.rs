@@ -4,6 +4,18 @@ use super::Backend;
 use crate::backend::Unary;
 use crate::tape::{Function, Params, Saved, Tape, Var};
 
+/// One tape method per parameter-free function: `name(x)` is `unary(x, Unary::Variant)`.
+macro_rules! unary_fns {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&mut self, x: Var) -> Var {
+                self.unary(x, Unary::$variant)
+            }
+        )*
+    };
+}
+
 impl<B: Backend> Tape<B> {
     /// y = f(x) elementwise.
     pub fn unary(&mut self, x: Var, f: Unary) -> Var {
@@ -20,31 +32,21 @@ impl<B: Backend> Tape<B> {
             t.unary_bwd(out, g, s.var(0), f, p)
         })
     }
-    pub fn relu(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Relu)
+    unary_fns! {
+        relu => Relu,
+        softplus => Softplus,
+        sigmoid => Sigmoid,
+        exp => Exp,
+        /// Natural log (no clipping: use `clamp` first where the input may reach 0).
+        log => Log,
+        sqrt => Sqrt,
+        square => Square,
+        /// ln Gamma(x), x > 0.
+        lgamma => Lgamma,
     }
     /// max(x, 0) + slope * min(x, 0).
     pub fn leaky_relu(&mut self, x: Var, slope: f32) -> Var {
         self.unary(x, Unary::LeakyRelu(slope))
-    }
-    pub fn softplus(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Softplus)
-    }
-    pub fn sigmoid(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Sigmoid)
-    }
-    pub fn exp(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Exp)
-    }
-    /// Natural log (no clipping: use `clamp` first where the input may reach 0).
-    pub fn log(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Log)
-    }
-    pub fn sqrt(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Sqrt)
-    }
-    pub fn square(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Square)
     }
     /// s * x.
     pub fn scale(&mut self, x: Var, s: f32) -> Var {
@@ -57,10 +59,6 @@ impl<B: Backend> Tape<B> {
     /// Clip to [lo, hi]; the gradient is zero outside.
     pub fn clamp(&mut self, x: Var, lo: f32, hi: f32) -> Var {
         self.unary(x, Unary::Clamp(lo, hi))
-    }
-    /// ln Gamma(x), x > 0.
-    pub fn lgamma(&mut self, x: Var) -> Var {
-        self.unary(x, Unary::Lgamma)
     }
 
     fn unary_bwd(&mut self, out: Var, g: &B::Buf, x: Var, f: Unary, p: &mut Params<B>) {

@@ -8,8 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::cells::{Cells, Resident};
 use super::setup::Setup;
-use crate::model::config::{ModelConfig, RunConfig, TrainConfig};
-use crate::model::dataset::DeviceData;
+use crate::model::config::{RunConfig, TrainConfig};
+use crate::model::dataset::{DeviceData, PreparedData};
 use crate::model::scdreamer::Scdreamer;
 use crate::ops::Backend;
 use crate::train::{self, EpochLog, StepProgress};
@@ -39,47 +39,44 @@ impl<B: Backend> Fitted<B> {
     }
 }
 
+/// How to train: the run's configuration, a progress bar or not, and a hook called after
+/// every minibatch step (see [`train::train_observed`]).
+pub struct FitOptions<'a> {
+    pub run: RunConfig,
+    pub progress: bool,
+    pub on_step: Option<&'a mut dyn FnMut(StepProgress) -> anyhow::Result<()>>,
+}
+
+impl FitOptions<'static> {
+    /// No hook.
+    pub fn new(run: RunConfig, progress: bool) -> Self {
+        FitOptions {
+            run,
+            progress,
+            on_step: None,
+        }
+    }
+}
+
 /// Trains scDREAMER on `cells` (in memory or streamed from disk).
 pub fn fit_cells<B: Backend>(
     backend: &B,
     cells: &dyn Cells<B>,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    preset: &str,
-    progress: bool,
+    opts: FitOptions<'_>,
 ) -> anyhow::Result<Fitted<B>> {
-    fit_cells_observed(
-        backend,
-        cells,
-        model_cfg,
-        train_cfg,
-        preset,
+    let FitOptions {
+        run,
         progress,
-        &mut |_| Ok(()),
-    )
-}
-
-/// [`fit_cells`] calling `on_step` after every minibatch step (see [`train::train_observed`]).
-pub fn fit_cells_observed<B: Backend>(
-    backend: &B,
-    cells: &dyn Cells<B>,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    preset: &str,
-    progress: bool,
-    on_step: &mut dyn FnMut(StepProgress) -> anyhow::Result<()>,
-) -> anyhow::Result<Fitted<B>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(train_cfg.seed);
-    let mut model = Scdreamer::new(backend, model_cfg.clone(), &mut rng);
+        on_step,
+    } = opts;
+    let mut rng = ChaCha8Rng::seed_from_u64(run.train.seed);
+    let mut model = Scdreamer::new(backend, run.model.clone(), &mut rng);
     let t0 = Instant::now();
     let mut source = cells.train_source();
-    let log = train::train_observed(&mut model, &mut *source, &train_cfg, progress, on_step)?;
+    let mut no_hook = |_| Ok(());
+    let on_step = on_step.unwrap_or(&mut no_hook);
+    let log = train::train_observed(&mut model, &mut *source, &run.train, progress, on_step)?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let run = RunConfig {
-        preset: preset.to_string(),
-        model: model_cfg,
-        train: train_cfg,
-    };
     Ok(Trained {
         model,
         data: (),
@@ -97,44 +94,37 @@ pub fn upload<B: Backend>(backend: &B, setup: &mut Setup) -> anyhow::Result<Devi
         .context("cannot upload the data to the device")
 }
 
+/// Sup with `--label-balance`: weights the label loss of the uploaded cells by their type's
+/// share of the labelled cells (`CellLabels::balanced_weights`).
+pub fn balance_labels<B: Backend>(
+    backend: &B,
+    prep: &PreparedData,
+    data: &mut DeviceData<B>,
+    train_cfg: &TrainConfig,
+) -> anyhow::Result<()> {
+    match prep
+        .labels
+        .as_ref()
+        .and_then(|l| train_cfg.label_weights(l))
+    {
+        Some(w) => data.tables.set_label_weights(backend, &w),
+        None => Ok(()),
+    }
+}
+
 /// Trains scDREAMER on the set-up data (see [`upload`] for where the counts go).
 pub fn fit<B: Backend>(
     backend: &B,
     setup: &mut Setup,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    preset: &str,
-    progress: bool,
+    opts: FitOptions<'_>,
 ) -> anyhow::Result<Trained<B>> {
-    fit_setup_observed(
-        backend,
-        setup,
-        model_cfg,
-        train_cfg,
-        preset,
-        progress,
-        &mut |_| Ok(()),
-    )
-}
-
-/// [`fit`] calling `on_step` after every minibatch step (see [`train::train_observed`]).
-pub fn fit_setup_observed<B: Backend>(
-    backend: &B,
-    setup: &mut Setup,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    preset: &str,
-    progress: bool,
-    on_step: &mut dyn FnMut(StepProgress) -> anyhow::Result<()>,
-) -> anyhow::Result<Trained<B>> {
-    let data = upload(backend, setup)?;
+    let mut data = upload(backend, setup)?;
+    balance_labels(backend, &setup.prep, &mut data, &opts.run.train)?;
     let cells = Resident {
         prep: &setup.prep,
         data: &data,
         train_rows: &setup.train_rows,
     };
-    let f = fit_cells_observed(
-        backend, &cells, model_cfg, train_cfg, preset, progress, on_step,
-    )?;
+    let f = fit_cells(backend, &cells, opts)?;
     Ok(f.with_data(data))
 }

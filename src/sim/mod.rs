@@ -20,6 +20,7 @@
 pub mod chunk;
 pub mod model;
 pub mod nb;
+pub mod uniform;
 
 use std::path::Path;
 

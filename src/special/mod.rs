@@ -225,6 +225,14 @@ impl GammaShift {
 mod tests {
     use super::*;
 
+    /// Asserts |got - want| < tol |want| (tol absolute where |want| < 1).
+    fn assert_close(got: f64, want: f64, tol: f64, what: &str) {
+        assert!(
+            (got - want).abs() < tol * want.abs().max(1.0),
+            "{what}: got {got}, want {want}"
+        );
+    }
+
     /// Known values (Abramowitz & Stegun / exact forms), independent of the fixture.
     #[test]
     fn lgamma_known_values() {
@@ -239,11 +247,7 @@ mod tests {
             (171.0, 706.573_062_245_787_4),
         ];
         for (z, want) in cases {
-            let got = lgamma(z);
-            assert!(
-                (got - want).abs() < 1e-13 * want.abs().max(1.0),
-                "lgamma({z}) = {got}, want {want}"
-            );
+            assert_close(lgamma(z), want, 1e-13, &format!("lgamma({z})"));
         }
         // Small z: lgamma(z) = -ln z - γ z + O(z²).
         let z: f64 = 1e-8;
@@ -264,26 +268,14 @@ mod tests {
             (1.461_632_144_968_362_3, 0.0),
         ];
         for (z, want) in cases {
-            let got = digamma(z);
-            assert!(
-                (got - want).abs() < 1e-13 * want.abs().max(1.0),
-                "digamma({z}) = {got}, want {want}"
-            );
+            assert_close(digamma(z), want, 1e-13, &format!("digamma({z})"));
         }
         // Recurrence ψ(z+1) = ψ(z) + 1/z across the shift boundary.
         for z in [0.3, 5.5, 9.5, 9.99, 10.0, 123.4] {
-            let lhs = digamma(z + 1.0);
-            let rhs = digamma(z) + 1.0 / z;
-            assert!(
-                (lhs - rhs).abs() < 1e-13 * lhs.abs().max(1.0),
-                "recurrence at {z}"
-            );
-            let lhs = lgamma(z + 1.0);
-            let rhs = lgamma(z) + z.ln();
-            assert!(
-                (lhs - rhs).abs() < 1e-13 * lhs.abs().max(1.0),
-                "lgamma recurrence at {z}"
-            );
+            let what = format!("recurrence at {z}");
+            assert_close(digamma(z) + 1.0 / z, digamma(z + 1.0), 1e-13, &what);
+            let what = format!("lgamma recurrence at {z}");
+            assert_close(lgamma(z) + z.ln(), lgamma(z + 1.0), 1e-13, &what);
         }
     }
 
@@ -292,11 +284,7 @@ mod tests {
         for z in [1e-3, 0.37, 1.0, 4.2, 9.9, 10.1, 77.0, 1e5] {
             let h = 1e-5 * z;
             let fd = (lgamma(z + h) - lgamma(z - h)) / (2.0 * h);
-            let got = digamma(z);
-            assert!(
-                (fd - got).abs() < 1e-7 * got.abs().max(1.0),
-                "z={z}: fd {fd} vs {got}"
-            );
+            assert_close(fd, digamma(z), 1e-7, &format!("fd of lgamma at z={z}"));
         }
     }
 

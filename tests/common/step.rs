@@ -3,7 +3,7 @@
 //! KL, decoder with softmax scale and ZINB, discriminator with Bhattacharyya, batch
 //! classifier with cross-entropy, one Adam step per network.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scdreamer::data::Csr;
 use scdreamer::nn::{Adam, AdamConfig, Linear};
@@ -30,24 +30,10 @@ pub struct Model<B: Backend> {
     pub opts: Vec<Adam<B>>,
 }
 
+/// A random count matrix with the given density (values 1..30).
 pub fn random_csr(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut m = Csr {
-        n_rows: rows,
-        n_cols: cols,
-        indptr: vec![0],
-        ..Default::default()
-    };
-    for _ in 0..rows {
-        for j in 0..cols {
-            if rng.gen_bool(density) {
-                m.indices.push(j as u32);
-                m.data.push(rng.gen_range(1..30) as f32);
-            }
-        }
-        m.indptr.push(m.indices.len() as u64);
-    }
-    m
+    scdreamer::sim::uniform::uniform_counts(&mut rng, rows, cols, density, 30)
 }
 
 impl<B: Backend> Model<B> {

@@ -1,7 +1,7 @@
 //! The CPU's [`DenseKernels`]: each method hands plain slices to a kernel of this folder.
 
 use super::csr::{self, CpuCsr};
-use super::{Cpu, elementwise, gemm, random, reduce};
+use super::{Cpu, elementwise, gemm, par, random, reduce};
 use crate::backend::{Binary, DenseKernels, GemmSpec, InputTransform, Unary};
 
 fn opt(b: Option<&mut Vec<f32>>) -> Option<&mut [f32]> {
@@ -146,7 +146,12 @@ impl DenseKernels for Cpu {
         dmean: Option<&mut Vec<f32>>,
         dvar: Option<&mut Vec<f32>>,
     ) {
-        random::reparam_bwd(var, eps, dz, opt(dmean), opt(dvar));
+        if let Some(dm) = dmean {
+            par::acc_into(dm, |i| dz[i]);
+        }
+        if let Some(dv) = dvar {
+            random::reparam_bwd_var(var, eps, dz, dv);
+        }
     }
 
     fn sum_all(&self, x: &Vec<f32>, out: &mut Vec<f32>) {

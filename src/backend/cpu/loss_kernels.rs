@@ -1,8 +1,22 @@
 //! The CPU's [`LossKernels`]: the fused value-and-gradient kernels of [`super::losses`], with
 //! spare buffers for the half a caller does not ask for.
 
-use super::{Cpu, losses};
+use super::Cpu;
+use super::losses::{self, PerRow};
 use crate::backend::{Labelled, Likelihood, LikelihoodGrads, LossKernels};
+
+/// The CPU kernels' view of the likelihood's inputs.
+fn counts<'a>(a: &Likelihood<'a, Vec<f32>>) -> losses::Counts<'a, f32> {
+    losses::Counts {
+        x: a.x,
+        mu: a.mu,
+        theta: a.theta,
+        logit: a.logit.map(|l| l.as_slice()),
+        rows: a.rows,
+        cols: a.cols,
+        eps: a.eps,
+    }
+}
 
 /// The fused value-and-gradient pass of [`LossKernels::likelihood`] on the CPU.
 fn fused_likelihood(
@@ -10,30 +24,19 @@ fn fused_likelihood(
     ll: &mut [f32],
     g: LikelihoodGrads<'_, Vec<f32>>,
 ) {
-    let Likelihood {
-        x,
-        mu,
-        theta,
-        rows,
-        cols,
-        eps,
-        ..
-    } = *a;
-    let LikelihoodGrads {
-        upstream,
-        dmu,
-        dtheta,
-        dlogit,
-    } = g;
-    match a.logit {
-        Some(logit) => {
-            let dlogit = dlogit.expect("the ZINB's gradients include dlogit");
-            losses::zinb_fwd_bwd(
-                x, mu, theta, logit, rows, cols, eps, upstream, ll, dmu, dtheta, dlogit,
-            )
-        }
-        None => losses::nb_fwd_bwd(x, mu, theta, rows, cols, eps, upstream, ll, dmu, dtheta),
-    }
+    let grads = losses::CountGrads {
+        upstream: g.upstream,
+        dmu: g.dmu,
+        dtheta: g.dtheta,
+        dlogit: g.dlogit.map(|d| d.as_mut_slice()),
+    };
+    losses::likelihood_fwd_bwd(&counts(a), ll, grads);
+}
+
+/// The masked cross-entropy of `l`, its gradient (unit upstream) into `dlogits`.
+fn cross_entropy(l: &Labelled<'_, Cpu>, dlogits: &mut [f32]) -> f32 {
+    let mask = l.mask.map(|m| m.as_slice());
+    losses::cross_entropy_masked_fwd_bwd(l.logits, l.labels, mask, l.rows, l.cols, dlogits)
 }
 
 impl LossKernels for Cpu {
@@ -45,19 +48,7 @@ impl LossKernels for Cpu {
     ) {
         let Some(grads) = grads else {
             if let Some(ll) = ll {
-                let Likelihood {
-                    x,
-                    mu,
-                    theta,
-                    rows,
-                    cols,
-                    eps,
-                    ..
-                } = *a;
-                match a.logit {
-                    Some(logit) => losses::zinb_fwd(x, mu, theta, logit, rows, cols, eps, ll),
-                    None => losses::nb_fwd(x, mu, theta, rows, cols, eps, ll),
-                }
+                losses::likelihood_fwd(&counts(a), ll);
             }
             return;
         };
@@ -75,7 +66,7 @@ impl LossKernels for Cpu {
         let (n, rows) = (mean.len(), kl.len());
         self.with_spare(&[rows, n, n], |s| {
             let [up, dm, dv] = s else { unreachable!() };
-            losses::kl_std_normal_fwd_bwd(mean, var, rows, cols, up, kl, dm, dv);
+            losses::kl_std_normal_fwd_bwd(mean, var, PerRow::new(cols, up, kl), dm, dv);
         });
     }
     fn kl_std_normal_bwd(
@@ -87,9 +78,9 @@ impl LossKernels for Cpu {
         dmean: &mut Vec<f32>,
         dvar: &mut Vec<f32>,
     ) {
-        let rows = g.len();
-        self.with_spare(&[rows], |s| {
-            losses::kl_std_normal_fwd_bwd(mean, var, rows, cols, g, &mut s[0], dmean, dvar);
+        self.with_spare(&[g.len()], |s| {
+            let kl = PerRow::new(cols, g, &mut s[0]);
+            losses::kl_std_normal_fwd_bwd(mean, var, kl, dmean, dvar);
         });
     }
     fn kl_normal_fwd(&self, inputs: [&Vec<f32>; 4], cols: usize, kl: &mut Vec<f32>) {
@@ -97,7 +88,8 @@ impl LossKernels for Cpu {
         let (n, rows) = (m1.len(), kl.len());
         self.with_spare(&[rows, n, n, n, n], |s| {
             let [up, a, b, c, d] = s else { unreachable!() };
-            losses::kl_normal_fwd_bwd(m1, v1, m2, v2, rows, cols, up, kl, a, b, c, d);
+            let kl = PerRow::new(cols, up, kl);
+            losses::kl_normal_fwd_bwd(m1, v1, m2, v2, kl, a, b, c, d);
         });
     }
     fn kl_normal_bwd(
@@ -108,36 +100,17 @@ impl LossKernels for Cpu {
         grads: [&mut Vec<f32>; 4],
     ) {
         let [m1, v1, m2, v2] = inputs;
-        let rows = g.len();
         let [a, b, c, d] = grads;
-        self.with_spare(&[rows], |s| {
-            losses::kl_normal_fwd_bwd(m1, v1, m2, v2, rows, cols, g, &mut s[0], a, b, c, d);
+        self.with_spare(&[g.len()], |s| {
+            let kl = PerRow::new(cols, g, &mut s[0]);
+            losses::kl_normal_fwd_bwd(m1, v1, m2, v2, kl, a, b, c, d);
         });
     }
     fn cross_entropy_fwd(&self, l: &Labelled<'_, Self>, loss: &mut Vec<f32>) {
-        let Labelled {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        } = *l;
-        let m = mask.map(|m| m.as_slice());
-        self.with_spare(&[logits.len()], |s| {
-            loss[0] =
-                losses::cross_entropy_masked_fwd_bwd(logits, labels, m, rows, cols, &mut s[0]);
-        });
+        self.with_spare(&[l.logits.len()], |s| loss[0] = cross_entropy(l, &mut s[0]));
     }
     fn cross_entropy_bwd(&self, l: &Labelled<'_, Self>, g: &Vec<f32>, dlogits: &mut Vec<f32>) {
-        let Labelled {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        } = *l;
-        let m = mask.map(|m| m.as_slice());
-        losses::cross_entropy_masked_fwd_bwd(logits, labels, m, rows, cols, dlogits);
+        cross_entropy(l, dlogits);
         dlogits.iter_mut().for_each(|v| *v *= g[0]);
     }
 }

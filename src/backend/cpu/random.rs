@@ -42,17 +42,8 @@ pub fn reparam(mean: &[f32], var: &[f32], eps: &[f32], z: &mut [f32]) {
     map_into(z, |i| mean[i] + var[i].sqrt() * eps[i]);
 }
 
-pub fn reparam_bwd(
-    var: &[f32],
-    eps: &[f32],
-    dz: &[f32],
-    dmean: Option<&mut [f32]>,
-    dvar: Option<&mut [f32]>,
-) {
-    if let Some(dm) = dmean {
-        super::par::acc_into(dm, |i| dz[i]);
-    }
-    if let Some(dv) = dvar {
-        super::par::acc_into(dv, |i| dz[i] * eps[i] * 0.5 / var[i].sqrt());
-    }
+/// dvar += dz * eps / (2 sqrt(var)): the variance's part of [`reparam`]'s backward (the mean's
+/// gradient is dz itself).
+pub fn reparam_bwd_var(var: &[f32], eps: &[f32], dz: &[f32], dvar: &mut [f32]) {
+    super::par::acc_into(dvar, |i| dz[i] * eps[i] * 0.5 / var[i].sqrt());
 }

@@ -29,15 +29,10 @@ impl StepKernels for Cpu {
         acc[slot] += step::greater_frac(a, b);
     }
     fn acc_argmax_hits(&self, acc: &mut Vec<f64>, slot: usize, l: &Labelled<'_, Self>) {
-        let Labelled {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        } = *l;
-        let mask = mask.map(|m| &m[..rows]);
-        if let Some(f) = step::argmax_hit_frac(&logits[..rows * cols], &labels[..rows], mask, cols)
+        let (rows, cols) = (l.rows, l.cols);
+        let mask = l.mask.map(|m| &m[..rows]);
+        if let Some(f) =
+            step::argmax_hit_frac(&l.logits[..rows * cols], &l.labels[..rows], mask, cols)
         {
             acc[slot] += f;
         }
@@ -59,17 +54,11 @@ impl StepKernels for Cpu {
         t: AdamTensor<'_, Vec<f32>>,
         grad_scale: Option<&Vec<f32>>,
     ) {
-        let AdamTensor {
-            param: p,
-            grad: g,
-            m,
-            v,
-        } = t;
         let s = AdamStep {
             grad_scale: grad_scale.map_or(s.grad_scale, |b| b[0]),
             ..s
         };
-        adam::adam(s, p, g, m, v);
+        adam::adam(s, t.param, t.grad, t.m, t.v);
     }
     unsafe fn adam_flush(
         &self,

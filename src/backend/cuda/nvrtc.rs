@@ -156,35 +156,29 @@ impl Nvrtc {
                     .map(|s| *s)
                     .map_err(|e| format!("missing symbol {}: {e}", String::from_utf8_lossy(name)))
             };
-            let version: FnVersion = std::mem::transmute(sym(b"nvrtcVersion\0")?);
+            // The symbol `name` as the function pointer type `ty` of the field it fills.
+            macro_rules! typed_sym {
+                ($ty:ty, $name:literal) => {
+                    std::mem::transmute::<*const c_void, $ty>(sym(concat!($name, "\0").as_bytes())?)
+                };
+            }
+            let version = typed_sym!(FnVersion, "nvrtcVersion");
             let mut major = 0;
             let mut minor = 0;
             version(&mut major, &mut minor);
             Ok(Nvrtc {
                 path: lib.to_path_buf(),
                 version: (major, minor),
-                create: std::mem::transmute::<*const c_void, FnCreate>(sym(
-                    b"nvrtcCreateProgram\0",
-                )?),
-                compile: std::mem::transmute::<*const c_void, FnCompile>(sym(
-                    b"nvrtcCompileProgram\0",
-                )?),
-                log_size: std::mem::transmute::<*const c_void, FnSize>(sym(
-                    b"nvrtcGetProgramLogSize\0",
-                )?),
-                log: std::mem::transmute::<*const c_void, FnGet>(sym(b"nvrtcGetProgramLog\0")?),
-                ptx_size: std::mem::transmute::<*const c_void, FnSize>(sym(b"nvrtcGetPTXSize\0")?),
-                ptx: std::mem::transmute::<*const c_void, FnGet>(sym(b"nvrtcGetPTX\0")?),
-                cubin_size: std::mem::transmute::<*const c_void, FnSize>(sym(
-                    b"nvrtcGetCUBINSize\0",
-                )?),
-                cubin: std::mem::transmute::<*const c_void, FnGet>(sym(b"nvrtcGetCUBIN\0")?),
-                destroy: std::mem::transmute::<*const c_void, FnDestroy>(sym(
-                    b"nvrtcDestroyProgram\0",
-                )?),
-                err_str: std::mem::transmute::<*const c_void, FnErrStr>(sym(
-                    b"nvrtcGetErrorString\0",
-                )?),
+                create: typed_sym!(FnCreate, "nvrtcCreateProgram"),
+                compile: typed_sym!(FnCompile, "nvrtcCompileProgram"),
+                log_size: typed_sym!(FnSize, "nvrtcGetProgramLogSize"),
+                log: typed_sym!(FnGet, "nvrtcGetProgramLog"),
+                ptx_size: typed_sym!(FnSize, "nvrtcGetPTXSize"),
+                ptx: typed_sym!(FnGet, "nvrtcGetPTX"),
+                cubin_size: typed_sym!(FnSize, "nvrtcGetCUBINSize"),
+                cubin: typed_sym!(FnGet, "nvrtcGetCUBIN"),
+                destroy: typed_sym!(FnDestroy, "nvrtcDestroyProgram"),
+                err_str: typed_sym!(FnErrStr, "nvrtcGetErrorString"),
                 _lib: lib_handle,
                 _builtins: builtins,
             })

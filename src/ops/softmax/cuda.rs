@@ -11,12 +11,10 @@ const SOFTMAX_BLOCK: u32 = 256;
 
 impl SoftmaxKernels for CudaBackend {
     fn softmax_rows(&self, x: &CudaSlice<f32>, cols: usize, y: &mut CudaSlice<f32>) {
-        if cols > 0 {
-            self.ok(
-                launch(self, "softmax_rows_fwd", &[x], cols, y),
-                "softmax_rows",
-            );
-        }
+        self.ok(
+            launch(self, "softmax_rows_fwd", &[x], cols, y),
+            "softmax_rows",
+        );
     }
     fn softmax_rows_bwd(
         &self,
@@ -25,14 +23,15 @@ impl SoftmaxKernels for CudaBackend {
         cols: usize,
         dx: &mut CudaSlice<f32>,
     ) {
-        if cols > 0 {
-            let r = launch(self, "softmax_rows_bwd", &[y, dy], cols, dx);
-            self.ok(r, "softmax_rows_bwd");
-        }
+        self.ok(
+            launch(self, "softmax_rows_bwd", &[y, dy], cols, dx),
+            "softmax_rows_bwd",
+        );
     }
 }
 
 /// `kernel(inputs.., rows, cols, out)`, one block per row; every buffer is `rows x cols`.
+/// Nothing to do when `cols` is 0.
 fn launch(
     b: &CudaBackend,
     kernel: &str,
@@ -40,6 +39,9 @@ fn launch(
     cols: usize,
     out: &mut CudaSlice<f32>,
 ) -> Result<()> {
+    if cols == 0 {
+        return Ok(());
+    }
     let rows = out.len() / cols;
     check_len(out, rows * cols, kernel)?;
     for x in inputs {

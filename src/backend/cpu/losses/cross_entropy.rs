@@ -4,7 +4,8 @@
 use super::{LossFloat, check_len};
 
 /// Mean softmax cross-entropy over the rows with `mask[r] != 0` (all rows when `mask` is
-/// `None`), and `dlogits` = gradient of that mean (zero on masked-out rows). With no row
+/// `None`), each row weighted by `mask[r]` (Sup's balanced label loss; a 0/1 mask gives the
+/// plain mean), and `dlogits` = gradient of that mean (zero on masked-out rows). With no row
 /// selected the loss is 0 and `dlogits` is all zero, as in S/model.py:121-129.
 ///
 /// `logits`: `[rows*classes]` row-major, `labels`: `[rows]`. The log-sum-exp is shifted by
@@ -25,12 +26,15 @@ pub fn cross_entropy_masked_fwd_bwd<T: LossFloat>(
         check_len("mask", mask.len(), rows);
     }
     let selected = |r: usize| mask.is_none_or(|m| m[r].to_f64() != 0.0);
-    let count = (0..rows).filter(|&r| selected(r)).count();
+    // A row's weight is its mask value (1 without a mask); with a 0/1 mask this is the plain
+    // mean over the selected rows, bit for bit.
+    let weight = |r: usize| mask.map_or(1.0, |m| m[r].to_f64());
+    let count: f64 = (0..rows).filter(|&r| selected(r)).map(weight).sum();
     dlogits.iter_mut().for_each(|v| *v = T::from_f64(0.0));
-    if count == 0 {
+    if count == 0.0 {
         return T::from_f64(0.0);
     }
-    let inv_count = 1.0 / count as f64;
+    let inv_count = 1.0 / count;
     let mut total = 0.0f64;
     for r in (0..rows).filter(|&r| selected(r)) {
         let label = labels[r] as usize;
@@ -45,12 +49,13 @@ pub fn cross_entropy_masked_fwd_bwd<T: LossFloat>(
             .fold(f64::NEG_INFINITY, f64::max);
         let sum_exp: f64 = row.iter().map(|v| (v.to_f64() - max).exp()).sum();
         let lse = max + sum_exp.ln();
-        total += lse - row[label].to_f64();
+        let w = weight(r);
+        total += w * (lse - row[label].to_f64());
         let grad_row = &mut dlogits[r * classes..(r + 1) * classes];
         for (k, (g, v)) in grad_row.iter_mut().zip(row).enumerate() {
             let p = (v.to_f64() - lse).exp();
             let onehot = if k == label { 1.0 } else { 0.0 };
-            *g = T::from_f64((p - onehot) * inv_count);
+            *g = T::from_f64((p - onehot) * w * inv_count);
         }
     }
     T::from_f64(total * inv_count)

@@ -15,12 +15,126 @@ pub mod nb;
 pub mod zinb;
 
 pub use cross_entropy::cross_entropy_masked_fwd_bwd;
-pub use kl::{kl_normal_fwd_bwd, kl_std_normal_fwd_bwd};
-pub use nb::{nb_fwd, nb_fwd_bwd};
-pub use zinb::{zinb_fwd, zinb_fwd_bwd};
+pub use kl::{PerRow, kl_normal_fwd_bwd, kl_std_normal_fwd_bwd};
 
 use crate::special::fastmath as fm;
 use rayon::prelude::*;
+
+/// The inputs of a count log-likelihood: counts `x` and means `mu` `[rows*cols]` row-major,
+/// the inverse dispersion `theta` `[cols]` (per gene, shared by all rows), and the dropout
+/// logits `[rows*cols]` of the ZINB (scVI's `log_zinb_positive`; None: the NB,
+/// `log_nb_positive`). `eps` sits inside the logs; the ZINB's zero test is `x < eps` (spec
+/// 1e-4, scVI 1e-8).
+#[derive(Clone, Copy)]
+pub struct Counts<'a, T> {
+    pub x: &'a [T],
+    pub mu: &'a [T],
+    pub theta: &'a [T],
+    pub logit: Option<&'a [T]>,
+    pub rows: usize,
+    pub cols: usize,
+    pub eps: T,
+}
+
+/// What [`likelihood_fwd_bwd`] overwrites besides the values: the gradients of
+/// `Σ_r ll_rows[r] · upstream[r]` (`upstream` `[rows]`, ones for a plain sum). `dmu` and
+/// `dlogit` are `[rows*cols]`, `dtheta` `[cols]`; `dlogit` is given exactly for the ZINB.
+pub struct CountGrads<'a, T> {
+    pub upstream: &'a [T],
+    pub dmu: &'a mut [T],
+    pub dtheta: &'a mut [T],
+    pub dlogit: Option<&'a mut [T]>,
+}
+
+impl<'a, T> Counts<'a, T> {
+    /// The NB's inputs: `rows` rows of `theta.len()` genes.
+    pub fn new(x: &'a [T], mu: &'a [T], theta: &'a [T], rows: usize, eps: T) -> Self {
+        let cols = theta.len();
+        Counts {
+            x,
+            mu,
+            theta,
+            logit: None,
+            rows,
+            cols,
+            eps,
+        }
+    }
+
+    /// The ZINB's inputs: these and the dropout logits.
+    pub fn zinb(self, logit: &'a [T]) -> Self {
+        Counts {
+            logit: Some(logit),
+            ..self
+        }
+    }
+
+    /// Checks the inputs' lengths and `ll_rows`'s (see [`check_len`]).
+    fn check(&self, ll_rows: usize) {
+        let n = self.rows * self.cols;
+        check_len("x", self.x.len(), n);
+        check_len("mu", self.mu.len(), n);
+        check_len("theta", self.theta.len(), self.cols);
+        if let Some(logit) = self.logit {
+            check_len("logit", logit.len(), n);
+        }
+        check_len("ll_rows", ll_rows, self.rows);
+    }
+}
+
+impl<'a, T> CountGrads<'a, T> {
+    /// The NB's gradients.
+    pub fn new(upstream: &'a [T], dmu: &'a mut [T], dtheta: &'a mut [T]) -> Self {
+        CountGrads {
+            upstream,
+            dmu,
+            dtheta,
+            dlogit: None,
+        }
+    }
+
+    /// The ZINB's gradients: these and the logits'.
+    pub fn zinb(self, dlogit: &'a mut [T]) -> Self {
+        CountGrads {
+            dlogit: Some(dlogit),
+            ..self
+        }
+    }
+}
+
+/// Count log-likelihood per row (`ll_rows[r] = Σ_g LL(r, g)`) and its gradients in one pass:
+/// the ZINB where `a.logit` is given, else the NB. dθ is an ordered, thread-count independent
+/// sum over rows. Panics if a slice length does not match `rows`/`cols`, or if `g.dlogit` is
+/// given for the NB or missing for the ZINB.
+pub fn likelihood_fwd_bwd<T: LossFloat>(
+    a: &Counts<'_, T>,
+    ll_rows: &mut [T],
+    g: CountGrads<'_, T>,
+) {
+    a.check(ll_rows.len());
+    let n = a.rows * a.cols;
+    check_len("upstream", g.upstream.len(), a.rows);
+    check_len("dmu", g.dmu.len(), n);
+    check_len("dtheta", g.dtheta.len(), a.cols);
+    match (a.logit, &g.dlogit) {
+        (Some(logit), Some(dlogit)) => {
+            check_len("dlogit", dlogit.len(), n);
+            zinb::zinb_fwd_bwd(a, logit, ll_rows, g)
+        }
+        (None, None) => nb::nb_fwd_bwd(a, ll_rows, g),
+        _ => panic!("loss kernel: `dlogit` must be given exactly for the ZINB (with `logit`)"),
+    }
+}
+
+/// Count log-likelihood per row only (evaluation; skips all gradient work), bit-identical to
+/// the values of [`likelihood_fwd_bwd`].
+pub fn likelihood_fwd<T: LossFloat>(a: &Counts<'_, T>, ll_rows: &mut [T]) {
+    a.check(ll_rows.len());
+    match a.logit {
+        Some(logit) => zinb::zinb_fwd(a, logit, ll_rows),
+        None => nb::nb_fwd(a, ll_rows),
+    }
+}
 
 /// Storage type of the kernels' slices: `f32` in the model, `f64` for gradient checks.
 pub trait LossFloat: Copy + Send + Sync + 'static {
@@ -100,20 +214,18 @@ fn split_pieces<T>(mut s: &mut [T], len: usize, n: usize) -> Vec<&mut [T]> {
 /// `row_fn(r, upstream[r], dmu_row, dlogit_row, dtheta_partial)` over all rows in parallel
 /// fixed row chunks. `row_fn` returns the row's log-likelihood, writes the
 /// upstream-weighted element gradients and adds upstream-weighted θ gradients into the
-/// chunk's partial row, which is then summed in chunk order. `dlogit` may be empty (NB).
-#[allow(clippy::too_many_arguments)]
+/// chunk's partial row, which is then summed in chunk order. The dlogit rows are empty for
+/// the NB.
 pub(crate) fn likelihood_rows_fwd_bwd<T: LossFloat, F>(
-    rows: usize,
-    cols: usize,
-    upstream: &[T],
+    (rows, cols): (usize, usize),
     ll_rows: &mut [T],
-    dmu: &mut [T],
-    dtheta: &mut [T],
-    dlogit: &mut [T],
+    g: CountGrads<'_, T>,
     row_fn: F,
 ) where
     F: Fn(usize, f64, &mut [T], &mut [T], &mut [f64]) -> f64 + Sync,
 {
+    let (upstream, dmu, dtheta) = (g.upstream, g.dmu, g.dtheta);
+    let dlogit = g.dlogit.unwrap_or_default();
     if cols == 0 {
         ll_rows.iter_mut().for_each(|v| *v = T::from_f64(0.0));
         return;

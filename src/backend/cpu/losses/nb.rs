@@ -8,7 +8,9 @@
 //! - `ln(m+e) - ln(t+m+e) = -ln1p(t/(m+e))`;
 //! - lgamma(x+t) - lgamma(t) from the stable series difference ([`special::GammaShift`]).
 
-use super::{ElemGrad, LossFloat, check_len, likelihood_rows_fwd, likelihood_rows_fwd_bwd};
+use super::{
+    CountGrads, Counts, ElemGrad, LossFloat, likelihood_rows_fwd, likelihood_rows_fwd_bwd,
+};
 use crate::special::fastmath as fm;
 use crate::special::{self, GammaShift};
 
@@ -138,73 +140,28 @@ pub(crate) fn nb_elem_ll(x: f64, m: f64, g: &GeneConsts) -> f64 {
     nb_nonzero_ll(x, m, g, d)
 }
 
-/// NB log-likelihood per row and its gradients in one pass (scVI's `log_nb_positive`).
-///
-/// `x`, `mu`: `[rows*cols]` row-major; `theta`: `[cols]` (per gene, shared by all rows);
-/// `eps` inside the logs (scVI: 1e-8). `ll_rows[r] = Σ_g LL(r, g)`. Gradients are of
-/// `Σ_r ll_rows[r] · upstream[r]`: `dmu` `[rows*cols]` and `dtheta` `[cols]` are overwritten
-/// (dθ is an ordered, thread-count independent sum over rows).
-/// Panics if a slice length does not match `rows`/`cols`.
-#[allow(clippy::too_many_arguments)]
-pub fn nb_fwd_bwd<T: LossFloat>(
-    x: &[T],
-    mu: &[T],
-    theta: &[T],
-    rows: usize,
-    cols: usize,
-    eps: T,
-    upstream: &[T],
-    ll_rows: &mut [T],
-    dmu: &mut [T],
-    dtheta: &mut [T],
-) {
-    let n = rows * cols;
-    check_len("x", x.len(), n);
-    check_len("mu", mu.len(), n);
-    check_len("theta", theta.len(), cols);
-    check_len("upstream", upstream.len(), rows);
-    check_len("ll_rows", ll_rows.len(), rows);
-    check_len("dmu", dmu.len(), n);
-    check_len("dtheta", dtheta.len(), cols);
-    let genes = GeneConsts::all(theta, eps.to_f64());
-    likelihood_rows_fwd_bwd(
-        rows,
-        cols,
-        upstream,
-        ll_rows,
-        dmu,
-        dtheta,
-        &mut [],
-        |r, up, dm, _, part| {
-            let row = r * cols..(r + 1) * cols;
-            let mut sum = 0.0;
-            for (g, ((&xv, &m), dm)) in x[row.clone()].iter().zip(&mu[row]).zip(dm).enumerate() {
-                let e = nb_elem(xv.to_f64(), m.to_f64(), &genes[g]);
-                sum += e.ll;
-                *dm = T::from_f64(up * e.dmu);
-                part[g] += up * e.dtheta;
-            }
-            sum
-        },
-    );
+/// NB log-likelihood per row and its gradients in one pass (scVI's `log_nb_positive`; see
+/// [`super::likelihood_fwd_bwd`], which checks the lengths).
+pub(super) fn nb_fwd_bwd<T: LossFloat>(a: &Counts<'_, T>, ll_rows: &mut [T], g: CountGrads<'_, T>) {
+    let (x, mu, cols) = (a.x, a.mu, a.cols);
+    let genes = GeneConsts::all(a.theta, a.eps.to_f64());
+    likelihood_rows_fwd_bwd((a.rows, cols), ll_rows, g, |r, up, dm, _, part| {
+        let row = r * cols..(r + 1) * cols;
+        let mut sum = 0.0;
+        for (g, ((&xv, &m), dm)) in x[row.clone()].iter().zip(&mu[row]).zip(dm).enumerate() {
+            let e = nb_elem(xv.to_f64(), m.to_f64(), &genes[g]);
+            sum += e.ll;
+            *dm = T::from_f64(up * e.dmu);
+            part[g] += up * e.dtheta;
+        }
+        sum
+    });
 }
 
 /// NB log-likelihood per row only (evaluation; skips all gradient work).
-pub fn nb_fwd<T: LossFloat>(
-    x: &[T],
-    mu: &[T],
-    theta: &[T],
-    rows: usize,
-    cols: usize,
-    eps: T,
-    ll_rows: &mut [T],
-) {
-    let n = rows * cols;
-    check_len("x", x.len(), n);
-    check_len("mu", mu.len(), n);
-    check_len("theta", theta.len(), cols);
-    check_len("ll_rows", ll_rows.len(), rows);
-    let genes = GeneConsts::all(theta, eps.to_f64());
+pub(super) fn nb_fwd<T: LossFloat>(a: &Counts<'_, T>, ll_rows: &mut [T]) {
+    let (x, mu, cols) = (a.x, a.mu, a.cols);
+    let genes = GeneConsts::all(a.theta, a.eps.to_f64());
     likelihood_rows_fwd(cols, ll_rows, |r| {
         let row = r * cols..(r + 1) * cols;
         let pairs = x[row.clone()].iter().zip(&mu[row]);

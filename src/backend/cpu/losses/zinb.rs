@@ -10,7 +10,7 @@
 
 use super::nb::{GeneConsts, nb_nonzero, nb_nonzero_ll, nb_zero_term_lane};
 use super::softplus_sigmoids;
-use super::{LossFloat, check_len, likelihood_rows_fwd, likelihood_rows_fwd_bwd};
+use super::{CountGrads, Counts, LossFloat, likelihood_rows_fwd, likelihood_rows_fwd_bwd};
 use crate::special::fastmath as fm;
 
 /// Elements per block: the lane pass keeps its 9 temporaries (9 KiB) in L1.
@@ -183,93 +183,33 @@ fn lane_pass<T: LossFloat>(
 }
 
 /// ZINB log-likelihood per row and its gradients in one pass (scVI's parametrisation,
-/// `log_zinb_positive`).
-///
-/// `x`, `mu`, `logit`: `[rows*cols]` row-major; `theta`: `[cols]` (per gene, shared by all
-/// rows); `eps` inside the logs and as the zero threshold (spec 1e-4, scVI 1e-8).
-/// `ll_rows[r] = Σ_g LL(r, g)`. Gradients are of `Σ_r ll_rows[r] · upstream[r]`
-/// (`upstream`: `[rows]`, ones for a plain sum): `dmu`, `dlogit` `[rows*cols]` and `dtheta`
-/// `[cols]` are overwritten; dθ is an ordered, thread-count independent sum over rows.
-/// Panics if a slice length does not match `rows`/`cols`.
-#[allow(clippy::too_many_arguments)]
-pub fn zinb_fwd_bwd<T: LossFloat>(
-    x: &[T],
-    mu: &[T],
-    theta: &[T],
+/// `log_zinb_positive`; see [`super::likelihood_fwd_bwd`], which checks the lengths).
+pub(super) fn zinb_fwd_bwd<T: LossFloat>(
+    a: &Counts<'_, T>,
     logit: &[T],
-    rows: usize,
-    cols: usize,
-    eps: T,
-    upstream: &[T],
     ll_rows: &mut [T],
-    dmu: &mut [T],
-    dtheta: &mut [T],
-    dlogit: &mut [T],
+    g: CountGrads<'_, T>,
 ) {
-    let n = rows * cols;
-    check_len("x", x.len(), n);
-    check_len("mu", mu.len(), n);
-    check_len("theta", theta.len(), cols);
-    check_len("logit", logit.len(), n);
-    check_len("upstream", upstream.len(), rows);
-    check_len("ll_rows", ll_rows.len(), rows);
-    check_len("dmu", dmu.len(), n);
-    check_len("dtheta", dtheta.len(), cols);
-    check_len("dlogit", dlogit.len(), n);
-    let eps = eps.to_f64();
-    let genes = GeneConsts::all(theta, eps);
+    let (x, mu, cols, eps) = (a.x, a.mu, a.cols, a.eps.to_f64());
+    let genes = GeneConsts::all(a.theta, eps);
     let lanes_g = GeneLanes::new(&genes);
-    likelihood_rows_fwd_bwd(
-        rows,
-        cols,
-        upstream,
-        ll_rows,
-        dmu,
-        dtheta,
-        dlogit,
-        |r, up, dm, dl, part| {
-            let row = r * cols..(r + 1) * cols;
-            let (x, mu, logit) = (&x[row.clone()], &mu[row.clone()], &logit[row]);
-            zinb_row::<T, true>(x, mu, logit, &genes, &lanes_g, eps, up, dm, dl, part)
-        },
-    );
+    likelihood_rows_fwd_bwd((a.rows, cols), ll_rows, g, |r, up, dm, dl, part| {
+        let row = r * cols..(r + 1) * cols;
+        let (x, mu, logit) = (&x[row.clone()], &mu[row.clone()], &logit[row]);
+        zinb_row::<T, true>(x, mu, logit, &genes, &lanes_g, eps, up, dm, dl, part)
+    });
 }
 
 /// ZINB log-likelihood per row only (evaluation; skips all gradient work).
-#[allow(clippy::too_many_arguments)]
-pub fn zinb_fwd<T: LossFloat>(
-    x: &[T],
-    mu: &[T],
-    theta: &[T],
-    logit: &[T],
-    rows: usize,
-    cols: usize,
-    eps: T,
-    ll_rows: &mut [T],
-) {
-    let n = rows * cols;
-    check_len("x", x.len(), n);
-    check_len("mu", mu.len(), n);
-    check_len("theta", theta.len(), cols);
-    check_len("logit", logit.len(), n);
-    check_len("ll_rows", ll_rows.len(), rows);
-    let eps = eps.to_f64();
-    let genes = GeneConsts::all(theta, eps);
+pub(super) fn zinb_fwd<T: LossFloat>(a: &Counts<'_, T>, logit: &[T], ll_rows: &mut [T]) {
+    let (x, mu, cols, eps) = (a.x, a.mu, a.cols, a.eps.to_f64());
+    let genes = GeneConsts::all(a.theta, eps);
     let lanes_g = GeneLanes::new(&genes);
     likelihood_rows_fwd(cols, ll_rows, |r| {
         let row = r * cols..(r + 1) * cols;
         let (x, mu, logit) = (&x[row.clone()], &mu[row.clone()], &logit[row]);
-        zinb_row::<T, false>(
-            x,
-            mu,
-            logit,
-            &genes,
-            &lanes_g,
-            eps,
-            0.0,
-            &mut [],
-            &mut [],
-            &mut [],
-        )
+        // No gradient outputs.
+        let (dm, dl, part): (&mut [T], &mut [T], &mut [f64]) = (&mut [], &mut [], &mut []);
+        zinb_row::<T, false>(x, mu, logit, &genes, &lanes_g, eps, 0.0, dm, dl, part)
     });
 }

@@ -124,8 +124,7 @@ impl DenseKernels for CudaBackend {
         if cols == 0 {
             return;
         }
-        let rows = dy.len() / cols;
-        let r = reduce::sum_leading_axis(&self.rt, dy, rows, cols, db, true);
+        let r = reduce::sum_leading_axis(&self.rt, dy, db, true);
         self.ok(r, "col_sum_acc");
     }
 

@@ -1,12 +1,13 @@
 //! [`LossKernels`] on the GPU: the fused loss kernels (`kernels/zinb.cu`, `kernels/kl_ce.cu`).
 
 use super::CudaBackend;
-use crate::backend::cuda::ops::{elementwise as ew, kl_ce, loss};
+use crate::backend::cuda::ops::kl_ce::{self, Kl};
+use crate::backend::cuda::ops::{elementwise as ew, loss};
 use crate::backend::{Labelled, Likelihood, LikelihoodGrads, LossKernels};
 use cudarc::driver::CudaSlice;
 
 /// The cross-entropy launchers' inputs: the trait's [`Labelled`] on this backend.
-fn ce_inputs<'a>(l: &Labelled<'a, CudaBackend>) -> kl_ce::CeInputs<'a> {
+pub(super) fn ce_inputs<'a>(l: &Labelled<'a, CudaBackend>) -> kl_ce::CeInputs<'a> {
     kl_ce::CeInputs {
         logits: l.logits,
         labels: l.labels,
@@ -114,7 +115,7 @@ impl LossKernels for CudaBackend {
         cols: usize,
         kl: &mut CudaSlice<f32>,
     ) {
-        let r = kl_ce::kl_std_normal_fwd(&self.rt, mean, var, cols, kl);
+        let r = kl_ce::kl_fwd(&self.rt, Kl::StdNormal, [mean, var], cols, kl);
         self.ok(r, "kl_std_normal_fwd");
     }
     fn kl_std_normal_bwd(
@@ -126,11 +127,11 @@ impl LossKernels for CudaBackend {
         dmean: &mut CudaSlice<f32>,
         dvar: &mut CudaSlice<f32>,
     ) {
-        let r = kl_ce::kl_std_normal_bwd(&self.rt, mean, var, cols, g, dmean, dvar);
+        let r = kl_ce::kl_bwd(&self.rt, Kl::StdNormal, [mean, var], cols, g, [dmean, dvar]);
         self.ok(r, "kl_std_normal_bwd");
     }
     fn kl_normal_fwd(&self, inputs: [&CudaSlice<f32>; 4], cols: usize, kl: &mut CudaSlice<f32>) {
-        let r = kl_ce::kl_normal_fwd(&self.rt, inputs, cols, kl);
+        let r = kl_ce::kl_fwd(&self.rt, Kl::Normal, inputs, cols, kl);
         self.ok(r, "kl_normal_fwd");
     }
     fn kl_normal_bwd(
@@ -140,7 +141,7 @@ impl LossKernels for CudaBackend {
         g: &CudaSlice<f32>,
         grads: [&mut CudaSlice<f32>; 4],
     ) {
-        let r = kl_ce::kl_normal_bwd(&self.rt, inputs, cols, g, grads);
+        let r = kl_ce::kl_bwd(&self.rt, Kl::Normal, inputs, cols, g, grads);
         self.ok(r, "kl_normal_bwd");
     }
     fn cross_entropy_fwd(&self, l: &Labelled<'_, Self>, loss_out: &mut CudaSlice<f32>) {

@@ -52,14 +52,7 @@ impl StepKernels for CudaBackend {
         self.ok(r, "acc_greater_frac");
     }
     fn acc_argmax_hits(&self, acc: &mut CudaSlice<f64>, slot: usize, l: &Labelled<'_, Self>) {
-        let Labelled {
-            logits,
-            labels,
-            mask,
-            rows,
-            cols,
-        } = *l;
-        let r = step::acc_argmax_hits(&self.rt, acc, slot, logits, labels, mask, rows, cols);
+        let r = step::acc_argmax_hits(&self.rt, acc, slot, &super::losses::ce_inputs(l));
         self.ok(r, "acc_argmax_hits");
     }
     fn sq_norm_queue(&self, table: &mut mt::TensorTable, x: &CudaSlice<f32>) {
@@ -90,13 +83,8 @@ impl StepKernels for CudaBackend {
         t: AdamTensor<'_, CudaSlice<f32>>,
         _grad_scale: Option<&CudaSlice<f32>>,
     ) {
-        let AdamTensor {
-            param: p,
-            grad: g,
-            m,
-            v,
-        } = t;
-        self.ok(mt::push_adam(&self.rt, table, p, g, m, v), "adam_queue");
+        let r = mt::push_adam(&self.rt, table, t.param, t.grad, t.m, t.v);
+        self.ok(r, "adam_queue");
     }
     unsafe fn adam_flush(
         &self,

@@ -47,20 +47,10 @@ pub fn binary_code(f: Binary) -> i32 {
 /// `y = f(x)`. Mirrors `cpu::elementwise::unary`.
 pub fn unary(rt: &CudaRuntime, f: Unary, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
     let n = x.len();
-    check_len(y, n, "unary output")?;
-    if n == 0 {
-        return Ok(());
-    }
+    check_lens!(n, "unary", y)?;
     let (code, p0, p1) = unary_code(f);
-    let ni = n as i64;
     // SAFETY: x and y hold n elements.
-    launch!(
-        rt,
-        "elementwise",
-        "unary_fwd",
-        elem_cfg(n),
-        [&code, &p0, &p1, x, y, &ni]
-    )
+    launch_elems!(rt, "elementwise", "unary_fwd", n, [&code, &p0, &p1, x, y])
 }
 
 /// `dx += dy * f'(x)`. Mirrors `cpu::elementwise::unary_bwd`.
@@ -73,21 +63,15 @@ pub fn unary_bwd(
     dx: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = dx.len();
-    check_len(x, n, "unary_bwd x")?;
-    check_len(y, n, "unary_bwd y")?;
-    check_len(dy, n, "unary_bwd dy")?;
-    if n == 0 {
-        return Ok(());
-    }
+    check_lens!(n, "unary_bwd", x, y, dy)?;
     let (code, p0, p1) = unary_code(f);
-    let ni = n as i64;
     // SAFETY: every buffer holds n elements.
-    launch!(
+    launch_elems!(
         rt,
         "elementwise",
         "unary_bwd",
-        elem_cfg(n),
-        [&code, &p0, &p1, x, y, dy, dx, &ni]
+        n,
+        [&code, &p0, &p1, x, y, dy, dx]
     )
 }
 
@@ -100,21 +84,10 @@ pub fn binary(
     out: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = out.len();
-    check_len(a, n, "binary a")?;
-    check_len(b, n, "binary b")?;
-    if n == 0 {
-        return Ok(());
-    }
+    check_lens!(n, "binary", a, b)?;
     let code = binary_code(f);
-    let ni = n as i64;
     // SAFETY: every buffer holds n elements.
-    launch!(
-        rt,
-        "elementwise",
-        "binary_fwd",
-        elem_cfg(n),
-        [&code, a, b, out, &ni]
-    )
+    launch_elems!(rt, "elementwise", "binary_fwd", n, [&code, a, b, out])
 }
 
 /// One side of the binary backward: `side` 0 is `d += dy * dout/da` (`other` = b), side 1 is
@@ -128,59 +101,32 @@ pub fn binary_bwd_side(
     d: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = d.len();
-    check_len(other, n, "binary_bwd operand")?;
-    check_len(dy, n, "binary_bwd dy")?;
-    if n == 0 {
-        return Ok(());
-    }
+    check_lens!(n, "binary_bwd", other, dy)?;
     let code = binary_code(f);
-    let ni = n as i64;
     // SAFETY: every buffer holds n elements.
-    launch!(
+    launch_elems!(
         rt,
         "elementwise",
         "binary_bwd_side",
-        elem_cfg(n),
-        [&code, &side, other, dy, d, &ni]
+        n,
+        [&code, &side, other, dy, d]
     )
 }
 
 /// `dst[..] = value`.
 pub fn fill(rt: &CudaRuntime, dst: &mut CudaSlice<f32>, value: f32) -> Result<()> {
-    let n = dst.len();
-    if n == 0 {
-        return Ok(());
-    }
-    if value.to_bits() == 0 {
+    if value.to_bits() == 0 && !dst.is_empty() {
         rt.stream.memset_zeros(dst)?;
         return Ok(());
     }
-    let ni = n as i64;
     // SAFETY: dst holds n elements.
-    launch!(
-        rt,
-        "elementwise",
-        "fill_value",
-        elem_cfg(n),
-        [dst, &value, &ni]
-    )
+    launch_elems!(rt, "elementwise", "fill_value", dst.len(), [dst, &value])
 }
 
 /// `dst *= s`.
 pub fn scale_inplace(rt: &CudaRuntime, dst: &mut CudaSlice<f32>, s: f32) -> Result<()> {
-    let n = dst.len();
-    if n == 0 {
-        return Ok(());
-    }
-    let ni = n as i64;
     // SAFETY: dst holds n elements.
-    launch!(
-        rt,
-        "elementwise",
-        "scale_inplace",
-        elem_cfg(n),
-        [dst, &s, &ni]
-    )
+    launch_elems!(rt, "elementwise", "scale_inplace", dst.len(), [dst, &s])
 }
 
 /// `y += alpha * x`. Mirrors `Cpu::axpy`.
@@ -191,13 +137,9 @@ pub fn axpy(
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = y.len();
-    check_len(x, n, "axpy x")?;
-    if n == 0 {
-        return Ok(());
-    }
-    let ni = n as i64;
+    check_lens!(n, "axpy", x)?;
     // SAFETY: x and y hold n elements.
-    launch!(rt, "elementwise", "axpy", elem_cfg(n), [&alpha, x, y, &ni])
+    launch_elems!(rt, "elementwise", "axpy", n, [&alpha, x, y])
 }
 
 /// `dst += scale * g[0]` with `g` a 1-element device buffer. Mirrors `Cpu::broadcast_acc`.
@@ -208,18 +150,13 @@ pub fn broadcast_acc(
     dst: &mut CudaSlice<f32>,
 ) -> Result<()> {
     anyhow::ensure!(!g.is_empty(), "broadcast_acc: the upstream scalar is empty");
-    let n = dst.len();
-    if n == 0 {
-        return Ok(());
-    }
-    let ni = n as i64;
     // SAFETY: g holds at least one element, dst n.
-    launch!(
+    launch_elems!(
         rt,
         "elementwise",
         "broadcast_acc",
-        elem_cfg(n),
-        [g, &scale, dst, &ni]
+        dst.len(),
+        [g, &scale, dst]
     )
 }
 
@@ -236,15 +173,9 @@ pub fn sum_rows_bwd(
     }
     check_len(dy, n / cols, "sum_rows_bwd dy")?;
     check_len(dx, dy.len() * cols, "sum_rows_bwd dx")?;
-    let (c, ni) = (super::as_i32(cols, "cols")?, n as i64);
+    let c = super::as_i32(cols, "cols")?;
     // SAFETY: dx holds rows * cols elements, dy rows.
-    launch!(
-        rt,
-        "elementwise",
-        "sum_rows_bwd",
-        elem_cfg(n),
-        [dy, &c, dx, &ni]
-    )
+    launch_elems!(rt, "elementwise", "sum_rows_bwd", n, [dy, &c, dx])
 }
 
 /// `z = mean + sqrt(var) * eps`. Mirrors `cpu::random::reparam`.
@@ -256,24 +187,12 @@ pub fn reparam(
     z: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = z.len();
-    check_len(mean, n, "reparam mean")?;
-    check_len(var, n, "reparam var")?;
-    check_len(eps, n, "reparam eps")?;
-    if n == 0 {
-        return Ok(());
-    }
-    let ni = n as i64;
+    check_lens!(n, "reparam", mean, var, eps)?;
     // SAFETY: every buffer holds n elements.
-    launch!(
-        rt,
-        "elementwise",
-        "reparam_fwd",
-        elem_cfg(n),
-        [mean, var, eps, z, &ni]
-    )
+    launch_elems!(rt, "elementwise", "reparam_fwd", n, [mean, var, eps, z])
 }
 
-/// `dvar += dz * eps * 0.5 / sqrt(var)`. Mirrors the dvar half of `cpu::random::reparam_bwd`.
+/// `dvar += dz * eps * 0.5 / sqrt(var)`. Mirrors `cpu::random::reparam_bwd_var`.
 pub fn reparam_bwd_var(
     rt: &CudaRuntime,
     var: &CudaSlice<f32>,
@@ -282,20 +201,14 @@ pub fn reparam_bwd_var(
     dvar: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = dvar.len();
-    check_len(var, n, "reparam_bwd var")?;
-    check_len(eps, n, "reparam_bwd eps")?;
-    check_len(dz, n, "reparam_bwd dz")?;
-    if n == 0 {
-        return Ok(());
-    }
-    let ni = n as i64;
+    check_lens!(n, "reparam_bwd", var, eps, dz)?;
     // SAFETY: every buffer holds n elements.
-    launch!(
+    launch_elems!(
         rt,
         "elementwise",
         "reparam_bwd_var",
-        elem_cfg(n),
-        [var, eps, dz, dvar, &ni]
+        n,
+        [var, eps, dz, dvar]
     )
 }
 
@@ -307,30 +220,20 @@ pub fn dropout_mask(
     keep: f32,
     mask: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let n = mask.len();
-    if n == 0 {
-        return Ok(());
-    }
     let inv = 1.0 / keep;
-    let ni = n as i64;
     // SAFETY: mask holds n elements.
-    launch!(
+    launch_elems!(
         rt,
         "random",
         "dropout_mask",
-        elem_cfg(n),
-        [&seed, &keep, &inv, mask, &ni]
+        mask.len(),
+        [&seed, &keep, &inv, mask]
     )
 }
 
 /// `out[i] ~ N(0, 1)` from (seed, i). Mirrors `cpu::random::normal` (same bits in, f32
 /// transcendental functions out: equal to a few ulps).
 pub fn normal(rt: &CudaRuntime, seed: u64, out: &mut CudaSlice<f32>) -> Result<()> {
-    let n = out.len();
-    if n == 0 {
-        return Ok(());
-    }
-    let ni = n as i64;
     // SAFETY: out holds n elements.
-    launch!(rt, "random", "normal_fill", elem_cfg(n), [&seed, out, &ni])
+    launch_elems!(rt, "random", "normal_fill", out.len(), [&seed, out])
 }

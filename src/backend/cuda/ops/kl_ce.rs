@@ -2,8 +2,8 @@
 //! Gradient launchers OVERWRITE their outputs (the Backend's fused-loss convention).
 //! Mirrors `backend::cpu::losses::kl` and `backend::cpu::losses::cross_entropy`.
 
-use anyhow::Result;
-use cudarc::driver::CudaSlice;
+use anyhow::{Result, ensure};
+use cudarc::driver::{CudaSlice, PushKernelArg};
 
 use super::elementwise::elem_cfg;
 use super::rows::warp_rows_cfg;
@@ -13,114 +13,90 @@ use crate::backend::cuda::CudaRuntime;
 /// `CE_COUNT_BLOCK` in kl_ce.cu.
 pub const CE_COUNT_BLOCK: u32 = 256;
 
-/// `kl[r] = 0.5 sum_k (-ln clip(v) + v + m^2 - 1)`.
-pub fn kl_std_normal_fwd(
+/// The Gaussian KL terms of kl_ce.cu, by the inputs each takes (all `[rows, cols]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kl {
+    /// `kl[r] = 0.5 sum_k (-ln clip(v) + v + m^2 - 1)` from `[m, v]`.
+    StdNormal,
+    /// `kl[r] = KL(N(m1, v1) || N(m2, v2))` summed over the row, from `[m1, v1, m2, v2]`.
+    Normal,
+}
+
+impl Kl {
+    /// (forward kernel, backward kernel, number of inputs).
+    fn kernels(self) -> (&'static str, &'static str, usize) {
+        match self {
+            Kl::StdNormal => ("kl_std_normal_fwd", "kl_std_normal_bwd", 2),
+            Kl::Normal => ("kl_normal_fwd", "kl_normal_bwd", 4),
+        }
+    }
+}
+
+/// `kl[r]` of `kind` for the `rows = kl.len()` rows of `p`, one warp per row.
+pub fn kl_fwd<const N: usize>(
     rt: &CudaRuntime,
-    m: &CudaSlice<f32>,
-    v: &CudaSlice<f32>,
+    kind: Kl,
+    p: [&CudaSlice<f32>; N],
     cols: usize,
     kl: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let rows = kl.len();
-    check_len(m, rows * cols, "kl mean")?;
-    check_len(v, rows * cols, "kl var")?;
-    if rows == 0 {
-        return Ok(());
-    }
-    let (r, c) = (rows as i64, as_i32(cols, "cols")?);
-    // SAFETY: lengths checked.
-    launch!(
-        rt,
-        "kl_ce",
-        "kl_std_normal_fwd",
-        warp_rows_cfg(rows),
-        [m, v, &r, &c, kl]
-    )
-}
-
-/// Gradients of `sum_r kl[r] g[r]` w.r.t. mean and var (overwritten).
-pub fn kl_std_normal_bwd(
-    rt: &CudaRuntime,
-    m: &CudaSlice<f32>,
-    v: &CudaSlice<f32>,
-    cols: usize,
-    g: &CudaSlice<f32>,
-    dm: &mut CudaSlice<f32>,
-    dv: &mut CudaSlice<f32>,
-) -> Result<()> {
-    let n = g.len() * cols;
-    for (s, what) in [(m, "kl mean"), (v, "kl var")] {
-        check_len(s, n, what)?;
-    }
-    check_len(dm, n, "kl dmean")?;
-    check_len(dv, n, "kl dvar")?;
-    if n == 0 {
-        return Ok(());
-    }
-    let (c, ni) = (as_i32(cols, "cols")?, n as i64);
-    // SAFETY: lengths checked.
-    launch!(
-        rt,
-        "kl_ce",
-        "kl_std_normal_bwd",
-        elem_cfg(n),
-        [m, v, g, &c, dm, dv, &ni]
-    )
-}
-
-/// `kl[r] = KL(N(m1, v1) || N(m2, v2))` summed over the row.
-pub fn kl_normal_fwd(
-    rt: &CudaRuntime,
-    p: [&CudaSlice<f32>; 4],
-    cols: usize,
-    kl: &mut CudaSlice<f32>,
-) -> Result<()> {
+    let (kernel, _, inputs) = kind.kernels();
+    ensure!(N == inputs, "{kernel}: {N} inputs, not {inputs}");
     let rows = kl.len();
     for s in p {
-        check_len(s, rows * cols, "kl_normal input")?;
+        check_len(s, rows * cols, kernel)?;
     }
     if rows == 0 {
         return Ok(());
     }
     let (r, c) = (rows as i64, as_i32(cols, "cols")?);
-    // SAFETY: lengths checked.
-    launch!(
-        rt,
-        "kl_ce",
-        "kl_normal_fwd",
-        warp_rows_cfg(rows),
-        [p[0], p[1], p[2], p[3], &r, &c, kl]
-    )
+    let f = rt.function("kl_ce", kernel)?;
+    let mut l = rt.stream.launch_builder(&f);
+    for s in p {
+        l.arg(s);
+    }
+    l.arg(&r).arg(&c).arg(kl);
+    // SAFETY: every input holds rows * cols values, kl rows; the kernel touches row r < rows only.
+    unsafe { l.launch(warp_rows_cfg(rows)) }?;
+    Ok(())
 }
 
-/// Gradients of `sum_r kl[r] g[r]` w.r.t. m1, v1, m2, v2 (overwritten).
-pub fn kl_normal_bwd(
+/// Gradients of `sum_r kl[r] g[r]` (`kind`) w.r.t. each input of `p` (overwritten), over the
+/// `n = g.len() * cols` elements.
+pub fn kl_bwd<const N: usize>(
     rt: &CudaRuntime,
-    p: [&CudaSlice<f32>; 4],
+    kind: Kl,
+    p: [&CudaSlice<f32>; N],
     cols: usize,
     g: &CudaSlice<f32>,
-    grads: [&mut CudaSlice<f32>; 4],
+    grads: [&mut CudaSlice<f32>; N],
 ) -> Result<()> {
+    let (_, kernel, inputs) = kind.kernels();
+    ensure!(N == inputs, "{kernel}: {N} inputs, not {inputs}");
     let n = g.len() * cols;
     for s in p {
-        check_len(s, n, "kl_normal input")?;
+        check_len(s, n, kernel)?;
     }
     for d in &grads {
-        check_len(*d, n, "kl_normal gradient")?;
+        check_len(*d, n, kernel)?;
     }
     if n == 0 {
         return Ok(());
     }
     let (c, ni) = (as_i32(cols, "cols")?, n as i64);
-    let [d0, d1, d2, d3] = grads;
-    // SAFETY: lengths checked.
-    launch!(
-        rt,
-        "kl_ce",
-        "kl_normal_bwd",
-        elem_cfg(n),
-        [p[0], p[1], p[2], p[3], g, &c, d0, d1, d2, d3, &ni]
-    )
+    let f = rt.function("kl_ce", kernel)?;
+    let mut l = rt.stream.launch_builder(&f);
+    for s in p {
+        l.arg(s);
+    }
+    l.arg(g).arg(&c);
+    for d in grads {
+        l.arg(d);
+    }
+    l.arg(&ni);
+    // SAFETY: every input and gradient holds n values, g n / cols.
+    unsafe { l.launch(elem_cfg(n)) }?;
+    Ok(())
 }
 
 /// Inputs of the masked cross-entropy.

@@ -109,13 +109,6 @@ pub fn zinb_fwd_bwd(rt: &CudaRuntime, i: &ZinbInputs, o: ZinbOutputs) -> Result<
     };
     // SAFETY: every length was checked; partial buffers are sized to the grid.
     unsafe { b.launch(cfg) }?;
-    sum_leading_axis(rt, &row_partials, col_tiles, i.rows, o.ll_rows, false)?;
-    sum_leading_axis(
-        rt,
-        &theta_partials,
-        row_tiles,
-        i.cols,
-        o.dtheta,
-        o.accumulate_dtheta,
-    )
+    sum_leading_axis(rt, &row_partials, o.ll_rows, false)?;
+    sum_leading_axis(rt, &theta_partials, o.dtheta, o.accumulate_dtheta)
 }

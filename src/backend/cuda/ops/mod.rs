@@ -29,6 +29,34 @@ macro_rules! launch {
     };
 }
 
+/// [`launch!`] of a grid-stride kernel over `n` elements (a `usize`), `n` appended to the
+/// arguments as the kernel's trailing `long long n`: nothing to launch when `n` is 0.
+macro_rules! launch_elems {
+    ($rt:expr, $module:expr, $kernel:expr, $n:expr, [$($arg:expr),+ $(,)?]) => {{
+        let n: usize = $n;
+        if n == 0 {
+            Ok(())
+        } else {
+            let n_i64 = n as i64;
+            let cfg = $crate::backend::cuda::ops::elementwise::elem_cfg(n);
+            launch!($rt, $module, $kernel, cfg, [$($arg,)+ &n_i64])
+        }
+    }};
+}
+
+/// Fails unless each named device slice holds `n` elements: [`check_len`] with `what` = `op`
+/// and the slice's name. Evaluates to `anyhow::Result<()>`.
+macro_rules! check_lens {
+    ($n:expr, $op:literal, $($slice:ident),+ $(,)?) => {{
+        let n: usize = $n;
+        Ok::<(), ::anyhow::Error>(())
+            $(.and_then(|()| {
+                let what = concat!($op, " ", stringify!($slice));
+                $crate::backend::cuda::ops::check_len(&*$slice, n, what)
+            }))+
+    }};
+}
+
 pub mod dense;
 pub mod elementwise;
 pub mod kl_ce;

@@ -9,20 +9,24 @@ use crate::backend::cuda::CudaRuntime;
 /// `REDUCE_BLOCK` in reduce.cu.
 pub const REDUCE_BLOCK: u32 = 256;
 
-/// `out[j] (+)= sum_p input[p * n + j]`: column sums of a `[parts, n]` row-major matrix.
-/// Mirrors `ops::reduce::sum_leading_axis` (bias gradients; finishing per-tile partials).
+/// `out[j] (+)= sum_p input[p * n + j]`: column sums of a `[parts, n]` row-major matrix, `n`
+/// being `out`'s length. Mirrors `ops::reduce::sum_leading_axis` (bias gradients; finishing
+/// per-tile partials).
 pub fn sum_leading_axis(
     rt: &CudaRuntime,
     input: &CudaSlice<f32>,
-    parts: usize,
-    n: usize,
     out: &mut CudaSlice<f32>,
     accumulate: bool,
 ) -> Result<()> {
-    check_len(input, parts * n, "sum_leading_axis input")?;
-    check_len(out, n, "sum_leading_axis output")?;
+    let n = out.len();
+    let parts = input.len().checked_div(n).unwrap_or(0);
+    check_len(
+        input,
+        parts * n,
+        "sum_leading_axis input (whole rows of the output's length)",
+    )?;
     let (p, ni, acc) = (as_i32(parts, "parts")?, as_i32(n, "n")?, flag(accumulate));
-    // SAFETY: lengths checked above; the kernel reads parts*n and writes n elements.
+    // SAFETY: input holds parts * n elements, out n; the kernel reads and writes no more.
     launch!(
         rt,
         "reduce",

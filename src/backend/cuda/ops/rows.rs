@@ -4,7 +4,6 @@
 use anyhow::Result;
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
-use super::elementwise::elem_cfg;
 use super::{NULL_PTR, as_i32, cfg_1d, check_len};
 use crate::backend::cuda::CudaRuntime;
 
@@ -30,8 +29,7 @@ pub fn gather_add_rows(
     out: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = idx.len() * cols;
-    check_len(x, n, "gather_add_rows x")?;
-    check_len(out, n, "gather_add_rows out")?;
+    check_lens!(n, "gather_add_rows", x, out)?;
     if n == 0 {
         return Ok(());
     }
@@ -40,18 +38,17 @@ pub fn gather_add_rows(
         "gather_add_rows: table of {} values is not a multiple of {cols} columns",
         table.len()
     );
-    let (nt, c, ni) = (
+    let (nt, c) = (
         as_i32(table.len() / cols, "table rows")?,
         as_i32(cols, "cols")?,
-        n as i64,
     );
     // SAFETY: lengths checked; indices >= table rows are caught in the kernel (NaN row).
-    launch!(
+    launch_elems!(
         rt,
         "rows",
         "gather_add_rows",
-        elem_cfg(n),
-        [x, table, idx, &nt, &c, out, &ni]
+        n,
+        [x, table, idx, &nt, &c, out]
     )
 }
 
@@ -64,14 +61,10 @@ pub fn mul_rows(
     out: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = c.len() * cols;
-    check_len(x, n, "mul_rows x")?;
-    check_len(out, n, "mul_rows out")?;
-    if n == 0 {
-        return Ok(());
-    }
-    let (ci, ni) = (as_i32(cols, "cols")?, n as i64);
+    check_lens!(n, "mul_rows", x, out)?;
+    let ci = as_i32(cols, "cols")?;
     // SAFETY: lengths checked.
-    launch!(rt, "rows", "mul_rows", elem_cfg(n), [x, c, &ci, out, &ni])
+    launch_elems!(rt, "rows", "mul_rows", n, [x, c, &ci, out])
 }
 
 /// `dx[i, :] += dy[i, :] * c[i]`.
@@ -83,20 +76,10 @@ pub fn mul_rows_bwd_x(
     dx: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let n = c.len() * cols;
-    check_len(dy, n, "mul_rows_bwd dy")?;
-    check_len(dx, n, "mul_rows_bwd dx")?;
-    if n == 0 {
-        return Ok(());
-    }
-    let (ci, ni) = (as_i32(cols, "cols")?, n as i64);
+    check_lens!(n, "mul_rows_bwd", dy, dx)?;
+    let ci = as_i32(cols, "cols")?;
     // SAFETY: lengths checked.
-    launch!(
-        rt,
-        "rows",
-        "mul_rows_bwd_x",
-        elem_cfg(n),
-        [c, dy, &ci, dx, &ni]
-    )
+    launch_elems!(rt, "rows", "mul_rows_bwd_x", n, [c, dy, &ci, dx])
 }
 
 /// `dc[i] += sum_j dy[i, j] * x[i, j]`.
@@ -141,16 +124,9 @@ pub fn concat_cols(
     check_len(out, rows * w, "concat_cols out")?;
     check_len(a, rows * ca, "concat_cols a")?;
     check_len(b, rows * cb, "concat_cols b")?;
-    let (ai, bi, ni) = (as_i32(ca, "ca")?, as_i32(cb, "cb")?, out.len() as i64);
-    let n = out.len();
+    let (ai, bi) = (as_i32(ca, "ca")?, as_i32(cb, "cb")?);
     // SAFETY: lengths checked.
-    launch!(
-        rt,
-        "rows",
-        "concat_cols",
-        elem_cfg(n),
-        [a, &ai, b, &bi, out, &ni]
-    )
+    launch_elems!(rt, "rows", "concat_cols", out.len(), [a, &ai, b, &bi, out])
 }
 
 /// `d[i] += dy[(i / width) * w + offset + i % width]`: one side of the concat backward.
@@ -168,20 +144,15 @@ pub fn concat_cols_bwd_side(
     let rows = d.len() / width;
     check_len(d, rows * width, "concat_cols_bwd grad")?;
     check_len(dy, rows * w, "concat_cols_bwd dy")?;
-    let (wi, oi, wd, ni) = (
-        as_i32(w, "width")?,
-        as_i32(offset, "offset")?,
-        as_i32(width, "cols")?,
-        d.len() as i64,
-    );
-    let n = d.len();
+    let (wi, oi) = (as_i32(w, "width")?, as_i32(offset, "offset")?);
+    let wd = as_i32(width, "cols")?;
     // SAFETY: lengths checked.
-    launch!(
+    launch_elems!(
         rt,
         "rows",
         "concat_cols_bwd_side",
-        elem_cfg(n),
-        [dy, &wi, &oi, &wd, d, &ni]
+        d.len(),
+        [dy, &wi, &oi, &wd, d]
     )
 }
 

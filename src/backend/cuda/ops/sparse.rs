@@ -39,12 +39,10 @@ impl InputTransform {
 }
 
 /// Compressed sparse column copy of a CSR matrix: `colptr` (n_cols + 1), row indices sorted
-/// within each column, values. Built on the host once per dataset. Mirrors nothing: it is
-/// layout only, and [`csr_to_csc`] is tested against the CSR directly.
+/// within each column, values; its shape is the CSR's. Built on the host once per dataset.
+/// Mirrors nothing: it is layout only, and [`csr_to_csc`] is tested against the CSR directly.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostCsc {
-    pub n_rows: usize,
-    pub n_cols: usize,
     pub colptr: Vec<u64>,
     pub row_idx: Vec<u32>,
     pub data: Vec<f32>,
@@ -80,8 +78,6 @@ pub fn csr_to_csc(csr: &Csr) -> Result<HostCsc> {
         }
     }
     Ok(HostCsc {
-        n_rows: csr.n_rows,
-        n_cols: csr.n_cols,
         colptr,
         row_idx,
         data,

@@ -3,8 +3,9 @@
 //! function of `backend::cpu::step` it names.
 
 use anyhow::{Result, ensure};
-use cudarc::driver::{CudaSlice, DeviceSlice, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
+use super::kl_ce::CeInputs;
 use super::{NULL_PTR, as_i32, blocks_for, cfg_1d, check_len, opt};
 use crate::backend::cuda::CudaRuntime;
 
@@ -13,13 +14,18 @@ pub const STEP_BLOCK: u32 = 256;
 /// Values `acc_values` takes per launch.
 pub const ACC_VALUES_MAX: usize = 8;
 
-fn check_min<T>(s: &impl DeviceSlice<T>, n: usize, what: &str) -> Result<()> {
+/// Fails unless a device buffer of `len` elements holds at least `n`.
+fn check_min(len: usize, n: usize, what: &str) -> Result<()> {
     ensure!(
-        s.len() >= n,
-        "{what}: {n} elements needed on the GPU, {} held",
-        s.len()
+        len >= n,
+        "{what}: {n} elements needed on the GPU, {len} held"
     );
     Ok(())
+}
+
+/// A grid-stride launch over `n` elements.
+fn step_cfg(n: usize) -> LaunchConfig {
+    cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK)
 }
 
 fn check_slot(acc: &CudaSlice<f64>, slot: usize) -> Result<i32> {
@@ -41,20 +47,15 @@ pub fn gather<T: cudarc::driver::DeviceRepr>(
     n: usize,
     out: &mut CudaSlice<T>,
 ) -> Result<()> {
-    check_min(idx, n, "gather indices")?;
-    check_min(out, n, "gather output")?;
+    for (len, what) in [(idx.len(), "gather indices"), (out.len(), "gather output")] {
+        check_min(len, n, what)?;
+    }
     if n == 0 {
         return Ok(());
     }
     let (nt, ni) = (as_i32(table.len(), "table rows")?, as_i32(n, "n")?);
     // SAFETY: idx and out hold at least n elements; table reads are bounds-checked in the kernel.
-    launch!(
-        rt,
-        "step",
-        kernel,
-        cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK),
-        [table, &nt, idx, out, &ni]
-    )
+    launch!(rt, "step", kernel, step_cfg(n), [table, &nt, idx, out, &ni])
 }
 
 /// Labels and mask of a minibatch. Mirrors `cpu::step::gather_labels`.
@@ -66,9 +67,9 @@ pub fn gather_labels(
     labels: &mut CudaSlice<u32>,
     mask: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    check_min(idx, n, "gather_labels indices")?;
-    check_min(labels, n, "gather_labels labels")?;
-    check_min(mask, n, "gather_labels mask")?;
+    check_min(idx.len(), n, "gather_labels indices")?;
+    check_min(labels.len(), n, "gather_labels labels")?;
+    check_min(mask.len(), n, "gather_labels mask")?;
     if n == 0 {
         return Ok(());
     }
@@ -78,7 +79,7 @@ pub fn gather_labels(
         rt,
         "step",
         "gather_labels",
-        cfg_1d(blocks_for(n, STEP_BLOCK), STEP_BLOCK),
+        step_cfg(n),
         [table, &nt, idx, labels, mask, &ni]
     )
 }
@@ -93,7 +94,7 @@ pub fn acc_values(
         let mut slots = [0i32; ACC_VALUES_MAX];
         for (k, &(slot, x)) in chunk.iter().enumerate() {
             slots[k] = check_slot(acc, slot)?;
-            check_min(x, 1, "acc_values value")?;
+            check_min(x.len(), 1, "acc_values value")?;
         }
         let f = rt.function("step", "acc_values")?;
         let count = chunk.len() as i32;
@@ -133,32 +134,28 @@ pub fn acc_greater_frac(
     )
 }
 
-/// Argmax hits of logits [rows, cols] against labels. Mirrors `cpu::step::argmax_hit_frac`.
-#[allow(clippy::too_many_arguments)]
+/// Argmax hits of `i.logits` [rows, cols] against `i.labels` (selected rows only). Mirrors
+/// `cpu::step::argmax_hit_frac`.
 pub fn acc_argmax_hits(
     rt: &CudaRuntime,
     acc: &mut CudaSlice<f64>,
     slot: usize,
-    logits: &CudaSlice<f32>,
-    labels: &CudaSlice<u32>,
-    mask: Option<&CudaSlice<f32>>,
-    rows: usize,
-    cols: usize,
+    i: &CeInputs,
 ) -> Result<()> {
     let s = check_slot(acc, slot)?;
-    check_min(logits, rows * cols, "acc_argmax_hits logits")?;
-    check_min(labels, rows, "acc_argmax_hits labels")?;
-    if let Some(m) = mask {
-        check_min(m, rows, "acc_argmax_hits mask")?;
+    check_min(i.logits.len(), i.rows * i.cols, "acc_argmax_hits logits")?;
+    check_min(i.labels.len(), i.rows, "acc_argmax_hits labels")?;
+    if let Some(m) = i.mask {
+        check_min(m.len(), i.rows, "acc_argmax_hits mask")?;
     }
-    let (r, c) = (as_i32(rows, "rows")?, as_i32(cols, "cols")?);
+    let (r, c) = (as_i32(i.rows, "rows")?, as_i32(i.cols, "cols")?);
     // SAFETY: lengths checked above; one block.
     launch!(
         rt,
         "step",
         "acc_argmax_hits",
         cfg_1d(1, STEP_BLOCK),
-        [acc, &s, logits, labels, opt(mask), &r, &c]
+        [acc, &s, i.logits, i.labels, opt(i.mask), &r, &c]
     )
 }
 
