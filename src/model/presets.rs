@@ -54,6 +54,12 @@ pub const MANY_BATCHES_KL_WEIGHT: f32 = 0.5;
 
 /// The default preset's minibatch on the CPU.
 pub const CPU_BATCH_SIZE: usize = 128;
+/// At most this many steps for the default budget at a minibatch larger than
+/// [`CPU_BATCH_SIZE`] (the 4-epoch floor still applies): each step then sees more cells, and
+/// kang_pbmc at 1024 cells lost its cell types when trained the 128-cell default's 3,400 steps,
+/// while the CellBench files need their 400-1,200 (BENCHMARKS.md, "Quality at batch 1024:
+/// a step cap").
+pub const LARGE_BATCH_MAX_STEPS: f64 = 1800.0;
 /// The largest default minibatch on a GPU.
 pub const GPU_MAX_BATCH_SIZE: usize = 1024;
 /// Steps per epoch the GPU's default minibatch keeps at least (when it grows past 128).
@@ -78,7 +84,9 @@ pub fn gpu_batch_size(n_cells: usize) -> usize {
 /// Epochs for the default preset at minibatch `batch_size`: the steps the default takes at
 /// [`CPU_BATCH_SIZE`] cells, a budget of [`DEFAULT_TARGET_STEPS`] ([`MANY_BATCHES_TARGET_STEPS`]
 /// when [`many_batches`]) capped at 100 epochs of 128-cell minibatches (small files), spread over
-/// `batch_size`-cell minibatches, and at least 4 epochs (atlases: 4 epochs of 1M cells are ~31k
+/// `batch_size`-cell minibatches, at most [`LARGE_BATCH_MAX_STEPS`] when `batch_size` is larger
+/// than 128 (measured with the default budget only: the many-batch budget keeps its steps),
+/// and at least 4 epochs (atlases: 4 epochs of 1M cells are ~31k
 /// steps at 128, ~3,900 at 1024). The cap counts 128-cell epochs so that a larger minibatch
 /// trains a small file for the same number of steps: at 1024 cells the uncapped 3,400 steps
 /// overtrained the small shared files (cell types merged) and the 100-epoch cap at 1024 left
@@ -94,7 +102,10 @@ pub fn default_epochs(n_cells: usize, batch_size: usize, many_batches: bool) -> 
     } else {
         DEFAULT_TARGET_STEPS
     };
-    let steps = target.min(100.0 * steps_at_cpu_batch);
+    let mut steps = target.min(100.0 * steps_at_cpu_batch);
+    if batch_size > CPU_BATCH_SIZE && !many_batches {
+        steps = steps.min(LARGE_BATCH_MAX_STEPS);
+    }
     let steps_per_epoch = n.div_ceil(batch_size.max(1)) as f64;
     ((steps / steps_per_epoch).round() as usize).max(4)
 }
@@ -256,9 +267,9 @@ mod tests {
         // Small files hit the 100-epoch cap, atlases the 4-epoch floor.
         assert_eq!(default_epochs(1_345, 128, false), 100);
         assert_eq!(default_epochs(1_000_000, 128, false), 4);
-        // The budget is in steps: doubling the batch size doubles the epochs.
+        // The budget is in steps (3,400 at 128 cells), at most 1,800 at a larger minibatch.
         assert_eq!(default_epochs(20_000, 128, false), 22);
-        assert_eq!(default_epochs(20_000, 256, false), 43);
+        assert_eq!(default_epochs(20_000, 256, false), 23);
         assert_eq!(default_epochs(0, 128, false), 100);
         // More batches than a minibatch holds: 7,900 steps (the 150-batch simulation's 100).
         assert_eq!(
@@ -272,7 +283,10 @@ mod tests {
         // (1,345 cells) takes 1,100 steps, 550 epochs of two minibatches at 1024.
         assert_eq!(default_epochs(1_345, 1024, false), 550);
         assert_eq!(default_epochs(450, 1024, false), 400);
-        assert_eq!(default_epochs(8_684, 1024, false), 378);
+        // ... up to the large-minibatch cap: kang_pbmc (8,684 cells) 1,800 steps, not 3,400.
+        assert_eq!(default_epochs(8_684, 1024, false), 200);
+        assert_eq!(default_epochs(8_684, 128, false), 50);
+        assert_eq!(default_epochs(10_000, 1024, many_batches(150, 0)), 790);
         assert_eq!(default_epochs(1_000_000, 1024, false), 4);
     }
 
