@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scib Total of the default preset at a given minibatch size, its epochs left to the default rule
-# (`default_epochs`: the steps the 128-cell default takes, at most 1,800 above 128 cells, so on
+# (`default_epochs`: the steps the 128-cell default takes, at most 1,200 above 128 cells, so on
 # the small files the minibatch size is the only change). This is how "quality at the GPU default batch size" in BENCHMARKS.md (issue 18) is
 # measured on the CPU (same math as the GPU).
 #   bash bench/batch_size_quality.sh OUT_DIR BATCH [SEED] [FILE_STEM ...]

@@ -213,7 +213,7 @@ pub struct IntegrateArgs {
     pub kl_weight: Option<f32>,
     /// Training epochs (default preset: about 3,400 minibatch steps, i.e. 3400 / (cells / batch
     /// size) epochs, at least 4, and at most 100 epochs of 128-cell minibatches' steps (small
-    /// files) or 1,800 steps at a minibatch above 128; 7,900 steps above 128 batches; authors
+    /// files) or 1,200 steps at a minibatch above 128; 7,900 steps above 128 batches; authors
     /// preset: 300).
     #[arg(long)]
     pub epochs: Option<usize>,
