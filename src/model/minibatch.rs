@@ -14,10 +14,20 @@ pub struct CellTables<B: Backend> {
     /// Batch code per cell (each < `n_batches`).
     pub batch: B::IdxBuf,
     pub n_batches: usize,
-    /// Sup: label code per cell (`UNLABELLED` for none) and the number of label categories.
-    pub labels: Option<(B::IdxBuf, usize)>,
-    /// Sup: per-cell weight of the label loss (0 when unlabelled); None: 1 per labelled cell.
-    pub label_weights: Option<B::Buf>,
+    /// Sup: the per-cell label tables.
+    pub labels: Option<LabelTables<B>>,
+}
+
+/// Sup's per-cell tables: what a minibatch's labels and label mask are gathered from.
+pub struct LabelTables<B: Backend> {
+    /// Label code per cell (`UNLABELLED` for none).
+    pub codes: B::IdxBuf,
+    /// Weight of each cell's label loss, 0 for an unlabelled cell: the only source of the
+    /// minibatch's mask. Uploaded as 1 per labelled cell (the plain masked mean, label balance
+    /// 0); [`CellTables::set_label_weights`] replaces it.
+    pub weights: B::Buf,
+    /// The number of label categories.
+    pub n_labels: usize,
 }
 
 impl<B: Backend> CellTables<B> {
@@ -56,9 +66,19 @@ impl<B: Backend> CellTables<B> {
                 {
                     anyhow::bail!("label code {c} >= {n_labels} categories");
                 }
-                let mut buf = backend.alloc_idx(n_cells);
-                backend.upload_idx(&table, &mut buf);
-                Some((buf, n_labels))
+                let mut codes = backend.alloc_idx(n_cells);
+                backend.upload_idx(&table, &mut codes);
+                let mask: Vec<f32> = table
+                    .iter()
+                    .map(|&c| if c == UNLABELLED { 0.0 } else { 1.0 })
+                    .collect();
+                let mut weights = backend.alloc(n_cells);
+                backend.upload(&mask, &mut weights);
+                Some(LabelTables {
+                    codes,
+                    weights,
+                    n_labels,
+                })
             }
             None => None,
         };
@@ -68,7 +88,6 @@ impl<B: Backend> CellTables<B> {
             batch: codes,
             n_batches,
             labels,
-            label_weights: None,
         })
     }
 
@@ -80,9 +99,11 @@ impl<B: Backend> CellTables<B> {
             weights.len(),
             self.n_cells
         );
-        let mut buf = backend.alloc(self.n_cells);
-        backend.upload(weights, &mut buf);
-        self.label_weights = Some(buf);
+        let labels = self
+            .labels
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("label weights for data without labels"))?;
+        backend.upload(weights, &mut labels.weights);
         Ok(())
     }
 }
@@ -95,7 +116,8 @@ pub struct Minibatch<B: Backend> {
     pub batch: DeviceIndices<B>,
     /// Their observed library sizes.
     pub library: B::Buf,
-    /// Sup: their labels (0 when unlabelled) and the 0/1 mask of labelled cells.
+    /// Sup: their labels (0 when unlabelled) and the mask: their label-loss weights (0 when
+    /// unlabelled).
     pub labels: Option<(DeviceIndices<B>, B::Buf)>,
 }
 
@@ -106,10 +128,12 @@ impl<B: Backend> Minibatch<B> {
             rows: DeviceIndices::empty(backend, n, tables.n_cells),
             batch: DeviceIndices::empty(backend, n, tables.n_batches),
             library: backend.alloc(n),
-            labels: tables
-                .labels
-                .as_ref()
-                .map(|(_, k)| (DeviceIndices::empty(backend, n, *k), backend.alloc(n))),
+            labels: tables.labels.as_ref().map(|l| {
+                (
+                    DeviceIndices::empty(backend, n, l.n_labels),
+                    backend.alloc(n),
+                )
+            }),
         }
     }
 
@@ -125,11 +149,8 @@ impl<B: Backend> Minibatch<B> {
         let idx = self.rows.buf();
         backend.gather_idx(&tables.batch, idx, n, self.batch.buf_mut(backend));
         backend.gather_values(&tables.library, idx, n, &mut self.library);
-        if let (Some((table, _)), Some((labels, mask))) = (&tables.labels, &mut self.labels) {
-            backend.gather_labels(table, idx, n, labels.buf_mut(backend), mask);
-            if let Some(w) = &tables.label_weights {
-                backend.gather_values(w, idx, n, mask);
-            }
+        if let (Some(t), Some((labels, mask))) = (&tables.labels, &mut self.labels) {
+            backend.gather_labels(&t.codes, &t.weights, idx, n, labels.buf_mut(backend), mask);
         }
         Ok(())
     }
@@ -145,5 +166,36 @@ impl<B: Backend> Minibatch<B> {
     }
     pub fn batch(&self) -> Indices<'_, B> {
         Indices::Device(&self.batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::Cpu;
+
+    /// A Sup minibatch's mask is its cells' label-loss weights, gathered with the codes: 1 per
+    /// labelled cell as uploaded (label balance 0), then whatever weights replace them.
+    #[test]
+    fn the_label_mask_is_the_cells_weights() {
+        let cpu = Cpu::new();
+        let codes = [Some(1), None, Some(0), Some(1)];
+        let mut tables =
+            CellTables::upload(&cpu, &[5.0; 4], &[0, 1, 0, 1], 2, Some((&codes, 2))).unwrap();
+        let mut mb = Minibatch::new(&cpu, 3, &tables);
+        let load = |mb: &mut Minibatch<Cpu>, tables: &CellTables<Cpu>| {
+            mb.load(&cpu, tables, &[3, 1, 2]).unwrap();
+            let (labels, mask) = mb.labels.as_ref().unwrap();
+            (labels.buf()[..3].to_vec(), mask[..3].to_vec())
+        };
+        assert_eq!(load(&mut mb, &tables), (vec![1, 0, 0], vec![1.0, 0.0, 1.0]));
+        tables
+            .set_label_weights(&cpu, &[0.5, 0.0, 2.0, 0.75])
+            .unwrap();
+        assert_eq!(
+            load(&mut mb, &tables),
+            (vec![1, 0, 0], vec![0.75, 0.0, 2.0])
+        );
+        assert!(tables.set_label_weights(&cpu, &[1.0; 3]).is_err());
     }
 }
