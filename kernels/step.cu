@@ -29,16 +29,19 @@ gather_f32(const float* __restrict__ table, int n_table, const u32* __restrict__
     }
 }
 
-// labels[i] = the code (0 when unlabelled), mask[i] = 1 for a labelled cell. Mirrors
+// labels[i] = the code (0 when unlabelled), mask[i] = the cell's label-loss weight (0 for an
+// unlabelled cell; NaN for an index outside the tables, as gather_f32). Mirrors
 // cpu::step::gather_labels.
 extern "C" __global__ void __launch_bounds__(STEP_BLOCK)
-gather_labels(const u32* __restrict__ table, int n_table, const u32* __restrict__ idx,
-              u32* __restrict__ labels, float* __restrict__ mask, int n) {
+gather_labels(const u32* __restrict__ codes, const float* __restrict__ weights, int n_table,
+              const u32* __restrict__ idx, u32* __restrict__ labels, float* __restrict__ mask,
+              int n) {
     GRID_STRIDE(i, n) {
         const u32 t = idx[i];
-        const u32 code = t < (u32)n_table ? table[t] : STEP_UNLABELLED;
+        const bool in = t < (u32)n_table;
+        const u32 code = in ? codes[t] : STEP_UNLABELLED;
         labels[i] = code == STEP_UNLABELLED ? 0u : code;
-        mask[i] = code == STEP_UNLABELLED ? 0.0f : 1.0f;
+        mask[i] = in ? weights[t] : __int_as_float(0x7fc00000);
     }
 }
 

@@ -13,9 +13,82 @@ use std::process::{Command, Stdio};
 
 use common::{BIN, DEMO, argv, argv_plus, dataset_f32, read, scratch};
 use h5ad_fixtures::{Fixture, XKind, write_fixture};
+use scdreamer::backend::cpu::Cpu;
 use scdreamer::data::h5ad::{GeneMap, ReadOptions, RowReader, open_h5};
 use scdreamer::data::{Column, Csr};
 use scdreamer::metrics::{knn_indices, knn_label_purity};
+use scdreamer::model::config::Likelihood;
+use scdreamer::model::hyper::{HyperParams, Preset};
+use scdreamer::pipeline::{self, GeneSelection, Request, StreamOptions};
+
+/// Sup's label-loss weights come from the pipeline's set-up, whatever drives it (the CLI, the
+/// Python binding or a library caller): `prepare_streamed` weighs the whole file's labels and
+/// each chunk uploads its slice; in memory `upload_for_training` weighs the same labels the
+/// same way. On the demo (492 / 444 / 409 cells per type) at `label_balance` 1 every chunk's
+/// device table holds the in-memory weights of its cells (not the 0/1 mask), and at 0 the 0/1
+/// mask.
+#[test]
+fn streamed_chunks_and_memory_get_the_same_label_weights_from_the_pipeline() {
+    for balance in [None, Some(0.0)] {
+        let hyper = HyperParams {
+            preset: Preset::Default,
+            latent: None,
+            hidden: None,
+            batch_adv_weight: None,
+            adversary_input: None,
+            encode_batch: None,
+            batch_gene_offsets: None,
+            disc_weight: None,
+            kl_weight: None,
+            likelihood: Likelihood::Zinb,
+            epochs: None,
+            batch_size: None,
+            lr_schedule: None,
+            lr: None,
+            label_balance: balance,
+            seed: 0,
+        };
+        let req = Request {
+            source: "demo",
+            batch_key: "batch",
+            allow_single_batch: false,
+            labels_key: Some("cell_type"),
+            unlabeled_category: "Unknown",
+            transform_batch: "all",
+            genes: GeneSelection::SeuratV3(300),
+            hyper: &hyper,
+            gpu: false,
+        };
+        let cpu = Cpu::new();
+        let mut adata = read(Path::new(DEMO));
+        let mut mem = pipeline::prepare(&mut adata, &req).unwrap();
+        assert_eq!(mem.train_cfg.label_balance, balance.unwrap_or(1.0));
+        let held = pipeline::upload_for_training(&cpu, &mut mem.data, &mem.train_cfg).unwrap();
+        let weights = held.tables.labels.as_ref().unwrap().weights.clone();
+        let labelled = |w: &[f32]| w.iter().copied().filter(|&w| w > 0.0).collect::<Vec<_>>();
+        let mut distinct = labelled(&weights);
+        distinct.sort_by(f32::total_cmp);
+        distinct.dedup();
+        match balance {
+            None => assert_eq!(distinct.len(), 3, "one weight per type: {distinct:?}"),
+            Some(_) => assert_eq!(distinct, vec![1.0], "balance 0: the 0/1 mask"),
+        }
+        let reader = RowReader::open(Path::new(DEMO), &ReadOptions::default()).unwrap();
+        let opts = StreamOptions {
+            chunk_cells: Some(500),
+            progress: false,
+            check_fits: &|_, _| Ok(()),
+        };
+        let streamed = pipeline::prepare_streamed(reader, &req, &opts).unwrap();
+        let backed = &streamed.data.backed;
+        assert_eq!(backed.chunks.len(), 3);
+        for (c, &(r0, r1)) in backed.chunks.iter().enumerate() {
+            let (_, data) = backed.load_chunk(c, &cpu).unwrap();
+            let chunk = &data.tables.labels.as_ref().unwrap().weights;
+            assert_eq!(chunk[..], weights[r0..r1], "chunk {c}, balance {balance:?}");
+        }
+    }
+}
 
 /// Runs the binary; returns (success, stderr, peak resident memory in KiB). The peak is this
 /// child's own (wait4's rusage), so tests running beside it do not disturb it.

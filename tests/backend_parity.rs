@@ -649,8 +649,28 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
             }
         })
         .collect();
+    // The mask is the cells' label-loss weights (0 for the unlabelled ones), gathered with the
+    // codes in one launch.
+    let label_weights: Vec<f32> = label_table
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if c == scdreamer::backend::UNLABELLED {
+                0.0
+            } else {
+                0.25 + (i % 7) as f32
+            }
+        })
+        .collect();
     let (mut gl, mut gm) = (b.alloc_idx(R), b.alloc(R));
-    b.gather_labels(&t.up_idx(&label_table), &rows_d, R, &mut gl, &mut gm);
+    b.gather_labels(
+        &t.up_idx(&label_table),
+        &t.up(&label_weights),
+        &rows_d,
+        R,
+        &mut gl,
+        &mut gm,
+    );
     t.rec("gather_labels_mask", &gm, EXACT);
     let mut gl_f = b.alloc(R);
     b.gather_values(&t.up(&codes_f), &gl, R, &mut gl_f);

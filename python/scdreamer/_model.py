@@ -53,6 +53,16 @@ def _check_positive(name, value, kind=int):
         raise ValueError(f"{name} must be positive (got {value!r})")
 
 
+def _check_label_balance(value):
+    """``label_balance``: a finite number >= 0 (the engine's own message names the CLI flag)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"label_balance must be a number, not {value!r}")
+    if not (value >= 0 and np.isfinite(value)):
+        raise ValueError(f"label_balance must be a number >= 0 (got {value!r})")
+
+
 def _hyper(kw) -> _Hyper:
     unknown = set(kw) - set(_HYPER_DEFAULTS)
     if unknown:
@@ -61,6 +71,7 @@ def _hyper(kw) -> _Hyper:
     for name in ("n_latent", "max_epochs", "batch_size"):
         _check_positive(name, h[name])
     _check_positive("lr", h["lr"], float)
+    _check_label_balance(h["label_balance"])
     if h["n_hidden"] is not None:
         widths = [h["n_hidden"]] if np.isscalar(h["n_hidden"]) else list(h["n_hidden"])
         for w in widths:
@@ -149,7 +160,8 @@ class Model:
         Advanced, as the CLI flags of the same names.
     label_balance
         scDREAMER-Sup: weight a labelled cell of type c by (labelled / (types x cells of c))^P
-        in the label loss (CLI: --label-balance); 0 weighs every labelled cell the same.
+        in the label loss (CLI: --label-balance), P a number >= 0; None keeps the default 1
+        (every labelled type weighs the same); 0 weighs every labelled cell the same.
     transform_batch
         Batch whose decoder gives the normalized expression, or "all" (average).
     seed, n_threads, device

@@ -87,6 +87,27 @@ def test_model_methods(demo):
                           pd.Categorical(pred, categories=soft.columns).codes)
 
 
+def test_label_balance_weighs_the_label_loss(demo):
+    # The demo's types are unequal (492 / 444 / 409 cells): the default balance 1 weighs the
+    # label loss per type, 0 per cell, so the two train differently; None is 1.
+    kw = dict(labels_key="cell_type", n_top_genes=300, normalized=False, **QUICK)
+
+    def embedding(**balance):
+        a = demo.copy()
+        scdreamer.integrate(a, **kw, **balance)
+        return a.obsm["X_scdreamer"]
+
+    default = embedding()
+    assert np.array_equal(default, embedding(label_balance=1))
+    assert not np.array_equal(default, embedding(label_balance=0))
+    for bad in (-1, -0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="label_balance must be a number >= 0") as e:
+            scdreamer.Model(demo, labels_key="cell_type", label_balance=bad)
+        assert "--label-balance" not in str(e.value)
+    with pytest.raises(TypeError, match="label_balance"):
+        scdreamer.Model(demo, labels_key="cell_type", label_balance="1")
+
+
 def test_loaded_model_needs_data(tmp_path, demo):
     model = scdreamer.Model(demo, **{k: v for k, v in QUICK.items() if k not in ("max_epochs", "progress")})
     model.train(max_epochs=1, progress=False)

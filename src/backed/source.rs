@@ -8,7 +8,7 @@ use super::scan::{Scan, pass_bar};
 use crate::data::Csr;
 use crate::data::h5ad::{CsrBlocks, GeneMap, RowReader};
 use crate::data::labels::CellLabels;
-use crate::model::config::{ModelConfig, Target};
+use crate::model::config::{ModelConfig, Target, TrainConfig};
 use crate::model::dataset::{
     DeviceData, PreparedData, TransformConstants, authors_value, library_logs, library_prior,
     norm_scale,
@@ -32,8 +32,8 @@ pub struct Backed {
     total: Vec<f32>,
     pub constants: TransformConstants,
     pub labels: Option<CellLabels>,
-    /// Sup: per-cell weights of the label loss over the whole file (`--label-balance`),
-    /// handed to each chunk's tables when it is uploaded.
+    /// Sup: per-cell weights of the label loss over the whole file ([`Backed::weigh_labels`]),
+    /// each chunk's slice handed to its prepared data.
     pub label_weights: Option<Vec<f32>>,
     /// Stored values of the selected genes (the output's X).
     nnz: usize,
@@ -143,6 +143,13 @@ impl Backed {
         self.reader.n_rows()
     }
 
+    /// Sup: weighs the label loss at `train.label_balance` from the types' shares of the whole
+    /// file's labels (`TrainConfig::label_weights`), as `PreparedData::weigh_labels` does for
+    /// data in memory; nothing without labels.
+    pub fn weigh_labels(&mut self, train: &TrainConfig) {
+        self.label_weights = self.labels.as_ref().map(|l| train.label_weights(l));
+    }
+
     /// Chunk `c` as the model reads it: the selected genes' counts of its cells, prepared with
     /// the whole file's transform constants.
     pub fn prepare_chunk(&self, c: usize) -> Result<PreparedData> {
@@ -160,6 +167,7 @@ impl Backed {
             codes: l.codes[r0..r1].to_vec(),
             categories: l.categories.clone(),
         });
+        prep.label_weights = self.label_weights.as_ref().map(|w| w[r0..r1].to_vec());
         Ok(prep)
     }
 
@@ -171,12 +179,8 @@ impl Backed {
     ) -> Result<(PreparedData, DeviceData<B>)> {
         let mut prep = self.prepare_chunk(c)?;
         // The chunk's counts move to the backend (held once on the CPU, not twice).
-        let mut data = DeviceData::upload_taking(backend, &mut prep)
+        let data = DeviceData::upload_taking(backend, &mut prep)
             .context("cannot upload a chunk to the device")?;
-        if let Some(w) = &self.label_weights {
-            let (r0, r1) = self.chunks[c];
-            data.tables.set_label_weights(backend, &w[r0..r1])?;
-        }
         Ok((prep, data))
     }
 }

@@ -16,11 +16,13 @@ pub trait StepKernels: Memory {
     );
     /// out[i] = table[idx[i]] for i < n (a minibatch's library sizes).
     fn gather_values(&self, table: &Self::Buf, idx: &Self::IdxBuf, n: usize, out: &mut Self::Buf);
-    /// A minibatch's labels from the per-cell codes (`UNLABELLED` for none): labels[i] the
-    /// code (0 when unlabelled), mask[i] 1 for a labelled cell, else 0.
+    /// A minibatch's labels from the per-cell codes (`UNLABELLED` for none) and label-loss
+    /// weights (0 for an unlabelled cell), in one pass: labels[i] = codes[idx[i]] (0 when
+    /// unlabelled), mask[i] = weights[idx[i]]. `weights` is the only source of the mask.
     fn gather_labels(
         &self,
-        table: &Self::IdxBuf,
+        codes: &Self::IdxBuf,
+        weights: &Self::Buf,
         idx: &Self::IdxBuf,
         n: usize,
         labels: &mut Self::IdxBuf,

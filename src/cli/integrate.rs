@@ -135,13 +135,18 @@ fn train_and_write<B: Backend>(backend: &B, run: &Run, loaded: Loaded) -> anyhow
     } = loaded;
     match data {
         Data::Resident { adata, mut setup } => {
-            let mut held = pipeline::upload(backend, &mut setup)?;
+            let mut held = pipeline::upload_for_training(backend, &mut setup, &train_cfg)?;
             // The labels as given: the output compares the prediction with them.
             let given = setup.prep.labels.clone();
             if run.a.screen_labels {
-                screen_labels(backend, run, &mut setup, &mut held, &model_cfg)?;
+                screen_labels(
+                    backend,
+                    run,
+                    &mut setup,
+                    &mut held,
+                    (&model_cfg, &train_cfg),
+                )?;
             }
-            pipeline::balance_labels(backend, &setup.prep, &mut held, &train_cfg)?;
             let cells = Resident {
                 prep: &setup.prep,
                 data: &held,
@@ -159,12 +164,7 @@ fn train_and_write<B: Backend>(backend: &B, run: &Run, loaded: Loaded) -> anyhow
             };
             drive(backend, run, &cells, sink, (model_cfg, train_cfg), as_batch)
         }
-        Data::Streamed(mut s) => {
-            s.backed.label_weights = s
-                .backed
-                .labels
-                .as_ref()
-                .and_then(|l| train_cfg.label_weights(l));
+        Data::Streamed(s) => {
             let sink = Sink {
                 x: &s.backed,
                 obs: &s.backed.reader.obs,
@@ -186,7 +186,7 @@ fn screen_labels<B: Backend>(
     run: &Run,
     setup: &mut pipeline::Setup,
     held: &mut DeviceData<B>,
-    sup_cfg: &ModelConfig,
+    (sup_cfg, sup_train): (&ModelConfig, &TrainConfig),
 ) -> anyhow::Result<()> {
     let a = run.a;
     let n = setup.prep.n_cells();
@@ -234,9 +234,7 @@ fn screen_labels<B: Backend>(
          {SCREEN_NEIGHBOURS} nearest labelled cells and trained as unlabelled",
         labels.n_labelled()
     );
-    held.set_labels(backend, &setup.prep, &screened)?;
-    setup.prep.labels = Some(screened);
-    Ok(())
+    pipeline::relabel(backend, setup, held, screened, sup_train)
 }
 
 /// The run itself, whatever holds the cells: fit, infer, write, then the closing lines.

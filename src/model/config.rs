@@ -178,10 +178,11 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Sup's per-cell label-loss weights for `labels` when the label balance is on
-    /// (`CellLabels::balanced_weights`); None when it is off.
-    pub fn label_weights(&self, labels: &crate::data::labels::CellLabels) -> Option<Vec<f32>> {
-        (self.label_balance != 0.0).then(|| labels.balanced_weights(self.label_balance))
+    /// Sup's per-cell label-loss weights for `labels` at this label balance
+    /// (`CellLabels::balanced_weights`; balance 0 gives exactly 1 per labelled cell, 0 per
+    /// unlabelled one).
+    pub fn label_weights(&self, labels: &crate::data::labels::CellLabels) -> Vec<f32> {
+        labels.balanced_weights(self.label_balance)
     }
 }
 

@@ -3,8 +3,8 @@
 //! transforms.
 
 use crate::data::Csr;
-use crate::model::config::{ModelConfig, Target};
-use crate::model::minibatch::CellTables;
+use crate::model::config::{ModelConfig, Target, TrainConfig};
+use crate::model::minibatch::{CellTables, LabelUpload};
 use crate::ops::Backend;
 use crate::tape::{CsrData, InputTransform};
 
@@ -23,6 +23,10 @@ pub struct PreparedData {
     pub authors_scaled: Option<Csr>,
     /// Sup: cell-type labels (None for the unsupervised model; set by `Setup::with_labels`).
     pub labels: Option<crate::data::labels::CellLabels>,
+    /// Sup: per-cell weights of the label loss (0 for an unlabelled cell), uploaded with the
+    /// labels; set by [`PreparedData::weigh_labels`] (a chunk of a streamed file: its slice of
+    /// the whole file's weights). None: 1 per labelled cell (label balance 0).
+    pub label_weights: Option<Vec<f32>>,
 }
 
 /// Constants of the input transforms learnt on the training data; a saved model applies them
@@ -92,7 +96,24 @@ impl PreparedData {
             },
             authors_scaled,
             labels: None,
+            label_weights: None,
         }
+    }
+
+    /// Sup: weighs the label loss of these cells at `train.label_balance`, from the types'
+    /// shares of these cells' labels (`TrainConfig::label_weights`); nothing without labels.
+    /// Call it again after replacing the labels.
+    pub fn weigh_labels(&mut self, train: &TrainConfig) {
+        self.label_weights = self.labels.as_ref().map(|l| train.label_weights(l));
+    }
+
+    /// Sup: the labels and their weights as [`CellTables`] uploads them.
+    fn label_upload(&self) -> Option<LabelUpload<'_>> {
+        self.labels.as_ref().map(|l| LabelUpload {
+            codes: &l.codes,
+            n_labels: l.categories.len(),
+            weights: self.label_weights.as_deref(),
+        })
     }
 
     /// Cells (also after [`DeviceData::upload_taking`] moved the counts out).
@@ -202,16 +223,12 @@ impl<B: Backend> DeviceData<B> {
             Some(m) => Some(CsrData::upload(backend, m, None)?),
             None => None,
         };
-        let labels = prep
-            .labels
-            .as_ref()
-            .map(|l| (l.codes.as_slice(), l.categories.len()));
         let tables = CellTables::upload(
             backend,
             &prep.library,
             &prep.batch,
             prep.batch_names.len(),
-            labels,
+            prep.label_upload(),
         )?;
         Ok(DeviceData {
             counts,
@@ -220,22 +237,14 @@ impl<B: Backend> DeviceData<B> {
         })
     }
 
-    /// Replaces the per-cell label table the training step reads (Sup: the screened labels;
-    /// the categories stay those the model was configured with).
-    pub fn set_labels(
-        &mut self,
-        backend: &B,
-        prep: &PreparedData,
-        labels: &crate::data::labels::CellLabels,
-    ) -> anyhow::Result<()> {
-        self.tables = CellTables::upload(
-            backend,
-            &prep.library,
-            &prep.batch,
-            prep.batch_names.len(),
-            Some((labels.codes.as_slice(), labels.categories.len())),
-        )?;
-        Ok(())
+    /// Uploads `prep`'s labels and label weights again, in place of the tables the training
+    /// step reads (Sup: the screened labels; the categories stay those the model was
+    /// configured with).
+    pub fn set_labels(&mut self, backend: &B, prep: &PreparedData) -> anyhow::Result<()> {
+        let labels = prep
+            .label_upload()
+            .ok_or_else(|| anyhow::anyhow!("internal: new labels for data without labels"))?;
+        self.tables.set_labels(backend, labels)
     }
 
     /// The raw counts on the host: the backend's own matrix where it holds one (CPU), else

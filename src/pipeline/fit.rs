@@ -8,8 +8,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::cells::{Cells, Resident};
 use super::setup::Setup;
+use crate::data::labels::CellLabels;
 use crate::model::config::{RunConfig, TrainConfig};
-use crate::model::dataset::{DeviceData, PreparedData};
+use crate::model::dataset::DeviceData;
 use crate::model::scdreamer::Scdreamer;
 use crate::ops::Backend;
 use crate::train::{self, EpochLog, StepProgress};
@@ -94,22 +95,32 @@ pub fn upload<B: Backend>(backend: &B, setup: &mut Setup) -> anyhow::Result<Devi
         .context("cannot upload the data to the device")
 }
 
-/// Sup with `--label-balance`: weights the label loss of the uploaded cells by their type's
-/// share of the labelled cells (`CellLabels::balanced_weights`).
-pub fn balance_labels<B: Backend>(
+/// The set-up data on `backend` for training with `train`: [`upload`], with Sup's label loss
+/// weighed per cell at `train.label_balance` over the labelled cells of the whole data set
+/// (`PreparedData::weigh_labels`). Every in-memory training run goes through it ([`fit`],
+/// hence the Python binding, and `integrate`); a streamed file's weights are set by
+/// `prepare_streamed`.
+pub fn upload_for_training<B: Backend>(
     backend: &B,
-    prep: &PreparedData,
+    setup: &mut Setup,
+    train: &TrainConfig,
+) -> anyhow::Result<DeviceData<B>> {
+    setup.prep.weigh_labels(train);
+    upload(backend, setup)
+}
+
+/// Sup: trains on `labels` from now on instead of the set-up labels (`integrate
+/// --screen-labels`), weighed at `train.label_balance` as [`upload_for_training`] weighs them.
+pub fn relabel<B: Backend>(
+    backend: &B,
+    setup: &mut Setup,
     data: &mut DeviceData<B>,
-    train_cfg: &TrainConfig,
+    labels: CellLabels,
+    train: &TrainConfig,
 ) -> anyhow::Result<()> {
-    match prep
-        .labels
-        .as_ref()
-        .and_then(|l| train_cfg.label_weights(l))
-    {
-        Some(w) => data.tables.set_label_weights(backend, &w),
-        None => Ok(()),
-    }
+    setup.prep.labels = Some(labels);
+    setup.prep.weigh_labels(train);
+    data.set_labels(backend, &setup.prep)
 }
 
 /// Trains scDREAMER on the set-up data (see [`upload`] for where the counts go).
@@ -118,8 +129,7 @@ pub fn fit<B: Backend>(
     setup: &mut Setup,
     opts: FitOptions<'_>,
 ) -> anyhow::Result<Trained<B>> {
-    let mut data = upload(backend, setup)?;
-    balance_labels(backend, &setup.prep, &mut data, &opts.run.train)?;
+    let data = upload_for_training(backend, setup, &opts.run.train)?;
     let cells = Resident {
         prep: &setup.prep,
         data: &data,

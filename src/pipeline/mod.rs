@@ -17,7 +17,7 @@ mod setup;
 mod streamed;
 
 pub use cells::{Cells, ChunkVisit, Resident};
-pub use fit::{FitOptions, Fitted, Trained, balance_labels, fit, fit_cells, upload};
+pub use fit::{FitOptions, Fitted, Trained, fit, fit_cells, relabel, upload, upload_for_training};
 pub use infer::{Inference, Inferred, ModelOn, infer, latent_rng};
 pub use prepare::{Prepared, Request, prepare};
 pub use saved::{SavedData, load, save_model, saved_config};

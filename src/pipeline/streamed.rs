@@ -89,7 +89,7 @@ pub fn prepare_streamed(
         Some((key, l)) => (Some(key), Some(l)),
         None => (None, None),
     };
-    let backed = Backed::new(
+    let mut backed = Backed::new(
         reader,
         chunks,
         scan,
@@ -99,6 +99,9 @@ pub fn prepare_streamed(
         &model_cfg,
         opts.progress,
     )?;
+    // Sup: the label loss's weights over the whole file, each chunk uploading its slice (in
+    // memory, `upload_for_training` weighs them).
+    backed.weigh_labels(&train_cfg);
     let data = Streamed {
         backed,
         batch_key: req.batch_key.to_string(),

@@ -12,15 +12,19 @@ pub fn gather<T: Copy>(table: &[T], idx: &[u32], out: &mut [T]) {
     }
 }
 
-/// Labels (0 when unlabelled) and the 0/1 mask of labelled cells.
-pub fn gather_labels(table: &[u32], idx: &[u32], labels: &mut [u32], mask: &mut [f32]) {
+/// Labels (0 when unlabelled) and the cells' label-loss weights as the mask (`weights` is 0
+/// for an unlabelled cell).
+pub fn gather_labels(
+    codes: &[u32],
+    weights: &[f32],
+    idx: &[u32],
+    labels: &mut [u32],
+    mask: &mut [f32],
+) {
     for ((l, m), &i) in labels.iter_mut().zip(mask.iter_mut()).zip(idx) {
-        let code = table[i as usize];
-        (*l, *m) = if code == UNLABELLED {
-            (0, 0.0)
-        } else {
-            (code, 1.0)
-        };
+        let code = codes[i as usize];
+        *l = if code == UNLABELLED { 0 } else { code };
+        *m = weights[i as usize];
     }
 }
 
@@ -90,12 +94,12 @@ mod tests {
     }
 
     #[test]
-    fn labels_gather_marks_unlabelled_cells() {
+    fn labels_gather_codes_and_weights() {
         let table = [2, UNLABELLED, 0];
         let (mut l, mut m) = ([9; 4], [9.0; 4]);
-        gather_labels(&table, &[1, 0, 2, 1], &mut l, &mut m);
+        gather_labels(&table, &[0.5, 0.0, 2.0], &[1, 0, 2, 1], &mut l, &mut m);
         assert_eq!(l, [0, 2, 0, 0]);
-        assert_eq!(m, [0.0, 1.0, 1.0, 0.0]);
+        assert_eq!(m, [0.0, 0.5, 2.0, 0.0]);
     }
 
     #[test]

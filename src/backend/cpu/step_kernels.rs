@@ -12,13 +12,14 @@ impl StepKernels for Cpu {
     }
     fn gather_labels(
         &self,
-        table: &Vec<u32>,
+        codes: &Vec<u32>,
+        weights: &Vec<f32>,
         idx: &Vec<u32>,
         n: usize,
         labels: &mut Vec<u32>,
         mask: &mut Vec<f32>,
     ) {
-        step::gather_labels(table, &idx[..n], &mut labels[..n], &mut mask[..n]);
+        step::gather_labels(codes, weights, &idx[..n], &mut labels[..n], &mut mask[..n]);
     }
     fn acc_values(&self, acc: &mut Vec<f64>, values: &[(usize, &Vec<f32>)]) {
         for &(slot, x) in values {

@@ -29,13 +29,14 @@ impl StepKernels for CudaBackend {
     }
     fn gather_labels(
         &self,
-        table: &CudaSlice<u32>,
+        codes: &CudaSlice<u32>,
+        weights: &CudaSlice<f32>,
         idx: &CudaSlice<u32>,
         n: usize,
         labels: &mut CudaSlice<u32>,
         mask: &mut CudaSlice<f32>,
     ) {
-        let r = step::gather_labels(&self.rt, table, idx, n, labels, mask);
+        let r = step::gather_labels(&self.rt, codes, weights, idx, n, labels, mask);
         self.ok(r, "gather_labels");
     }
     fn acc_values(&self, acc: &mut CudaSlice<f64>, values: &[(usize, &CudaSlice<f32>)]) {

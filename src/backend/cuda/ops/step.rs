@@ -58,10 +58,12 @@ pub fn gather<T: cudarc::driver::DeviceRepr>(
     launch!(rt, "step", kernel, step_cfg(n), [table, &nt, idx, out, &ni])
 }
 
-/// Labels and mask of a minibatch. Mirrors `cpu::step::gather_labels`.
+/// Labels and mask (the cells' label-loss weights) of a minibatch, in one launch. Mirrors
+/// `cpu::step::gather_labels`.
 pub fn gather_labels(
     rt: &CudaRuntime,
-    table: &CudaSlice<u32>,
+    codes: &CudaSlice<u32>,
+    weights: &CudaSlice<f32>,
     idx: &CudaSlice<u32>,
     n: usize,
     labels: &mut CudaSlice<u32>,
@@ -70,17 +72,24 @@ pub fn gather_labels(
     check_min(idx.len(), n, "gather_labels indices")?;
     check_min(labels.len(), n, "gather_labels labels")?;
     check_min(mask.len(), n, "gather_labels mask")?;
+    ensure!(
+        codes.len() == weights.len(),
+        "gather_labels: {} label codes but {} weights",
+        codes.len(),
+        weights.len()
+    );
     if n == 0 {
         return Ok(());
     }
-    let (nt, ni) = (as_i32(table.len(), "table rows")?, as_i32(n, "n")?);
-    // SAFETY: lengths checked above; table reads are bounds-checked in the kernel.
+    let (nt, ni) = (as_i32(codes.len(), "table rows")?, as_i32(n, "n")?);
+    // SAFETY: lengths checked above (both tables hold nt rows); table reads are bounds-checked
+    // in the kernel.
     launch!(
         rt,
         "step",
         "gather_labels",
         step_cfg(n),
-        [table, &nt, idx, labels, mask, &ni]
+        [codes, weights, &nt, idx, labels, mask, &ni]
     )
 }
 
