@@ -213,9 +213,8 @@ pub struct IntegrateArgs {
     pub kl_weight: Option<f32>,
     /// Training epochs (default preset: about 3,400 minibatch steps, i.e. 3400 / (cells / batch
     /// size) epochs, at least 4, and at most 100 epochs of 128-cell minibatches' steps (small
-    /// files) or 1,200 steps at a minibatch above 128; 7,900 steps above 128 batches; files up
-    /// to 4,352 cells, unsupervised at batch 128: 50 epochs at 3x the learning rate; authors
-    /// preset: 300). Given alone, the default preset trains at its base learning rate (1e-3).
+    /// files) or 1,200 steps at a minibatch above 128; 7,900 steps above 128 batches; authors
+    /// preset: 300).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Minibatch size (default 128; on a GPU the default preset grows it with the data, to
@@ -226,8 +225,7 @@ pub struct IntegrateArgs {
     /// scDREAMER-Sup and the authors' preset: constant).
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrScheduleArg>,
-    /// Learning rate of the autoencoder (adversaries keep their preset ratio; default preset:
-    /// 1e-3, or 3e-3 with the small files' 50-epoch default).
+    /// Learning rate of the autoencoder (adversaries keep their preset ratio).
     #[arg(long)]
     pub lr: Option<f32>,
     /// Count likelihood of the decoder.

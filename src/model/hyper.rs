@@ -4,9 +4,7 @@
 
 use crate::data::hvg::GeneSelection;
 use crate::model::config::{AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig};
-use crate::model::presets::{
-    CPU_BATCH_SIZE, DEFAULT_LR, Schedule, default_schedule, gpu_batch_size, many_batches,
-};
+use crate::model::presets::{CPU_BATCH_SIZE, default_epochs, gpu_batch_size, many_batches};
 
 /// Hyper-parameter preset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -102,27 +100,13 @@ impl HyperParams {
         override_with(&mut m.disc_weight, self.disc_weight);
         override_with(&mut m.kl_weight, self.kl_weight);
         m.likelihood = self.likelihood;
-        override_with(&mut t.batch_size, self.batch_size);
-        if self.preset == Preset::Default {
-            // The default schedule is in steps and follows the batch size the user chose; its
-            // learning rate goes with it, so `--epochs` alone trains at the base rate.
-            let s = match self.epochs {
-                Some(epochs) => Schedule {
-                    epochs,
-                    lr_factor: 1.0,
-                },
-                None => default_schedule(
-                    n_cells,
-                    t.batch_size,
-                    many_batches(n_batches, n_labels),
-                    n_labels > 0,
-                ),
-            };
-            t.epochs = s.epochs;
-            let lr = DEFAULT_LR * s.lr_factor;
-            (t.lr_ae, t.lr_dis, t.lr_bc) = (lr, lr, lr);
-        } else {
-            override_with(&mut t.epochs, self.epochs);
+        override_with(&mut t.epochs, self.epochs);
+        if let Some(b) = self.batch_size {
+            t.batch_size = b;
+            // The default epoch budget is in steps: follow the batch size the user chose.
+            if self.epochs.is_none() && self.preset == Preset::Default {
+                t.epochs = default_epochs(n_cells, b, many_batches(n_batches, n_labels));
+            }
         }
         override_with(&mut t.lr_schedule, self.lr_schedule);
         override_with(&mut t.label_balance, self.label_balance);
@@ -177,7 +161,6 @@ pub fn hvg_selection(preset: Preset, flavor: Option<HvgFlavor>, n_top: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::presets::default_epochs;
 
     fn defaults() -> HyperParams {
         HyperParams {
@@ -234,24 +217,5 @@ mod tests {
         authors.preset = Preset::Authors;
         let (_, t) = authors.on_device(true, n).configs(2000, 4, 0, n).unwrap();
         assert_eq!(t.batch_size, 128);
-    }
-
-    #[test]
-    fn the_default_rate_goes_with_the_default_schedule() {
-        let n = 1_345;
-        let (_, t) = defaults().configs(2000, 3, 0, n).unwrap();
-        assert_eq!(t.epochs, 50);
-        assert!((t.lr_ae - 3e-3).abs() < 1e-9 && t.lr_bc == t.lr_ae);
-        // --epochs alone: the base rate, as before the short schedule.
-        let mut e = defaults();
-        e.epochs = Some(100);
-        let (_, t) = e.configs(2000, 3, 0, n).unwrap();
-        assert_eq!((t.epochs, t.lr_ae, t.lr_dis), (100, DEFAULT_LR, DEFAULT_LR));
-        // --batch-size 128 is the default; --lr wins over the schedule's rate.
-        let mut b = defaults();
-        b.batch_size = Some(128);
-        b.lr = Some(5e-4);
-        let (_, t) = b.configs(2000, 3, 0, n).unwrap();
-        assert_eq!((t.epochs, t.lr_ae, t.lr_dis), (50, 5e-4, 5e-4));
     }
 }

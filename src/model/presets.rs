@@ -111,53 +111,6 @@ pub fn default_epochs(n_cells: usize, batch_size: usize, many_batches: bool) -> 
     ((steps / steps_per_epoch).round() as usize).max(4)
 }
 
-/// The learning rate of the default preset's three optimisers at its full budget.
-pub const DEFAULT_LR: f32 = 1e-3;
-
-/// Epochs of the unsupervised default preset at the CPU minibatch on files small enough that
-/// [`default_epochs`] gives them its 100-epoch cap (up to 4,352 cells): half of it, at
-/// [`SMALL_FILE_LR_FACTOR`] times the rate ([`default_schedule`]).
-pub const SMALL_FILE_EPOCHS: usize = 50;
-
-/// The small files' learning-rate factor. On the four small shared files (seeds 0-2) 50 epochs
-/// at 3x kept the scib Totals of 100 at 1x (mean changes -0.006 to +0.003) in half the time;
-/// 50 at 1x left batches unmixed and 50 at 2x mixed the demo less (15-NN batch entropy below the
-/// 0.6 bar). kang_pbmc (50 epochs at 1x, budget-bound) lost 0.02 at 25 epochs and 2x, hence
-/// small files only (BENCHMARKS.md, "A shorter schedule at a higher learning rate").
-pub const SMALL_FILE_LR_FACTOR: f32 = 3.0;
-
-/// The default preset's training length and learning-rate factor.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Schedule {
-    pub epochs: usize,
-    /// Multiplies [`DEFAULT_LR`] for all three optimisers.
-    pub lr_factor: f32,
-}
-
-/// The default preset's schedule: [`default_epochs`] at [`DEFAULT_LR`], except for the
-/// unsupervised model at the CPU minibatch on small files ([`SMALL_FILE_EPOCHS`] at
-/// [`SMALL_FILE_LR_FACTOR`] times the rate), which is what was measured: scDREAMER-Sup, the
-/// many-batch budget, minibatches above 128 and larger files keep their measured schedules.
-pub fn default_schedule(
-    n_cells: usize,
-    batch_size: usize,
-    many_batches: bool,
-    sup: bool,
-) -> Schedule {
-    let epochs = default_epochs(n_cells, batch_size, many_batches);
-    let small = n_cells.max(1).div_ceil(CPU_BATCH_SIZE) as f64 * 100.0 <= DEFAULT_TARGET_STEPS;
-    if sup || many_batches || batch_size != CPU_BATCH_SIZE || !small {
-        return Schedule {
-            epochs,
-            lr_factor: 1.0,
-        };
-    }
-    Schedule {
-        epochs: SMALL_FILE_EPOCHS,
-        lr_factor: SMALL_FILE_LR_FACTOR,
-    }
-}
-
 /// Whether the default preset uses its many-batch settings: more than [`MANY_BATCHES`] batches,
 /// unsupervised only (scDREAMER-Sup, `n_labels` > 0, keeps the preset it was measured with).
 pub fn many_batches(n_batches: usize, n_labels: usize) -> bool {
@@ -251,23 +204,15 @@ impl ModelConfig {
 }
 
 impl TrainConfig {
-    /// The schedule of [`default_schedule`] at the CPU minibatch. `n_labels` > 0: scDREAMER-Sup,
-    /// which keeps the constant learning rate and the epoch budget it was measured with (see
-    /// [`ModelConfig::default_preset`]).
+    /// `n_labels` > 0: scDREAMER-Sup, which keeps the constant learning rate and the epoch
+    /// budget it was measured with (see [`ModelConfig::default_preset`]).
     pub fn default_preset(n_cells: usize, n_batches: usize, n_labels: usize, seed: u64) -> Self {
-        let s = default_schedule(
-            n_cells,
-            CPU_BATCH_SIZE,
-            many_batches(n_batches, n_labels),
-            n_labels > 0,
-        );
-        let lr = DEFAULT_LR * s.lr_factor;
         TrainConfig {
-            epochs: s.epochs,
+            epochs: default_epochs(n_cells, CPU_BATCH_SIZE, many_batches(n_batches, n_labels)),
             batch_size: CPU_BATCH_SIZE,
-            lr_ae: lr,
-            lr_dis: lr,
-            lr_bc: lr,
+            lr_ae: 1e-3,
+            lr_dis: 1e-3,
+            lr_bc: 1e-3,
             seed,
             clip_norm: Some(50.0),
             lr_schedule: if n_labels > 0 {
@@ -344,40 +289,6 @@ mod tests {
         assert_eq!(default_epochs(8_684, 128, false), 50);
         assert_eq!(default_epochs(10_000, 1024, many_batches(150, 0)), 790);
         assert_eq!(default_epochs(1_000_000, 1024, false), 4);
-    }
-
-    #[test]
-    fn small_files_train_half_the_epochs_at_three_times_the_rate() {
-        let s = |n, b, many, sup| default_schedule(n, b, many, sup);
-        let full = |epochs| Schedule {
-            epochs,
-            lr_factor: 1.0,
-        };
-        // The demo (1,345 cells) and every file up to 4,352 cells: 50 epochs at 3e-3.
-        let short = Schedule {
-            epochs: 50,
-            lr_factor: 3.0,
-        };
-        assert_eq!(s(1_345, 128, false, false), short);
-        assert_eq!(s(4_352, 128, false, false), short);
-        assert_eq!(s(1, 128, false, false), short);
-        // Budget-bound files and atlases keep theirs: 4,353 cells (35 steps) 97 epochs, kang_pbmc 50.
-        assert_eq!(s(4_353, 128, false, false), full(97));
-        assert_eq!(s(8_684, 128, false, false), full(50));
-        assert_eq!(s(1_000_000, 128, false, false), full(4));
-        // Unmeasured there: Sup, the many-batch budget and larger minibatches keep theirs.
-        assert_eq!(s(1_345, 128, false, true), full(100));
-        assert_eq!(s(1_345, 128, true, false), full(100));
-        assert_eq!(s(1_345, 1024, false, false), full(550));
-        let t = TrainConfig::default_preset(1_345, 3, 0, 0);
-        assert_eq!(t.epochs, 50);
-        assert!(
-            [t.lr_ae, t.lr_dis, t.lr_bc]
-                .iter()
-                .all(|&r| (r - 3e-3).abs() < 1e-9)
-        );
-        let sup = TrainConfig::default_preset(1_345, 3, 4, 0);
-        assert_eq!((sup.epochs, sup.lr_ae), (100, DEFAULT_LR));
     }
 
     #[test]
