@@ -17,8 +17,7 @@ use scdreamer::backend::cpu::Cpu;
 use scdreamer::data::h5ad::{GeneMap, ReadOptions, RowReader, open_h5};
 use scdreamer::data::{Column, Csr};
 use scdreamer::metrics::{knn_indices, knn_label_purity};
-use scdreamer::model::config::Likelihood;
-use scdreamer::model::hyper::{HyperParams, Preset};
+use scdreamer::model::hyper::HyperParams;
 use scdreamer::pipeline::{self, GeneSelection, Request, StreamOptions};
 
 /// Sup's label-loss weights come from the pipeline's set-up, whatever drives it (the CLI, the
@@ -31,22 +30,8 @@ use scdreamer::pipeline::{self, GeneSelection, Request, StreamOptions};
 fn streamed_chunks_and_memory_get_the_same_label_weights_from_the_pipeline() {
     for balance in [None, Some(0.0)] {
         let hyper = HyperParams {
-            preset: Preset::Default,
-            latent: None,
-            hidden: None,
-            batch_adv_weight: None,
-            adversary_input: None,
-            encode_batch: None,
-            batch_gene_offsets: None,
-            disc_weight: None,
-            kl_weight: None,
-            likelihood: Likelihood::Zinb,
-            epochs: None,
-            batch_size: None,
-            lr_schedule: None,
-            lr: None,
             label_balance: balance,
-            seed: 0,
+            ..HyperParams::default()
         };
         let req = Request {
             source: "demo",

@@ -54,6 +54,30 @@ pub struct HyperParams {
     pub seed: u64,
 }
 
+/// The default preset with no override (ZINB, seed 0): what a caller changes field by field.
+impl Default for HyperParams {
+    fn default() -> Self {
+        HyperParams {
+            preset: Preset::Default,
+            latent: None,
+            hidden: None,
+            batch_adv_weight: None,
+            adversary_input: None,
+            encode_batch: None,
+            batch_gene_offsets: None,
+            disc_weight: None,
+            kl_weight: None,
+            likelihood: Likelihood::Zinb,
+            epochs: None,
+            batch_size: None,
+            lr_schedule: None,
+            lr: None,
+            label_balance: None,
+            seed: 0,
+        }
+    }
+}
+
 impl HyperParams {
     /// On a GPU, the default preset's minibatch grows with the data ([`gpu_batch_size`]) unless
     /// the batch size was given; the epoch budget (in steps) follows it in [`Self::configs`].
@@ -163,24 +187,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> HyperParams {
-        HyperParams {
-            preset: Preset::Default,
-            latent: None,
-            hidden: None,
-            batch_adv_weight: None,
-            adversary_input: None,
-            encode_batch: None,
-            batch_gene_offsets: None,
-            disc_weight: None,
-            kl_weight: None,
-            likelihood: Likelihood::Zinb,
-            epochs: None,
-            batch_size: None,
-            lr_schedule: None,
-            lr: None,
-            label_balance: None,
-            seed: 0,
-        }
+        HyperParams::default()
     }
 
     #[test]
