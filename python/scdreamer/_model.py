@@ -191,6 +191,8 @@ class Model:
         **hyper,
     ):
         h = _hyper(hyper)
+        if h.label_balance is not None and labels_key is None:
+            raise ValueError("label_balance needs labels_key (it weighs scDREAMER-Sup's label loss)")
         _check_positive("n_top_genes", n_top_genes)
         _check_positive("n_threads", n_threads)
         if genes is not None and all_genes:

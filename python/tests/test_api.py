@@ -106,6 +106,9 @@ def test_label_balance_weighs_the_label_loss(demo):
         assert "--label-balance" not in str(e.value)
     with pytest.raises(TypeError, match="label_balance"):
         scdreamer.Model(demo, labels_key="cell_type", label_balance="1")
+    # As the CLI refuses --label-balance without --labels-key: nothing would use it.
+    with pytest.raises(ValueError, match="label_balance needs labels_key"):
+        scdreamer.Model(demo, label_balance=1)
 
 
 def test_loaded_model_needs_data(tmp_path, demo):
