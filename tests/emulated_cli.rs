@@ -74,6 +74,20 @@ fn demo_scores(z: &[f32]) -> (f64, f64) {
     common::knn_scores(&read(Path::new(DEMO)).obs, z)
 }
 
+/// The emulated device's embedding `zg` of the demo is finite and scores as the CPU's `zc`
+/// within 0.02 on 15-NN purity and batch entropy; prints both (`run` names the run).
+fn assert_scores_match_the_cpu(run: &str, zc: &[f32], zg: &[f32]) {
+    assert!(zg.iter().all(|v| v.is_finite()), "non-finite embedding");
+    let ((pc, ec), (pg, eg)) = (demo_scores(zc), demo_scores(zg));
+    println!(
+        "{run}: cpu purity {pc:.4} entropy {ec:.4}; emulated cuda purity {pg:.4} entropy \
+         {eg:.4}; max |z_cpu - z_cuda| {:.3e}",
+        max_abs_diff(zc, zg)
+    );
+    assert!((pc - pg).abs() <= 0.02, "purity {pg} vs cpu {pc}");
+    assert!((ec - eg).abs() <= 0.02, "batch entropy {eg} vs cpu {ec}");
+}
+
 /// `integrate --backed --chunk-cells 500 --device cuda`: the three chunks of the demo go to
 /// the emulated device in turn (one training step per minibatch of each chunk), and the
 /// embedding scores as the CPU run's with the same flags within 0.02 on 15-NN purity and batch
@@ -92,15 +106,11 @@ fn integrate_backed_device_cuda_streams_chunks_to_the_emulated_device() {
     assert!(log.contains("device cuda"), "{log}");
     assert!(log.contains("read in 3 chunk(s) of 500 cells"), "{log}");
     assert_eq!(zc.len(), zg.len());
-    assert!(zg.iter().all(|v| v.is_finite()), "non-finite embedding");
-    let ((pc, ec), (pg, eg)) = (demo_scores(&zc), demo_scores(&zg));
-    let max_diff = max_abs_diff(&zc, &zg);
-    println!(
-        "demo --backed, 3 chunks, {EPOCHS} epochs: cpu purity {pc:.4} entropy {ec:.4}; \
-         emulated cuda purity {pg:.4} entropy {eg:.4}; max |z_cpu - z_cuda| {max_diff:.3e}"
+    assert_scores_match_the_cpu(
+        &format!("demo --backed, 3 chunks, {EPOCHS} epochs"),
+        &zc,
+        &zg,
     );
-    assert!((pc - pg).abs() <= 0.02, "purity {pg} vs cpu {pc}");
-    assert!((ec - eg).abs() <= 0.02, "batch entropy {eg} vs cpu {ec}");
     // Trained on the device, chunk by chunk: chunks of 500, 500 and 345 cells give 3 + 3 + 2
     // minibatches of 128 per epoch (one counters record per step but the last).
     let epochs: usize = EPOCHS.parse().unwrap();
@@ -126,15 +136,7 @@ fn integrate_sup_device_cuda_gathers_labels_and_weights_in_one_launch() {
         &[&DEMO],
     );
     assert!(log.contains("device cuda"), "{log}");
-    assert!(zg.iter().all(|v| v.is_finite()), "non-finite embedding");
-    let ((pc, ec), (pg, eg)) = (demo_scores(&zc), demo_scores(&zg));
-    println!(
-        "demo Sup, {SUP_EPOCHS} epochs: cpu purity {pc:.4} entropy {ec:.4}; emulated cuda purity \
-         {pg:.4} entropy {eg:.4}; max |z_cpu - z_cuda| {:.3e}",
-        max_abs_diff(&zc, &zg)
-    );
-    assert!((pc - pg).abs() <= 0.02, "purity {pg} vs cpu {pc}");
-    assert!((ec - eg).abs() <= 0.02, "batch entropy {eg} vs cpu {ec}");
+    assert_scores_match_the_cpu(&format!("demo Sup, {SUP_EPOCHS} epochs"), &zc, &zg);
     let closed = s["steps"].as_array().expect("steps").len() as u64;
     assert!(closed > 0);
     let launches = |k: &str| s["step_kernels"][k]["launches"].as_u64().unwrap_or(0);

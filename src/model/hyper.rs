@@ -186,18 +186,14 @@ pub fn hvg_selection(preset: Preset, flavor: Option<HvgFlavor>, n_top: usize) ->
 mod tests {
     use super::*;
 
-    fn defaults() -> HyperParams {
-        HyperParams::default()
-    }
-
     #[test]
     fn a_gpu_grows_the_default_minibatch_and_keeps_the_step_budget() {
         let n = 1_000_000;
-        let (_, cpu) = defaults()
+        let (_, cpu) = HyperParams::default()
             .on_device(false, n)
             .configs(2000, 4, 0, n)
             .unwrap();
-        let (_, gpu) = defaults()
+        let (_, gpu) = HyperParams::default()
             .on_device(true, n)
             .configs(2000, 4, 0, n)
             .unwrap();
@@ -206,22 +202,26 @@ mod tests {
         assert_eq!(gpu.epochs, default_epochs(n, 1024, false));
         assert_eq!(gpu.epochs, 4);
         // Small data keeps the CPU's configuration on a GPU.
-        let (_, small) = defaults()
+        let (_, small) = HyperParams::default()
             .on_device(true, 8_684)
             .configs(2000, 4, 0, 8_684)
             .unwrap();
-        let (_, small_cpu) = defaults().configs(2000, 4, 0, 8_684).unwrap();
+        let (_, small_cpu) = HyperParams::default().configs(2000, 4, 0, 8_684).unwrap();
         assert_eq!(
             (small.batch_size, small.epochs),
             (small_cpu.batch_size, small_cpu.epochs)
         );
         // A batch size the user gave, or the authors' preset, is left alone.
-        let mut given = defaults();
-        given.batch_size = Some(64);
+        let given = HyperParams {
+            batch_size: Some(64),
+            ..HyperParams::default()
+        };
         let (_, t) = given.on_device(true, n).configs(2000, 4, 0, n).unwrap();
         assert_eq!(t.batch_size, 64);
-        let mut authors = defaults();
-        authors.preset = Preset::Authors;
+        let authors = HyperParams {
+            preset: Preset::Authors,
+            ..HyperParams::default()
+        };
         let (_, t) = authors.on_device(true, n).configs(2000, 4, 0, n).unwrap();
         assert_eq!(t.batch_size, 128);
     }
