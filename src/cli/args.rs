@@ -165,7 +165,8 @@ pub struct IntegrateArgs {
     pub unlabeled_category: String,
     /// scDREAMER-Sup with possibly wrong labels: first train the unsupervised model, train as
     /// unlabelled every labelled cell whose 15 nearest labelled cells there mostly carry another
-    /// label, then train Sup (about twice the time; data in memory only, not --backed).
+    /// label (unless its label is 3x as common among them as overall: rare types), then train
+    /// Sup (about twice the time; data in memory only, not --backed).
     #[arg(long)]
     pub screen_labels: bool,
     /// Sup: balance the label loss across cell types, weighting a labelled cell of type c by

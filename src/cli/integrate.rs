@@ -18,7 +18,7 @@ use crate::data::h5ad::{self, CsrBlocks};
 use crate::io::results::{Outcome, Written, write_results};
 use crate::model::config::{ModelConfig, RunConfig, TrainConfig};
 use crate::model::dataset::DeviceData;
-use crate::model::sup_screen::{SCREEN_NEIGHBOURS, neighbour_votes, screen};
+use crate::model::sup_screen::{SCREEN_ENRICHMENT, SCREEN_NEIGHBOURS, neighbour_votes, screen};
 use crate::ops::Backend;
 use crate::pipeline::{self, Cells, FitOptions, Inference, Resident, SavedData};
 
@@ -228,7 +228,7 @@ fn screen_labels<B: Backend>(
         labels,
         SCREEN_NEIGHBOURS,
     );
-    let (screened, hidden) = screen(labels, &votes);
+    let (screened, hidden) = screen(labels, &votes, SCREEN_ENRICHMENT);
     eprintln!(
         "--screen-labels: {hidden} of the {} given labels are outvoted by their cells' \
          {SCREEN_NEIGHBOURS} nearest labelled cells and trained as unlabelled",

@@ -5,7 +5,9 @@
 //! given type), so its own prediction on a labelled cell cannot find them. `--screen-labels`
 //! therefore looks at the labels in an embedding that never saw them (the unsupervised model on
 //! the same cells): a labelled cell whose nearest labelled neighbours mostly carry another
-//! label is trained as unlabelled, and Sup predicts its type like a hidden cell's.
+//! label is trained as unlabelled, and Sup predicts its type like a hidden cell's, unless its
+//! own label is enriched among those neighbours (a rare type's cells sit among a large type's
+//! there, and a majority vote alone hid most of their correct labels).
 
 use crate::data::labels::CellLabels;
 use crate::metrics::knn_indices;
@@ -17,15 +19,31 @@ pub const DISAGREE_THRESHOLD: f32 = 0.7;
 /// Neighbours that vote on a cell's label.
 pub const SCREEN_NEIGHBOURS: usize = 15;
 
-/// For every cell: the label most common among its `k` nearest labelled cells (itself left
-/// out) in `latent` (`n x d`, row-major) and that label's share of the votes; None for an
-/// unlabelled cell or when no other cell is labelled. Ties go to the lowest code.
+/// An outvoted label is kept when its share of the cell's neighbours is at least this many
+/// times its share of all given labels: a correct label of a rare type (1% of the labels) then
+/// survives with one vote of 15 among a large type's cells, while a wrong label, scattered at
+/// random, is about as common around the cell as anywhere (BENCHMARKS.md, "--screen-labels
+/// spares enriched labels").
+pub const SCREEN_ENRICHMENT: f32 = 3.0;
+
+/// One labelled cell's neighbour vote.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Vote {
+    /// The label most common among the neighbours (ties to the lowest code) and its share.
+    pub best: u32,
+    pub share: f32,
+    /// The share of the neighbours that carry the cell's own label.
+    pub own_share: f32,
+}
+
+/// For every cell: the vote of its `k` nearest labelled cells (itself left out) in `latent`
+/// (`n x d`, row-major); None for an unlabelled cell or when no other cell is labelled.
 pub fn neighbour_votes(
     latent: &[f32],
     d: usize,
     labels: &CellLabels,
     k: usize,
-) -> Vec<Option<(u32, f32)>> {
+) -> Vec<Option<Vote>> {
     let n = labels.codes.len();
     assert_eq!(
         latent.len(),
@@ -56,21 +74,37 @@ pub fn neighbour_votes(
             .rev()
             .max_by_key(|&(_, c)| *c)
             .expect("at least one category");
-        votes[labelled[j]] = Some((best as u32, count as f32 / nb.len() as f32));
+        let own = labels.codes[labelled[j]].expect("labelled") as usize;
+        let k = nb.len() as f32;
+        votes[labelled[j]] = Some(Vote {
+            best: best as u32,
+            share: count as f32 / k,
+            own_share: counts[own] as f32 / k,
+        });
     }
     votes
 }
 
 /// The labels with every labelled cell hidden whose neighbours outvote its label (another
-/// label holds more than half of the votes), and how many were hidden.
-pub fn screen(labels: &CellLabels, votes: &[Option<(u32, f32)>]) -> (CellLabels, usize) {
+/// label holds more than half of the votes) unless its label is enriched there (its share of
+/// the neighbours >= `enrichment` x its share of all given labels), and how many were hidden.
+pub fn screen(labels: &CellLabels, votes: &[Option<Vote>], enrichment: f32) -> (CellLabels, usize) {
+    let mut per_type = vec![0usize; labels.categories.len()];
+    for c in labels.codes.iter().flatten() {
+        per_type[*c as usize] += 1;
+    }
+    let n_labelled = labels.n_labelled().max(1) as f32;
     let mut hidden = 0;
     let codes = labels
         .codes
         .iter()
         .zip(votes)
         .map(|(&given, vote)| match (given, vote) {
-            (Some(g), Some((v, share))) if *v != g && *share > 0.5 => {
+            (Some(g), Some(v))
+                if v.best != g
+                    && v.share > 0.5
+                    && v.own_share < enrichment * per_type[g as usize] as f32 / n_labelled =>
+            {
                 hidden += 1;
                 None
             }
@@ -124,14 +158,59 @@ mod tests {
         codes.push(None);
         let l = labels(&codes);
         let votes = neighbour_votes(&x, 1, &l, 3);
-        assert_eq!(votes[2], Some((0, 1.0)));
-        assert_eq!(votes[7], Some((1, 1.0)));
+        let vote = |best, share, own_share| {
+            Some(Vote {
+                best,
+                share,
+                own_share,
+            })
+        };
+        assert_eq!(votes[2], vote(0, 1.0, 0.0));
+        assert_eq!(votes[7], vote(1, 1.0, 1.0));
         assert_eq!(votes[10], None);
-        let (s, hidden) = screen(&l, &votes);
+        let (s, hidden) = screen(&l, &votes, SCREEN_ENRICHMENT);
         assert_eq!(hidden, 1);
         assert_eq!(s.codes[2], None);
         assert_eq!(s.codes[0], Some(0));
         assert_eq!(s.categories, l.categories);
+    }
+
+    #[test]
+    fn an_outvoted_label_enriched_among_its_neighbours_is_kept() {
+        // 40 cells of type a on a line, with a rare type b (2 of 40 labels, 5%) among them:
+        // cells 10 and 11 (at 10 and 10.4; cells 9 and 12 moved to 8.7 and 12.5 so that no a
+        // cell has two b neighbours and no neighbour ties).
+        // Each b cell's 3 neighbours hold one b (33%, 6.7x its share): kept at enrichment 3,
+        // hidden by the majority vote alone (infinite enrichment). A lone b label (cell 30, wrong)
+        // has no b neighbour: hidden either way.
+        let mut x: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        x[9] = 8.7;
+        x[11] = 10.4;
+        x[12] = 12.5;
+        let mut codes: Vec<Option<u32>> = vec![Some(0); 40];
+        codes[10] = Some(1);
+        codes[11] = Some(1);
+        let l = labels(&codes);
+        let votes = neighbour_votes(&x, 1, &l, 3);
+        assert_eq!(votes[10].unwrap().best, 0);
+        assert!((votes[10].unwrap().own_share - 1.0 / 3.0).abs() < 1e-6);
+        let (kept, hidden) = screen(&l, &votes, SCREEN_ENRICHMENT);
+        assert_eq!(
+            (kept.codes[10], kept.codes[11], hidden),
+            (Some(1), Some(1), 0)
+        );
+        let (majority, hidden) = screen(&l, &votes, f32::INFINITY);
+        assert_eq!(
+            (majority.codes[10], majority.codes[11], hidden),
+            (None, None, 2)
+        );
+
+        codes[11] = Some(0);
+        codes[30] = Some(1);
+        let l = labels(&codes);
+        let votes = neighbour_votes(&x, 1, &l, 3);
+        let (s, hidden) = screen(&l, &votes, SCREEN_ENRICHMENT);
+        assert_eq!((s.codes[10], s.codes[30], hidden), (None, None, 2));
     }
 
     #[test]
