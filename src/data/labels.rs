@@ -22,14 +22,20 @@ impl CellLabels {
         self.codes.iter().filter(|c| c.is_some()).count()
     }
 
-    /// Per-cell weights of the label loss that balance the cell types: a labelled cell of type
-    /// c weighs `(n_labelled / (types present x n_c))^power` (power 0: 1 for every labelled
-    /// cell; 1: every type weighs the same in total), an unlabelled cell 0.
-    pub fn balanced_weights(&self, power: f32) -> Vec<f32> {
+    /// Labelled cells of each type (indexed by code).
+    pub fn labelled_per_type(&self) -> Vec<usize> {
         let mut per_type = vec![0usize; self.categories.len()];
         for c in self.codes.iter().flatten() {
             per_type[*c as usize] += 1;
         }
+        per_type
+    }
+
+    /// Per-cell weights of the label loss that balance the cell types: a labelled cell of type
+    /// c weighs `(n_labelled / (types present x n_c))^power` (power 0: 1 for every labelled
+    /// cell; 1: every type weighs the same in total), an unlabelled cell 0.
+    pub fn balanced_weights(&self, power: f32) -> Vec<f32> {
+        let per_type = self.labelled_per_type();
         let present = per_type.iter().filter(|&&n| n > 0).count().max(1);
         let total = self.n_labelled() as f64;
         let w: Vec<f32> = per_type
@@ -86,10 +92,7 @@ pub fn cell_labels(
             levels.len()
         );
     }
-    let mut counts = vec![0usize; labels.categories.len()];
-    for c in labels.codes.iter().flatten() {
-        counts[*c as usize] += 1;
-    }
+    let counts = labels.labelled_per_type();
     let mut warnings = Vec::new();
     let rare: Vec<(&String, usize)> = labels
         .categories

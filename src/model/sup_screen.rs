@@ -89,11 +89,8 @@ pub fn neighbour_votes(
 /// label holds more than half of the votes) unless its label is enriched there (its share of
 /// the neighbours >= `enrichment` x its share of all given labels), and how many were hidden.
 pub fn screen(labels: &CellLabels, votes: &[Option<Vote>], enrichment: f32) -> (CellLabels, usize) {
-    let mut per_type = vec![0usize; labels.categories.len()];
-    for c in labels.codes.iter().flatten() {
-        per_type[*c as usize] += 1;
-    }
-    let n_labelled = labels.n_labelled().max(1) as f32;
+    let per_type = labels.labelled_per_type();
+    let n_labelled = per_type.iter().sum::<usize>().max(1) as f32;
     let mut hidden = 0;
     let codes = labels
         .codes
