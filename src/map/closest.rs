@@ -46,7 +46,7 @@ pub fn closest_reference_batches<B: Backend>(
             // The same noise for every candidate: differences come from the rows alone.
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc105e);
             tape.reset();
-            let g = candidate.ae_graph(&mut tape, data, prep, &mb, &mut rng);
+            let g = candidate.ae_graph(&mut tape, data, prep, &mb, false, &mut rng);
             let elbo = tape.scalar(g.losses.elbo) as f64;
             if elbo.is_finite() && elbo > slot.0 {
                 *slot = (elbo, BatchInit::Copy(b));

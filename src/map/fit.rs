@@ -70,7 +70,7 @@ pub fn fit_new_batches<B: Backend>(
         for mb_rows in order.chunks_exact(bs) {
             mb.load(&backend, &data.tables, mb_rows)?;
             tape.reset();
-            let ae = model.ae_graph(&mut tape, data, prep, &mb, &mut rng);
+            let ae = model.ae_graph(&mut tape, data, prep, &mb, false, &mut rng);
             let loss = tape.scalar(ae.loss);
             if !loss.is_finite() {
                 anyhow::bail!(

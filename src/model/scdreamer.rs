@@ -75,6 +75,10 @@ pub struct AeGraph {
     pub losses: AeLosses,
     /// Sup terms (label loss, hierarchical KL) when the model is supervised.
     pub sup: Option<SupGraph>,
+    /// The minibatch's input gathered densely (dense data), for the discriminator's step.
+    pub dense_input: Option<Var>,
+    /// D2's scores of the real and the reconstructed cells.
+    pub disc_scores: (Var, Var),
 }
 
 impl<B: Backend> Scdreamer<B> {
@@ -137,23 +141,48 @@ impl<B: Backend> Scdreamer<B> {
             data: d,
             transform,
             scale,
+            dense: None,
         }
+    }
+
+    /// The input of a training step on `mb`: on dense data its rows gathered densely once for
+    /// every first layer of the step (`gathered`: that gather, already on this tape).
+    fn train_input<'a>(
+        &self,
+        tape: &mut Tape<B>,
+        data: &'a DeviceData<B>,
+        prep: &PreparedData,
+        mb: &Minibatch<B>,
+        gathered: Option<Var>,
+    ) -> SparseInput<'a, B> {
+        let mut input = self.input(data, prep);
+        input.dense = match gathered {
+            Some(x) => Some(x),
+            None if input.dense_enough() => {
+                Some(tape.gather_dense_t(input.data, mb.rows(), input.transform))
+            }
+            None => None,
+        };
+        input
     }
 
     /// Builds the autoencoder loss `L_AE = -ELBO + w_c A - w_d ln(clip(BC))` (spec section 3, with
     /// the weights of the config), where A = -L_C (authors) or the cross-entropy to uniform and returns the vars the adversaries reuse.
+    /// With `disc_grads` the backward of the loss also fills D2's gradients: `-w_d` times those
+    /// of D2's own loss `ln(clip(BC))` on the same forward (see [`Scdreamer::fused_disc_step`]).
     pub fn ae_graph(
         &self,
         tape: &mut Tape<B>,
         data: &DeviceData<B>,
         prep: &PreparedData,
         mb: &Minibatch<B>,
+        disc_grads: bool,
         rng: &mut ChaCha8Rng,
     ) -> AeGraph {
         let cfg = &self.cfg;
         let p = &self.params;
         let n = mb.len();
-        let input = self.input(data, prep);
+        let input = self.train_input(tape, data, prep, mb, None);
         let (enc, z) = self.encode_train(tape, &input, mb, rng);
         let dec = self
             .decoder
@@ -223,15 +252,16 @@ impl<B: Backend> Scdreamer<B> {
         };
 
         // Discriminator D2 on real x and on x~, paired index by index. The adversaries' weights
-        // get gradients here only when the AE optimiser moves them.
+        // get gradients here only when the AE optimiser moves them (or D2's step reads them).
         let adversary = self.train_pass().frozen(!cfg.ae_updates_adversaries);
+        let disc_pass = adversary.frozen(!cfg.ae_updates_adversaries && !disc_grads);
         let real = DiscInput::Real {
             input: &input,
             rows: mb.rows(),
         };
-        let disc_real = self.discriminator.forward(tape, adversary, real, rng);
+        let disc_real = self.discriminator.forward(tape, disc_pass, real, rng);
         let fake = DiscInput::Reconstructed(dec.xhat);
-        let disc_fake = self.discriminator.forward(tape, adversary, fake, rng);
+        let disc_fake = self.discriminator.forward(tape, disc_pass, fake, rng);
         let bc = tape.bhattacharyya_loss(disc_real, disc_fake);
 
         // Adversarial batch classifier on the sampled z or on the posterior mean.
@@ -273,22 +303,36 @@ impl<B: Backend> Scdreamer<B> {
                 batch_cross_entropy: ce,
             },
             sup,
+            dense_input: input.dense,
+            disc_scores: (disc_real, disc_fake),
         }
     }
 
+    /// Whether D2's step can take its gradient from the AE backward (`ae_graph` with
+    /// `disc_grads`) instead of its own forward and backward: D2's loss `ln(clip(BC))` is the
+    /// AE loss's term scaled by `-w_d`, on the same real cells and the same x~ (detached either
+    /// way), with D2's weights unchanged by the AE step. Not when the AE optimiser moves D2
+    /// too (its gradient would be the sum of both) or `w_d` is 0.
+    pub fn fused_disc_step(&self) -> bool {
+        !self.cfg.ae_updates_adversaries
+            && !self.cfg.separate_adversary_forward
+            && self.cfg.disc_weight != 0.0
+    }
+
     /// Discriminator loss `ln(clip(BC))` (and D's scores of real and reconstructed cells) on real x and a reconstruction it cannot change.
-    /// With `reuse`, x~ comes detached from the AE graph; otherwise a fresh forward pass.
+    /// With `ae` (this step's AE graph, on this tape), x~ comes detached from it and the input
+    /// gathered there is reused; otherwise a fresh forward pass.
     pub fn disc_graph(
         &self,
         tape: &mut Tape<B>,
         data: &DeviceData<B>,
         prep: &PreparedData,
         mb: &Minibatch<B>,
-        xhat: Option<Var>,
+        ae: Option<&AeGraph>,
         rng: &mut ChaCha8Rng,
     ) -> (Var, Var, Var) {
-        let input = self.input(data, prep);
-        let xhat = match xhat {
+        let input = self.train_input(tape, data, prep, mb, ae.and_then(|a| a.dense_input));
+        let xhat = match ae.map(|a| a.xhat) {
             Some(x) => tape.detach(x),
             None => {
                 let (_, z) = self.encode_train(tape, &input, mb, rng);
@@ -326,7 +370,7 @@ impl<B: Backend> Scdreamer<B> {
         let z = match z {
             Some(z) => tape.detach(z),
             None => {
-                let input = self.input(data, prep);
+                let input = self.train_input(tape, data, prep, mb, None);
                 let (enc, z) = self.encode_train(tape, &input, mb, rng);
                 let z = self.adversary_input(&enc, z);
                 tape.detach(z)

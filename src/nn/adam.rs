@@ -15,6 +15,9 @@ pub struct AdamConfig {
     pub weight_decay: f32,
     /// Scale all gradients of this optimiser down so their global L2 norm is at most this.
     pub clip_norm: Option<f32>,
+    /// Multiplies every gradient before the update (without clipping): a gradient another
+    /// loss's backward left, read as this optimiser's loss (e.g. -1/w for a term `-w L`).
+    pub grad_scale: f32,
 }
 
 impl Default for AdamConfig {
@@ -26,6 +29,7 @@ impl Default for AdamConfig {
             eps: 1e-8,
             weight_decay: 0.0,
             clip_norm: None,
+            grad_scale: 1.0,
         }
     }
 }
@@ -49,6 +53,10 @@ pub struct Adam<B: Backend> {
 impl<B: Backend> Adam<B> {
     /// An optimiser for every parameter (existing now) of `groups`.
     pub fn new(params: &Params<B>, groups: &[GroupId], cfg: AdamConfig) -> Self {
+        assert!(
+            cfg.clip_norm.is_none() || cfg.grad_scale == 1.0,
+            "Adam: a gradient scale with clipping (the clipping factor replaces it)"
+        );
         let ids: Vec<ParamId> = params
             .iter()
             .map(|p| p.4)
@@ -111,7 +119,7 @@ impl<B: Backend> Adam<B> {
             weight_decay: self.cfg.weight_decay,
             bias_c1: 1.0 - self.cfg.beta1.powi(t),
             bias_c2: 1.0 - self.cfg.beta2.powi(t),
-            grad_scale: 1.0,
+            grad_scale: self.cfg.grad_scale,
         };
         for (k, &id) in self.ids.iter().enumerate() {
             let mut val = params.value_mut(id);
@@ -186,7 +194,7 @@ mod tests {
             let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
             let scale = match cfg.clip_norm {
                 Some(c) if norm > c as f64 => c as f64 / (norm + 1e-6),
-                _ => 1.0,
+                _ => cfg.grad_scale as f64,
             };
             opt.step(&mut params);
             reference(&mut p, &g, &mut m, &mut v, t, &cfg, scale);
@@ -206,6 +214,16 @@ mod tests {
     fn adam_matches_reference() {
         run(AdamConfig {
             lr: 0.01,
+            ..Default::default()
+        });
+    }
+
+    /// A negative gradient scale steps against the stored gradient (the reference scales it).
+    #[test]
+    fn adam_with_a_gradient_scale_matches_reference() {
+        run(AdamConfig {
+            lr: 0.01,
+            grad_scale: -0.25,
             ..Default::default()
         });
     }

@@ -31,6 +31,7 @@ fn adam(lr: f32, clip: Option<f32>) -> AdamConfig {
         eps: 1e-8,
         weight_decay: 0.0,
         clip_norm: clip,
+        grad_scale: 1.0,
     }
 }
 
@@ -142,6 +143,7 @@ pub fn train_observed<B: Backend>(
     }
     let pb = progress_bar(progress, tc.epochs * steps);
     let reuse = !model.cfg.separate_adversary_forward;
+    let fused = model.fused_disc_step();
     let read_every = read_interval(&backend, steps);
     let mut acc = backend.alloc_acc(slot::COUNT);
     let mut sums = vec![0.0f64; slot::COUNT];
@@ -167,24 +169,31 @@ pub fn train_observed<B: Backend>(
                     prep,
                     mb: &mb,
                 };
-                let ae = autoencoder_update(model, &mut opt.ae, &mut tape, &step, &mut acc, rng);
-                let (xhat, z) = if reuse {
-                    (Some(ae.xhat), Some(ae.z))
+                let ae =
+                    autoencoder_update(model, &mut opt.ae, &mut tape, &step, fused, &mut acc, rng);
+                let z = reuse.then_some(ae.z);
+                if fused {
+                    fused_discriminator_update(
+                        model,
+                        &mut opt.discriminator,
+                        &mut tape,
+                        &ae,
+                        &mut acc,
+                    );
                 } else {
-                    (None, None)
-                };
-                if !reuse {
-                    tape.reset();
+                    if !reuse {
+                        tape.reset();
+                    }
+                    discriminator_update(
+                        model,
+                        &mut opt.discriminator,
+                        &mut tape,
+                        &step,
+                        reuse.then_some(&ae),
+                        &mut acc,
+                        rng,
+                    );
                 }
-                discriminator_update(
-                    model,
-                    &mut opt.discriminator,
-                    &mut tape,
-                    &step,
-                    xhat,
-                    &mut acc,
-                    rng,
-                );
                 if !reuse {
                     tape.reset();
                 }
@@ -258,13 +267,18 @@ struct Optimisers<B: Backend> {
 impl<B: Backend> Optimisers<B> {
     fn new(model: &Scdreamer<B>, tc: &TrainConfig) -> Self {
         let g = model.groups;
+        let mut dis = adam(tc.lr_dis, None);
+        if model.fused_disc_step() {
+            // D2's gradient is left by the AE backward, whose term is -w_d ln(clip(BC)).
+            dis.grad_scale = -1.0 / model.cfg.disc_weight;
+        }
         Optimisers {
             ae: Adam::new(
                 &model.params,
                 &model.ae_groups(),
                 adam(tc.lr_ae, tc.clip_norm),
             ),
-            discriminator: Adam::new(&model.params, &[g.discriminator], adam(tc.lr_dis, None)),
+            discriminator: Adam::new(&model.params, &[g.discriminator], dis),
             classifier: Adam::new(&model.params, &[g.batch_classifier], adam(tc.lr_bc, None)),
         }
     }
@@ -286,15 +300,17 @@ struct Step<'a, B: Backend> {
 
 /// (1) The autoencoder update: one Adam step on `L_AE` (encoder, decoder, Sup's networks; every
 /// group in the authors' preset). Returns the graph, whose x~ and z the adversaries may reuse.
+/// With `disc_grads` its backward also leaves D2's gradient for [`fused_discriminator_update`].
 fn autoencoder_update<B: Backend>(
     model: &mut Scdreamer<B>,
     opt: &mut Adam<B>,
     tape: &mut Tape<B>,
     step: &Step<'_, B>,
+    disc_grads: bool,
     acc: &mut B::AccBuf,
     rng: &mut ChaCha8Rng,
 ) -> AeGraph {
-    let ae = model.ae_graph(tape, step.data, step.prep, step.mb, rng);
+    let ae = model.ae_graph(tape, step.data, step.prep, step.mb, disc_grads, rng);
     for grp in model.groups.all() {
         model.params.zero_grad(grp);
     }
@@ -320,21 +336,38 @@ fn autoencoder_update<B: Backend>(
 }
 
 /// (2) The discriminator update: one Adam step on `ln(clip(BC))` of real x against x~ (reused
-/// from the autoencoder's graph, detached, or a fresh forward pass).
+/// from the autoencoder's graph `ae`, detached, or a fresh forward pass).
 fn discriminator_update<B: Backend>(
     model: &mut Scdreamer<B>,
     opt: &mut Adam<B>,
     tape: &mut Tape<B>,
     step: &Step<'_, B>,
-    xhat: Option<Var>,
+    ae: Option<&AeGraph>,
     acc: &mut B::AccBuf,
     rng: &mut ChaCha8Rng,
 ) {
-    let (d_loss, d_real, d_fake) = model.disc_graph(tape, step.data, step.prep, step.mb, xhat, rng);
+    let (d_loss, d_real, d_fake) = model.disc_graph(tape, step.data, step.prep, step.mb, ae, rng);
     model.params.zero_grad(model.groups.discriminator);
     tape.backward(d_loss, &mut model.params);
     opt.step(&mut model.params);
     tape.accumulate(acc, &[(slot::LOSS_DISCRIMINATOR, d_loss)]);
+    tape.accumulate_greater_frac(acc, slot::DISCRIMINATOR_ACCURACY, d_real, d_fake);
+}
+
+/// (2), fused: the discriminator's Adam step from the gradient the AE backward left in D2's
+/// weights (`-w_d` times that of `ln(clip(BC))`: the optimiser's gradient scale turns it back),
+/// so D2 runs one forward and one backward a step instead of two each. The same update as
+/// [`discriminator_update`] with reuse, except that D2's dropout masks are the AE pass's.
+fn fused_discriminator_update<B: Backend>(
+    model: &mut Scdreamer<B>,
+    opt: &mut Adam<B>,
+    tape: &mut Tape<B>,
+    ae: &AeGraph,
+    acc: &mut B::AccBuf,
+) {
+    opt.step(&mut model.params);
+    let (d_real, d_fake) = ae.disc_scores;
+    tape.accumulate(acc, &[(slot::LOSS_DISCRIMINATOR, ae.losses.bhattacharyya)]);
     tape.accumulate_greater_frac(acc, slot::DISCRIMINATOR_ACCURACY, d_real, d_fake);
 }
 
@@ -360,4 +393,141 @@ fn classifier_update<B: Backend>(
         &step.mb.batch,
         None,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Memory;
+    use crate::backend::cpu::Cpu;
+    use crate::csr::Csr;
+    use crate::model::config::ModelConfig;
+    use rand::Rng;
+
+    /// Counts of `cells` x `genes` at about half density, two batches.
+    fn data(cells: usize, genes: usize) -> PreparedData {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (mut indptr, mut indices, mut values) = (vec![0u32], vec![], vec![]);
+        for _ in 0..cells {
+            for j in 0..genes {
+                if rng.r#gen::<f32>() < 0.5 {
+                    indices.push(j as u32);
+                    values.push(rng.gen_range(1..30) as f32);
+                }
+            }
+            indptr.push(indices.len() as u32);
+        }
+        let counts = Csr {
+            n_rows: cells,
+            n_cols: genes,
+            indptr: indptr.into_iter().map(|i| i as _).collect(),
+            indices: indices.into_iter().map(|i| i as _).collect(),
+            data: values,
+        };
+        let total: Vec<f32> = counts.row_sums().iter().map(|&s| s as f32).collect();
+        let batch = (0..cells as u32).map(|i| i % 2).collect();
+        let cfg = ModelConfig::default_preset(genes, 2, 0);
+        PreparedData::new(
+            counts,
+            &total,
+            batch,
+            vec!["a".into(), "b".into()],
+            &cfg,
+            None,
+        )
+    }
+
+    /// D2's gradient from the AE backward, scaled by -1/w_d, is the one of its own forward and
+    /// backward on the reused x~ (dropout off, so both passes see the same network; a disc
+    /// weight other than 1, so a missing scale shows), and the update moves D2 the same.
+    #[test]
+    fn fused_discriminator_step_equals_its_own_backward() {
+        let prep = data(24, 30);
+        let cpu = Cpu::new();
+        let dd = DeviceData::upload(&cpu, &prep).unwrap();
+        let mut cfg = ModelConfig::default_preset(30, 2, 0);
+        cfg.hidden = vec![16];
+        cfg.keep_prob = 1.0;
+        cfg.disc_weight = 2.5;
+        let tc = TrainConfig::default_preset(24, 2, 0, 0);
+        let rows: Vec<u32> = (0..16).collect();
+        let (mut after, mut grads) = (vec![], vec![]);
+        for fused in [true, false] {
+            let mut model = Scdreamer::new(&cpu, cfg.clone(), &mut ChaCha8Rng::seed_from_u64(3));
+            assert!(model.fused_disc_step());
+            let mut opt = Optimisers::new(&model, &tc);
+            if !fused {
+                opt.discriminator.cfg.grad_scale = 1.0;
+            }
+            let mut tape = Tape::new(cpu.clone());
+            let mut acc = cpu.alloc_acc(slot::COUNT);
+            let mut mb = Minibatch::new(&cpu, rows.len(), &dd.tables);
+            mb.load(&cpu, &dd.tables, &rows).unwrap();
+            let step = Step {
+                data: &dd,
+                prep: &prep,
+                mb: &mb,
+            };
+            let rng = &mut ChaCha8Rng::seed_from_u64(5);
+            let ae = autoencoder_update(
+                &mut model,
+                &mut opt.ae,
+                &mut tape,
+                &step,
+                fused,
+                &mut acc,
+                rng,
+            );
+            if fused {
+                fused_discriminator_update(
+                    &mut model,
+                    &mut opt.discriminator,
+                    &mut tape,
+                    &ae,
+                    &mut acc,
+                );
+            } else {
+                let d = &mut opt.discriminator;
+                discriminator_update(&mut model, d, &mut tape, &step, Some(&ae), &mut acc, rng);
+            }
+            // The gradient the optimiser stepped on, as it read it.
+            let scale = opt.discriminator.cfg.grad_scale;
+            let ids = model.params.ids_in(model.groups.discriminator);
+            let read = |id| {
+                model
+                    .params
+                    .grad_to_host(id)
+                    .iter()
+                    .map(|g| g * scale)
+                    .collect()
+            };
+            grads.push(ids.iter().map(|&id| read(id)).collect::<Vec<Vec<f32>>>());
+            after.push(
+                ids.iter()
+                    .map(|&id| model.params.value_to_host(id))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for (f, s) in grads[0].iter().flatten().zip(grads[1].iter().flatten()) {
+            assert!(
+                (f - s).abs() <= 1e-5 * (1.0 + s.abs()),
+                "gradient {f} vs {s}"
+            );
+        }
+        let before = {
+            let model = Scdreamer::new(&cpu, cfg.clone(), &mut ChaCha8Rng::seed_from_u64(3));
+            let ids = model.params.ids_in(model.groups.discriminator);
+            ids.iter()
+                .map(|&id| model.params.value_to_host(id))
+                .collect::<Vec<_>>()
+        };
+        let mut moved = 0.0f32;
+        for ((f, s), b) in after[0].iter().zip(&after[1]).zip(&before) {
+            for ((x, y), z) in f.iter().zip(s).zip(b) {
+                assert!((x - y).abs() <= 1e-6, "fused {x} vs own backward {y}");
+                moved = moved.max((y - z).abs());
+            }
+        }
+        assert!(moved > 1e-4, "the discriminator did not move ({moved})");
+    }
 }

@@ -123,6 +123,7 @@ mod tests {
             data: &data,
             transform: InputTransform::Log1pScaled,
             scale: 0.5,
+            dense: None,
         };
         for encode_batch in [false, true] {
             let mut cfg = ModelConfig::default_preset(genes, batches, 0);

@@ -159,16 +159,41 @@ pub struct SparseInput<'a, B: Backend> {
     pub transform: InputTransform,
     /// Multiplies the first layer's output: folds a global scale of the input (1/max) into it.
     pub scale: f32,
+    /// `T(X[rows])` of one training step's minibatch, gathered densely once (see
+    /// [`DENSE_INPUT_MIN_DENSITY`]): every first layer of that step multiplies it, with the
+    /// step's `rows`, instead of reading the CSR matrix.
+    pub dense: Option<Var>,
 }
 
-/// First layer applied to sparse input: `scale * T(X[rows]) W`.
+/// At this fraction of stored entries and above, a training step gathers its minibatch's input
+/// densely once and its first layers use dense GEMMs: the CSR product reads every stored entry
+/// (and takes its log) once per use, five uses a step, and loses to the dense GEMM on dense
+/// data (BENCHMARKS.md, "Dense input for dense data").
+pub const DENSE_INPUT_MIN_DENSITY: f64 = 0.2;
+
+impl<B: Backend> SparseInput<'_, B> {
+    /// Whether a training step should gather this input densely.
+    pub fn dense_enough(&self) -> bool {
+        let cells = (self.data.n_rows * self.data.n_cols).max(1) as f64;
+        self.data.nnz as f64 / cells >= DENSE_INPUT_MIN_DENSITY
+    }
+}
+
+/// First layer applied to sparse input: `scale * T(X[rows]) W` (from the dense gather when the
+/// input holds one for these rows).
 fn sparse_first_layer<B: Backend>(
     tape: &mut Tape<B>,
     input: &SparseInput<B>,
     rows: Indices<'_, B>,
     w: Var,
 ) -> Var {
-    let h = tape.csr_matmul(input.data, rows, input.transform, w);
+    let h = match input.dense {
+        Some(x) => {
+            debug_assert_eq!(tape.shape(x).0, rows.len(), "dense input of other rows");
+            tape.matmul(x, w)
+        }
+        None => tape.csr_matmul(input.data, rows, input.transform, w),
+    };
     if input.scale != 1.0 {
         tape.scale(h, input.scale)
     } else {
