@@ -30,7 +30,7 @@ pub(crate) fn install<R: Send>(
 ) -> R {
     match pool {
         Some(p) => p.install(f),
-        None => f(),
+        None => scdreamer::backend::cpu::par::on_a_worker(f),
     }
 }
 

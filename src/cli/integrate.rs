@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::backend::cpu::Cpu;
+use crate::backend::cpu::{Cpu, par};
 use crate::backend::device::Device;
 use crate::cli::args::{IntegrateArgs, NormalizedArg};
 use crate::cli::integrate_checks::{check_flags, output_plan};
@@ -97,7 +97,7 @@ pub fn run(a: &IntegrateArgs) -> anyhow::Result<()> {
         output: &output,
     };
     match device {
-        Device::Cpu { .. } => train_and_write(&Cpu::new(), &run, loaded),
+        Device::Cpu { .. } => par::on_a_worker(|| train_and_write(&Cpu::new(), &run, loaded)),
         #[cfg(feature = "cuda")]
         Device::Cuda(rt) => {
             train_and_write(&crate::backend::device::cuda_backend(rt)?, &run, loaded)

@@ -7,6 +7,14 @@ pub const PAR_MIN: usize = 1 << 15;
 /// Target elements per parallel chunk.
 pub const CHUNK: usize = 1 << 13;
 
+/// Runs `work` on a thread of the current rayon pool (the caller waits): the parallel loops
+/// below then split among the pool's workers, where from a thread outside the pool each loop
+/// is handed over and waited for, two thread wake-ups a loop (BENCHMARKS.md, "Fewer passes a
+/// step"). Same chunks either way, so the same results.
+pub fn on_a_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
 /// Call `f(offset, chunk)` over `out` split into chunks of `chunk` elements (the last may
 /// be shorter). Runs serially when `out` is small. `chunk` should be a multiple of the row
 /// width when `f` works on whole rows.
