@@ -3,7 +3,7 @@
 //! matched by name (any order; missing ones are an error) and batches by category name (an
 //! unknown batch is an error).
 
-use crate::backend::cpu::Cpu;
+use crate::backend::cpu::{Cpu, par};
 use crate::backend::device::{self, Device};
 use crate::cli::args::EmbedArgs;
 use crate::data::h5ad;
@@ -18,7 +18,7 @@ pub fn run(a: &EmbedArgs) -> anyhow::Result<()> {
     let device = device::resolve(a.device.into())?;
     eprintln!("{}", device.describe());
     match device {
-        Device::Cpu { .. } => embed_on(&Cpu::new(), a),
+        Device::Cpu { .. } => par::on_a_worker(|| embed_on(&Cpu::new(), a)),
         #[cfg(feature = "cuda")]
         Device::Cuda(rt) => embed_on(&device::cuda_backend(rt)?, a),
     }
