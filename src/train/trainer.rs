@@ -400,30 +400,12 @@ mod tests {
     use super::*;
     use crate::backend::Memory;
     use crate::backend::cpu::Cpu;
-    use crate::csr::Csr;
     use crate::model::config::ModelConfig;
-    use rand::Rng;
+    use crate::ops::csr_matmul::tests::random_csr;
 
-    /// Counts of `cells` x `genes` at about half density, two batches.
+    /// Counts of `cells` x `genes` at half density (dense input), two batches.
     fn data(cells: usize, genes: usize) -> PreparedData {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let (mut indptr, mut indices, mut values) = (vec![0u32], vec![], vec![]);
-        for _ in 0..cells {
-            for j in 0..genes {
-                if rng.r#gen::<f32>() < 0.5 {
-                    indices.push(j as u32);
-                    values.push(rng.gen_range(1..30) as f32);
-                }
-            }
-            indptr.push(indices.len() as u32);
-        }
-        let counts = Csr {
-            n_rows: cells,
-            n_cols: genes,
-            indptr: indptr.into_iter().map(|i| i as _).collect(),
-            indices: indices.into_iter().map(|i| i as _).collect(),
-            data: values,
-        };
+        let counts = random_csr(cells, genes, 0.5, 11);
         let total: Vec<f32> = counts.row_sums().iter().map(|&s| s as f32).collect();
         let batch = (0..cells as u32).map(|i| i % 2).collect();
         let cfg = ModelConfig::default_preset(genes, 2, 0);

@@ -168,7 +168,7 @@ pub struct SparseInput<'a, B: Backend> {
 /// At this fraction of stored entries and above, a training step gathers its minibatch's input
 /// densely once and its first layers use dense GEMMs: the CSR product reads every stored entry
 /// (and takes its log) once per use, five uses a step, and loses to the dense GEMM on dense
-/// data (BENCHMARKS.md, "Dense input for dense data").
+/// data (BENCHMARKS.md, "Fewer passes a step").
 pub const DENSE_INPUT_MIN_DENSITY: f64 = 0.2;
 
 impl<B: Backend> SparseInput<'_, B> {
