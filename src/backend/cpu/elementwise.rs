@@ -1,6 +1,6 @@
 //! Elementwise, row-broadcast and row-gather kernels.
 
-use super::par::{self, acc_into, chunks_mut, map_into};
+use super::par::{self, chunks_mut, rows_into};
 use super::special::{digamma, lgamma, sigmoid, softplus};
 use crate::backend::{Binary, Unary};
 
@@ -65,22 +65,78 @@ fn unary_df(f: Unary, x: f32, y: f32) -> f32 {
     }
 }
 
+/// Runs `$body` with `$g` a copy of `f` whose variant is a constant in each arm: the
+/// per-element `match` of [`unary_f`]/[`unary_df`] folds away and the loop vectorises.
+macro_rules! per_variant {
+    ($f:expr, |$g:ident| $body:expr) => {
+        match $f {
+            Unary::Relu => {
+                let $g = Unary::Relu;
+                $body
+            }
+            Unary::LeakyRelu(a) => {
+                let $g = Unary::LeakyRelu(a);
+                $body
+            }
+            Unary::Softplus => {
+                let $g = Unary::Softplus;
+                $body
+            }
+            Unary::Sigmoid => {
+                let $g = Unary::Sigmoid;
+                $body
+            }
+            Unary::Exp => {
+                let $g = Unary::Exp;
+                $body
+            }
+            Unary::Log => {
+                let $g = Unary::Log;
+                $body
+            }
+            Unary::Sqrt => {
+                let $g = Unary::Sqrt;
+                $body
+            }
+            Unary::Square => {
+                let $g = Unary::Square;
+                $body
+            }
+            Unary::Scale(s) => {
+                let $g = Unary::Scale(s);
+                $body
+            }
+            Unary::AddScalar(s) => {
+                let $g = Unary::AddScalar(s);
+                $body
+            }
+            Unary::Clamp(lo, hi) => {
+                let $g = Unary::Clamp(lo, hi);
+                $body
+            }
+            Unary::Lgamma => {
+                let $g = Unary::Lgamma;
+                $body
+            }
+        }
+    };
+}
+
 pub fn unary(f: Unary, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len());
-    map_into(y, |i| unary_f(f, x[i]));
+    per_variant!(f, |g| par::map1(y, x, |x| unary_f(g, x)))
 }
 
 pub fn unary_bwd(f: Unary, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert_eq!(dx.len(), dy.len());
-    acc_into(dx, |i| dy[i] * unary_df(f, x[i], y[i]));
+    per_variant!(f, |g| par::acc3(dx, dy, x, y, |d, x, y| d * unary_df(
+        g, x, y
+    )))
 }
 
 pub fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
-    assert!(a.len() == out.len() && b.len() == out.len());
     match f {
-        Binary::Add => map_into(out, |i| a[i] + b[i]),
-        Binary::Sub => map_into(out, |i| a[i] - b[i]),
-        Binary::Mul => map_into(out, |i| a[i] * b[i]),
+        Binary::Add => par::map2(out, a, b, |a, b| a + b),
+        Binary::Sub => par::map2(out, a, b, |a, b| a - b),
+        Binary::Mul => par::map2(out, a, b, |a, b| a * b),
     }
 }
 
@@ -94,28 +150,17 @@ pub fn binary_bwd(
 ) {
     if let Some(da) = da {
         match f {
-            Binary::Add | Binary::Sub => acc_into(da, |i| dy[i]),
-            Binary::Mul => acc_into(da, |i| dy[i] * b[i]),
+            Binary::Add | Binary::Sub => par::acc1(da, dy, |d| d),
+            Binary::Mul => par::acc2(da, dy, b, |d, b| d * b),
         }
     }
     if let Some(db) = db {
         match f {
-            Binary::Add => acc_into(db, |i| dy[i]),
-            Binary::Sub => acc_into(db, |i| -dy[i]),
-            Binary::Mul => acc_into(db, |i| dy[i] * a[i]),
+            Binary::Add => par::acc1(db, dy, |d| d),
+            Binary::Sub => par::acc1(db, dy, |d| -d),
+            Binary::Mul => par::acc2(db, dy, a, |d, a| d * a),
         }
     }
-}
-
-/// Row-wise helper: `f(row index, input row, output row)` over whole rows, in parallel
-/// chunks of rows (no per-element index division, so the inner loops vectorise).
-fn rows_into(out: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    let cols = cols.max(1);
-    chunks_mut(out, par::row_chunk(cols), |off, o| {
-        for (k, orow) in o.chunks_mut(cols).enumerate() {
-            f(off / cols + k, orow);
-        }
-    });
 }
 
 pub fn mul_rows(x: &[f32], c: &[f32], cols: usize, out: &mut [f32]) {
@@ -177,10 +222,18 @@ pub fn concat_cols_bwd(
 ) {
     let w = ca + cb;
     if let Some(da) = da {
-        acc_into(da, |i| dy[(i / ca) * w + i % ca]);
+        rows_into(da, ca, |r, d| {
+            for (d, &g) in d.iter_mut().zip(&dy[r * w..r * w + ca]) {
+                *d += g;
+            }
+        });
     }
     if let Some(db) = db {
-        acc_into(db, |i| dy[(i / cb) * w + ca + i % cb]);
+        rows_into(db, cb, |r, d| {
+            for (d, &g) in d.iter_mut().zip(&dy[r * w + ca..(r + 1) * w]) {
+                *d += g;
+            }
+        });
     }
 }
 

@@ -34,7 +34,20 @@ pub fn row_chunk(cols: usize) -> usize {
     cols.max(1) * (CHUNK / cols.max(1)).max(1)
 }
 
-/// Elementwise y[i] = f(i, x...) helper over one output.
+/// Row-wise helper: `f(row index, output row)` over whole rows, in parallel chunks of rows
+/// (no per-element index division, so the inner loops vectorise).
+pub fn rows_into(out: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let cols = cols.max(1);
+    chunks_mut(out, row_chunk(cols), |off, o| {
+        for (k, orow) in o.chunks_mut(cols).enumerate() {
+            f(off / cols + k, orow);
+        }
+    });
+}
+
+/// Elementwise y[i] = f(i) over one output. For a function of same-length inputs prefer
+/// [`map1`]/[`map2`] and [`acc1`]-[`acc3`]: they hand the loop slices, so it has no index
+/// checks and vectorises.
 pub fn map_into(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
     chunks_mut(out, CHUNK, |off, s| {
         for (k, o) in s.iter_mut().enumerate() {
@@ -48,6 +61,98 @@ pub fn acc_into(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
     chunks_mut(out, CHUNK, |off, s| {
         for (k, o) in s.iter_mut().enumerate() {
             *o += f(off + k);
+        }
+    });
+}
+
+/// The part of `x` that lines up with the chunk of the output starting at `off`.
+#[inline(always)]
+fn part(x: &[f32], off: usize, len: usize) -> &[f32] {
+    &x[off..off + len]
+}
+
+/// out[i] = f(a[i]).
+pub fn map1(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+    assert_eq!(a.len(), out.len());
+    chunks_mut(out, CHUNK, |off, s| {
+        let a = part(a, off, s.len());
+        for (o, &a) in s.iter_mut().zip(a) {
+            *o = f(a);
+        }
+    });
+}
+
+/// out[i] = f(a[i], b[i]).
+pub fn map2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) {
+    assert!(a.len() == out.len() && b.len() == out.len());
+    chunks_mut(out, CHUNK, |off, s| {
+        let n = s.len();
+        for ((o, &a), &b) in s.iter_mut().zip(part(a, off, n)).zip(part(b, off, n)) {
+            *o = f(a, b);
+        }
+    });
+}
+
+/// out[i] = f(a[i], b[i], c[i]).
+pub fn map3(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32 + Sync + Send,
+) {
+    assert!(a.len() == out.len() && b.len() == out.len() && c.len() == out.len());
+    chunks_mut(out, CHUNK, |off, s| {
+        let n = s.len();
+        let abc = part(a, off, n)
+            .iter()
+            .zip(part(b, off, n))
+            .zip(part(c, off, n));
+        for (o, ((&a, &b), &c)) in s.iter_mut().zip(abc) {
+            *o = f(a, b, c);
+        }
+    });
+}
+
+/// out[i] += f(a[i]).
+pub fn acc1(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+    assert_eq!(a.len(), out.len());
+    chunks_mut(out, CHUNK, |off, s| {
+        let a = part(a, off, s.len());
+        for (o, &a) in s.iter_mut().zip(a) {
+            *o += f(a);
+        }
+    });
+}
+
+/// out[i] += f(a[i], b[i]).
+pub fn acc2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) {
+    assert!(a.len() == out.len() && b.len() == out.len());
+    chunks_mut(out, CHUNK, |off, s| {
+        let n = s.len();
+        for ((o, &a), &b) in s.iter_mut().zip(part(a, off, n)).zip(part(b, off, n)) {
+            *o += f(a, b);
+        }
+    });
+}
+
+/// out[i] += f(a[i], b[i], c[i]).
+pub fn acc3(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32 + Sync + Send,
+) {
+    assert!(a.len() == out.len() && b.len() == out.len() && c.len() == out.len());
+    chunks_mut(out, CHUNK, |off, s| {
+        let n = s.len();
+        let abc = part(a, off, n)
+            .iter()
+            .zip(part(b, off, n))
+            .zip(part(c, off, n));
+        for (o, ((&a, &b), &c)) in s.iter_mut().zip(abc) {
+            *o += f(a, b, c);
         }
     });
 }

@@ -39,11 +39,11 @@ pub fn normal(seed: u64, out: &mut [f32]) {
 }
 
 pub fn reparam(mean: &[f32], var: &[f32], eps: &[f32], z: &mut [f32]) {
-    map_into(z, |i| mean[i] + var[i].sqrt() * eps[i]);
+    super::par::map3(z, mean, var, eps, |m, v, e| m + v.sqrt() * e);
 }
 
 /// dvar += dz * eps / (2 sqrt(var)): the variance's part of [`reparam`]'s backward (the mean's
 /// gradient is dz itself).
 pub fn reparam_bwd_var(var: &[f32], eps: &[f32], dz: &[f32], dvar: &mut [f32]) {
-    super::par::acc_into(dvar, |i| dz[i] * eps[i] * 0.5 / var[i].sqrt());
+    super::par::acc3(dvar, dz, eps, var, |d, e, v| d * e * 0.5 / v.sqrt());
 }

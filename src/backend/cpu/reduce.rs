@@ -1,6 +1,6 @@
 //! Reductions in a fixed order with f64 accumulation where it is cheap.
 
-use super::par::{acc_into, map_into};
+use super::par::{map_into, rows_into};
 
 pub fn sum_all(x: &[f32]) -> f32 {
     // Fixed 8-lane f64 accumulation: vectorises and is order-deterministic.
@@ -27,7 +27,10 @@ pub fn sum_rows(x: &[f32], cols: usize, out: &mut [f32]) {
 }
 
 pub fn sum_rows_bwd(dy: &[f32], cols: usize, dx: &mut [f32]) {
-    acc_into(dx, |i| dy[i / cols]);
+    rows_into(dx, cols, |r, d| {
+        let g = dy[r];
+        d.iter_mut().for_each(|d| *d += g);
+    });
 }
 
 pub fn col_sum_acc(dy: &[f32], cols: usize, db: &mut [f32]) {
@@ -51,5 +54,10 @@ pub fn row_weighted_col_sum(g: &[f32], src: &[f32], cols: usize, dst: &mut [f32]
 
 /// dst[i,j] += g[i] * src[i,j].
 pub fn row_scaled_acc(g: &[f32], src: &[f32], cols: usize, dst: &mut [f32]) {
-    acc_into(dst, |i| g[i / cols] * src[i]);
+    rows_into(dst, cols, |r, d| {
+        let w = g[r];
+        for (d, &s) in d.iter_mut().zip(&src[r * cols..(r + 1) * cols]) {
+            *d += w * s;
+        }
+    });
 }
