@@ -128,11 +128,22 @@ __device__ __forceinline__ double warp_row_logsumexp(const float* __restrict__ z
     return mx + log(warp_sum_f64(s));
 }
 
-// Per row: loss_rows[r] = w_r (logsumexp(z_r) - z_r[label]) (selected rows; 0 otherwise) and
+// A row's loss given nll = -ln p: the cross-entropy nll at q = 0, else the generalized
+// cross-entropy (1 - p^q) / q (ops::losses::cross_entropy::label_loss_masked_fwd_bwd).
+__device__ __forceinline__ double ce_term(double nll, double q) {
+    return q > 0.0 ? (1.0 - exp(-q * nll)) / q : nll;
+}
+
+// What the row's cross-entropy gradient is multiplied by: p^q (1 at q = 0).
+__device__ __forceinline__ double ce_slope(double nll, double q) {
+    return q > 0.0 ? exp(-q * nll) : 1.0;
+}
+
+// Per row: loss_rows[r] = w_r ce_term(logsumexp(z_r) - z_r[label], q) (selected rows; 0 otherwise) and
 // sel_rows[r] = w_r or 0. One warp per row, f64 like the CPU.
 extern "C" __global__ void __launch_bounds__(KL_BLOCK)
 ce_rows(const float* __restrict__ logits, const unsigned int* __restrict__ labels,
-        const float* __restrict__ mask, long long rows, int classes,
+        const float* __restrict__ mask, long long rows, int classes, double q,
         double* __restrict__ loss_rows, double* __restrict__ sel_rows) {
     const int lane = threadIdx.x % SCD_WARP;
     WARP_ROWS(r, rows, KL_WARPS_PER_BLOCK) {
@@ -148,7 +159,7 @@ ce_rows(const float* __restrict__ logits, const unsigned int* __restrict__ label
         const double lse = warp_row_logsumexp(z, classes, lane);
         if (lane == 0) {
             const double w = ce_weight(mask, r);
-            loss_rows[r] = label < (unsigned int)classes ? w * (lse - (double)z[label])
+            loss_rows[r] = label < (unsigned int)classes ? w * ce_term(lse - (double)z[label], q)
                                                          : __longlong_as_double(0x7ff8000000000000ll);
             sel_rows[r] = w;
         }
@@ -195,11 +206,12 @@ ce_count(const float* __restrict__ mask, long long rows, double* __restrict__ co
     if (threadIdx.x == 0) count[0] = s[0];
 }
 
-// dlogits[r, c] = g[0] w_r (softmax(z_r)_c - [c == label_r]) / count on selected rows, 0 elsewhere
+// dlogits[r, c] = g[0] w_r s_r (softmax(z_r)_c - [c == label_r]) / count on selected rows (s_r =
+// ce_slope), 0 elsewhere
 // (overwritten). One warp per row.
 extern "C" __global__ void __launch_bounds__(KL_BLOCK)
 ce_bwd(const float* __restrict__ logits, const unsigned int* __restrict__ labels,
-       const float* __restrict__ mask, long long rows, int classes,
+       const float* __restrict__ mask, long long rows, int classes, double q,
        const double* __restrict__ count, const float* __restrict__ g,
        float* __restrict__ dlogits) {
     const int lane = threadIdx.x % SCD_WARP;
@@ -214,7 +226,7 @@ ce_bwd(const float* __restrict__ logits, const unsigned int* __restrict__ labels
         const unsigned int label = labels[r];
         const double lse = warp_row_logsumexp(z, classes, lane);
         const bool bad = label >= (unsigned int)classes;
-        const double w = ce_weight(mask, r);
+        const double w = ce_weight(mask, r) * (bad ? 1.0 : ce_slope(lse - (double)z[label], q));
         for (int c = lane; c < classes; c += SCD_WARP) {
             const double p = exp((double)z[c] - lse);
             const double onehot = (unsigned int)c == label ? 1.0 : 0.0;

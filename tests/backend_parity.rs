@@ -567,14 +567,17 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
         ("weighted", Some(t.up(&weights))),
         ("all_zero", Some(b.alloc(R))),
     ];
-    for (name, mask) in &masks {
+    // Each mask with the cross-entropy (q = 0) and with Sup's generalized cross-entropy.
+    for ((name, mask), q) in masks.iter().flat_map(|m| [(m, 0.0), (m, 0.7)]) {
         let ce = Labelled {
             logits: &logits,
             labels: &labels,
             mask: mask.as_ref(),
             rows: R,
             cols: classes,
+            gce_q: q,
         };
+        let name = format!("{name}_q{q}");
         let mut l = t.up(&[f32::NAN]);
         b.cross_entropy_fwd(&ce, &mut l);
         t.rec(&format!("cross_entropy_fwd_{name}"), &l, REDUCE);
@@ -700,6 +703,7 @@ fn suite<B: Backend>(b: &B) -> Vec<Output> {
             mask,
             rows: R,
             cols: 5,
+            gce_q: 0.0,
         };
         b.acc_argmax_hits(&mut acc, slot, &hits);
     }

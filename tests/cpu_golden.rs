@@ -69,7 +69,7 @@ fn demo_embeddings_are_bit_identical_to_the_recorded_ones() {
         checked += 1;
     }
     assert_eq!(
-        checked, 4,
-        "three presets and Sup without its label balance recorded"
+        checked, 5,
+        "three presets, Sup with the cross-entropy and Sup without its label balance recorded"
     );
 }

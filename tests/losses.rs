@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scdreamer::backend::cpu::losses::{
     self, CountGrads, Counts, PerRow, cross_entropy_masked_fwd_bwd, kl_normal_fwd_bwd,
-    kl_std_normal_fwd_bwd, likelihood_fwd, likelihood_fwd_bwd,
+    kl_std_normal_fwd_bwd, label_loss_masked_fwd_bwd, likelihood_fwd, likelihood_fwd_bwd,
 };
 use scdreamer::ops::bhattacharyya::bhattacharyya_fwd_bwd;
 use scdreamer::special;
@@ -454,6 +454,78 @@ fn cross_entropy_matches_torch() {
             1e-6,
         );
     }
+}
+
+/// The generalized cross-entropy (Sup's `--label-loss gce`): its value is the weighted mean of
+/// (1 - p^q) / q, its gradient matches central differences of that value, and it tends to the
+/// cross-entropy as q -> 0.
+#[test]
+fn generalized_cross_entropy_value_gradient_and_limit() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (rows, classes) = (9, 4);
+    let logits: Vec<f64> = (0..rows * classes)
+        .map(|_| rng.gen_range(-3.0..3.0))
+        .collect();
+    let labels: Vec<u32> = (0..rows).map(|r| (r * 7 % classes) as u32).collect();
+    let mask: Vec<f64> = (0..rows).map(|r| [0.0, 1.0, 0.5, 2.0][r % 4]).collect();
+    let q = 0.7;
+    let value = |z: &[f64]| {
+        let mut g = vec![0.0; rows * classes];
+        label_loss_masked_fwd_bwd(z, &labels, Some(&mask), rows, classes, q, &mut g)
+    };
+    // Reference: softmax by hand, weighted mean over the selected rows.
+    let (mut num, mut den) = (0.0, 0.0);
+    for r in 0..rows {
+        let row = &logits[r * classes..(r + 1) * classes];
+        let sum: f64 = row.iter().map(|v| v.exp()).sum();
+        let p = row[labels[r] as usize].exp() / sum;
+        num += mask[r] * (1.0 - p.powf(q)) / q;
+        den += mask[r];
+    }
+    let mut grad = vec![f64::NAN; rows * classes];
+    let got = label_loss_masked_fwd_bwd(&logits, &labels, Some(&mask), rows, classes, q, &mut grad);
+    assert_close("GCE value", got, num / den, 1e-12, 1e-14);
+    let h = 1e-6;
+    for i in 0..rows * classes {
+        let (mut up, mut down) = (logits.clone(), logits.clone());
+        up[i] += h;
+        down[i] -= h;
+        let fd = (value(&up) - value(&down)) / (2.0 * h);
+        assert_close(&format!("GCE dlogit {i}"), grad[i], fd, 1e-6, 1e-9);
+    }
+    // q -> 0: the cross-entropy, value and gradient.
+    let mut g_ce = vec![0.0; rows * classes];
+    let ce = cross_entropy_masked_fwd_bwd(&logits, &labels, Some(&mask), rows, classes, &mut g_ce);
+    let mut g_small = vec![0.0; rows * classes];
+    let small = label_loss_masked_fwd_bwd(
+        &logits,
+        &labels,
+        Some(&mask),
+        rows,
+        classes,
+        1e-7,
+        &mut g_small,
+    );
+    assert_close("GCE q -> 0 value", small, ce, 1e-5, 1e-6);
+    assert_all_close("GCE q -> 0 dlogits", &g_small, &g_ce, 1e-5, 1e-6);
+    // A row the model finds unlikely pulls less than under the cross-entropy (the robustness).
+    let r = (0..rows)
+        .filter(|&r| mask[r] > 0.0)
+        .min_by(|&a, &b| {
+            let p = |r: usize| logits[r * classes + labels[r] as usize];
+            p(a).total_cmp(&p(b))
+        })
+        .unwrap();
+    let norm = |g: &[f64]| {
+        g[r * classes..(r + 1) * classes]
+            .iter()
+            .map(|v| v.abs())
+            .sum::<f64>()
+    };
+    assert!(
+        norm(&grad) < 0.8 * norm(&g_ce),
+        "GCE does not damp an unlikely label"
+    );
 }
 
 // ---------------------------------------------------------------- finite differences (f64)

@@ -33,6 +33,7 @@ _HYPER_DEFAULTS = dict(
     encode_batch=None,
     batch_gene_offsets=None,
     label_balance=None,
+    label_loss=None,
     seed=0,
 )
 
@@ -162,6 +163,9 @@ class Model:
         scDREAMER-Sup: weight a labelled cell of type c by (labelled / (types x cells of c))^P
         in the label loss (CLI: --label-balance), P a number >= 0; None keeps the default 1
         (every labelled type weighs the same); 0 weighs every labelled cell the same.
+    label_loss
+        scDREAMER-Sup's label loss: "gce" (the default preset's generalized cross-entropy,
+        robust to wrong labels) or "ce" (cross-entropy, the authors' code); CLI --label-loss.
     transform_batch
         Batch whose decoder gives the normalized expression, or "all" (average).
     seed, n_threads, device
@@ -193,6 +197,8 @@ class Model:
         h = _hyper(hyper)
         if h.label_balance is not None and labels_key is None:
             raise ValueError("label_balance needs labels_key (it weighs scDREAMER-Sup's label loss)")
+        if h.label_loss is not None and labels_key is None:
+            raise ValueError("label_loss needs labels_key (it is scDREAMER-Sup's label loss)")
         _check_positive("n_top_genes", n_top_genes)
         _check_positive("n_threads", n_threads)
         if genes is not None and all_genes:

@@ -4,7 +4,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scdreamer::backend::device::{self, Device, DeviceRequest};
-use scdreamer::model::config::{AdversaryInput, Likelihood, LrSchedule};
+use scdreamer::model::config::{AdversaryInput, LabelLoss, Likelihood, LrSchedule};
 use scdreamer::model::hyper;
 use scdreamer::model::hyper::{HyperParams, Preset};
 use scdreamer::pipeline::GeneSelection;
@@ -33,6 +33,7 @@ pub struct HyperArgs {
     lr_schedule: Option<String>,
     lr: Option<f32>,
     label_balance: Option<f32>,
+    label_loss: Option<String>,
     seed: u64,
 }
 
@@ -59,6 +60,10 @@ pub(crate) fn parse_preset(p: &str) -> PyResult<Preset> {
 const ADVERSARY_INPUTS: [(&str, AdversaryInput); 2] = [
     ("sample", AdversaryInput::Sample),
     ("mean", AdversaryInput::Mean),
+];
+const LABEL_LOSSES: [(&str, LabelLoss); 2] = [
+    ("ce", LabelLoss::CrossEntropy),
+    ("gce", LabelLoss::Generalized),
 ];
 const LIKELIHOODS: [(&str, Likelihood); 2] = [("zinb", Likelihood::Zinb), ("nb", Likelihood::Nb)];
 const LR_SCHEDULES: [(&str, LrSchedule); 2] = [
@@ -92,6 +97,11 @@ impl HyperArgs {
                 .transpose()?,
             lr: self.lr,
             label_balance: self.label_balance,
+            label_loss: self
+                .label_loss
+                .as_deref()
+                .map(|v| one_of("label_loss", v, &LABEL_LOSSES))
+                .transpose()?,
             seed: self.seed,
         })
     }

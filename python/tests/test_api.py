@@ -111,6 +111,25 @@ def test_label_balance_weighs_the_label_loss(demo):
         scdreamer.Model(demo, label_balance=1)
 
 
+def test_label_loss_chooses_sups_label_loss(demo):
+    # The default is the generalized cross-entropy ("gce"); "ce" trains differently; bad values
+    # and label_loss without labels_key are refused before any training.
+    kw = dict(labels_key="cell_type", n_top_genes=300, normalized=False, **QUICK)
+
+    def embedding(**loss):
+        a = demo.copy()
+        scdreamer.integrate(a, **kw, **loss)
+        return a.obsm["X_scdreamer"]
+
+    default = embedding()
+    assert np.array_equal(default, embedding(label_loss="gce"))
+    assert not np.array_equal(default, embedding(label_loss="ce"))
+    with pytest.raises(ValueError, match="label_loss must be 'ce' or 'gce', not 'mae'"):
+        scdreamer.Model(demo, labels_key="cell_type", label_loss="mae")
+    with pytest.raises(ValueError, match="label_loss needs labels_key"):
+        scdreamer.Model(demo, label_loss="ce")
+
+
 def test_loaded_model_needs_data(tmp_path, demo):
     model = scdreamer.Model(demo, **{k: v for k, v in QUICK.items() if k not in ("max_epochs", "progress")})
     model.train(max_epochs=1, progress=False)

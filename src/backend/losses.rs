@@ -25,6 +25,9 @@ pub struct Labelled<'a, B: Memory> {
     pub mask: Option<&'a B::Buf>,
     pub rows: usize,
     pub cols: usize,
+    /// 0: cross-entropy; q in (0, 1]: the generalized cross-entropy `(1 - p^q) / q`
+    /// (scDREAMER-Sup's `--label-loss gce`).
+    pub gce_q: f32,
 }
 
 /// The gradients [`LossKernels::likelihood`] overwrites, with the upstream gradient (one entry

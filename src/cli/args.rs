@@ -102,6 +102,14 @@ pub enum AdversaryInputArg {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelLossArg {
+    /// Cross-entropy (the authors' code)
+    Ce,
+    /// Generalized cross-entropy (1 - p^0.7) / 0.7: robust to wrong labels
+    Gce,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LrScheduleArg {
     Constant,
     Cosine,
@@ -174,6 +182,11 @@ pub struct IntegrateArgs {
     /// every type; helps rare types.
     #[arg(long, value_name = "P")]
     pub label_balance: Option<f32>,
+    /// Sup: the label loss on the labelled cells (default preset: gce, the generalized
+    /// cross-entropy, which lets confidently contradicted labels pull less, so that fewer wrong
+    /// labels are learnt; authors preset: ce).
+    #[arg(long, value_enum)]
+    pub label_loss: Option<LabelLossArg>,
     /// Sup: obs['scdreamer_label_disagrees'] marks labelled cells predicted as another type with
     /// at least this probability.
     #[arg(long, default_value_t = crate::model::sup_screen::DISAGREE_THRESHOLD)]

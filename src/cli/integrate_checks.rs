@@ -36,6 +36,9 @@ pub(crate) fn check_flags(a: &IntegrateArgs) -> anyhow::Result<()> {
     if a.label_balance.is_some() && a.labels_key.is_none() {
         anyhow::bail!("--label-balance needs --labels-key (it weighs the label loss)");
     }
+    if a.label_loss.is_some() && a.labels_key.is_none() {
+        anyhow::bail!("--label-loss needs --labels-key (it is scDREAMER-Sup's label loss)");
+    }
     if !(0.0..=1.0).contains(&a.disagree_threshold) {
         anyhow::bail!(
             "--disagree-threshold must be a probability in [0, 1] (got {})",

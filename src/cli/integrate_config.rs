@@ -1,9 +1,12 @@
 //! `integrate`'s gene selection and model/training configuration from the preset and flags.
 
 use crate::cli::args::{
-    AdversaryInputArg, HvgFlavor, IntegrateArgs, Likelihood as LikelihoodArg, LrScheduleArg, Preset,
+    AdversaryInputArg, HvgFlavor, IntegrateArgs, LabelLossArg, Likelihood as LikelihoodArg,
+    LrScheduleArg, Preset,
 };
-use crate::model::config::{AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig};
+use crate::model::config::{
+    AdversaryInput, LabelLoss, Likelihood, LrSchedule, ModelConfig, TrainConfig,
+};
 use crate::model::hyper::{self, HyperParams};
 use crate::pipeline::GeneSelection;
 
@@ -78,6 +81,10 @@ pub fn hyper_params(a: &IntegrateArgs) -> HyperParams {
         }),
         lr: a.lr,
         label_balance: a.label_balance,
+        label_loss: a.label_loss.map(|l| match l {
+            LabelLossArg::Ce => LabelLoss::CrossEntropy,
+            LabelLossArg::Gce => LabelLoss::Generalized,
+        }),
         seed: a.seed,
     }
 }

@@ -67,6 +67,33 @@ pub enum AdversaryInput {
     Mean,
 }
 
+/// scDREAMER-Sup's label loss on the labelled cells.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelLoss {
+    /// `-ln p` of the given label (authors).
+    #[default]
+    CrossEntropy,
+    /// The generalized cross-entropy `(1 - p^q) / q` at q = [`GCE_Q`] (Zhang & Sabuncu 2018):
+    /// its gradient is the cross-entropy's times p^q, so a label the model finds unlikely, as
+    /// a wrong one is once the types have formed, pulls the encoder and classifier less.
+    Generalized,
+}
+
+/// q of [`LabelLoss::Generalized`]: the value its authors recommend, and the one measured
+/// (BENCHMARKS.md, "Wrong labels: a generalized cross-entropy").
+pub const GCE_Q: f32 = 0.7;
+
+impl LabelLoss {
+    /// The q the cross-entropy kernels take (0 = the cross-entropy).
+    pub fn gce_q(self) -> f32 {
+        match self {
+            LabelLoss::CrossEntropy => 0.0,
+            LabelLoss::Generalized => GCE_Q,
+        }
+    }
+}
+
 /// How variances are produced by the Gaussian heads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,6 +154,9 @@ pub struct ModelConfig {
     pub library_prior_plus1: bool,
     /// Scale of the Sup label cross-entropy (authors: 10).
     pub label_weight: f32,
+    /// The Sup label loss (older saved models: the cross-entropy).
+    #[serde(default)]
+    pub label_loss: LabelLoss,
     /// Sup y dimension (authors: 6).
     pub y_dim: usize,
 }

@@ -3,7 +3,9 @@
 //! and the Python module, so the same settings give the same model.
 
 use crate::data::hvg::GeneSelection;
-use crate::model::config::{AdversaryInput, Likelihood, LrSchedule, ModelConfig, TrainConfig};
+use crate::model::config::{
+    AdversaryInput, LabelLoss, Likelihood, LrSchedule, ModelConfig, TrainConfig,
+};
 use crate::model::presets::{CPU_BATCH_SIZE, default_epochs, gpu_batch_size, many_batches};
 
 /// Hyper-parameter preset.
@@ -51,6 +53,8 @@ pub struct HyperParams {
     pub lr_schedule: Option<LrSchedule>,
     pub lr: Option<f32>,
     pub label_balance: Option<f32>,
+    /// scDREAMER-Sup's label loss.
+    pub label_loss: Option<LabelLoss>,
     pub seed: u64,
 }
 
@@ -73,6 +77,7 @@ impl Default for HyperParams {
             lr_schedule: None,
             lr: None,
             label_balance: None,
+            label_loss: None,
             seed: 0,
         }
     }
@@ -123,6 +128,7 @@ impl HyperParams {
         override_with(&mut m.batch_gene_offsets, self.batch_gene_offsets);
         override_with(&mut m.disc_weight, self.disc_weight);
         override_with(&mut m.kl_weight, self.kl_weight);
+        override_with(&mut m.label_loss, self.label_loss);
         m.likelihood = self.likelihood;
         override_with(&mut t.epochs, self.epochs);
         if let Some(b) = self.batch_size {

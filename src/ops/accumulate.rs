@@ -58,6 +58,7 @@ impl<B: Backend> Tape<B> {
             mask,
             rows: n,
             cols: c,
+            gce_q: 0.0,
         };
         cx.b.acc_argmax_hits(acc, slot, &l);
     }

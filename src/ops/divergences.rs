@@ -67,16 +67,18 @@ impl<B: Backend> Tape<B> {
             self.backend.upload(m, &mut b);
             b
         });
-        self.cross_entropy_with(logits, labels.into(), mbuf)
+        self.cross_entropy_with(logits, labels.into(), mbuf, 0.0)
     }
 
     /// [`Tape::cross_entropy`] with the mask [n] already on the device (gathered there: copied,
-    /// not uploaded).
+    /// not uploaded), and with `gce_q` > 0 the generalized cross-entropy `(1 - p^q) / q` of
+    /// each row instead of `-ln p` (0: the cross-entropy).
     pub fn cross_entropy_device_mask<'i>(
         &mut self,
         logits: Var,
         labels: impl Into<Indices<'i, B>>,
         mask: &B::Buf,
+        gce_q: f32,
     ) -> Var {
         let n = self.shape(logits).0;
         assert_eq!(
@@ -87,7 +89,7 @@ impl<B: Backend> Tape<B> {
         );
         let mut b = self.alloc(n);
         self.backend.copy(mask, &mut b);
-        self.cross_entropy_with(logits, labels.into(), Some(b))
+        self.cross_entropy_with(logits, labels.into(), Some(b), gce_q)
     }
 
     fn cross_entropy_with(
@@ -95,7 +97,12 @@ impl<B: Backend> Tape<B> {
         logits: Var,
         labels: Indices<'_, B>,
         mbuf: Option<B::Buf>,
+        gce_q: f32,
     ) -> Var {
+        assert!(
+            (0.0..=1.0).contains(&gce_q),
+            "cross_entropy: generalized cross-entropy q {gce_q} is not in [0, 1]"
+        );
         let (n, c) = self.shape(logits);
         check_index_range(
             &labels,
@@ -113,13 +120,16 @@ impl<B: Backend> Tape<B> {
             mask: mbuf.as_ref(),
             rows: n,
             cols: c,
+            gce_q,
         };
         cx.b.cross_entropy_fwd(&l, &mut out);
         drop(lv);
         let ng = self.needs_grad(logits);
-        let saved = Saved::of(&[logits]).flags(mbuf.is_some() as u32);
+        let saved = Saved::of(&[logits])
+            .flags(mbuf.is_some() as u32)
+            .scalars([gce_q, 0.0]);
         let v = self.push_op(1, 1, out, ng, saved, |t, out, s, g, p| {
-            t.cross_entropy_bwd(out, g, s.var(0), s.flag(0), p)
+            t.cross_entropy_bwd(out, g, s.var(0), s.flag(0), s.scalars[0], p)
         });
         let node = self.node_mut(v);
         node.idx = Some(idx);
@@ -170,6 +180,7 @@ impl<B: Backend> Tape<B> {
         g: &B::Buf,
         logits: Var,
         masked: bool,
+        gce_q: f32,
         p: &mut Params<B>,
     ) {
         let (n, c) = self.shape(logits);
@@ -184,6 +195,7 @@ impl<B: Backend> Tape<B> {
             mask,
             rows: n,
             cols: c,
+            gce_q,
         };
         cx.b.cross_entropy_bwd(&l, g, &mut tl);
         drop(lv);

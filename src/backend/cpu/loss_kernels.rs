@@ -36,7 +36,8 @@ fn fused_likelihood(
 /// The masked cross-entropy of `l`, its gradient (unit upstream) into `dlogits`.
 fn cross_entropy(l: &Labelled<'_, Cpu>, dlogits: &mut [f32]) -> f32 {
     let mask = l.mask.map(|m| m.as_slice());
-    losses::cross_entropy_masked_fwd_bwd(l.logits, l.labels, mask, l.rows, l.cols, dlogits)
+    let q = l.gce_q as f64;
+    losses::label_loss_masked_fwd_bwd(l.logits, l.labels, mask, l.rows, l.cols, q, dlogits)
 }
 
 impl LossKernels for Cpu {

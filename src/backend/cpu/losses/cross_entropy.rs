@@ -19,6 +19,23 @@ pub fn cross_entropy_masked_fwd_bwd<T: LossFloat>(
     classes: usize,
     dlogits: &mut [T],
 ) -> T {
+    label_loss_masked_fwd_bwd(logits, labels, mask, rows, classes, 0.0, dlogits)
+}
+
+/// [`cross_entropy_masked_fwd_bwd`] with a row's term `-ln p` (p = softmax(logits)[label])
+/// replaced by the generalized cross-entropy `(1 - p^q) / q` when `q > 0` (Zhang & Sabuncu
+/// 2018; q -> 0 is the cross-entropy). Its gradient is the cross-entropy's times p^q: a row
+/// the model finds unlikely (a wrong label, late in training) pulls less, which is what
+/// makes it robust to wrong labels.
+pub fn label_loss_masked_fwd_bwd<T: LossFloat>(
+    logits: &[T],
+    labels: &[u32],
+    mask: Option<&[T]>,
+    rows: usize,
+    classes: usize,
+    q: f64,
+    dlogits: &mut [T],
+) -> T {
     check_len("logits", logits.len(), rows * classes);
     check_len("labels", labels.len(), rows);
     check_len("dlogits", dlogits.len(), rows * classes);
@@ -49,8 +66,17 @@ pub fn cross_entropy_masked_fwd_bwd<T: LossFloat>(
             .fold(f64::NEG_INFINITY, f64::max);
         let sum_exp: f64 = row.iter().map(|v| (v.to_f64() - max).exp()).sum();
         let lse = max + sum_exp.ln();
+        let nll = lse - row[label].to_f64();
+        let (term, slope) = if q > 0.0 {
+            // p^q = e^{-q nll}: no underflow of p itself.
+            let pq = (-q * nll).exp();
+            ((1.0 - pq) / q, pq)
+        } else {
+            (nll, 1.0)
+        };
         let w = weight(r);
-        total += w * (lse - row[label].to_f64());
+        total += w * term;
+        let w = w * slope;
         let grad_row = &mut dlogits[r * classes..(r + 1) * classes];
         for (k, (g, v)) in grad_row.iter_mut().zip(row).enumerate() {
             let p = (v.to_f64() - lse).exp();

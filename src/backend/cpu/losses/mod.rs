@@ -14,7 +14,7 @@ pub mod kl;
 pub mod nb;
 pub mod zinb;
 
-pub use cross_entropy::cross_entropy_masked_fwd_bwd;
+pub use cross_entropy::{cross_entropy_masked_fwd_bwd, label_loss_masked_fwd_bwd};
 pub use kl::{PerRow, kl_normal_fwd_bwd, kl_std_normal_fwd_bwd};
 
 use crate::special::fastmath as fm;

@@ -14,6 +14,7 @@ pub(super) fn ce_inputs<'a>(l: &Labelled<'a, CudaBackend>) -> kl_ce::CeInputs<'a
         mask: l.mask,
         rows: l.rows,
         cols: l.cols,
+        gce_q: l.gce_q,
     }
 }
 

@@ -106,6 +106,8 @@ pub struct CeInputs<'a> {
     pub mask: Option<&'a CudaSlice<f32>>,
     pub rows: usize,
     pub cols: usize,
+    /// 0: cross-entropy; > 0: generalized cross-entropy (see [`crate::backend::Labelled`]).
+    pub gce_q: f32,
 }
 
 impl CeInputs<'_> {
@@ -135,7 +137,7 @@ pub fn cross_entropy_fwd(
         "cross-entropy: scratch smaller than {} rows",
         i.rows
     );
-    let (r, c) = (i.rows as i64, as_i32(i.cols, "classes")?);
+    let (r, c, q) = (i.rows as i64, as_i32(i.cols, "classes")?, i.gce_q as f64);
     if i.rows > 0 {
         // SAFETY: lengths checked; labels out of range give NaN in the kernel.
         launch!(
@@ -149,6 +151,7 @@ pub fn cross_entropy_fwd(
                 opt(i.mask),
                 &r,
                 &c,
+                &q,
                 &mut *loss_rows,
                 &mut *sel_rows
             ]
@@ -189,13 +192,23 @@ pub fn cross_entropy_bwd(
         cfg_1d(1, CE_COUNT_BLOCK),
         [opt(i.mask), &r, &mut *count]
     )?;
-    let c = as_i32(i.cols, "classes")?;
+    let (c, q) = (as_i32(i.cols, "classes")?, i.gce_q as f64);
     // SAFETY: lengths checked.
     launch!(
         rt,
         "kl_ce",
         "ce_bwd",
         warp_rows_cfg(i.rows),
-        [i.logits, i.labels, opt(i.mask), &r, &c, &*count, g, dlogits]
+        [
+            i.logits,
+            i.labels,
+            opt(i.mask),
+            &r,
+            &c,
+            &q,
+            &*count,
+            g,
+            dlogits
+        ]
     )
 }
