@@ -156,7 +156,10 @@ fn screen_labels_flag_errors() {
             vec!["--labels-key", "cell_type", "--disagree-threshold", "1.5"],
             "--disagree-threshold must be a probability",
         ),
-        (vec!["--label-loss", "gce"], "--label-loss needs --labels-key"),
+        (
+            vec!["--label-loss", "gce"],
+            "--label-loss needs --labels-key",
+        ),
         (
             vec!["--labels-key", "cell_type", "--label-loss", "mae"],
             "invalid value 'mae'",

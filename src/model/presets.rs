@@ -323,6 +323,9 @@ mod tests {
         assert_eq!(u.adversary_input, AdversaryInput::Mean);
         assert_eq!(s.adversary_input, AdversaryInput::Sample);
         assert!(u.batch_gene_offsets && !s.batch_gene_offsets);
+        assert_eq!(s.label_loss, SUP_LABEL_LOSS);
+        let authors = ModelConfig::authors_preset(100, 2, 4);
+        assert_eq!(authors.label_loss, LabelLoss::CrossEntropy);
         assert_eq!(
             TrainConfig::default_preset(100, 2, 0, 0).lr_schedule,
             LrSchedule::Cosine
@@ -349,13 +352,19 @@ mod tests {
     #[test]
     fn configs_saved_before_the_new_fields_still_load() {
         // A model saved by an older scdreamer has no adversary_input, batch_gene_offsets,
-        // encode_batch or lr_schedule: it must load with the behaviour it was trained with.
+        // encode_batch, label_loss or lr_schedule: it must load with the behaviour it was trained with.
         let mut m = serde_json::to_value(ModelConfig::default_preset(10, 2, 0)).unwrap();
         let obj = m.as_object_mut().unwrap();
         obj.remove("adversary_input");
         obj.remove("batch_gene_offsets");
         obj.remove("encode_batch");
+        obj.remove("label_loss");
         let m: ModelConfig = serde_json::from_value(m).unwrap();
+        assert_eq!(
+            m.label_loss,
+            LabelLoss::CrossEntropy,
+            "older Sup models: cross-entropy"
+        );
         assert_eq!(m.adversary_input, AdversaryInput::Sample);
         assert!(!m.batch_gene_offsets);
         assert!(m.encode_batch, "older models read the batch in the encoder");

@@ -53,6 +53,9 @@ pub struct Scdreamer<B: Backend> {
     pub batch_classifier: Classifier,
     /// scDREAMER-Sup networks (when `cfg.n_labels > 0`).
     pub sup: Option<SupNets>,
+    /// The q of Sup's label loss for the next step (the trainer sets it: see
+    /// [`crate::model::config::LabelLoss::q_at`]).
+    pub label_q: f32,
 }
 
 /// The terms of one minibatch's autoencoder loss, by name (each [1, 1]; means over the cells).
@@ -110,6 +113,7 @@ impl<B: Backend> Scdreamer<B> {
             groups.sup = Some(g);
             SupNets::new(NewParams::new(&mut params, g, rng), &cfg)
         });
+        let label_q = cfg.label_loss.q();
         Scdreamer {
             cfg,
             params,
@@ -119,6 +123,7 @@ impl<B: Backend> Scdreamer<B> {
             discriminator,
             batch_classifier,
             sup,
+            label_q,
         }
     }
 
@@ -215,7 +220,15 @@ impl<B: Backend> Scdreamer<B> {
                 .as_ref()
                 .expect("a Sup model trains on data with labels");
             let labels = (labels.into(), mask);
-            s.forward(tape, p, cfg, labels, (z, enc.z_mean, enc.z_var), rng)
+            s.forward(
+                tape,
+                p,
+                cfg,
+                self.label_q,
+                labels,
+                (z, enc.z_mean, enc.z_var),
+                rng,
+            )
         });
         let mut kl = match &sup {
             Some(s) => tape.add(s.kl_z, s.kl_y),

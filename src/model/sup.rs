@@ -75,12 +75,13 @@ impl SupNets {
         tape: &mut Tape<B>,
         params: &Params<B>,
         cfg: &ModelConfig,
+        gce_q: f32,
         (labels, mask): (Indices<'_, B>, &B::Buf),
         (z, z_mean, z_var): (Var, Var, Var),
         rng: &mut ChaCha8Rng,
     ) -> SupGraph {
         let logits = self.logits(tape, params, z);
-        let label_ce = tape.cross_entropy_device_mask(logits, labels, mask, cfg.label_loss.gce_q());
+        let label_ce = tape.cross_entropy_device_mask(logits, labels, mask, gce_q);
         // The predicted pi_c feeds the y-VAE for every cell, labelled or not, as in the authors'
         // code. Feeding the true one-hot of labelled cells instead (the paper's figure) measured
         // no better (BENCHMARKS.md, "The presets' measured defaults"), so the faithful version

@@ -157,10 +157,9 @@ pub fn train_observed<B: Backend>(
             let mut mb = Minibatch::new(&backend, bs, &data.tables);
             for rows in perm.chunks_exact(bs) {
                 backend.step_boundary();
-                opt.set_lr_factor(
-                    tc,
-                    tc.lr_schedule.factor(epoch * steps + s, tc.epochs * steps),
-                );
+                let (t, total) = (epoch * steps + s, tc.epochs * steps);
+                opt.set_lr_factor(tc, tc.lr_schedule.factor(t, total));
+                model.label_q = model.cfg.label_loss.q_at(t, total);
                 // The minibatch's rows are the step's one upload.
                 tape.reset();
                 mb.load(&backend, &data.tables, rows)?;
