@@ -87,19 +87,19 @@ def test_model_methods(demo):
                           pd.Categorical(pred, categories=soft.columns).codes)
 
 
+def _sup_embedding(demo, **kw):
+    """X_scdreamer of a quick scDREAMER-Sup run on the demo with extra keyword arguments."""
+    a = demo.copy()
+    scdreamer.integrate(a, labels_key="cell_type", n_top_genes=300, normalized=False, **QUICK, **kw)
+    return a.obsm["X_scdreamer"]
+
+
 def test_label_balance_weighs_the_label_loss(demo):
     # The demo's types are unequal (492 / 444 / 409 cells): the default balance 1 weighs the
     # label loss per type, 0 per cell, so the two train differently; None is 1.
-    kw = dict(labels_key="cell_type", n_top_genes=300, normalized=False, **QUICK)
-
-    def embedding(**balance):
-        a = demo.copy()
-        scdreamer.integrate(a, **kw, **balance)
-        return a.obsm["X_scdreamer"]
-
-    default = embedding()
-    assert np.array_equal(default, embedding(label_balance=1))
-    assert not np.array_equal(default, embedding(label_balance=0))
+    default = _sup_embedding(demo)
+    assert np.array_equal(default, _sup_embedding(demo, label_balance=1))
+    assert not np.array_equal(default, _sup_embedding(demo, label_balance=0))
     for bad in (-1, -0.5, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="label_balance must be a number >= 0") as e:
             scdreamer.Model(demo, labels_key="cell_type", label_balance=bad)
@@ -114,16 +114,9 @@ def test_label_balance_weighs_the_label_loss(demo):
 def test_label_loss_chooses_sups_label_loss(demo):
     # The default is the generalized cross-entropy ("gce"); "ce" trains differently; bad values
     # and label_loss without labels_key are refused before any training.
-    kw = dict(labels_key="cell_type", n_top_genes=300, normalized=False, **QUICK)
-
-    def embedding(**loss):
-        a = demo.copy()
-        scdreamer.integrate(a, **kw, **loss)
-        return a.obsm["X_scdreamer"]
-
-    default = embedding()
-    assert np.array_equal(default, embedding(label_loss="gce"))
-    assert not np.array_equal(default, embedding(label_loss="ce"))
+    default = _sup_embedding(demo)
+    assert np.array_equal(default, _sup_embedding(demo, label_loss="gce"))
+    assert not np.array_equal(default, _sup_embedding(demo, label_loss="ce"))
     with pytest.raises(ValueError, match="label_loss must be 'ce' or 'gce', not 'mae'"):
         scdreamer.Model(demo, labels_key="cell_type", label_loss="mae")
     with pytest.raises(ValueError, match="label_loss needs labels_key"):

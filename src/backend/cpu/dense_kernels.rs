@@ -147,7 +147,7 @@ impl DenseKernels for Cpu {
         dvar: Option<&mut Vec<f32>>,
     ) {
         if let Some(dm) = dmean {
-            par::acc1(dm, dz, |d| d);
+            par::zip1(dm, dz, |dm, d| *dm += d);
         }
         if let Some(dv) = dvar {
             random::reparam_bwd_var(var, eps, dz, dv);

@@ -123,20 +123,19 @@ macro_rules! per_variant {
 }
 
 pub fn unary(f: Unary, x: &[f32], y: &mut [f32]) {
-    per_variant!(f, |g| par::map1(y, x, |x| unary_f(g, x)))
+    per_variant!(f, |g| par::zip1(y, x, |y, x| *y = unary_f(g, x)))
 }
 
 pub fn unary_bwd(f: Unary, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    per_variant!(f, |g| par::acc3(dx, dy, x, y, |d, x, y| d * unary_df(
-        g, x, y
-    )))
+    let df = |g| move |dx: &mut f32, d: f32, x: f32, y: f32| *dx += d * unary_df(g, x, y);
+    per_variant!(f, |g| par::zip3(dx, dy, x, y, df(g)))
 }
 
 pub fn binary(f: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
     match f {
-        Binary::Add => par::map2(out, a, b, |a, b| a + b),
-        Binary::Sub => par::map2(out, a, b, |a, b| a - b),
-        Binary::Mul => par::map2(out, a, b, |a, b| a * b),
+        Binary::Add => par::zip2(out, a, b, |o, a, b| *o = a + b),
+        Binary::Sub => par::zip2(out, a, b, |o, a, b| *o = a - b),
+        Binary::Mul => par::zip2(out, a, b, |o, a, b| *o = a * b),
     }
 }
 
@@ -150,15 +149,15 @@ pub fn binary_bwd(
 ) {
     if let Some(da) = da {
         match f {
-            Binary::Add | Binary::Sub => par::acc1(da, dy, |d| d),
-            Binary::Mul => par::acc2(da, dy, b, |d, b| d * b),
+            Binary::Add | Binary::Sub => par::zip1(da, dy, |da, d| *da += d),
+            Binary::Mul => par::zip2(da, dy, b, |da, d, b| *da += d * b),
         }
     }
     if let Some(db) = db {
         match f {
-            Binary::Add => par::acc1(db, dy, |d| d),
-            Binary::Sub => par::acc1(db, dy, |d| -d),
-            Binary::Mul => par::acc2(db, dy, a, |d, a| d * a),
+            Binary::Add => par::zip1(db, dy, |db, d| *db += d),
+            Binary::Sub => par::zip1(db, dy, |db, d| *db += -d),
+            Binary::Mul => par::zip2(db, dy, a, |db, d, a| *db += d * a),
         }
     }
 }

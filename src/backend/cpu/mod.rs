@@ -101,7 +101,7 @@ impl Memory for Cpu {
         dst.copy_from_slice(src);
     }
     fn axpy(&self, alpha: f32, x: &Vec<f32>, y: &mut Vec<f32>) {
-        par::acc1(y, x, |x| alpha * x);
+        par::zip1(y, x, |y, x| *y += alpha * x);
     }
     fn broadcast_acc(&self, g: &Vec<f32>, scale: f32, dst: &mut Vec<f32>) {
         let v = scale * g[0];

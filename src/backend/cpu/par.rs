@@ -46,8 +46,7 @@ pub fn rows_into(out: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + S
 }
 
 /// Elementwise y[i] = f(i) over one output. For a function of same-length inputs prefer
-/// [`map1`]/[`map2`] and [`acc1`]-[`acc3`]: they hand the loop slices, so it has no index
-/// checks and vectorises.
+/// [`zip1`]-[`zip3`]: they hand the loop slices, so it has no index checks and vectorises.
 pub fn map_into(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
     chunks_mut(out, CHUNK, |off, s| {
         for (k, o) in s.iter_mut().enumerate() {
@@ -71,35 +70,35 @@ fn part(x: &[f32], off: usize, len: usize) -> &[f32] {
     &x[off..off + len]
 }
 
-/// out[i] = f(a[i]).
-pub fn map1(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+/// `f(&mut out[i], a[i])`: `*o = ...` maps, `*o += ...` accumulates.
+pub fn zip1(out: &mut [f32], a: &[f32], f: impl Fn(&mut f32, f32) + Sync + Send) {
     assert_eq!(a.len(), out.len());
     chunks_mut(out, CHUNK, |off, s| {
         let a = part(a, off, s.len());
         for (o, &a) in s.iter_mut().zip(a) {
-            *o = f(a);
+            f(o, a);
         }
     });
 }
 
-/// out[i] = f(a[i], b[i]).
-pub fn map2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) {
+/// `f(&mut out[i], a[i], b[i])`.
+pub fn zip2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(&mut f32, f32, f32) + Sync + Send) {
     assert!(a.len() == out.len() && b.len() == out.len());
     chunks_mut(out, CHUNK, |off, s| {
         let n = s.len();
         for ((o, &a), &b) in s.iter_mut().zip(part(a, off, n)).zip(part(b, off, n)) {
-            *o = f(a, b);
+            f(o, a, b);
         }
     });
 }
 
-/// out[i] = f(a[i], b[i], c[i]).
-pub fn map3(
+/// `f(&mut out[i], a[i], b[i], c[i])`.
+pub fn zip3(
     out: &mut [f32],
     a: &[f32],
     b: &[f32],
     c: &[f32],
-    f: impl Fn(f32, f32, f32) -> f32 + Sync + Send,
+    f: impl Fn(&mut f32, f32, f32, f32) + Sync + Send,
 ) {
     assert!(a.len() == out.len() && b.len() == out.len() && c.len() == out.len());
     chunks_mut(out, CHUNK, |off, s| {
@@ -109,50 +108,7 @@ pub fn map3(
             .zip(part(b, off, n))
             .zip(part(c, off, n));
         for (o, ((&a, &b), &c)) in s.iter_mut().zip(abc) {
-            *o = f(a, b, c);
-        }
-    });
-}
-
-/// out[i] += f(a[i]).
-pub fn acc1(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) {
-    assert_eq!(a.len(), out.len());
-    chunks_mut(out, CHUNK, |off, s| {
-        let a = part(a, off, s.len());
-        for (o, &a) in s.iter_mut().zip(a) {
-            *o += f(a);
-        }
-    });
-}
-
-/// out[i] += f(a[i], b[i]).
-pub fn acc2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) {
-    assert!(a.len() == out.len() && b.len() == out.len());
-    chunks_mut(out, CHUNK, |off, s| {
-        let n = s.len();
-        for ((o, &a), &b) in s.iter_mut().zip(part(a, off, n)).zip(part(b, off, n)) {
-            *o += f(a, b);
-        }
-    });
-}
-
-/// out[i] += f(a[i], b[i], c[i]).
-pub fn acc3(
-    out: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    c: &[f32],
-    f: impl Fn(f32, f32, f32) -> f32 + Sync + Send,
-) {
-    assert!(a.len() == out.len() && b.len() == out.len() && c.len() == out.len());
-    chunks_mut(out, CHUNK, |off, s| {
-        let n = s.len();
-        let abc = part(a, off, n)
-            .iter()
-            .zip(part(b, off, n))
-            .zip(part(c, off, n));
-        for (o, ((&a, &b), &c)) in s.iter_mut().zip(abc) {
-            *o += f(a, b, c);
+            f(o, a, b, c);
         }
     });
 }

@@ -39,11 +39,13 @@ pub fn normal(seed: u64, out: &mut [f32]) {
 }
 
 pub fn reparam(mean: &[f32], var: &[f32], eps: &[f32], z: &mut [f32]) {
-    super::par::map3(z, mean, var, eps, |m, v, e| m + v.sqrt() * e);
+    super::par::zip3(z, mean, var, eps, |z, m, v, e| *z = m + v.sqrt() * e);
 }
 
 /// dvar += dz * eps / (2 sqrt(var)): the variance's part of [`reparam`]'s backward (the mean's
 /// gradient is dz itself).
 pub fn reparam_bwd_var(var: &[f32], eps: &[f32], dz: &[f32], dvar: &mut [f32]) {
-    super::par::acc3(dvar, dz, eps, var, |d, e, v| d * e * 0.5 / v.sqrt());
+    super::par::zip3(dvar, dz, eps, var, |dv, d, e, v| {
+        *dv += d * e * 0.5 / v.sqrt()
+    });
 }
